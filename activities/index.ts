@@ -1,0 +1,23 @@
+import { validateDataset } from './dataset.js';
+import { hashDatasetFiles } from './manifest.js';
+import { signRelease, type ReleaseRequest } from './release.js';
+import { ArtifactStore } from './store.js';
+
+export interface ActivityConfig {
+  /** Folder of the content-addressed artifact store. */
+  artifactsDir: string;
+  /** PKCS#8 PEM Ed25519 key that signs release attestations. */
+  releaseKeyPath: string;
+}
+
+/** The activities a worker registers; workflows import only their type. */
+export function createActivities(config: ActivityConfig) {
+  const store = new ArtifactStore(config.artifactsDir);
+  return {
+    hashDatasetFiles,
+    validateDataset,
+    signRelease: (req: ReleaseRequest) => signRelease(store, config.releaseKeyPath, req),
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;

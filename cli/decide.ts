@@ -1,0 +1,53 @@
+// Approve or reject from the CLI: sign the decision with the cli channel's key and send it as a Workflow Update.
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { loadPrivateKey, signDecision } from '../activities/keys.js';
+import type { Channel, Decision } from '../policy/index.js';
+import { approveUpdate, rejectUpdate, stageWorkflowId, type DecisionAccepted } from '../workflows/messages.js';
+
+export interface DecisionRequest {
+  workflowId: string;
+  stage: string;
+  person: string;
+  decision: 'approve' | 'reject';
+  comment?: string;
+  keyPath: string;
+  channel?: Channel;
+  /** For tests of refused decisions; defaults to now. */
+  issuedAt?: string;
+}
+
+/** A decision the workflow refused, with the workflow's own reason. */
+export class DecisionRefused extends Error {
+  constructor(reason: string) {
+    super(reason);
+    this.name = 'DecisionRefused';
+  }
+}
+
+export async function sendDecision(client: Client, req: DecisionRequest): Promise<DecisionAccepted> {
+  const key = await loadPrivateKey(req.keyPath);
+  const decision: Decision = {
+    workflowId: req.workflowId,
+    stage: req.stage,
+    person: req.person,
+    channel: req.channel ?? 'cli',
+    decision: req.decision,
+    comment: req.comment ?? '',
+    issuedAt: req.issuedAt ?? new Date().toISOString(),
+  };
+  const signed = signDecision(decision, key);
+  const handle = client.workflow.getHandle(stageWorkflowId(req.workflowId, req.stage));
+  try {
+    return await handle.executeUpdate(req.decision === 'approve' ? approveUpdate : rejectUpdate, { args: [signed] });
+  } catch (e) {
+    throw translate(e, req);
+  }
+}
+
+function translate(e: unknown, req: DecisionRequest): Error {
+  if (e instanceof WorkflowUpdateFailedError) return new DecisionRefused(e.cause?.message ?? e.message);
+  if (e instanceof WorkflowNotFoundError) return new DecisionRefused(`stage ${req.stage} of ${req.workflowId} is not waiting for approval (it has not started)`);
+  const msg = (e as Error).message ?? String(e);
+  if (/already completed|workflow execution.*(complete|finished)/i.test(msg)) return new DecisionRefused(`stage ${req.stage} of ${req.workflowId} is not waiting for approval (it has finished)`);
+  return e as Error;
+}

@@ -1,0 +1,160 @@
+// The `secmlops` command. Every command that takes a policy validates it before it connects to anything.
+import { Command, InvalidArgumentError } from 'commander';
+import { ensureDevKeys } from '../activities/keys.js';
+import { PolicyError } from '../policy/index.js';
+import { connectClient, connectionConfigFromEnv } from '../worker/connection.js';
+import { homePaths } from '../worker/paths.js';
+import { DecisionRefused, sendDecision } from './decide.js';
+import { loadPolicy } from './load-policy.js';
+import { renderStatus, stageProgress, type ActivityProgress } from './render.js';
+import { localSubject, pipelineId } from './subject.js';
+import { verifyFile } from './verify.js';
+import { TASK_QUEUE, type PipelineStatus } from '../workflows/messages.js';
+
+const program = new Command('secmlops')
+  .description('Security controls for every stage of an ML model’s life, as durable Temporal pipelines')
+  .option('--address <host:port>', 'Temporal frontend (default: TEMPORAL_ADDRESS or localhost:7233)')
+  .option('--namespace <ns>', 'Temporal namespace (default: TEMPORAL_NAMESPACE or default)')
+  .showHelpAfterError();
+
+const client = () => connectClient(connectionConfigFromEnv(program.opts()));
+const int = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number');
+  return n;
+};
+
+program
+  .command('dev')
+  .description('the embedded stack (what `npm start` runs): dev server, CPU and gpu workers, and the example pipeline')
+  .option('--policy <file>', 'policy to run', 'examples/fashion-mnist/secmlops.yaml')
+  .option('--port <n>', 'Temporal frontend port', int, 7233)
+  .option('--ui-port <n>', 'Temporal web UI port', int, 8233)
+  .action(async (o: { policy: string; port: number; uiPort: number }) => {
+    const { dev } = await import('./dev.js');
+    await dev(o);
+  });
+
+program
+  .command('worker')
+  .description('run workers for the CPU and/or gpu task queues until SIGINT or SIGTERM')
+  .option('--queues <list>', 'comma-separated: cpu, gpu', 'cpu,gpu')
+  .action(async (o: { queues: string }) => {
+    const { runWorkers } = await import('./worker-command.js');
+    await runWorkers(o.queues, connectionConfigFromEnv(program.opts()));
+  });
+
+program
+  .command('check')
+  .description('validate a policy file and print what it says')
+  .argument('<policy>', 'secmlops.yaml')
+  .action(async (file: string) => {
+    const p = await loadPolicy(file);
+    console.log(`${p.file}: valid. Stages: ${p.stages.map((s) => s.name + (s.approval ? ` (approval: ${s.approval.roles.join(' + ')})` : '')).join(' → ')}; ${p.people.length} people; ${p.gates.length} gates.`);
+  });
+
+program
+  .command('run')
+  .description('start a pipeline for a change (re-running for the same change attaches to its pipeline)')
+  .requiredOption('--policy <file>', 'secmlops.yaml')
+  .option('--repo <owner/name>', 'repository', 'local/repo')
+  .option('--pr <n>', 'pull request number', int)
+  .option('--sha <sha>', 'head commit (default: git HEAD)')
+  .option('--author <login>', 'GitHub login of the change’s author (never allowed to approve it)', 'local-dev')
+  .option('--id <workflowId>', 'workflow ID (default: derived from the repository and PR or commit)')
+  .option('--wait', 'wait for the verdict; exit non-zero when it fails')
+  .action(async (o: { policy: string; repo: string; pr?: number; sha?: string; author: string; id?: string; wait?: boolean }) => {
+    const policy = await loadPolicy(o.policy);
+    const subject = { ...localSubject(o.repo, o.author), ...(o.sha ? { headSha: o.sha } : {}), ...(o.pr !== undefined ? { pr: o.pr } : {}) };
+    const workflowId = o.id ?? pipelineId(policy.name, subject);
+    const c = await client();
+    const handle = await c.workflow.start('secmlopsPipeline', { taskQueue: TASK_QUEUE, workflowId, args: [subject, policy], workflowIdConflictPolicy: 'USE_EXISTING' });
+    console.log(`Pipeline ${workflowId} (run ${handle.firstExecutionRunId}). Follow it with: npx secmlops status ${workflowId}`);
+    if (o.wait) {
+      const r = (await handle.result()) as PipelineStatus;
+      console.log(renderStatus(r));
+      process.exitCode = r.state === 'passed' ? 0 : 1;
+    }
+  });
+
+program
+  .command('status')
+  .description('a pipeline’s stages, pending approvals, progress and audit trail')
+  .argument('<workflowId>')
+  .option('--json', 'print the status as JSON (an audit trail `verify --policy` can check)')
+  .action(async (id: string, o: { json?: boolean }) => {
+    const c = await client();
+    const status = await c.workflow.getHandle(id).query<PipelineStatus>('status');
+    if (o.json) return console.log(JSON.stringify(status, null, 2));
+    const progress = new Map<string, ActivityProgress[]>();
+    for (const s of status.stages) if (s.state === 'running') progress.set(s.name, await stageProgress(c, s.workflowId));
+    console.log(renderStatus(status, progress));
+  });
+
+program
+  .command('list')
+  .description('pipelines known to the server')
+  .action(async () => {
+    const c = await client();
+    for await (const w of c.workflow.list({ query: `WorkflowType = 'secmlopsPipeline'` })) {
+      console.log(`${w.workflowId.padEnd(48)} ${w.status.name.padEnd(11)} ${w.startTime.toISOString()}`);
+    }
+  });
+
+for (const decision of ['approve', 'reject'] as const) {
+  program
+    .command(decision)
+    .description(`${decision} a stage that is waiting, signed with the cli channel's key`)
+    .argument('<workflowId>', 'the pipeline')
+    .requiredOption('--stage <stage>', 'plan, data or release')
+    .requiredOption('--as <person>', 'person id from the policy')
+    .requiredOption('--key <file>', 'the cli channel’s Ed25519 private key (PEM)')
+    .option('--comment <text>', decision === 'reject' ? 'the reason (required)' : 'a comment for the audit trail', '')
+    .option('--policy <file>', 'validate this policy first')
+    .action(async (id: string, o: { stage: string; as: string; key: string; comment: string; policy?: string }) => {
+      if (o.policy) await loadPolicy(o.policy);
+      if (decision === 'reject' && !o.comment.trim()) throw new DecisionRefused('a rejection needs a reason: --comment "…"');
+      const r = await sendDecision(await client(), { workflowId: id, stage: o.stage, person: o.as, decision, comment: o.comment, keyPath: o.key });
+      const state = r.outcome ? `stage ${r.stage} ${r.outcome}` : `stage ${r.stage} still needs ${r.missingRoles.join(' + ') || 'more approvers'}`;
+      console.log(`Accepted: ${o.as} ${decision === 'approve' ? 'approved' : 'rejected'} ${r.stage}; ${state}.`);
+    });
+}
+
+program
+  .command('verify')
+  .description('check a release attestation (DSSE envelope) or an exported audit trail')
+  .argument('<file>', 'a file, or sha256:<digest> in the artifact store')
+  .option('--key <pub>', 'trusted release public key (base64 raw or PEM)')
+  .option('--policy <file>', 'policy whose release key and channel keys are trusted')
+  .action(async (file: string, o: { key?: string; policy?: string }) => {
+    const policy = o.policy ? await loadPolicy(o.policy) : undefined;
+    const r = await verifyFile(file, { keyPath: o.key, policy, artifactsDir: homePaths().artifacts });
+    if (r.kind === 'attestation') {
+      console.log(`✔ envelope signature verifies; pipeline ${r.pipeline}`);
+      for (const s of r.subjects) console.log(`  subject ${s.name} sha256:${s.sha256}`);
+    }
+    for (const d of r.decisions) console.log(`  ${d.valid === true ? '✔' : d.valid === false ? '✘' : '?'} ${d.stage} ${d.decision} by ${d.person} via ${d.channel}${d.reason ? ` — ${d.reason}` : ''}`);
+    if (!r.ok) throw new Error('verification failed');
+    console.log('verified');
+  });
+
+program
+  .command('keys')
+  .description('development keys')
+  .command('init')
+  .description('create any missing Ed25519 key pairs (cli, console, slack, github, release) under .secmlops/keys')
+  .action(async () => {
+    const dir = homePaths().keys;
+    const created = await ensureDevKeys(dir);
+    console.log(created.length ? `created ${created.join(', ')} in ${dir}` : `all keys already exist in ${dir}`);
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  const err = e as Error;
+  const known = err instanceof PolicyError || err instanceof DecisionRefused;
+  console.error(`secmlops: ${known ? '' : 'error: '}${err.message}`);
+  if (process.env.SECMLOPS_DEBUG) console.error(err.stack);
+  process.exitCode = 1;
+}

@@ -1,0 +1,28 @@
+import type { Gate } from './types.js';
+
+/** Metrics the data stage measures per split; gates may name them. */
+export const DATA_METRIC_PATTERN = /^data\.([A-Za-z0-9_-]+)\.(images|min_class_fraction|max_class_fraction|pixel_mean|pixel_std)$/;
+
+export interface GateResult extends Gate {
+  /** Undefined when no stage measured the metric: such a gate fails closed. */
+  measured?: number;
+  passed: boolean;
+}
+
+export function evaluateGate(gate: Gate, metrics: Record<string, number>): GateResult {
+  const measured = metrics[gate.metric];
+  if (measured === undefined || Number.isNaN(measured)) return { ...gate, passed: false };
+  const v = gate.value;
+  const passed =
+    gate.op === '>=' ? measured >= v : gate.op === '>' ? measured > v : gate.op === '<=' ? measured <= v : gate.op === '<' ? measured < v : measured === v;
+  return { ...gate, measured, passed };
+}
+
+export function describeGate(g: GateResult): string {
+  const seen = g.measured === undefined ? 'not measured' : `measured ${round(g.measured)}`;
+  return `${g.id}: ${g.metric} ${g.op} ${g.value}, ${seen} (${g.passed ? 'pass' : 'FAIL'})`;
+}
+
+function round(x: number): string {
+  return Number.isInteger(x) ? String(x) : x.toFixed(4);
+}

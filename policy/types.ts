@@ -1,0 +1,120 @@
+// The parsed, validated form of `secmlops.yaml`. Workflows receive this object as input, so it holds
+// only plain data (no functions, no Dates) and every duration is already in milliseconds.
+
+export const STRIDE = ['S', 'T', 'R', 'I', 'D', 'E'] as const;
+export type StrideCategory = (typeof STRIDE)[number];
+export const STRIDE_NAMES: Record<StrideCategory, string> = {
+  S: 'Spoofing',
+  T: 'Tampering',
+  R: 'Repudiation',
+  I: 'Information disclosure',
+  D: 'Denial of service',
+  E: 'Elevation of privilege',
+};
+
+export const STAGE_NAMES = ['plan', 'data', 'release'] as const;
+export type StageName = (typeof STAGE_NAMES)[number];
+
+export const CHANNELS = ['cli', 'console', 'slack', 'github'] as const;
+export type Channel = (typeof CHANNELS)[number];
+
+export interface Person {
+  id: string;
+  name?: string;
+  github?: string;
+  slack?: string;
+  console?: string;
+}
+
+export interface Role {
+  id: string;
+  name: string;
+  members: string[];
+}
+
+export interface Approval {
+  roles: string[];
+  /** Distinct people needed. */
+  quorum: number;
+  /** When true every listed role is covered by a different approver (two-person rule). */
+  everyRole: boolean;
+  timeoutMs?: number;
+  escalation?: string;
+  deadlineMs?: number;
+}
+
+export interface Stage {
+  name: StageName;
+  approval?: Approval;
+}
+
+export type GateOp = '>=' | '>' | '<=' | '<' | '==';
+export interface Gate {
+  id: string;
+  metric: string;
+  op: GateOp;
+  value: number;
+}
+
+export interface DatasetFile {
+  path: string;
+  sha256: string;
+}
+
+export interface DatasetSplit {
+  images: string;
+  labels: string;
+}
+
+export interface Dataset {
+  /** Absolute, or relative to the policy file's folder (resolved by the loader). */
+  root: string;
+  classes: number;
+  files: DatasetFile[];
+  splits: Record<string, DatasetSplit>;
+}
+
+export interface Artifacts {
+  dataset?: Dataset;
+  model?: { path: string; sha256?: string };
+}
+
+export interface Asset {
+  id: string;
+  description?: string;
+}
+
+export interface Control {
+  id: string;
+  description?: string;
+  mitigates: { asset: string; stride: StrideCategory[] }[];
+}
+
+export interface RiskAcceptance {
+  asset: string;
+  stride: StrideCategory[];
+  role: string;
+  reason: string;
+}
+
+export interface ThreatModel {
+  assets: Asset[];
+  controls: Control[];
+  acceptances: RiskAcceptance[];
+}
+
+export interface Policy {
+  version: 1;
+  name: string;
+  /** Where the policy came from, for messages. */
+  file: string;
+  people: Person[];
+  roles: Role[];
+  stages: Stage[];
+  gates: Gate[];
+  artifacts: Artifacts;
+  threatModel: ThreatModel;
+  /** Ed25519 public keys, base64 of the raw 32 bytes, one per channel that may sign decisions. */
+  channels: Partial<Record<Channel, { publicKey: string }>>;
+  release?: { publicKey?: string };
+}

@@ -1,0 +1,57 @@
+// The CPU worker (workflows and light activities) and the `gpu` task-queue worker (compute-heavy activities).
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { fileURLToPath } from 'node:url';
+import { createActivities, type ActivityConfig } from '../activities/index.js';
+import { GPU_TASK_QUEUE, TASK_QUEUE } from '../workflows/messages.js';
+import { dataConverter } from './connection.js';
+
+export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+
+export type Queue = 'cpu' | 'gpu';
+
+export interface WorkerSetup extends ActivityConfig {
+  connection: NativeConnection;
+  namespace: string;
+  queues: Queue[];
+  /** A prebuilt workflow bundle (tests share one); otherwise the workflows are bundled at start. */
+  workflowBundle?: WorkerOptions['workflowBundle'];
+  identity?: string;
+}
+
+export async function createWorkers(setup: WorkerSetup): Promise<Worker[]> {
+  const activities = createActivities(setup);
+  const common: Partial<WorkerOptions> = {
+    connection: setup.connection,
+    namespace: setup.namespace,
+    dataConverter: dataConverter(),
+    ...(setup.identity ? { identity: setup.identity } : {}),
+    // Progress shows in `secmlops status` from heartbeats, and a crashed worker's retry resumes from the latest one.
+    maxHeartbeatThrottleInterval: '1s',
+    defaultHeartbeatThrottleInterval: '1s',
+    shutdownGraceTime: '10s',
+  };
+  const workers: Worker[] = [];
+  if (setup.queues.includes('cpu')) {
+    workers.push(
+      await Worker.create({
+        ...common,
+        taskQueue: TASK_QUEUE,
+        ...(setup.workflowBundle ? { workflowBundle: setup.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+        activities: { hashDatasetFiles: activities.hashDatasetFiles, signRelease: activities.signRelease },
+      }),
+    );
+  }
+  if (setup.queues.includes('gpu')) {
+    // No GPU runtime is used yet: this queue's activities run on the CPU wherever the worker runs.
+    workers.push(await Worker.create({ ...common, taskQueue: GPU_TASK_QUEUE, activities: { validateDataset: activities.validateDataset } }));
+  }
+  return workers;
+}
+
+export async function connectWorker(address: string, options: Omit<Parameters<typeof NativeConnection.connect>[0], 'address'> = {}): Promise<NativeConnection> {
+  try {
+    return await NativeConnection.connect({ ...options, address });
+  } catch (e) {
+    throw new Error(`cannot reach Temporal at ${address} (${(e as Error).message})`);
+  }
+}

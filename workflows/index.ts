@@ -1,0 +1,2 @@
+export { secmlopsPipeline } from './pipeline.js';
+export { planStage, dataStage, releaseStage } from './stages.js';

@@ -1,0 +1,58 @@
+// The pipeline: one child workflow per stage the policy lists, in order; the first stage that does not pass ends it.
+// Versioning: runs wait for approvals for days, so a change to this code that alters the commands it issues
+// must be guarded with patched('<change-id>') and the histories under test/histories/ must keep replaying.
+import { executeChild, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { Policy, StageName } from '../policy/index.js';
+import { stageUpdateSignal, statusQuery, stageWorkflowId, type AuditEntry, type PipelineResult, type PipelineStatus, type StageResult, type StageStatus, type Subject } from './messages.js';
+import { dataStage, planStage, releaseStage } from './stages.js';
+
+export async function secmlopsPipeline(subject: Subject, policy: Policy): Promise<PipelineResult> {
+  const pipelineId = workflowInfo().workflowId;
+  const audits = new Map<string, AuditEntry[]>();
+  const status: PipelineStatus = {
+    workflowId: pipelineId,
+    policyName: policy.name,
+    subject,
+    state: 'running',
+    stages: policy.stages.map((s) => pendingStage(s.name, stageWorkflowId(pipelineId, s.name))),
+    audit: [],
+  };
+  const record = (r: StageResult) => {
+    const i = status.stages.findIndex((s) => s.name === r.status.name);
+    if (i < 0) return;
+    // Signals may arrive out of order or after the final result: keep the newest report.
+    if (r.status.revision < status.stages[i].revision) return;
+    status.stages[i] = r.status;
+    audits.set(r.status.name, r.audit);
+    status.audit = policy.stages.flatMap((s) => audits.get(s.name) ?? []);
+  };
+  setHandler(statusQuery, () => status);
+  setHandler(stageUpdateSignal, record);
+
+  for (const stage of policy.stages) {
+    const input = { pipelineId, subject, policy, stage };
+    const options = { workflowId: stageWorkflowId(pipelineId, stage.name) };
+    let result: StageResult;
+    if (stage.name === 'release') {
+      const earlier = status.stages.filter((s) => s.name !== 'release');
+      const manifest = status.stages.find((s) => s.name === 'data')?.manifest;
+      result = await executeChild(releaseStage, { ...options, args: [{ ...input, earlier, audit: status.audit, manifest }] });
+    } else {
+      result = await executeChild(STAGES[stage.name], { ...options, args: [input] });
+    }
+    record(result);
+    if (result.status.state !== 'passed') {
+      status.state = 'failed';
+      status.reason = `stage ${stage.name} ${result.status.state}: ${result.status.error ?? 'no reason recorded'}`;
+      return status as PipelineResult;
+    }
+  }
+  status.state = 'passed';
+  return status as PipelineResult;
+}
+
+const STAGES: Record<Exclude<StageName, 'release'>, typeof planStage> = { plan: planStage, data: dataStage };
+
+function pendingStage(name: StageName, workflowId: string): StageStatus {
+  return { name, workflowId, state: 'pending', revision: -1, tasks: [], blockers: [], findings: [], metrics: {}, gates: [], artifacts: {} };
+}

@@ -1,0 +1,117 @@
+// One child workflow per lifecycle stage. Each is a swimlane: its tasks, then the approval its policy names.
+import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
+import { describeCell, evaluateGate, threatMatrix } from '../policy/index.js';
+import type { Activities } from '../activities/index.js';
+import { GPU_TASK_QUEUE, type AuditEntry, type ManifestEntry, type StageResult, type StageStatus } from './messages.js';
+import { Swimlane, type StageInput } from './swimlane.js';
+
+const cpu = proxyActivities<Activities>({
+  startToCloseTimeout: '2h',
+  heartbeatTimeout: '10s',
+  retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 10 },
+});
+const gpu = proxyActivities<Activities>({
+  taskQueue: GPU_TASK_QUEUE,
+  startToCloseTimeout: '2h',
+  heartbeatTimeout: '30s',
+  retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 5 },
+});
+
+/** plan: every asset × STRIDE cell needs a control or a recorded risk acceptance before anyone may approve. */
+export async function planStage(input: StageInput): Promise<StageResult> {
+  const lane = new Swimlane(input, ['threat-model']);
+  await lane.task('threat-model', 'checking the threat model', async () => {
+    const cells = threatMatrix(input.policy.threatModel);
+    lane.status.threatModel = cells;
+    if (cells.length === 0) lane.status.blockers.push('the policy names no assets in threatModel.assets');
+    for (const c of cells) {
+      if (c.status === 'uncovered') lane.status.blockers.push(`${describeCell(c)} has neither a control nor a risk acceptance`);
+      if (c.acceptedBy) lane.status.findings.push(`${describeCell(c)}: risk accepted by ${c.acceptedBy.role} (${c.acceptedBy.reason})`);
+    }
+    lane.status.metrics['plan.cells'] = cells.length;
+    lane.status.metrics['plan.uncovered'] = cells.filter((c) => c.status === 'uncovered').length;
+  });
+  return lane.approval();
+}
+
+/** data: a pinned SHA-256 manifest, IDX validation and class balance, the data gates, then approval. */
+export async function dataStage(input: StageInput): Promise<StageResult> {
+  const lane = new Swimlane(input, ['manifest', 'validate', 'gates']);
+  const dataset = input.policy.artifacts.dataset;
+  if (!dataset) return lane.fail('the policy has no artifacts.dataset to check');
+  try {
+    const { manifest } = await lane.task('manifest', `hashing ${dataset.files.length} dataset files`, () =>
+      cpu.hashDatasetFiles({ root: dataset.root, files: dataset.files.map((f) => f.path) }),
+    );
+    lane.status.manifest = manifest;
+    const mismatches = dataset.files.flatMap((f) => {
+      const got = manifest.find((m) => m.path === f.path);
+      return got?.sha256 === f.sha256 ? [] : [`dataset file ${f.path} has SHA-256 ${got?.sha256 ?? '(missing)'}, but the policy pins ${f.sha256}`];
+    });
+    if (mismatches.length > 0) {
+      lane.status.tasks[0].state = 'failed';
+      return lane.fail(mismatches.join('; '));
+    }
+    const splits = await lane.task('validate', 'validating IDX files', () =>
+      gpu.validateDataset({ root: dataset.root, splits: dataset.splits, classes: dataset.classes }),
+    );
+    lane.status.splits = splits;
+    for (const s of splits) {
+      const total = s.classCounts.reduce((a, b) => a + b, 0);
+      Object.assign(lane.status.metrics, {
+        [`data.${s.split}.images`]: s.images,
+        [`data.${s.split}.min_class_fraction`]: Math.min(...s.classCounts) / total,
+        [`data.${s.split}.max_class_fraction`]: Math.max(...s.classCounts) / total,
+        [`data.${s.split}.pixel_mean`]: s.pixelMean,
+        [`data.${s.split}.pixel_std`]: s.pixelStd,
+      });
+    }
+  } catch (err) {
+    return lane.fail(failureMessage(err));
+  }
+  const failed = await lane.task('gates', 'checking the data gates', async () => {
+    lane.status.gates = input.policy.gates.filter((g) => g.metric.startsWith('data.')).map((g) => evaluateGate(g, lane.status.metrics));
+    return lane.status.gates.filter((g) => !g.passed);
+  });
+  if (failed.length > 0) return lane.fail(`failed gates: ${failed.map((g) => `${g.id} (measured ${g.measured ?? 'nothing'})`).join(', ')}`);
+  return lane.approval();
+}
+
+export interface ReleaseInput extends StageInput {
+  earlier: StageStatus[];
+  audit: AuditEntry[];
+  manifest?: ManifestEntry[];
+}
+
+/** release: sign an in-toto statement of what exists and who decided, then a two-person approval. */
+export async function releaseStage(input: ReleaseInput): Promise<StageResult> {
+  const lane = new Swimlane(input, ['sign']);
+  try {
+    const signed = await lane.task('sign', 'signing the release attestation', () =>
+      cpu.signRelease({
+        pipelineId: input.pipelineId,
+        subject: input.subject,
+        policyName: input.policy.name,
+        dataset: input.manifest ?? [],
+        model: input.policy.artifacts.model,
+        stages: input.earlier.map((s) => ({ name: s.name, state: s.state, metrics: s.metrics, gates: s.gates })),
+        audit: input.audit,
+      }),
+    );
+    lane.status.artifacts.attestation = signed.ref;
+    lane.status.artifacts.attestationPath = signed.path;
+    lane.status.artifacts.releaseKeyId = signed.keyId;
+    if (signed.modelSha256) lane.status.artifacts.model = `sha256:${signed.modelSha256}`;
+  } catch (err) {
+    return lane.fail(failureMessage(err));
+  }
+  return lane.approval();
+}
+
+function failureMessage(err: unknown): string {
+  // An activity failure wraps the activity's own error; its message is what a person needs.
+  let e: unknown = err;
+  while (e instanceof Error && e.cause instanceof Error) e = e.cause;
+  if (e instanceof ApplicationFailure || e instanceof Error) return e.message;
+  return String(err);
+}
