@@ -40,14 +40,13 @@ export async function sendDecision(client: Client, req: DecisionRequest): Promis
   try {
     return await handle.executeUpdate(req.decision === 'approve' ? approveUpdate : rejectUpdate, { args: [signed] });
   } catch (e) {
-    throw translate(e, req);
+    if (e instanceof WorkflowUpdateFailedError) throw new DecisionRefused(e.cause?.message ?? e.message);
+    if (!(e instanceof WorkflowNotFoundError)) throw e;
+    // The stage's workflow is not running: tell a stage that ended from one that has not begun.
+    const ended = await handle.describe().then(
+      (d) => d.status.name !== 'RUNNING',
+      () => false,
+    );
+    throw new DecisionRefused(`stage ${req.stage} of ${req.workflowId} is not waiting for approval (it has ${ended ? 'finished' : 'not started'})`);
   }
-}
-
-function translate(e: unknown, req: DecisionRequest): Error {
-  if (e instanceof WorkflowUpdateFailedError) return new DecisionRefused(e.cause?.message ?? e.message);
-  if (e instanceof WorkflowNotFoundError) return new DecisionRefused(`stage ${req.stage} of ${req.workflowId} is not waiting for approval (it has not started)`);
-  const msg = (e as Error).message ?? String(e);
-  if (/already completed|workflow execution.*(complete|finished)/i.test(msg)) return new DecisionRefused(`stage ${req.stage} of ${req.workflowId} is not waiting for approval (it has finished)`);
-  return e as Error;
 }

@@ -1,0 +1,92 @@
+// Clients and workers against the real dev server that global-setup started.
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import { readFileSync } from 'node:fs';
+import type { Policy } from '../../policy/index.js';
+import { createWorkers } from '../../worker/workers.js';
+import { TASK_QUEUE, type PipelineResult, type PipelineStatus, type StageState, type Subject } from '../../workflows/messages.js';
+import type { Fixture } from './fixture.js';
+
+export const AUTHOR = 'mia-ml';
+
+export function testAddress(): string {
+  const a = process.env.SECMLOPS_TEST_ADDRESS;
+  if (!a) throw new Error('SECMLOPS_TEST_ADDRESS is unset: run the tests through `npm test`, whose global setup starts the dev server');
+  return a;
+}
+
+export function workflowBundle(): { code: string } {
+  return { code: readFileSync(process.env.SECMLOPS_TEST_BUNDLE!, 'utf8') };
+}
+
+export interface Stack {
+  client: Client;
+  workers: Worker[];
+  stop: () => Promise<void>;
+}
+
+/** A client and in-process CPU and gpu workers. */
+export async function startStack(fx: Fixture, address = testAddress()): Promise<Stack> {
+  const connection = await Connection.connect({ address });
+  const client = new Client({ connection });
+  const native = await NativeConnection.connect({ address });
+  const workers = await createWorkers({
+    connection: native,
+    namespace: 'default',
+    queues: ['cpu', 'gpu'],
+    artifactsDir: fx.artifacts,
+    releaseKeyPath: fx.key('release'),
+    workflowBundle: workflowBundle(),
+  });
+  const running = workers.map((w) => w.run());
+  return {
+    client,
+    workers,
+    stop: async () => {
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+      await Promise.allSettled(running);
+      await native.close();
+      await connection.close();
+    },
+  };
+}
+
+let counter = 0;
+export function uniqueId(name: string): string {
+  return `test-${name}-${Date.now().toString(36)}-${counter++}`;
+}
+
+export function subject(author = AUTHOR): Subject {
+  return { repo: 'acme/models', pr: 7, headSha: 'a'.repeat(40), author };
+}
+
+export async function startPipeline(client: Client, policy: Policy, id: string, subj = subject()): Promise<WorkflowHandle> {
+  return client.workflow.start('secmlopsPipeline', { taskQueue: TASK_QUEUE, workflowId: id, args: [subj, policy] });
+}
+
+export async function status(handle: WorkflowHandle): Promise<PipelineStatus> {
+  return handle.query<PipelineStatus>('status');
+}
+
+/** Polls the pipeline's status until a stage reaches one of the states. */
+export async function waitForStage(handle: WorkflowHandle, stage: string, states: StageState[], timeoutMs = 60_000): Promise<PipelineStatus> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const s = await status(handle);
+    if (s.stages.find((x) => x.name === stage && states.includes(x.state))) return s;
+    if (s.state !== 'running') throw new Error(`pipeline ended (${s.state}: ${s.reason}) before stage ${stage} became ${states.join('/')}`);
+    if (Date.now() > until) throw new Error(`stage ${stage} did not become ${states.join('/')} within ${timeoutMs} ms: ${JSON.stringify(s.stages.map((x) => [x.name, x.state]))}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+export async function result(handle: WorkflowHandle): Promise<PipelineResult> {
+  return (await handle.result()) as PipelineResult;
+}
+
+// Worker lifecycle chatter at INFO would bury test output; warnings and errors still show.
+try {
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+} catch {
+  // Already installed by an earlier test file in this process.
+}
