@@ -1,4 +1,4 @@
-import { parseDocument } from 'yaml';
+import { LineCounter, parseDocument } from 'yaml';
 import { decodeBase64 } from './base64.js';
 import { DEFAULT_APPROVALS, DEFAULT_ROLES, LIFECYCLE } from './defaults.js';
 import { parseDuration } from './duration.js';
@@ -37,10 +37,12 @@ const GATE_OPS: readonly GateOp[] = ['>=', '>', '<=', '<', '=='];
 /** Parses and validates `secmlops.yaml`. Pure: no I/O, so every entry point (and workflows) can share it. */
 export function parsePolicy(text: string, opts: ParseOptions): Policy {
   const r = new Reader(opts.file);
-  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false, lineCounter });
   if (doc.errors.length > 0) {
     const e = doc.errors[0];
-    const where = e.linePos ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : '';
+    const pos = lineCounter.linePos(e.pos[0]);
+    const where = `line ${pos.line}, column ${pos.col}`;
     throw new PolicyError(opts.file, where, `not valid YAML: ${e.message.split('\n')[0]}`);
   }
   const top = r.mapping(doc.toJS(), '', {

@@ -1,0 +1,95 @@
+import { describe, expect, test } from '@jest/globals';
+import { readFileSync } from 'node:fs';
+import { loadPolicy } from '../../cli/load-policy.js';
+import { PolicyError, parsePolicy, quorumMet, threatMatrix, type Approval, type Vote } from '../../policy/index.js';
+
+const KEY = Buffer.alloc(32, 7).toString('base64');
+const VALID = `
+version: 1
+name: demo
+people:
+  alice: { github: alice-sec }
+  omar: { github: omar-owner }
+  carol: { github: carol }
+roles:
+  R3: { members: [alice] }
+  R5: { members: [carol] }
+  R7: { members: [omar, carol] }
+stages:
+  - name: plan
+    approval: { roles: [R3], timeout: 1h, escalation: R8, deadline: 2d }
+  - release
+channels:
+  cli: { publicKey: ${KEY} }
+`;
+
+const parse = (text: string) => parsePolicy(text, { file: 'secmlops.yaml' });
+const broken = (edit: (t: string) => string) => () => parse(edit(VALID));
+
+describe('parsePolicy', () => {
+  test('a valid policy gets defaults: R1-R8, the release two-person rule, durations in ms', () => {
+    const p = parse(VALID);
+    expect(p.roles.map((r) => r.id)).toEqual(['R1', 'R2', 'R3', 'R4', 'R5', 'R6', 'R7', 'R8']);
+    expect(p.roles.find((r) => r.id === 'R7')).toEqual({ id: 'R7', name: 'model owner', members: ['omar', 'carol'] });
+    expect(p.stages[0].approval).toEqual({ roles: ['R3'], quorum: 1, everyRole: true, timeoutMs: 3_600_000, escalation: 'R8', deadlineMs: 172_800_000 });
+    expect(p.stages[1].approval).toEqual({ roles: ['R7', 'R5'], quorum: 2, everyRole: true });
+  });
+
+  test('the example policy validates', async () => {
+    const p = await loadPolicy('examples/fashion-mnist/secmlops.yaml').catch((e: Error) => {
+      // The example pins keys that `npm start` creates; without them the message says so.
+      expect(e.message).toMatch(/channels\.cli\.publicKeyFile: cannot read .*secmlops keys init/);
+      return undefined;
+    });
+    if (p) expect(threatMatrix(p.threatModel).filter((c) => c.status === 'uncovered')).toEqual([]);
+  });
+
+  const cases: [string, (t: string) => string, string][] = [
+    ['an unknown key', (t) => t.replace('name: demo', 'name: demo\nowner: me'), 'secmlops.yaml: owner: unknown key "owner"; expected one of: version, name, people, stages, roles, gates, artifacts, threatModel, channels, release'],
+    ['a misspelt nested key', (t) => t.replace('alice: { github: alice-sec }', 'alice: { gihub: alice-sec }'), 'secmlops.yaml: people.alice.gihub: unknown key "gihub"; expected one of: name, github, slack, console'],
+    ['an unknown role member', (t) => t.replace('members: [alice]', 'members: [alicia]'), 'secmlops.yaml: roles.R3.members[0]: unknown person "alicia"; people are: alice, omar, carol'],
+    ['a stage not built yet', (t) => t.replace('  - release', '  - train'), 'secmlops.yaml: stages[1].name: stage "train" is planned but not built yet; the stages available now are plan, data, release'],
+    ['stages out of order', (t) => t.replace('  - release', '  - release\n  - data'), 'secmlops.yaml: stages[2].name: stage "data" is out of order or repeated; stages run in the order plan → data → train → evaluate → release → monitor'],
+    ['a bad duration', (t) => t.replace('timeout: 1h', 'timeout: soon'), 'secmlops.yaml: stages[0].approval.timeout: expected a duration such as 90s, 30m, 4h or 7d, got "soon"'],
+    ['a deadline before the timeout', (t) => t.replace('deadline: 2d', 'deadline: 30m'), 'secmlops.yaml: stages[0].approval.deadline: expected a deadline later than the timeout'],
+    ['an approval naming an unknown role', (t) => t.replace('roles: [R3]', 'roles: [R33]'), 'secmlops.yaml: stages[0].approval.roles[0]: unknown role "R33"; roles are: R1, R2, R3, R4, R5, R6, R7, R8'],
+    ['a quorum below the roles it must cover', (t) => t.replace('roles: [R3],', 'roles: [R3, R5], quorum: 1,'), 'secmlops.yaml: stages[0].approval.quorum: expected a number from 2 to 100, got number 1'],
+    ['a public key that is not 32 bytes', (t) => t.replace(KEY, 'c2hvcnQ='), 'secmlops.yaml: channels.cli.publicKey: expected an Ed25519 public key: base64 of 32 raw bytes'],
+    ['an unknown channel', (t) => t.replace('  cli: {', '  email: {'), 'secmlops.yaml: channels.email: unknown key "email"; expected one of: cli, console, slack, github'],
+    ['the wrong schema version', (t) => t.replace('version: 1', 'version: 2'), 'secmlops.yaml: version: expected 1 (the only schema version), got 2'],
+    ['a GitHub login used by two people', (t) => t.replace('omar: { github: omar-owner }', 'omar: { github: Alice-Sec }'), 'secmlops.yaml: people.omar.github: github identity "Alice-Sec" is already used by person "alice"; each identity maps to one person'],
+    ['not YAML at all', () => 'stages: [plan\nname: x', 'secmlops.yaml: line 2, column 1: not valid YAML'],
+    ['a dataset file escaping its root', (t) => t + 'artifacts:\n  dataset:\n    root: /data\n    files: [{ path: ../etc/passwd, sha256: ' + 'a'.repeat(64) + ' }]\n', 'secmlops.yaml: artifacts.dataset.files[0].path: expected a path inside the dataset root, got "../etc/passwd"'],
+    ['a split whose file is not pinned', (t) => t + 'artifacts:\n  dataset:\n    root: /data\n    files: [{ path: a.idx, sha256: ' + 'a'.repeat(64) + ' }]\n    splits: { test: { images: a.idx, labels: b.idx } }\n', 'secmlops.yaml: artifacts.dataset.splits.test.labels: "b.idx" is not among artifacts.dataset.files, so its digest is not pinned'],
+    ['a gate on a metric nobody measures', (t) => t + 'gates: [{ metric: evaluate.pgd.robust_accuracy, op: ">=", value: 0.7 }]\n', 'secmlops.yaml: gates[0].metric: unknown metric "evaluate.pgd.robust_accuracy"'],
+    ['a threat-model control for an unknown asset', (t) => t + 'threatModel:\n  assets: [{ id: data }]\n  controls: [{ id: c, mitigates: [{ asset: model, stride: T }] }]\n', 'secmlops.yaml: threatModel.controls[0].mitigates[0].asset: unknown asset "model"; assets are: data'],
+    ['a STRIDE letter that is not one', (t) => t + 'threatModel:\n  assets: [{ id: data }]\n  controls: [{ id: c, mitigates: [{ asset: data, stride: TX }] }]\n', 'secmlops.yaml: threatModel.controls[0].mitigates[0].stride: expected one of S, T, R, I, D, E, got "X"'],
+  ];
+  test.each(cases)('refuses %s, naming the file, the path and what was expected', (_name, edit, message) => {
+    const run = broken(edit);
+    expect(run).toThrow(PolicyError);
+    expect(run).toThrow(message);
+  });
+
+  test('key files need a reader, and a missing one is named', () => {
+    const text = VALID.replace(`publicKey: ${KEY}`, 'publicKeyFile: keys/cli.pub');
+    expect(() => parse(text)).toThrow('secmlops.yaml: channels.cli.publicKeyFile: key files cannot be read here; give publicKey instead');
+    const reading = () => parsePolicy(text, { file: 'p.yaml', readKeyFile: (p) => readFileSync(`/nonexistent/${p}`, 'utf8') });
+    expect(reading).toThrow(/p\.yaml: channels\.cli\.publicKeyFile: cannot read "keys\/cli\.pub" \(ENOENT/);
+  });
+});
+
+describe('quorum', () => {
+  const vote = (person: string, roles: string[]): Vote => ({ person, roles, decision: 'approve' } as Vote);
+  const twoPerson: Approval = { roles: ['R7', 'R5'], quorum: 2, everyRole: true };
+
+  test('the two-person rule needs a different approver for each role', () => {
+    expect(quorumMet(twoPerson, [vote('omar', ['R7'])])).toBe(false);
+    expect(quorumMet(twoPerson, [vote('omar', ['R7']), vote('carol', ['R7', 'R5'])])).toBe(true);
+    expect(quorumMet(twoPerson, [vote('omar', ['R7']), vote('olga', ['R7'])])).toBe(false);
+  });
+
+  test('one person holding both roles cannot satisfy it alone', () => {
+    expect(quorumMet(twoPerson, [vote('carol', ['R7', 'R5'])])).toBe(false);
+  });
+});
