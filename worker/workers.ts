@@ -30,13 +30,16 @@ export async function createWorkers(setup: WorkerSetup): Promise<Worker[]> {
     defaultHeartbeatThrottleInterval: '1s',
     shutdownGraceTime: '10s',
   };
+  // A bundle built ahead of time (SECMLOPS_WORKFLOW_BUNDLE, e.g. in a container image) saves bundling at every start.
+  const prebuilt = process.env.SECMLOPS_WORKFLOW_BUNDLE;
+  const bundle = setup.workflowBundle ?? (prebuilt ? { codePath: prebuilt } : undefined);
   const workers: Worker[] = [];
   if (setup.queues.includes('cpu')) {
     workers.push(
       await Worker.create({
         ...common,
         taskQueue: TASK_QUEUE,
-        ...(setup.workflowBundle ? { workflowBundle: setup.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+        ...(bundle ? { workflowBundle: bundle } : { workflowsPath: WORKFLOWS_PATH }),
         activities: { hashDatasetFiles: activities.hashDatasetFiles, signRelease: activities.signRelease },
       }),
     );

@@ -40,10 +40,13 @@ export async function dataStage(input: StageInput): Promise<StageResult> {
   const dataset = input.policy.artifacts.dataset;
   if (!dataset) return lane.fail('the policy has no artifacts.dataset to check');
   try {
-    const { manifest } = await lane.task('manifest', `hashing ${dataset.files.length} dataset files`, () =>
+    const { manifest, resumedFrom, attempt } = await lane.task('manifest', `hashing ${dataset.files.length} dataset files`, () =>
       cpu.hashDatasetFiles({ root: dataset.root, files: dataset.files.map((f) => f.path) }),
     );
     lane.status.manifest = manifest;
+    lane.status.metrics['data.manifest.attempt'] = attempt;
+    lane.status.metrics['data.manifest.resumed_from'] = resumedFrom;
+    if (resumedFrom > 0) lane.status.findings.push(`the manifest resumed after ${resumedFrom} files hashed by an earlier attempt (attempt ${attempt})`);
     const mismatches = dataset.files.flatMap((f) => {
       const got = manifest.find((m) => m.path === f.path);
       return got?.sha256 === f.sha256 ? [] : [`dataset file ${f.path} has SHA-256 ${got?.sha256 ?? '(missing)'}, but the policy pins ${f.sha256}`];

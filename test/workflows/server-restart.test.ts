@@ -1,0 +1,51 @@
+// The dev server stops while a pipeline waits for approval; it comes back on the same SQLite file and the pipeline completes.
+import { describe, expect, test } from '@jest/globals';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { sendDecision } from '../../cli/decide.js';
+import { startDevServer } from '../../worker/dev-server.js';
+import { makeFixture, testPolicy } from '../helpers/fixture.js';
+import { recordHistories } from '../helpers/histories.js';
+import { result, startPipeline, startStack, uniqueId, waitForStage } from '../helpers/temporal.js';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+describe('server restart', () => {
+  test('an approval given after the server restarts on the same database completes the pipeline', async () => {
+    const fx = await makeFixture();
+    const policy = await testPolicy(fx, { stages: '  - plan\n  - data' });
+    const dbFilename = join(fx.dir, 'temporal.db');
+    const port = await freePort();
+    const id = uniqueId('restart');
+
+    let server = await startDevServer({ dbFilename, port });
+    let stack = await startStack(fx, server.address);
+    const handle = await startPipeline(stack.client, policy, id);
+    await waitForStage(handle, 'plan', ['waiting']);
+    await stack.stop();
+    await server.teardown();
+
+    server = await startDevServer({ dbFilename, port });
+    try {
+      stack = await startStack(fx, server.address);
+      const again = stack.client.workflow.getHandle(id);
+      await sendDecision(stack.client, { workflowId: id, stage: 'plan', person: 'alice', decision: 'approve', comment: 'after restart', keyPath: fx.key('cli') });
+      await waitForStage(again, 'data', ['waiting']);
+      await sendDecision(stack.client, { workflowId: id, stage: 'data', person: 'dana', decision: 'approve', keyPath: fx.key('cli') });
+      const r = await result(again);
+      expect(r.state).toBe('passed');
+      expect(r.audit.map((a) => `${a.stage}:${a.person}:${a.comment}`)).toEqual(['plan:alice:after restart', 'data:dana:']);
+      await recordHistories(stack.client, 'restart', [id, `${id}/plan`, `${id}/data`]);
+      await stack.stop();
+    } finally {
+      await server.teardown();
+    }
+  }, 120_000);
+});
