@@ -1,5 +1,6 @@
 // Approve or reject from the CLI: sign the decision with the cli channel's key and send it as a Workflow Update.
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import type { KeyObject } from 'node:crypto';
 import { loadPrivateKey, signDecision } from '../activities/keys.js';
 import type { Channel, Decision } from '../policy/index.js';
 import { approveUpdate, rejectUpdate, stageWorkflowId, type DecisionAccepted } from '../workflows/messages.js';
@@ -10,7 +11,9 @@ export interface DecisionRequest {
   person: string;
   decision: 'approve' | 'reject';
   comment?: string;
+  /** The channel's private key, or the path of its PEM file. */
   keyPath: string;
+  key?: KeyObject;
   channel?: Channel;
   /** For tests of refused decisions; defaults to now. */
   issuedAt?: string;
@@ -25,7 +28,7 @@ export class DecisionRefused extends Error {
 }
 
 export async function sendDecision(client: Client, req: DecisionRequest): Promise<DecisionAccepted> {
-  const key = await loadPrivateKey(req.keyPath);
+  const key = req.key ?? (await loadPrivateKey(req.keyPath));
   const decision: Decision = {
     workflowId: req.workflowId,
     stage: req.stage,

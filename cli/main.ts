@@ -1,6 +1,6 @@
 // The `secmlops` command. Every command that takes a policy validates it before it connects to anything.
 import { Command, InvalidArgumentError } from 'commander';
-import { ensureDevKeys } from '../activities/keys.js';
+import { ensureDevKeys, loadPrivateKey } from '../activities/keys.js';
 import { PolicyError } from '../policy/index.js';
 import { connectClient, connectionConfigFromEnv } from '../worker/connection.js';
 import { homePaths } from '../worker/paths.js';
@@ -42,6 +42,29 @@ program
   .action(async (o: { queues: string }) => {
     const { runWorkers } = await import('./worker-command.js');
     await runWorkers(o.queues, connectionConfigFromEnv(program.opts()));
+  });
+
+program
+  .command('bundle-workflows')
+  .description('bundle the workflow code ahead of time (container images set SECMLOPS_WORKFLOW_BUNDLE to it)')
+  .argument('<out>', 'output file')
+  .action(async (out: string) => {
+    const { bundleWorkflowCode } = await import('@temporalio/worker');
+    const { WORKFLOWS_PATH } = await import('../worker/workers.js');
+    const { writeFile } = await import('node:fs/promises');
+    const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH });
+    await writeFile(out, code);
+    console.log(`wrote ${out} (${(code.length / 1e6).toFixed(1)} MB)`);
+  });
+
+program
+  .command('temporal-cli')
+  .description('print the path of the Temporal CLI, installing it into .secmlops/tools if it is missing')
+  .action(async () => {
+    const { ensureTemporalCli } = await import('../worker/temporal-cli.js');
+    const { path, attempts } = await ensureTemporalCli({ log: (l) => console.error(l) });
+    if (!path) throw new Error(`could not install the Temporal CLI:\n${attempts.map((a) => `  - ${a.way}: ${a.error}`).join('\n')}\nThe dev server will fall back to the Temporal SDK's own download.`);
+    console.log(path);
   });
 
 program
@@ -114,7 +137,8 @@ for (const decision of ['approve', 'reject'] as const) {
     .action(async (id: string, o: { stage: string; as: string; key: string; comment: string; policy?: string }) => {
       if (o.policy) await loadPolicy(o.policy);
       if (decision === 'reject' && !o.comment.trim()) throw new DecisionRefused('a rejection needs a reason: --comment "…"');
-      const r = await sendDecision(await client(), { workflowId: id, stage: o.stage, person: o.as, decision, comment: o.comment, keyPath: o.key });
+      const key = await loadPrivateKey(o.key);
+      const r = await sendDecision(await client(), { workflowId: id, stage: o.stage, person: o.as, decision, comment: o.comment, keyPath: o.key, key });
       const state = r.outcome ? `stage ${r.stage} ${r.outcome}` : `stage ${r.stage} still needs ${r.missingRoles.join(' + ') || 'more approvers'}`;
       console.log(`Accepted: ${o.as} ${decision === 'approve' ? 'approved' : 'rejected'} ${r.stage}; ${state}.`);
     });
