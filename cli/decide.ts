@@ -1,5 +1,5 @@
 // Approve or reject from the CLI: sign the decision with the cli channel's key and send it as a Workflow Update.
-import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { ServiceError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import type { KeyObject } from 'node:crypto';
 import { loadPrivateKey, signDecision } from '../activities/keys.js';
 import type { Channel, Decision } from '../policy/index.js';
@@ -40,8 +40,18 @@ export async function sendDecision(client: Client, req: DecisionRequest): Promis
   };
   const signed = signDecision(decision, key);
   const handle = client.workflow.getHandle(stageWorkflowId(req.workflowId, req.stage));
+  const update = req.decision === 'approve' ? approveUpdate : rejectUpdate;
   try {
-    return await handle.executeUpdate(req.decision === 'approve' ? approveUpdate : rejectUpdate, { args: [signed] });
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await handle.executeUpdate(update, { args: [signed] });
+      } catch (e) {
+        // The server aborts an Update whose workflow task failed for an internal reason (e.g. UnhandledCommand when
+        // the stage's own events arrive at the same moment). Nothing was applied, so sending it again is safe.
+        if (attempt >= 5 || !isAbortedUpdate(e)) throw e;
+        await new Promise((r) => setTimeout(r, 100 * attempt));
+      }
+    }
   } catch (e) {
     if (e instanceof WorkflowUpdateFailedError) throw new DecisionRefused(e.cause?.message ?? e.message);
     if (!(e instanceof WorkflowNotFoundError)) throw e;
@@ -52,4 +62,9 @@ export async function sendDecision(client: Client, req: DecisionRequest): Promis
     );
     throw new DecisionRefused(`stage ${req.stage} of ${req.workflowId} is not waiting for approval (it has ${ended ? 'finished' : 'not started'})`);
   }
+}
+
+function isAbortedUpdate(e: unknown): boolean {
+  const cause = (e as { cause?: { code?: number; details?: string } }).cause;
+  return e instanceof ServiceError && cause?.code === 9 && /unexpected workflow task failure/.test(cause.details ?? '');
 }

@@ -51,7 +51,7 @@ export function checkDecision(ctx: DecisionContext, d: SignedDecision): string |
     if (typeof d[k] !== 'string' || d[k].length === 0) return `the decision has no ${k}`;
   }
   if (typeof d.comment !== 'string') return 'the decision has no comment text (an empty string is allowed)';
-  if (d.decision !== 'approve' && d.decision !== 'reject') return `decision must be "approve" or "reject", not "${d.decision}"`;
+  if (d.decision !== 'approve' && d.decision !== 'reject') return `decision must be "approve" or "reject", not "${String(d.decision)}"`;
   if (d.workflowId !== ctx.workflowId) return `the decision was signed for workflow ${d.workflowId}, not ${ctx.workflowId}`;
   if (d.stage !== ctx.stage) return `the decision was signed for stage ${d.stage}, not ${ctx.stage}`;
   const channel = ctx.policy.channels[d.channel];

@@ -14,8 +14,8 @@ export async function spawnWorker(env: NodeJS.ProcessEnv): Promise<WorkerProcess
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
-  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-  child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
+  child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+  child.stderr.on('data', (b: Buffer) => (out += b.toString()));
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   const until = Date.now() + 60_000;
   while (!out.includes('secmlops worker: polling')) {

@@ -30,7 +30,7 @@ describe('payload encryption', () => {
     expect(Buffer.from(enc.data!).toString()).not.toContain('secret');
     const [dec] = await codec.decode([enc]);
     expect(Buffer.from(dec.data!).toString()).toBe('"secret"');
-    expect(Buffer.from(dec.metadata!.encoding!).toString()).toBe('json/plain');
+    expect(Buffer.from(dec.metadata!.encoding).toString()).toBe('json/plain');
     await expect(new AesGcmCodec(randomBytes(32)).decode([enc])).rejects.toThrow(/payload was encrypted with key [0-9a-f]{16}, but this process holds key/);
     expect(() => AesGcmCodec.fromEnv({ SECMLOPS_PAYLOAD_KEY: 'c2hvcnQ=' })).toThrow('SECMLOPS_PAYLOAD_KEY must be base64 of 32 random bytes');
   });
@@ -49,7 +49,7 @@ describe('payload encryption', () => {
       expect(s.policyName).toBe('test');
       const history = await handle.fetchHistory();
       const input = history.events![0].workflowExecutionStartedEventAttributes!.input!.payloads!;
-      expect(new TextDecoder().decode(input[0].metadata!.encoding!)).toBe('binary/encrypted');
+      expect(new TextDecoder().decode(input[0].metadata!.encoding)).toBe('binary/encrypted');
       expect(Buffer.from(input[1].data!).toString('latin1')).not.toContain('alice-sec');
       const [subject] = await decodePayloads([input[0]]);
       expect(subject).toMatchObject({ repo: 'acme/models', author: 'mia-ml' });

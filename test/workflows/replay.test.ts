@@ -14,7 +14,7 @@ describe('replay', () => {
     const kinds = new Set(files.map((f) => f.split('.')[1]));
     expect([...kinds].sort()).toEqual(['data', 'pipeline', 'plan', 'release']);
     expect(files.length).toBeGreaterThanOrEqual(10);
-    expect(Object.keys(JSON.parse(readFileSync(INDEX_FILE, 'utf8'))).sort()).toEqual([...files].sort());
+    expect(Object.keys(JSON.parse(readFileSync(INDEX_FILE, 'utf8')) as Record<string, string>).sort()).toEqual([...files].sort());
   });
 
   test('every committed history replays without a nondeterminism error', async () => {
