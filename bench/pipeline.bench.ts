@@ -1,7 +1,8 @@
 // Pipeline latency on a real dev server: plan+data+release with approvals given the moment each stage waits.
 // Prints a table and appends it to bench/RESULTS.md. Run with `npm run bench`.
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
+import { installQuietLogger } from '../worker/logger.js';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { appendFile, copyFile, mkdir, mkdtemp } from 'node:fs/promises';
@@ -14,7 +15,7 @@ import { startDevServer } from '../worker/dev-server.js';
 import { createWorkers } from '../worker/workers.js';
 import { TASK_QUEUE, type PipelineResult } from '../workflows/messages.js';
 
-Runtime.install({ logger: new DefaultLogger((process.env.BENCH_LOG as "WARN" | undefined) ?? "ERROR") });
+installQuietLogger('ERROR');
 const FASHION = '/usr/share/datasets/fashion-mnist';
 const APPROVERS: Record<string, string[]> = { plan: ['alice'], data: ['dana'], release: ['omar', 'carol'] };
 
@@ -54,60 +55,62 @@ const workers = await createWorkers({ connection: native, namespace: 'default', 
 const running = workers.map((w) => w.run());
 const connection = await Connection.connect({ address: env.address });
 const client = new Client({ connection });
-let n = 0;
+try {
+  let n = 0;
 
-/** Gives each approval as soon as the stage accepts it: retries while the stage is not yet waiting. */
-async function approve(workflowId: string, stage: string, person: string): Promise<void> {
-  for (;;) {
-    try {
-      await sendDecision(client, { workflowId, stage, person, decision: 'approve', keyPath: '', key });
-      return;
-    } catch (e) {
-      if (!(e instanceof DecisionRefused) || !/not waiting/.test(e.message)) {
-        console.error(`approve ${workflowId} ${stage} ${person}:`, (e as Error).message);
-        throw e;
+  /** Gives each approval as soon as the stage accepts it: retries while the stage is not yet waiting. */
+  async function approve(workflowId: string, stage: string, person: string): Promise<void> {
+    for (;;) {
+      try {
+        await sendDecision(client, { workflowId, stage, person, decision: 'approve', keyPath: '', key });
+        return;
+      } catch (e) {
+        if (!(e instanceof DecisionRefused) || !/not waiting/.test(e.message)) {
+          console.error(`approve ${workflowId} ${stage} ${person}:`, (e as Error).message);
+          throw e;
+        }
+        await new Promise((r) => setTimeout(r, 10));
       }
-      await new Promise((r) => setTimeout(r, 10));
     }
   }
-}
 
-async function onePipeline(policy: Policy): Promise<number> {
-  const id = `bench-${Date.now().toString(36)}-${n++}`;
+  async function onePipeline(policy: Policy): Promise<number> {
+    const id = `bench-${Date.now().toString(36)}-${n++}`;
+    const t0 = performance.now();
+    const handle = await client.workflow.start('secmlopsPipeline', { taskQueue: TASK_QUEUE, workflowId: id, args: [{ repo: 'bench/repo', headSha: 'b'.repeat(40), author: 'nobody' }, policy] });
+    for (const stage of policy.stages) for (const p of APPROVERS[stage.name]) await approve(id, stage.name, p);
+    const r = (await handle.result()) as PipelineResult;
+    if (r.state !== 'passed') throw new Error(`pipeline ${id} ${r.state}: ${r.reason}`);
+    return performance.now() - t0;
+  }
+
+  const q = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil(p * xs.length) - 1)];
+  const rows: string[][] = [];
+  const testSplit = await policyFor(['t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'], 'test-split');
+  const full = await policyFor(['train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz', 't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'], 'full');
+  await onePipeline(testSplit); // warm-up: workflow bundle and caches
+
+  for (const [label, policy] of [['full Fashion-MNIST (70k images)', full], ['test split (10k images)', testSplit]] as const) {
+    const times: number[] = [];
+    for (let i = 0; i < 10; i++) times.push(await onePipeline(policy));
+    rows.push([`1 pipeline × 10, ${label}`, `${(q(times, 0.5) / 1000).toFixed(2)} s`, `${(q(times, 0.95) / 1000).toFixed(2)} s`, '—', '10/10']);
+  }
   const t0 = performance.now();
-  const handle = await client.workflow.start('secmlopsPipeline', { taskQueue: TASK_QUEUE, workflowId: id, args: [{ repo: 'bench/repo', headSha: 'b'.repeat(40), author: 'nobody' }, policy] });
-  for (const stage of policy.stages) for (const p of APPROVERS[stage.name]) await approve(id, stage.name, p);
-  const r = (await handle.result()) as PipelineResult;
-  if (r.state !== 'passed') throw new Error(`pipeline ${id} ${r.state}: ${r.reason}`);
-  return performance.now() - t0;
+  const results = await Promise.allSettled(Array.from({ length: 50 }, () => onePipeline(testSplit)));
+  const total = performance.now() - t0;
+  const ok = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  rows.push(['50 pipelines at once, test split', `${(q(ok, 0.5) / 1000).toFixed(2)} s`, `${(q(ok, 0.95) / 1000).toFixed(2)} s`, `${(total / 1000).toFixed(1)} s`, `${ok.length}/50`]);
+  for (const r of results) if (r.status === 'rejected') console.error(String(r.reason));
+
+  const header = ['scenario', 'median', 'p95', 'total', 'completed'];
+  const table = [header, header.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
+  const machine = `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, Node ${process.version}`;
+  console.log(`\nPipeline latency (plan+data+release, approvals given as soon as each stage waits)\n${machine}\n\n${table}\n`);
+  await appendFile('bench/RESULTS.md', `\n## Pipeline latency — ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC\n\n${machine}; one CPU worker and one gpu-queue worker in one process; Temporal dev server ${'(in memory)'}.\n\n${table}\n`);
+} finally {
+  for (const w of workers) w.shutdown();
+  await Promise.allSettled(running);
+  await connection.close();
+  await native.close();
+  await env.teardown();
 }
-
-const q = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil(p * xs.length) - 1)];
-const rows: string[][] = [];
-const testSplit = await policyFor(['t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'], 'test-split');
-const full = await policyFor(['train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz', 't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'], 'full');
-await onePipeline(testSplit); // warm-up: workflow bundle and caches
-
-for (const [label, policy] of [['full Fashion-MNIST (70k images)', full], ['test split (10k images)', testSplit]] as const) {
-  const times: number[] = [];
-  for (let i = 0; i < 10; i++) times.push(await onePipeline(policy));
-  rows.push([`1 pipeline × 10, ${label}`, `${(q(times, 0.5) / 1000).toFixed(2)} s`, `${(q(times, 0.95) / 1000).toFixed(2)} s`, '—', '10/10']);
-}
-const t0 = performance.now();
-const results = await Promise.allSettled(Array.from({ length: 50 }, () => onePipeline(testSplit)));
-const total = performance.now() - t0;
-const ok = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-rows.push(['50 pipelines at once, test split', `${(q(ok, 0.5) / 1000).toFixed(2)} s`, `${(q(ok, 0.95) / 1000).toFixed(2)} s`, `${(total / 1000).toFixed(1)} s`, `${ok.length}/50`]);
-for (const r of results) if (r.status === 'rejected') console.error(String(r.reason));
-
-const header = ['scenario', 'median', 'p95', 'total', 'completed'];
-const table = [header, header.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
-const machine = `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, Node ${process.version}`;
-console.log(`\nPipeline latency (plan+data+release, approvals given as soon as each stage waits)\n${machine}\n\n${table}\n`);
-await appendFile('bench/RESULTS.md', `\n## Pipeline latency — ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC\n\n${machine}; one CPU worker and one gpu-queue worker in one process; Temporal dev server ${'(in memory)'}.\n\n${table}\n`);
-
-for (const w of workers) w.shutdown();
-await Promise.allSettled(running);
-await connection.close();
-await native.close();
-await env.teardown();

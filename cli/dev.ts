@@ -1,6 +1,7 @@
 // `secmlops dev` (what `npm start` runs): the embedded stack on one machine, and the example pipeline on it.
 import { Client, Connection, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import { installQuietLogger } from '../worker/logger.js';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
@@ -26,7 +27,7 @@ export interface DevOptions {
 
 export async function dev(opts: DevOptions): Promise<void> {
   // Workflow-bundle chatter would drown the stage lines; warnings and errors still show.
-  Runtime.install({ logger: new DefaultLogger('WARN') });
+  installQuietLogger();
   const paths = homePaths();
   await mkdir(paths.home, { recursive: true });
   const created = await ensureDevKeys(paths.keys);

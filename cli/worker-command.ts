@@ -1,4 +1,5 @@
 import { NativeConnection } from '@temporalio/worker';
+import { installQuietLogger } from '../worker/logger.js';
 import { homePaths } from '../worker/paths.js';
 import { createWorkers, type Queue } from '../worker/workers.js';
 import type { ConnectionConfig } from '../worker/connection.js';
@@ -7,6 +8,7 @@ import type { ConnectionConfig } from '../worker/connection.js';
 export async function runWorkers(queueList: string, config: ConnectionConfig): Promise<void> {
   const queues = queueList.split(',').map((q) => q.trim()).filter(Boolean);
   for (const q of queues) if (q !== 'cpu' && q !== 'gpu') throw new Error(`unknown queue "${q}"; expected cpu or gpu`);
+  installQuietLogger('INFO');
   const paths = homePaths();
   const connection = await NativeConnection.connect({
     address: config.connectionOptions.address,

@@ -1,6 +1,7 @@
 // Clients and workers against the real dev server that global-setup started.
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import { installQuietLogger } from '../../worker/logger.js';
 import { readFileSync } from 'node:fs';
 import type { Policy } from '../../policy/index.js';
 import { createWorkers } from '../../worker/workers.js';
@@ -85,8 +86,4 @@ export async function result(handle: WorkflowHandle): Promise<PipelineResult> {
 }
 
 // Worker lifecycle chatter at INFO would bury test output; warnings and errors still show.
-try {
-  Runtime.install({ logger: new DefaultLogger('WARN') });
-} catch {
-  // Already installed by an earlier test file in this process.
-}
+installQuietLogger();
