@@ -1,3 +1,4 @@
+import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { join } from 'node:path';
 import { DatasetError, checkPair, classCounts, pixelStats, readIdx } from '../engine/data/idx.js';
@@ -12,11 +13,15 @@ export interface ValidateInput {
 
 /** IDX structure, agreeing counts, label range, pixel statistics and class balance for every split. */
 export async function validateDataset(input: ValidateInput): Promise<SplitReport[]> {
+  const ctx = Context.current();
   const reports: SplitReport[] = [];
   for (const [split, files] of Object.entries(input.splits)) {
     try {
+      ctx.heartbeat({ split, step: 'reading images' });
       const images = await readIdx(join(input.root, files.images));
+      ctx.heartbeat({ split, step: 'reading labels' });
       const labels = await readIdx(join(input.root, files.labels));
+      ctx.heartbeat({ split, step: 'checking' });
       const pair = checkPair(images, labels, files, input.classes);
       const px = pixelStats(pair.images);
       reports.push({

@@ -50,11 +50,3 @@ export async function createWorkers(setup: WorkerSetup): Promise<Worker[]> {
   }
   return workers;
 }
-
-export async function connectWorker(address: string, options: Omit<Parameters<typeof NativeConnection.connect>[0], 'address'> = {}): Promise<NativeConnection> {
-  try {
-    return await NativeConnection.connect({ ...options, address });
-  } catch (e) {
-    throw new Error(`cannot reach Temporal at ${address} (${(e as Error).message})`);
-  }
-}

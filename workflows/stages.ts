@@ -40,21 +40,19 @@ export async function dataStage(input: StageInput): Promise<StageResult> {
   const dataset = input.policy.artifacts.dataset;
   if (!dataset) return lane.fail('the policy has no artifacts.dataset to check');
   try {
-    const { manifest, resumedFrom, attempt } = await lane.task('manifest', `hashing ${dataset.files.length} dataset files`, () =>
-      cpu.hashDatasetFiles({ root: dataset.root, files: dataset.files.map((f) => f.path) }),
-    );
+    const { manifest, resumedFrom, attempt } = await lane.task('manifest', `hashing ${dataset.files.length} dataset files`, async () => {
+      const r = await cpu.hashDatasetFiles({ root: dataset.root, files: dataset.files.map((f) => f.path) });
+      const mismatches = dataset.files.flatMap((f) => {
+        const got = r.manifest.find((m) => m.path === f.path);
+        return got?.sha256 === f.sha256 ? [] : [`dataset file ${f.path} has SHA-256 ${got?.sha256 ?? '(missing)'}, but the policy pins ${f.sha256}`];
+      });
+      if (mismatches.length > 0) throw ApplicationFailure.nonRetryable(mismatches.join('; '), 'DatasetDigestMismatch');
+      return r;
+    });
     lane.status.manifest = manifest;
     lane.status.metrics['data.manifest.attempt'] = attempt;
     lane.status.metrics['data.manifest.resumed_from'] = resumedFrom;
     if (resumedFrom > 0) lane.status.findings.push(`the manifest resumed after ${resumedFrom} files hashed by an earlier attempt (attempt ${attempt})`);
-    const mismatches = dataset.files.flatMap((f) => {
-      const got = manifest.find((m) => m.path === f.path);
-      return got?.sha256 === f.sha256 ? [] : [`dataset file ${f.path} has SHA-256 ${got?.sha256 ?? '(missing)'}, but the policy pins ${f.sha256}`];
-    });
-    if (mismatches.length > 0) {
-      lane.status.tasks[0].state = 'failed';
-      return lane.fail(mismatches.join('; '));
-    }
     const splits = await lane.task('validate', 'validating IDX files', () =>
       gpu.validateDataset({ root: dataset.root, splits: dataset.splits, classes: dataset.classes }),
     );
