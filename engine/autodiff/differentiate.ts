@@ -1,0 +1,142 @@
+// Reverse-mode differentiation of an ONNX inference graph into a new ONNX graph that outputs a loss and its
+// gradients, which onnxruntime then runs like any other model.
+import { GraphBuilder, valueInfo } from '../onnx/builder.js';
+import { DataType, num, type ModelProto, type NodeProto, type TensorProto } from '../onnx/proto.js';
+import { OPS } from './ops/index.js';
+import { AutodiffError, nodeLabel, type Shape } from './types.js';
+
+export type LossKind = 'cross-entropy' | 'cw-margin';
+
+export interface DifferentiateOptions {
+  /** Graph inputs or initializers to differentiate with respect to. */
+  wrt: string[];
+  /** The output the loss reads (default: the model's first output), shaped [N, classes]. */
+  logits?: string;
+  loss?: LossKind;
+}
+
+export interface GradientModel {
+  model: ModelProto;
+  /** Name of the int64 [N] labels input the loss adds. */
+  labels: string;
+  loss: string;
+  logits: string;
+  /** Output name of the gradient for each `wrt` name. */
+  grads: Record<string, string>;
+}
+
+export function differentiate(model: ModelProto, opts: DifferentiateOptions): GradientModel {
+  const graph = model.graph!;
+  const constants = new Map<string, TensorProto>((graph.initializer ?? []).map((t) => [t.name!, t]));
+  for (const n of graph.node ?? []) {
+    const t = n.opType === 'Constant' ? n.attribute?.find((a) => a.name === 'value')?.t : undefined;
+    if (t) constants.set(n.output![0], t);
+  }
+  const shapes = new Map<string, Shape>();
+  for (const t of graph.initializer ?? []) shapes.set(t.name!, (t.dims ?? []).map(num));
+  for (const i of graph.input ?? []) {
+    if (shapes.has(i.name!)) continue;
+    shapes.set(i.name!, (i.type?.tensorType?.shape?.dim ?? []).map((d) => (d.dimValue !== undefined && d.dimValue !== null && num(d.dimValue) > 0 ? num(d.dimValue) : -1)));
+  }
+  for (const w of opts.wrt) if (!shapes.has(w)) throw new AutodiffError(`"${w}" is neither an input nor an initializer of the model`);
+
+  // Forward: shapes, and which values depend on what we differentiate.
+  const requires = new Set(opts.wrt);
+  for (const node of graph.node ?? []) {
+    const op = OPS[node.opType!];
+    const dependent = (node.input ?? []).some((i) => requires.has(i));
+    if (!op || (dependent && !op.grad)) {
+      if (dependent) throw new AutodiffError(`no gradient rule for ${nodeLabel(node)}; supported ops: ${Object.keys(OPS).sort().join(', ')}`);
+      continue;
+    }
+    const inShapes = (node.input ?? []).map((i) => (i ? shapes.get(i) : undefined));
+    const out = op.infer({ node, shapes: inShapes, constant: (n) => constants.get(n) });
+    out.forEach((s, k) => node.output![k] && shapes.set(node.output![k], s));
+    if (dependent) for (const o of node.output ?? []) if (o) requires.add(o);
+  }
+  const logits = opts.logits ?? graph.output![0].name!;
+  if (!requires.has(logits)) throw new AutodiffError(`the output "${logits}" does not depend on ${opts.wrt.join(', ')}`);
+  const logitShape = shapes.get(logits)!;
+  if (logitShape.length !== 2) throw new AutodiffError(`the loss needs logits of shape [N, classes]; "${logits}" has rank ${logitShape.length}`);
+
+  const g = new GraphBuilder('ad_');
+  const labels = g.input('labels', ['N'], DataType.INT64);
+  const { loss, dLogits } = addLoss(g, logits, labels, logitShape[1], opts.loss ?? 'cross-entropy');
+
+  // Backward, in reverse topological order, summing contributions where a value feeds several nodes.
+  const contributions = new Map<string, string[]>([[logits, [dLogits]]]);
+  const total = (name: string): string | undefined => {
+    const parts = contributions.get(name);
+    if (!parts?.length) return undefined;
+    if (parts.length > 1) contributions.set(name, [g.op('Sum', parts)]);
+    return contributions.get(name)![0];
+  };
+  const nodes = graph.node ?? [];
+  for (let k = nodes.length - 1; k >= 0; k--) {
+    const node = nodes[k];
+    const dOut = (node.output ?? []).map((o) => (o ? total(o) : undefined));
+    if (dOut.every((d) => d === undefined)) continue;
+    const needs = (node.input ?? []).map((i) => !!i && requires.has(i));
+    if (!needs.some(Boolean)) continue;
+    const grads = OPS[node.opType!].grad!({ g, node, dOut, needs, shapeOf: (n) => shapeOrThrow(shapes, n, node), constant: (n) => constants.get(n) });
+    grads.forEach((gr, i) => {
+      if (!gr || !needs[i]) return;
+      const name = node.input![i];
+      contributions.set(name, [...(contributions.get(name) ?? []), gr]);
+    });
+  }
+
+  const grads: Record<string, string> = {};
+  for (const w of opts.wrt) {
+    const gr = total(w);
+    if (!gr) throw new AutodiffError(`no gradient path from "${w}" to the loss`);
+    grads[w] = g.op('Identity', [gr], {}, [`grad_${w}`]);
+  }
+  const built = g.build();
+  const outputs = [valueInfo(loss, []), valueInfo(logits, undefined), ...opts.wrt.map((w) => valueInfo(grads[w], shapes.get(w)!.map((d) => (d < 0 ? 'N' : d))))];
+  return {
+    model: {
+      ...model,
+      graph: {
+        ...graph,
+        node: [...nodes, ...built.graph!.node!],
+        input: [...(graph.input ?? []), ...built.graph!.input!],
+        initializer: [...(graph.initializer ?? []), ...built.graph!.initializer!],
+        output: outputs,
+        valueInfo: [],
+      },
+    },
+    labels,
+    loss,
+    logits,
+    grads,
+  };
+}
+
+/**
+ * The loss and its gradient with respect to the logits, written directly: cross-entropy's is softmax − one-hot;
+ * the Carlini-Wagner margin's is one-hot(best other class) − one-hot(label). Both are means over the batch and
+ * grow as the model gets the label wrong, so attacks ascend them.
+ */
+function addLoss(g: GraphBuilder, logits: string, labels: string, classes: number, kind: LossKind): { loss: string; dLogits: string } {
+  const batch = g.op('Cast', [g.op('Gather', [g.op('Shape', [logits]), g.constI64([0])])], { to: DataType.FLOAT });
+  const oneHot = g.op('OneHot', [labels, g.constI64([classes]), g.constF([0, 1])], { axis: -1 });
+  if (kind === 'cross-entropy') {
+    const logp = g.op('LogSoftmax', [logits], { axis: 1 });
+    const picked = g.op('ReduceSum', [g.op('Mul', [logp, oneHot]), g.constI64([1])], { keepdims: 0 });
+    const loss = g.op('Neg', [g.op('ReduceMean', [picked], { keepdims: 0 })], {}, ['loss']);
+    const dLogits = g.op('Div', [g.op('Sub', [g.op('Softmax', [logits], { axis: 1 }), oneHot]), batch]);
+    return { loss, dLogits };
+  }
+  const masked = g.op('Sub', [logits, g.op('Mul', [oneHot, g.constF([1e9], [])])]);
+  const other = g.op('OneHot', [g.op('ArgMax', [masked], { axis: 1, keepdims: 0 }), g.constI64([classes]), g.constF([0, 1])], { axis: -1 });
+  const margin = g.op('ReduceSum', [g.op('Mul', [logits, g.op('Sub', [other, oneHot])]), g.constI64([1])], { keepdims: 0 });
+  const loss = g.op('ReduceMean', [margin], { keepdims: 0 }, ['loss']);
+  return { loss, dLogits: g.op('Div', [g.op('Sub', [other, oneHot]), batch]) };
+}
+
+function shapeOrThrow(shapes: Map<string, Shape>, name: string, node: NodeProto): Shape {
+  const s = shapes.get(name);
+  if (!s) throw new AutodiffError(`${nodeLabel(node)}: the shape of "${name}" is unknown`);
+  return s;
+}

@@ -1,0 +1,66 @@
+// MatMul and Gemm: gradients are products with the other operand, transposed.
+import { attrFloat, attrInt, float } from '../../onnx/builder.js';
+import { broadcastShapes, unbroadcast } from '../shapes.js';
+import { AutodiffError, nodeLabel, type OpDef } from '../types.js';
+
+function swapLast(rank: number): number[] {
+  const perm = Array.from({ length: rank }, (_, i) => i);
+  [perm[rank - 2], perm[rank - 1]] = [perm[rank - 1], perm[rank - 2]];
+  return perm;
+}
+
+export const linear: Record<string, OpDef> = {
+  MatMul: {
+    infer: ({ node, shapes }) => {
+      const [a, b] = shapes as number[][];
+      if (a.length < 2 || b.length < 2) throw new AutodiffError(`${nodeLabel(node)}: 1-D MatMul operands are not supported`);
+      const batch = broadcastShapes(a.slice(0, -2), b.slice(0, -2));
+      return [[...batch, a[a.length - 2], b[b.length - 1]]];
+    },
+    grad: ({ g, node, dOut, needs, shapeOf }) => {
+      const [a, b] = node.input as string[];
+      const dy = dOut[0]!;
+      const y = shapeOf(node.output![0]);
+      const [sa, sb] = [shapeOf(a), shapeOf(b)];
+      // dA = dY·Bᵀ, dB = Aᵀ·dY, each summed over broadcast batch dimensions.
+      const da = needs[0] ? g.op('MatMul', [dy, g.op('Transpose', [b], { perm: swapLast(sb.length) })]) : undefined;
+      const db = needs[1] ? g.op('MatMul', [g.op('Transpose', [a], { perm: swapLast(sa.length) }), dy]) : undefined;
+      return [
+        da && unbroadcast(g, da, [...y.slice(0, -2), sa[sa.length - 2], sa[sa.length - 1]], a, sa),
+        db && unbroadcast(g, db, [...y.slice(0, -2), sb[sb.length - 2], sb[sb.length - 1]], b, sb),
+      ];
+    },
+  },
+
+  Gemm: {
+    infer: ({ node, shapes }) => {
+      const [a, b] = shapes as number[][];
+      const m = attrInt(node, 'transA', 0) ? a[1] : a[0];
+      const n = attrInt(node, 'transB', 0) ? b[0] : b[1];
+      return [[m, n]];
+    },
+    // Y = α·A'·B' + β·C with A' = Aᵀ if transA, B' = Bᵀ if transB.
+    grad: ({ g, node, dOut, needs, shapeOf }) => {
+      const [a, b, c] = node.input as string[];
+      const dy = dOut[0]!;
+      const alpha = attrFloat(node, 'alpha', 1);
+      const beta = attrFloat(node, 'beta', 1);
+      const tA = attrInt(node, 'transA', 0);
+      const tB = attrInt(node, 'transB', 0);
+      const f = (x: number) => ({ alpha: x, beta: 0 });
+      const da = !needs[0] ? undefined : tA ? g.op('Gemm', [b, dy], { ...fl(f(alpha)), transA: tB, transB: 1 }) : g.op('Gemm', [dy, b], { ...fl(f(alpha)), transB: tB ? 0 : 1 });
+      const db = !needs[1] ? undefined : tB ? g.op('Gemm', [dy, a], { ...fl(f(alpha)), transA: 1, transB: tA }) : g.op('Gemm', [a, dy], { ...fl(f(alpha)), transA: tA ? 0 : 1 });
+      let dc: string | undefined;
+      if (c && needs[2]) {
+        const scaled = beta === 1 ? dy : g.op('Mul', [dy, g.constF([beta], [])]);
+        dc = unbroadcast(g, scaled, shapeOf(node.output![0]), c, shapeOf(c));
+      }
+      return [da, db, dc];
+    },
+  },
+};
+
+/** Gemm's alpha and beta are float attributes even when whole. */
+function fl(o: { alpha: number; beta: number }) {
+  return { alpha: float(o.alpha), beta: float(o.beta) };
+}

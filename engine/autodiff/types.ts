@@ -1,0 +1,41 @@
+import type { GraphBuilder } from '../onnx/builder.js';
+import type { NodeProto, TensorProto } from '../onnx/proto.js';
+
+/** Dimensions; -1 where unknown until run time (usually the batch). */
+export type Shape = number[];
+
+export interface InferContext {
+  node: NodeProto;
+  shapes: (Shape | undefined)[];
+  /** A constant input's values (initializer or Constant node), when it is one. */
+  constant: (name: string) => TensorProto | undefined;
+}
+
+export interface GradContext {
+  g: GraphBuilder;
+  node: NodeProto;
+  /** Gradient flowing into each output, or undefined where none does. */
+  dOut: (string | undefined)[];
+  /** Which inputs need a gradient. */
+  needs: boolean[];
+  shapeOf: (name: string) => Shape;
+  constant: (name: string) => TensorProto | undefined;
+}
+
+/** One op: its forward shape rule and, beside it, its gradient rule. */
+export interface OpDef {
+  infer: (ctx: InferContext) => Shape[];
+  /** Gradients for each input (undefined where not needed or not differentiable). */
+  grad?: (ctx: GradContext) => (string | undefined)[];
+}
+
+export class AutodiffError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AutodiffError';
+  }
+}
+
+export function nodeLabel(node: NodeProto): string {
+  return `${node.opType} node "${node.name || node.output?.[0] || '?'}"`;
+}
