@@ -163,6 +163,25 @@ program
   });
 
 program
+  .command('inspect')
+  .description('list an ONNX model’s inputs, outputs and ops, and which ops lack a gradient rule')
+  .argument('<model>', 'model.onnx')
+  .option('--json', 'print JSON')
+  .action(async (file: string, o: { json?: boolean }) => {
+    const { loadModel } = await import('../engine/onnx/model.js');
+    const { inspectModel } = await import('../engine/inspect.js');
+    const s = inspectModel(await loadModel(file));
+    if (o.json) return console.log(JSON.stringify(s, null, 2));
+    const dims = (d: (number | string)[]) => `[${d.join(', ')}]`;
+    console.log(`${file}: opset ${s.opset}${s.producer ? `, from ${s.producer}` : ''}, ${s.parameters.toLocaleString('en')} parameters`);
+    for (const i of s.inputs) console.log(`  input  ${i.name} ${dims(i.shape)}`);
+    for (const out of s.outputs) console.log(`  output ${out.name} ${dims(out.shape)}`);
+    console.log('  ops:');
+    for (const op of s.ops) console.log(`    ${op.op.padEnd(22)} ×${String(op.count).padEnd(4)} ${op.gradient ? 'gradient rule' : 'NO gradient rule'}`);
+    console.log(s.withoutGradient.length ? `  white-box attacks cannot run: no gradient rule for ${s.withoutGradient.join(', ')}` : '  every op has a gradient rule: white-box attacks can run');
+  });
+
+program
   .command('keys')
   .description('development keys')
   .command('init')

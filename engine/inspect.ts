@@ -1,0 +1,36 @@
+// What a model holds, and which of its ops the engine can differentiate.
+import { hasGradient } from './autodiff/ops/index.js';
+import { visitGraph } from './onnx/model.js';
+import { num, type ModelProto, type ValueInfoProto } from './onnx/proto.js';
+
+export interface ModelSummary {
+  opset: number;
+  producer: string;
+  inputs: { name: string; shape: (number | string)[] }[];
+  outputs: { name: string; shape: (number | string)[] }[];
+  parameters: number;
+  ops: { op: string; count: number; gradient: boolean }[];
+  /** Ops without a gradient rule: white-box attacks cannot run; forward-only attacks can. */
+  withoutGradient: string[];
+}
+
+function shapeOf(v: ValueInfoProto): (number | string)[] {
+  return (v.type?.tensorType?.shape?.dim ?? []).map((d) => (d.dimParam ? d.dimParam : num(d.dimValue)));
+}
+
+export function inspectModel(model: ModelProto): ModelSummary {
+  const graph = model.graph!;
+  const initializers = new Set((graph.initializer ?? []).map((t) => t.name));
+  const counts = new Map<string, number>();
+  visitGraph(graph, (n) => counts.set(n.opType!, (counts.get(n.opType!) ?? 0) + 1));
+  const ops = [...counts].sort(([a], [b]) => a.localeCompare(b)).map(([op, count]) => ({ op, count, gradient: hasGradient(op) }));
+  return {
+    opset: num((model.opsetImport ?? []).find((o) => !o.domain || o.domain === 'ai.onnx')?.version),
+    producer: [model.producerName, model.producerVersion].filter(Boolean).join(' '),
+    inputs: (graph.input ?? []).filter((i) => !initializers.has(i.name)).map((i) => ({ name: i.name!, shape: shapeOf(i) })),
+    outputs: (graph.output ?? []).map((o) => ({ name: o.name!, shape: shapeOf(o) })),
+    parameters: (graph.initializer ?? []).reduce((a, t) => a + (t.dims ?? []).map(num).reduce((x, y) => x * y, 1), 0),
+    ops,
+    withoutGradient: ops.filter((o) => !o.gradient).map((o) => o.op),
+  };
+}
