@@ -1,4 +1,5 @@
 import { validateDataset } from './dataset.js';
+import { evaluateModel, type EvaluateInput } from './evaluate.js';
 import { hashDatasetFiles } from './manifest.js';
 import { signRelease, type ReleaseRequest } from './release.js';
 import { ArtifactStore } from './store.js';
@@ -17,6 +18,7 @@ export function createActivities(config: ActivityConfig) {
     hashDatasetFiles,
     validateDataset,
     signRelease: (req: ReleaseRequest) => signRelease(store, config.releaseKeyPath, req),
+    evaluateModel: (input: EvaluateInput) => evaluateModel(store, input),
   };
 }
 

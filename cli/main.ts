@@ -163,6 +163,39 @@ program
   });
 
 program
+  .command('train')
+  .description('train an undefended model on IDX data and export it as a deployable ONNX model')
+  .requiredOption('--data <dir>', 'folder with the Fashion-MNIST IDX files')
+  .option('--arch <name>', 'architecture', 'small-cnn')
+  .option('--epochs <n>', 'epochs', int, 8)
+  .option('--limit <n>', 'train on the first N images', int)
+  .option('--seed <n>', 'seed for initialization and shuffling', int, 1)
+  .requiredOption('--out <file>', 'output model.onnx')
+  .action(async (o: { data: string; arch: string; epochs: number; limit?: number; seed: number; out: string }) => {
+    const { trainCommand } = await import('./engine-commands.js');
+    await trainCommand(o);
+  });
+
+program
+  .command('attack')
+  .description('attack an ONNX model on the IDX test set; prints clean and robust accuracy')
+  .requiredOption('--model <file>', 'model.onnx (first input [N, C, H, W], first output logits)')
+  .requiredOption('--data <dir>', 'folder with the IDX test files')
+  .requiredOption('--attack <name>', 'fgsm, pgd, deepfool or square')
+  .option('--eps <e>', 'perturbation budget', Number)
+  .option('--steps <n>', 'PGD steps (default 20)', int)
+  .option('--restarts <n>', 'PGD restarts (default 1)', int)
+  .option('--norm <n>', 'linf or l2 (PGD)', 'linf')
+  .option('--limit <n>', 'attack the first N test images', int)
+  .option('--seed <n>', 'seed for random starts and squares', int, 1)
+  .option('--range <min,max>', 'valid input range', '0,1')
+  .option('--json <file>', 'write the results as JSON')
+  .action(async (o: Parameters<typeof import('./engine-commands.js').attackCommand>[0]) => {
+    const { attackCommand } = await import('./engine-commands.js');
+    await attackCommand(o);
+  });
+
+program
   .command('inspect')
   .description('list an ONNX model’s inputs, outputs and ops, and which ops lack a gradient rule')
   .argument('<model>', 'model.onnx')

@@ -2,6 +2,11 @@ import type { Gate } from './types.js';
 
 /** Metrics the data stage measures per split; gates may name them. */
 export const DATA_METRIC_PATTERN = /^data\.([A-Za-z0-9_-]+)\.(images|min_class_fraction|max_class_fraction|pixel_mean|pixel_std)$/;
+/**
+ * Metrics the evaluate stage measures: evaluate.clean_accuracy, evaluate.class.<k>.miss_rate, and per attack
+ * evaluate.<id>.{robust_accuracy,attack_success_rate,median_linf,median_l2} and evaluate.<id>.class.<k>.miss_rate.
+ */
+export const EVALUATE_METRIC_PATTERN = /^evaluate\.(?:clean_accuracy|class\.(\d+)\.miss_rate|([A-Za-z0-9_-]+)\.(?:robust_accuracy|attack_success_rate|median_linf|median_l2|class\.(\d+)\.miss_rate))$/;
 
 export interface GateResult extends Gate {
   /** Undefined when no stage measured the metric: such a gate fails closed. */

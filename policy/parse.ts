@@ -3,7 +3,7 @@ import { decodeBase64 } from './base64.js';
 import { DEFAULT_APPROVALS, DEFAULT_ROLES, LIFECYCLE } from './defaults.js';
 import { parseDuration } from './duration.js';
 import { PolicyError } from './errors.js';
-import { DATA_METRIC_PATTERN } from './gates.js';
+import { checkGateMetric, readEvaluate } from './parse-evaluate.js';
 import { Reader, join } from './reader.js';
 import {
   CHANNELS,
@@ -47,7 +47,7 @@ export function parsePolicy(text: string, opts: ParseOptions): Policy {
   }
   const top = r.mapping(doc.toJS(), '', {
     required: ['version', 'name', 'people', 'stages'],
-    optional: ['roles', 'gates', 'artifacts', 'threatModel', 'channels', 'release'],
+    optional: ['roles', 'gates', 'artifacts', 'evaluate', 'threatModel', 'channels', 'release'],
   });
   if (top.version !== 1) r.fail('version', `expected 1 (the only schema version), got ${JSON.stringify(top.version)}`);
   const name = r.string(top.name, 'name');
@@ -56,7 +56,8 @@ export function parsePolicy(text: string, opts: ParseOptions): Policy {
   const roleIds = new Set(roles.map((x) => x.id));
   const stages = readStages(r, top.stages, roleIds);
   const artifacts = readArtifacts(r, top.artifacts);
-  const gates = readGates(r, top.gates, stages, artifacts);
+  const evaluate = readEvaluate(r, top.evaluate, stages, artifacts);
+  const gates = readGates(r, top.gates, (path, metric) => checkGateMetric(r, path, metric, stages, artifacts, evaluate));
   const threatModel = readThreatModel(r, top.threatModel, roleIds);
   const channels = readChannels(r, top.channels, opts);
   let release: Policy['release'];
@@ -64,7 +65,9 @@ export function parsePolicy(text: string, opts: ParseOptions): Policy {
     const m = r.mapping(top.release, 'release', { optional: ['publicKey', 'publicKeyFile'] });
     release = { publicKey: readKey(r, m, 'release', opts) };
   }
-  return { version: 1, name, file: opts.file, people, roles, stages, gates, artifacts, threatModel, channels, release };
+  const policy: Policy = { version: 1, name, file: opts.file, people, roles, stages, gates, artifacts, threatModel, channels, release };
+  if (evaluate) policy.evaluate = evaluate;
+  return policy;
 }
 
 function readPeople(r: Reader, v: unknown): Person[] {
@@ -208,19 +211,14 @@ function readArtifacts(r: Reader, v: unknown): Artifacts {
   return artifacts;
 }
 
-function readGates(r: Reader, v: unknown, stages: Stage[], artifacts: Artifacts): Gate[] {
+function readGates(r: Reader, v: unknown, checkMetric: (path: string, metric: string) => void): Gate[] {
   if (v === undefined) return [];
   const ids = new Set<string>();
   return r.list(v, 'gates').map((raw, i) => {
     const path = join('gates', i);
     const g = r.mapping(raw, path, { required: ['metric', 'op', 'value'], optional: ['id'] });
     const metric = r.string(g.metric, join(path, 'metric'));
-    const match = DATA_METRIC_PATTERN.exec(metric);
-    if (!match) {
-      r.fail(join(path, 'metric'), `unknown metric "${metric}"; metrics measured today are data.<split>.{images,min_class_fraction,max_class_fraction,pixel_mean,pixel_std}`);
-    }
-    if (!stages.some((s) => s.name === 'data')) r.fail(join(path, 'metric'), `metric "${metric}" is measured by the data stage, which this policy does not run`);
-    if (!artifacts.dataset?.splits[match[1]]) r.fail(join(path, 'metric'), `metric "${metric}" names split "${match[1]}", which artifacts.dataset.splits does not define`);
+    checkMetric(join(path, 'metric'), metric);
     const id = r.optString(g.id, join(path, 'id'), ID) ?? `${metric} ${String(g.op)} ${String(g.value)}`;
     if (ids.has(id)) r.fail(join(path, 'id'), `gate id "${id}" is used twice`);
     ids.add(id);

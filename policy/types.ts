@@ -12,7 +12,7 @@ export const STRIDE_NAMES: Record<StrideCategory, string> = {
   E: 'Elevation of privilege',
 };
 
-export const STAGE_NAMES = ['plan', 'data', 'release'] as const;
+export const STAGE_NAMES = ['plan', 'data', 'evaluate', 'release'] as const;
 export type StageName = (typeof STAGE_NAMES)[number];
 
 export const CHANNELS = ['cli', 'console', 'slack', 'github'] as const;
@@ -103,6 +103,37 @@ export interface ThreatModel {
   acceptances: RiskAcceptance[];
 }
 
+export const ATTACK_NAMES = ['fgsm', 'pgd', 'deepfool', 'square'] as const;
+export type AttackKind = (typeof ATTACK_NAMES)[number];
+
+export interface AttackConfig {
+  /** Names the attack in metrics: evaluate.<id>.robust_accuracy. */
+  id: string;
+  attack: AttackKind;
+  eps?: number;
+  steps?: number;
+  stepSize?: number;
+  restarts?: number;
+  randomStart?: boolean;
+  norm?: 'linf' | 'l2';
+  overshoot?: number;
+  maxIter?: number;
+  queries?: number;
+}
+
+export interface EvaluateConfig {
+  /** A split of artifacts.dataset.splits. */
+  split: string;
+  /** The first N images of the split (all when absent). */
+  limit?: number;
+  /** The valid input range; adversarial inputs stay inside it. */
+  range: [number, number];
+  seed: number;
+  /** Classes whose per-class miss rate is reported (evaluate.class.<k>.miss_rate). */
+  safetyCritical: number[];
+  attacks: AttackConfig[];
+}
+
 export interface Policy {
   version: 1;
   name: string;
@@ -113,6 +144,7 @@ export interface Policy {
   stages: Stage[];
   gates: Gate[];
   artifacts: Artifacts;
+  evaluate?: EvaluateConfig;
   threatModel: ThreatModel;
   /** Ed25519 public keys, base64 of the raw 32 bytes, one per channel that may sign decisions. */
   channels: Partial<Record<Channel, { publicKey: string }>>;

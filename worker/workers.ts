@@ -45,8 +45,9 @@ export async function createWorkers(setup: WorkerSetup): Promise<Worker[]> {
     );
   }
   if (setup.queues.includes('gpu')) {
-    // No GPU runtime is used yet: this queue's activities run on the CPU wherever the worker runs.
-    workers.push(await Worker.create({ ...common, taskQueue: GPU_TASK_QUEUE, activities: { validateDataset: activities.validateDataset } }));
+    // Compute-heavy activities. The engine uses the CUDA execution provider when SECMLOPS_EXECUTION_PROVIDER=cuda;
+    // without it (and on these machines) they run on the CPU.
+    workers.push(await Worker.create({ ...common, taskQueue: GPU_TASK_QUEUE, activities: { validateDataset: activities.validateDataset, evaluateModel: activities.evaluateModel } }));
   }
   return workers;
 }

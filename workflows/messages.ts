@@ -51,6 +51,14 @@ export interface SplitReport {
   pixelMax: number;
 }
 
+export interface EvaluationSummary {
+  images: number;
+  cleanAccuracy: number;
+  /** Ops without a gradient rule; white-box attacks then ran as Square Attack. */
+  withoutGradient: string[];
+  attacks: { id: string; attack: string; eps?: number; robustAccuracy: number; successRate: number; medianLinf: number; seconds: number }[];
+}
+
 export interface StageStatus {
   name: StageName;
   workflowId: string;
@@ -68,6 +76,7 @@ export interface StageStatus {
   threatModel?: ThreatCell[];
   manifest?: ManifestEntry[];
   splits?: SplitReport[];
+  evaluation?: EvaluationSummary;
   artifacts: Record<string, string>;
   error?: string;
   startedAt?: string;

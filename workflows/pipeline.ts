@@ -4,7 +4,7 @@
 import { executeChild, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Policy, StageName } from '../policy/index.js';
 import { stageUpdateSignal, statusQuery, stageWorkflowId, type AuditEntry, type PipelineResult, type PipelineStatus, type StageResult, type StageStatus, type Subject } from './messages.js';
-import { dataStage, planStage, releaseStage } from './stages.js';
+import { dataStage, evaluateStage, planStage, releaseStage } from './stages.js';
 
 export async function secmlopsPipeline(subject: Subject, policy: Policy): Promise<PipelineResult> {
   const pipelineId = workflowInfo().workflowId;
@@ -51,7 +51,7 @@ export async function secmlopsPipeline(subject: Subject, policy: Policy): Promis
   return status as PipelineResult;
 }
 
-const STAGES: Record<Exclude<StageName, 'release'>, typeof planStage> = { plan: planStage, data: dataStage };
+const STAGES: Record<Exclude<StageName, 'release'>, typeof planStage> = { plan: planStage, data: dataStage, evaluate: evaluateStage };
 
 function pendingStage(name: StageName, workflowId: string): StageStatus {
   return { name, workflowId, state: 'pending', revision: -1, tasks: [], blockers: [], findings: [], metrics: {}, gates: [], artifacts: {} };

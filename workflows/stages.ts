@@ -12,7 +12,7 @@ const cpu = proxyActivities<Activities>({
 });
 const gpu = proxyActivities<Activities>({
   taskQueue: GPU_TASK_QUEUE,
-  startToCloseTimeout: '2h',
+  startToCloseTimeout: '12h',
   heartbeatTimeout: '30s',
   retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 5 },
 });
@@ -70,12 +70,45 @@ export async function dataStage(input: StageInput): Promise<StageResult> {
   } catch (err) {
     return lane.fail(failureMessage(err));
   }
-  const failed = await lane.task('gates', 'checking the data gates', async () => {
-    lane.status.gates = input.policy.gates.filter((g) => g.metric.startsWith('data.')).map((g) => evaluateGate(g, lane.status.metrics));
+  const failed = await checkGates(lane, input, 'data');
+  if (failed) return lane.fail(failed);
+  return lane.approval();
+}
+
+/** evaluate: the policy's attack suite against the model, its gates, then the security engineer's approval. */
+export async function evaluateStage(input: StageInput): Promise<StageResult> {
+  const lane = new Swimlane(input, ['attacks', 'gates']);
+  const { dataset, model } = input.policy.artifacts;
+  const config = input.policy.evaluate;
+  if (!dataset || !model || !config) return lane.fail('the policy needs artifacts.dataset, artifacts.model and an evaluate block');
+  try {
+    const out = await lane.task('attacks', `attacking the model: ${config.attacks.map((a) => a.id).join(', ')}`, () =>
+      gpu.evaluateModel({ modelPath: model.path, modelSha256: model.sha256, root: dataset.root, split: dataset.splits[config.split], classes: dataset.classes, config }),
+    );
+    Object.assign(lane.status.metrics, out.metrics);
+    lane.status.evaluation = out.summary;
+    lane.status.artifacts.model = out.modelRef;
+    if (out.summary.withoutGradient.length) lane.status.findings.push(`the model has ops without a gradient rule (${out.summary.withoutGradient.join(', ')}): white-box attacks ran as Square Attack`);
+  } catch (err) {
+    return lane.fail(failureMessage(err));
+  }
+  const failed = await checkGates(lane, input, 'evaluate');
+  if (failed) return lane.fail(failed);
+  return lane.approval();
+}
+
+/** Evaluates the policy's gates on this stage's metrics; returns why the stage fails, if it does. */
+async function checkGates(lane: Swimlane, input: StageInput, stage: string): Promise<string | undefined> {
+  const failed = await lane.task('gates', `checking the ${stage} gates`, async () => {
+    lane.status.gates = input.policy.gates.filter((g) => g.metric.startsWith(`${stage}.`)).map((g) => evaluateGate(g, lane.status.metrics));
     return lane.status.gates.filter((g) => !g.passed);
   });
-  if (failed.length > 0) return lane.fail(`failed gates: ${failed.map((g) => `${g.id} (measured ${g.measured ?? 'nothing'})`).join(', ')}`);
-  return lane.approval();
+  if (failed.length === 0) return undefined;
+  return `failed gates: ${failed.map((g) => `${g.id} (${g.metric} ${g.op} ${g.value}, measured ${g.measured === undefined ? 'nothing' : round(g.measured)})`).join(', ')}`;
+}
+
+function round(x: number): string {
+  return Number.isInteger(x) ? String(x) : x.toFixed(4);
 }
 
 export interface ReleaseInput extends StageInput {

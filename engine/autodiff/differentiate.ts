@@ -5,7 +5,11 @@ import { DataType, num, type ModelProto, type NodeProto, type TensorProto } from
 import { OPS } from './ops/index.js';
 import { AutodiffError, nodeLabel, type Shape } from './types.js';
 
-export type LossKind = 'cross-entropy' | 'cw-margin';
+/**
+ * cross-entropy: mean softmax cross-entropy. cw-margin: mean of (best other logit − label logit).
+ * target-margin: mean of (target logit − label logit), with an int64 [N] `targets` input (DeepFool's per-class step).
+ */
+export type LossKind = 'cross-entropy' | 'cw-margin' | 'target-margin';
 
 export interface DifferentiateOptions {
   /** Graph inputs or initializers to differentiate with respect to. */
@@ -19,6 +23,8 @@ export interface GradientModel {
   model: ModelProto;
   /** Name of the int64 [N] labels input the loss adds. */
   labels: string;
+  /** The int64 [N] targets input, for target-margin only. */
+  targets?: string;
   loss: string;
   logits: string;
   /** Output name of the gradient for each `wrt` name. */
@@ -61,7 +67,8 @@ export function differentiate(model: ModelProto, opts: DifferentiateOptions): Gr
 
   const g = new GraphBuilder('ad_');
   const labels = g.input('labels', ['N'], DataType.INT64);
-  const { loss, dLogits } = addLoss(g, logits, labels, logitShape[1], opts.loss ?? 'cross-entropy');
+  const targets = opts.loss === 'target-margin' ? g.input('targets', ['N'], DataType.INT64) : undefined;
+  const { loss, dLogits } = addLoss(g, logits, labels, logitShape[1], opts.loss ?? 'cross-entropy', targets);
 
   // Backward, in reverse topological order, summing contributions where a value feeds several nodes.
   const contributions = new Map<string, string[]>([[logits, [dLogits]]]);
@@ -107,6 +114,7 @@ export function differentiate(model: ModelProto, opts: DifferentiateOptions): Gr
       },
     },
     labels,
+    targets,
     loss,
     logits,
     grads,
@@ -118,7 +126,7 @@ export function differentiate(model: ModelProto, opts: DifferentiateOptions): Gr
  * the Carlini-Wagner margin's is one-hot(best other class) − one-hot(label). Both are means over the batch and
  * grow as the model gets the label wrong, so attacks ascend them.
  */
-function addLoss(g: GraphBuilder, logits: string, labels: string, classes: number, kind: LossKind): { loss: string; dLogits: string } {
+function addLoss(g: GraphBuilder, logits: string, labels: string, classes: number, kind: LossKind, targets?: string): { loss: string; dLogits: string } {
   const batch = g.op('Cast', [g.op('Gather', [g.op('Shape', [logits]), g.constI64([0])])], { to: DataType.FLOAT });
   const oneHot = g.op('OneHot', [labels, g.constI64([classes]), g.constF([0, 1])], { axis: -1 });
   if (kind === 'cross-entropy') {
@@ -129,7 +137,8 @@ function addLoss(g: GraphBuilder, logits: string, labels: string, classes: numbe
     return { loss, dLogits };
   }
   const masked = g.op('Sub', [logits, g.op('Mul', [oneHot, g.constF([1e9], [])])]);
-  const other = g.op('OneHot', [g.op('ArgMax', [masked], { axis: 1, keepdims: 0 }), g.constI64([classes]), g.constF([0, 1])], { axis: -1 });
+  const toward = kind === 'target-margin' ? targets! : g.op('ArgMax', [masked], { axis: 1, keepdims: 0 });
+  const other = g.op('OneHot', [toward, g.constI64([classes]), g.constF([0, 1])], { axis: -1 });
   const margin = g.op('ReduceSum', [g.op('Mul', [logits, g.op('Sub', [other, oneHot])]), g.constI64([1])], { keepdims: 0 });
   const loss = g.op('ReduceMean', [margin], { keepdims: 0 }, ['loss']);
   return { loss, dLogits: g.op('Div', [g.op('Sub', [other, oneHot]), batch]) };

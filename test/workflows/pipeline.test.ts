@@ -101,7 +101,7 @@ describe('the pipeline on a real Temporal server', () => {
   test('a failed data gate fails the stage before anyone is asked to approve', async () => {
     const policy = await testPolicy(fx, { stages: '  - data', extra: 'gates:\n  - { id: big-enough, metric: data.test.images, op: ">=", value: 20000 }' });
     const r = await result(await startPipeline(stack.client, policy, uniqueId('gate')));
-    expect(r.reason).toBe('stage data failed: failed gates: big-enough (measured 10000)');
+    expect(r.reason).toBe('stage data failed: failed gates: big-enough (data.test.images >= 20000, measured 10000)');
   });
 });
 

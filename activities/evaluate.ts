@@ -1,0 +1,112 @@
+// The evaluate stage's activity: pins the model in the artifact store, runs the attack suite in an engine job
+// process (heartbeating its progress; cancelling kills it) and turns the results into gate metrics.
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DEFAULT_MAX_BYTES } from '../engine/onnx/model.js';
+import type { EvaluateResult, JobProgress } from '../engine/jobs/protocol.js';
+import { runJob } from '../engine/jobs/run-job.js';
+import { executionProviderFromEnv } from '../engine/runtime/session.js';
+import type { DatasetSplit, EvaluateConfig } from '../policy/index.js';
+import type { EvaluationSummary } from '../workflows/messages.js';
+import type { ArtifactStore } from './store.js';
+
+export interface EvaluateInput {
+  modelPath: string;
+  modelSha256?: string;
+  root: string;
+  split: DatasetSplit;
+  classes: number;
+  config: EvaluateConfig;
+}
+
+export interface EvaluateOutput {
+  modelRef: string;
+  metrics: Record<string, number>;
+  summary: EvaluationSummary;
+}
+
+export async function evaluateModel(store: ArtifactStore, input: EvaluateInput): Promise<EvaluateOutput> {
+  const ctx = Context.current();
+  const size = await stat(input.modelPath).then(
+    (s) => s.size,
+    (e: NodeJS.ErrnoException) => {
+      throw ApplicationFailure.nonRetryable(`model ${input.modelPath} cannot be read (${e.code ?? e.message})`, 'ModelMissing');
+    },
+  );
+  if (size > DEFAULT_MAX_BYTES) throw ApplicationFailure.nonRetryable(`model ${input.modelPath} is ${size} bytes, over the ${DEFAULT_MAX_BYTES}-byte limit`, 'ModelTooLarge');
+  const stored = await store.put(await readFile(input.modelPath));
+  if (input.modelSha256 && stored.digest !== input.modelSha256) {
+    throw ApplicationFailure.nonRetryable(`model ${input.modelPath} has SHA-256 ${stored.digest}, but the policy pins ${input.modelSha256}`, 'ModelDigestMismatch');
+  }
+  let last: JobProgress | undefined;
+  const beat = setInterval(() => ctx.heartbeat(last), 5000);
+  let result: EvaluateResult;
+  try {
+    result = await runJob(
+      {
+        kind: 'evaluate',
+        modelPath: stored.path,
+        modelSha256: stored.digest,
+        images: join(input.root, input.split.images),
+        labels: join(input.root, input.split.labels),
+        classes: input.classes,
+        limit: input.config.limit,
+        range: input.config.range,
+        seed: input.config.seed,
+        attacks: input.config.attacks,
+        executionProvider: executionProviderFromEnv(),
+      },
+      {
+        signal: ctx.cancellationSignal,
+        onProgress: (p) => {
+          last = p;
+          ctx.heartbeat(p);
+        },
+      },
+    );
+  } catch (e) {
+    // A model the engine refuses (hostile or malformed) will not get better on retry; a crash might.
+    const msg = (e as Error).message;
+    if (/not an ONNX model|outside the supported|unknown domains|refused|declares|no gradient rule|needs static sizes|must be logits/.test(msg)) throw ApplicationFailure.nonRetryable(msg, 'InvalidModel');
+    throw e;
+  } finally {
+    clearInterval(beat);
+  }
+  return { modelRef: stored.ref, metrics: toMetrics(result, input.config.safetyCritical), summary: summarize(result) };
+}
+
+function toMetrics(r: EvaluateResult, safetyCritical: number[]): Record<string, number> {
+  const m: Record<string, number> = { 'evaluate.clean_accuracy': r.cleanAccuracy, 'evaluate.images': r.images };
+  const first = r.attacks[0]?.metrics;
+  for (const k of safetyCritical) if (first) m[`evaluate.class.${k}.miss_rate`] = first.classes[k].missRate;
+  for (const a of r.attacks) {
+    const put = (name: string, v: number) => {
+      if (Number.isFinite(v)) m[`evaluate.${a.id}.${name}`] = v;
+    };
+    put('robust_accuracy', a.metrics.robust_accuracy);
+    put('attack_success_rate', a.metrics.attack_success_rate);
+    put('median_linf', a.metrics.median_linf);
+    put('median_l2', a.metrics.median_l2);
+    for (const k of safetyCritical) put(`class.${k}.miss_rate`, a.metrics.classes[k].robustMissRate);
+  }
+  return m;
+}
+
+function summarize(r: EvaluateResult): EvaluationSummary {
+  return {
+    images: r.images,
+    cleanAccuracy: r.cleanAccuracy,
+    withoutGradient: r.withoutGradient,
+    attacks: r.attacks.map((a) => ({
+      id: a.id,
+      attack: a.spec.attack,
+      eps: a.spec.eps,
+      robustAccuracy: a.metrics.robust_accuracy,
+      successRate: a.metrics.attack_success_rate,
+      medianLinf: a.metrics.median_linf,
+      seconds: a.seconds,
+    })),
+  };
+}

@@ -1,0 +1,71 @@
+// Runs one attack over a labeled set in batches and returns per-image results for the metrics.
+import type { ImageSet } from '../data/fashion.js';
+import type { SampleResult } from '../metrics/metrics.js';
+import { Rng } from '../runtime/rng.js';
+import { argmax } from '../train/trainer.js';
+import { deepfool, fgsm, pgd, square, type Range } from './attacks.js';
+import type { AttackTarget } from './target.js';
+
+export const ATTACKS = ['fgsm', 'pgd', 'deepfool', 'square'] as const;
+export type AttackName = (typeof ATTACKS)[number];
+
+export interface AttackSpec {
+  attack: AttackName;
+  /** Perturbation budget (not used by DeepFool, which finds minimal perturbations). */
+  eps?: number;
+  steps?: number;
+  stepSize?: number;
+  restarts?: number;
+  randomStart?: boolean;
+  norm?: 'linf' | 'l2';
+  overshoot?: number;
+  maxIter?: number;
+  queries?: number;
+}
+
+export interface RunOptions {
+  range: Range;
+  seed?: number;
+  batch?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export function describeSpec(s: AttackSpec): string {
+  if (s.attack === 'deepfool') return 'deepfool';
+  const steps = s.attack === 'pgd' ? `-${s.steps ?? 20}` : '';
+  return `${s.attack}${steps}${s.norm === 'l2' ? '-l2' : ''} eps=${s.eps}`;
+}
+
+export async function runAttack(t: AttackTarget, data: ImageSet, spec: AttackSpec, o: RunOptions): Promise<SampleResult[]> {
+  if (spec.attack !== 'deepfool' && !(typeof spec.eps === 'number' && spec.eps >= 0)) throw new Error(`${spec.attack} needs eps ≥ 0`);
+  const rng = new Rng(o.seed ?? 1);
+  const d = t.sampleSize;
+  const batch = o.batch ?? (spec.attack === 'deepfool' ? 100 : 256);
+  const results: SampleResult[] = [];
+  for (let s = 0; s < data.count; s += batch) {
+    const n = Math.min(batch, data.count - s);
+    const b = { x: data.images.slice(s * d, (s + n) * d), labels: data.labels.subarray(s, s + n), n };
+    const eps = spec.eps ?? 0;
+    const adv =
+      spec.attack === 'fgsm'
+        ? await fgsm(t, b, { eps, range: o.range })
+        : spec.attack === 'pgd'
+          ? await pgd(t, b, { eps, steps: spec.steps ?? 20, stepSize: spec.stepSize, restarts: spec.restarts, randomStart: spec.randomStart, norm: spec.norm, range: o.range, rng })
+          : spec.attack === 'deepfool'
+            ? await deepfool(t, b, { overshoot: spec.overshoot, maxIter: spec.maxIter, range: o.range })
+            : await square(t, b, { eps, queries: spec.queries, range: o.range, rng });
+    const [clean, attacked] = [await t.logits(b.x, n), await t.logits(adv, n)];
+    for (let i = 0; i < n; i++) {
+      let linf = 0;
+      let sq = 0;
+      for (let k = i * d; k < (i + 1) * d; k++) {
+        const diff = Math.abs(adv[k] - b.x[k]);
+        linf = Math.max(linf, diff);
+        sq += diff * diff;
+      }
+      results.push({ label: b.labels[i], clean: argmax(clean, i * t.classes, t.classes), adversarial: argmax(attacked, i * t.classes, t.classes), linf, l2: Math.sqrt(sq) });
+    }
+    o.onProgress?.(Math.min(data.count, s + n), data.count);
+  }
+  return results;
+}

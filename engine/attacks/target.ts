@@ -1,0 +1,67 @@
+// The model under attack: weights baked in (ORT's fast conv path), one forward session and one gradient session
+// per loss, created on first use.
+import type { InferenceSession } from 'onnxruntime-node';
+import { differentiate, type GradientModel, type LossKind } from '../autodiff/differentiate.js';
+import type { ModelProto } from '../onnx/proto.js';
+import { num } from '../onnx/proto.js';
+import { createSession, floatTensor, int64Tensor, type SessionOptions } from '../runtime/session.js';
+
+export interface GradientResult {
+  logits: Float32Array;
+  /** Per-sample gradient of the loss (the batch mean's gradient times the batch size). */
+  grad: Float32Array;
+}
+
+export class AttackTarget {
+  private readonly grads = new Map<LossKind, Promise<{ g: GradientModel; s: InferenceSession }>>();
+
+  private constructor(
+    readonly model: ModelProto,
+    private readonly forward: InferenceSession,
+    readonly input: string,
+    readonly sampleShape: number[],
+    readonly classes: number,
+    private readonly opts: SessionOptions,
+  ) {}
+
+  static async create(model: ModelProto, opts: SessionOptions = {}): Promise<AttackTarget> {
+    const graph = model.graph!;
+    const inits = new Set((graph.initializer ?? []).map((t) => t.name));
+    const input = (graph.input ?? []).find((i) => !inits.has(i.name));
+    if (!input) throw new Error('the model has no input');
+    const dims = (input.type?.tensorType?.shape?.dim ?? []).map((d) => num(d.dimValue));
+    if (dims.length < 2 || dims.slice(1).some((d) => d <= 0)) throw new Error(`input "${input.name}" needs static sizes after the batch, got [${dims.join(', ')}]`);
+    const session = await createSession(model, opts);
+    const probe = await session.run({ [input.name!]: floatTensor(new Float32Array(dims.slice(1).reduce((a, b) => a * b, 1)), [1, ...dims.slice(1)]) });
+    const out = probe[session.outputNames[0]];
+    if (out.dims.length !== 2) throw new Error(`the first output must be logits [N, classes], got [${out.dims.join(', ')}]`);
+    return new AttackTarget(model, session, input.name!, dims.slice(1), out.dims[1], opts);
+  }
+
+  get sampleSize(): number {
+    return this.sampleShape.reduce((a, b) => a * b, 1);
+  }
+
+  async logits(x: Float32Array, n: number): Promise<Float32Array> {
+    const out = await this.forward.run({ [this.input]: floatTensor(x, [n, ...this.sampleShape]) });
+    return out[this.forward.outputNames[0]].data as Float32Array;
+  }
+
+  async gradient(x: Float32Array, n: number, labels: ArrayLike<number>, loss: LossKind = 'cross-entropy', targets?: ArrayLike<number>): Promise<GradientResult> {
+    let entry = this.grads.get(loss);
+    if (!entry) {
+      entry = (async () => {
+        const g = differentiate(this.model, { wrt: [this.input], loss });
+        return { g, s: await createSession(g.model, this.opts) };
+      })();
+      this.grads.set(loss, entry);
+    }
+    const { g, s } = await entry;
+    const feeds: Record<string, ReturnType<typeof floatTensor>> = { [this.input]: floatTensor(x, [n, ...this.sampleShape]), [g.labels]: int64Tensor(labels, [n]) };
+    if (g.targets) feeds[g.targets] = int64Tensor(targets!, [n]);
+    const out = await s.run(feeds);
+    const grad = out[g.grads[this.input]].data as Float32Array;
+    for (let i = 0; i < grad.length; i++) grad[i] *= n;
+    return { logits: out[g.logits].data as Float32Array, grad };
+  }
+}

@@ -1,0 +1,26 @@
+// Labeled image sets from IDX pairs, as float pixels in [0, 1] ready for a model's [N, 1, H, W] input.
+import { join } from 'node:path';
+import { checkPair, readIdx } from './idx.js';
+
+export interface ImageSet {
+  images: Float32Array;
+  labels: Uint8Array;
+  count: number;
+  shape: [number, number, number];
+}
+
+export const FASHION_FILES = {
+  train: { images: 'train-images-idx3-ubyte.gz', labels: 'train-labels-idx1-ubyte.gz' },
+  test: { images: 't10k-images-idx3-ubyte.gz', labels: 't10k-labels-idx1-ubyte.gz' },
+} as const;
+
+/** Reads a split from a folder holding the standard file names; `limit` keeps the first N images. */
+export async function loadSplit(dir: string, split: 'train' | 'test', opts: { limit?: number; classes?: number } = {}): Promise<ImageSet> {
+  const files = { images: join(dir, FASHION_FILES[split].images), labels: join(dir, FASHION_FILES[split].labels) };
+  const pair = checkPair(await readIdx(files.images), await readIdx(files.labels), files, opts.classes ?? 10);
+  const count = Math.min(pair.count, opts.limit ?? pair.count);
+  const pixels = pair.rows * pair.cols;
+  const images = new Float32Array(count * pixels);
+  for (let i = 0; i < images.length; i++) images[i] = pair.images[i] / 255;
+  return { images, labels: pair.labels.slice(0, count), count, shape: [1, pair.rows, pair.cols] };
+}

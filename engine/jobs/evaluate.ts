@@ -1,0 +1,39 @@
+// The evaluate job: clean accuracy and every attack of the suite, on the first `limit` images of a labeled set.
+import { ATTACKS_WITH_GRADIENTS } from '../attacks/gradient-free.js';
+import { runAttack } from '../attacks/run.js';
+import { AttackTarget } from '../attacks/target.js';
+import { checkPair, readIdx } from '../data/idx.js';
+import { inspectModel } from '../inspect.js';
+import { computeMetrics } from '../metrics/metrics.js';
+import { OnnxError, parseModel } from '../onnx/model.js';
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import type { EvaluateRequest, EvaluateResult, JobProgress } from './protocol.js';
+
+export async function evaluateJob(req: EvaluateRequest, progress: (p: JobProgress) => void): Promise<EvaluateResult> {
+  const bytes = await readFile(req.modelPath);
+  const digest = createHash('sha256').update(bytes).digest('hex');
+  if (digest !== req.modelSha256) throw new OnnxError(req.modelPath, `SHA-256 is ${digest}, expected ${req.modelSha256}; refusing to load it`);
+  const model = parseModel(bytes, req.modelPath);
+  const files = { images: req.images, labels: req.labels };
+  const pair = checkPair(await readIdx(files.images), await readIdx(files.labels), files, req.classes);
+  const count = Math.min(pair.count, req.limit ?? pair.count);
+  const pixels = pair.rows * pair.cols;
+  const images = new Float32Array(count * pixels);
+  for (let i = 0; i < images.length; i++) images[i] = pair.images[i] / 255;
+  const data = { images, labels: pair.labels.slice(0, count), count, shape: [1, pair.rows, pair.cols] as [number, number, number] };
+  const withoutGradient = inspectModel(model).withoutGradient;
+  const target = await AttackTarget.create(model, { threads: req.threads, executionProvider: req.executionProvider });
+  const out: EvaluateResult = { cleanAccuracy: NaN, images: count, withoutGradient, attacks: [] };
+  for (const a of req.attacks) {
+    const { id, ...asked } = a;
+    // A model with an op the engine cannot differentiate is still evaluated, with the forward-only Square Attack.
+    const spec = withoutGradient.length && ATTACKS_WITH_GRADIENTS.includes(asked.attack) ? { ...asked, attack: 'square' as const } : asked;
+    const started = performance.now();
+    const results = await runAttack(target, data, spec, { range: { min: req.range[0], max: req.range[1] }, seed: req.seed, onProgress: (done, total) => progress({ task: id, done, total }) });
+    const metrics = computeMetrics(results, target.classes);
+    out.cleanAccuracy = metrics.clean_accuracy;
+    out.attacks.push({ id, spec, metrics, seconds: (performance.now() - started) / 1000 });
+  }
+  return out;
+}

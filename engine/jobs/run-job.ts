@@ -1,0 +1,44 @@
+// Supervises an engine job in a child process: relays progress, kills it on abort, and reports a crash clearly.
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { EvaluateRequest, EvaluateResult, JobMessage, JobProgress } from './protocol.js';
+
+const JOB_MAIN = fileURLToPath(new URL('./job-main.ts', import.meta.url));
+
+export interface JobOptions {
+  onProgress?: (p: JobProgress) => void;
+  signal?: AbortSignal;
+  /** Called with the child's pid once it runs (tests use it to check nothing is left behind). */
+  onStart?: (pid: number) => void;
+}
+
+export function runJob(req: EvaluateRequest, opts: JobOptions = {}): Promise<EvaluateResult> {
+  return new Promise((resolve, reject) => {
+    if (opts.signal?.aborted) return reject(new Error('the engine job was cancelled before it started'));
+    const child = fork(JOB_MAIN, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'pipe', 'ipc'], serialization: 'advanced' });
+    let stderr = '';
+    child.stderr!.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-4000)));
+    let settled = false;
+    const finish = (f: () => void) => {
+      if (settled) return;
+      settled = true;
+      opts.signal?.removeEventListener('abort', abort);
+      f();
+    };
+    const abort = () => {
+      child.kill('SIGKILL');
+      finish(() => reject(new Error('the engine job was cancelled')));
+    };
+    opts.signal?.addEventListener('abort', abort, { once: true });
+    child.on('message', (m: JobMessage) => {
+      if (m.type === 'progress') opts.onProgress?.(m.progress);
+      else if (m.type === 'result') finish(() => resolve(m.result as EvaluateResult));
+      else finish(() => reject(new Error(m.message)));
+    });
+    child.on('exit', (code, signal) => finish(() => reject(new Error(`the engine job process died (${signal ?? `exit code ${code}`})${stderr ? `: ${stderr.trim().split('\n').slice(-3).join(' | ')}` : ''}`))));
+    child.on('spawn', () => {
+      if (child.pid) opts.onStart?.(child.pid);
+      child.send(req);
+    });
+  });
+}

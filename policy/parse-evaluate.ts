@@ -1,0 +1,75 @@
+// The `evaluate` block (the attack suite) and the gate metrics each stage measures.
+import { DATA_METRIC_PATTERN, EVALUATE_METRIC_PATTERN } from './gates.js';
+import { Reader, join } from './reader.js';
+import { ATTACK_NAMES, type Artifacts, type AttackConfig, type EvaluateConfig, type Stage } from './types.js';
+
+const ID = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
+
+export function readEvaluate(r: Reader, v: unknown, stages: Stage[], artifacts: Artifacts): EvaluateConfig | undefined {
+  const runs = stages.some((s) => s.name === 'evaluate');
+  if (v === undefined) {
+    if (runs) r.fail('evaluate', 'the evaluate stage needs an evaluate block with its attacks');
+    return undefined;
+  }
+  const m = r.mapping(v, 'evaluate', { required: ['attacks'], optional: ['split', 'limit', 'range', 'seed', 'safetyCritical'] });
+  if (runs && !artifacts.model) r.fail('artifacts.model', 'the evaluate stage needs artifacts.model, the model to attack');
+  const split = m.split === undefined ? 'test' : r.string(m.split, 'evaluate.split');
+  if (!artifacts.dataset?.splits[split]) r.fail('evaluate.split', `split "${split}" is not in artifacts.dataset.splits`);
+  const classes = artifacts.dataset!.classes;
+  const range = m.range === undefined ? [0, 1] : r.list(m.range, 'evaluate.range').map((x, i) => r.number(x, join('evaluate.range', i)));
+  if (range.length !== 2 || !(range[0] < range[1])) r.fail('evaluate.range', `expected [min, max] with min < max, got [${range.join(', ')}]`);
+  const safetyCritical = m.safetyCritical === undefined ? [] : r.list(m.safetyCritical, 'evaluate.safetyCritical').map((x, i) => r.integer(x, join('evaluate.safetyCritical', i), 0, classes - 1));
+  const ids = new Set<string>();
+  const attacks = r.list(m.attacks, 'evaluate.attacks', { nonEmpty: true }).map((raw, i) => {
+    const path = join('evaluate.attacks', i);
+    const a = r.mapping(raw, path, { required: ['id', 'attack'], optional: ['eps', 'steps', 'stepSize', 'restarts', 'randomStart', 'norm', 'overshoot', 'maxIter', 'queries'] });
+    const id = r.string(a.id, join(path, 'id'), ID, 'an attack id of letters, digits, "_" or "-"');
+    if (ids.has(id)) r.fail(join(path, 'id'), `attack id "${id}" is used twice`);
+    if (id === 'class' || id === 'clean_accuracy') r.fail(join(path, 'id'), `"${id}" is reserved for metric names`);
+    ids.add(id);
+    const cfg: AttackConfig = { id, attack: r.oneOf(a.attack, join(path, 'attack'), ATTACK_NAMES) };
+    if (cfg.attack !== 'deepfool') cfg.eps = r.number(a.eps, join(path, 'eps'), 0, range[1] - range[0]);
+    else if (a.eps !== undefined) r.fail(join(path, 'eps'), 'DeepFool finds minimal perturbations and takes no eps');
+    if (a.steps !== undefined) cfg.steps = r.integer(a.steps, join(path, 'steps'), 1, 10_000);
+    if (a.stepSize !== undefined) cfg.stepSize = r.number(a.stepSize, join(path, 'stepSize'), 0);
+    if (a.restarts !== undefined) cfg.restarts = r.integer(a.restarts, join(path, 'restarts'), 1, 100);
+    if (a.randomStart !== undefined) cfg.randomStart = r.boolean(a.randomStart, join(path, 'randomStart'));
+    if (a.norm !== undefined) cfg.norm = r.oneOf(a.norm, join(path, 'norm'), ['linf', 'l2'] as const);
+    if (a.overshoot !== undefined) cfg.overshoot = r.number(a.overshoot, join(path, 'overshoot'), 0, 1);
+    if (a.maxIter !== undefined) cfg.maxIter = r.integer(a.maxIter, join(path, 'maxIter'), 1, 1000);
+    if (a.queries !== undefined) cfg.queries = r.integer(a.queries, join(path, 'queries'), 1, 100_000);
+    return cfg;
+  });
+  return {
+    split,
+    limit: m.limit === undefined ? undefined : r.integer(m.limit, 'evaluate.limit', 1),
+    range: [range[0], range[1]],
+    seed: m.seed === undefined ? 1 : r.integer(m.seed, 'evaluate.seed', 0),
+    safetyCritical,
+    attacks,
+  };
+}
+
+/** Checks that a gate's metric is one a stage of this policy measures. */
+export function checkGateMetric(r: Reader, path: string, metric: string, stages: Stage[], artifacts: Artifacts, evaluate: EvaluateConfig | undefined): void {
+  const runs = (name: string) => stages.some((s) => s.name === name);
+  const data = DATA_METRIC_PATTERN.exec(metric);
+  if (data) {
+    if (!runs('data')) r.fail(path, `metric "${metric}" is measured by the data stage, which this policy does not run`);
+    if (!artifacts.dataset?.splits[data[1]]) r.fail(path, `metric "${metric}" names split "${data[1]}", which artifacts.dataset.splits does not define`);
+    return;
+  }
+  const ev = EVALUATE_METRIC_PATTERN.exec(metric);
+  if (ev) {
+    if (!runs('evaluate') || !evaluate) r.fail(path, `metric "${metric}" is measured by the evaluate stage, which this policy does not run`);
+    const [, cleanClass, attack, attackClass] = ev;
+    if (attack && !evaluate.attacks.some((a) => a.id === attack)) r.fail(path, `metric "${metric}" names attack "${attack}", which evaluate.attacks does not define`);
+    const k = cleanClass ?? attackClass;
+    if (k !== undefined && Number(k) >= (artifacts.dataset?.classes ?? 0)) r.fail(path, `metric "${metric}" names class ${k}, outside 0..${(artifacts.dataset?.classes ?? 1) - 1}`);
+    return;
+  }
+  r.fail(
+    path,
+    `unknown metric "${metric}"; stages measure data.<split>.{images,min_class_fraction,max_class_fraction,pixel_mean,pixel_std}, evaluate.clean_accuracy, evaluate.class.<k>.miss_rate and evaluate.<attack id>.{robust_accuracy,attack_success_rate,median_linf,median_l2,class.<k>.miss_rate}`,
+  );
+}
