@@ -73,7 +73,8 @@ export async function attackCommand(o: AttackCommand): Promise<void> {
     console.error(`the model has ops without a gradient rule (${missing.join(', ')}): using the forward-only Square Attack instead of ${attack}`);
     attack = 'square';
   }
-  const spec = { attack, eps: o.eps, steps: o.steps, restarts: o.restarts, norm: o.norm as 'linf' | 'l2' };
+  const norm: 'linf' | 'l2' = o.norm === 'l2' ? 'l2' : 'linf';
+  const spec = { attack, eps: o.eps, steps: o.steps, restarts: o.restarts, norm };
   const target = await AttackTarget.create(model);
   const started = performance.now();
   const results = await runAttack(target, data, spec, {

@@ -58,6 +58,11 @@ export function renderStage(s: StageStatus): string[] {
     lines.push(`    needs ${s.approval.missingRoles.join(' + ') || 'more approvers'} (quorum ${s.approval.quorum}); approved so far: ${s.approval.approvers.join(', ') || 'nobody'}`);
   }
   for (const b of s.blockers) lines.push(`    blocker: ${b}`);
+  if (s.evaluation) {
+    const e = s.evaluation;
+    lines.push(`    clean accuracy ${(e.cleanAccuracy * 100).toFixed(2)}% on ${e.images} images`);
+    for (const a of e.attacks) lines.push(`    ${a.id} (${a.attack}${a.eps !== undefined ? ` eps ${a.eps}` : ''}): robust accuracy ${(a.robustAccuracy * 100).toFixed(2)}%, success rate ${(a.successRate * 100).toFixed(2)}%, ${a.seconds.toFixed(1)} s`);
+  }
   for (const g of s.gates) lines.push(`    gate ${describeGate(g)}`);
   if (s.error) lines.push(`    ${s.error}`);
   return lines;

@@ -15,7 +15,7 @@ export function readEvaluate(r: Reader, v: unknown, stages: Stage[], artifacts: 
   if (runs && !artifacts.model) r.fail('artifacts.model', 'the evaluate stage needs artifacts.model, the model to attack');
   const split = m.split === undefined ? 'test' : r.string(m.split, 'evaluate.split');
   if (!artifacts.dataset?.splits[split]) r.fail('evaluate.split', `split "${split}" is not in artifacts.dataset.splits`);
-  const classes = artifacts.dataset!.classes;
+  const classes = artifacts.dataset.classes;
   const range = m.range === undefined ? [0, 1] : r.list(m.range, 'evaluate.range').map((x, i) => r.number(x, join('evaluate.range', i)));
   if (range.length !== 2 || !(range[0] < range[1])) r.fail('evaluate.range', `expected [min, max] with min < max, got [${range.join(', ')}]`);
   const safetyCritical = m.safetyCritical === undefined ? [] : r.list(m.safetyCritical, 'evaluate.safetyCritical').map((x, i) => r.integer(x, join('evaluate.safetyCritical', i), 0, classes - 1));

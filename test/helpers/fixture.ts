@@ -38,6 +38,8 @@ export interface PolicyOptions {
   extra?: string;
   files?: { path: string; sha256: string }[];
   splits?: boolean;
+  /** artifacts.model.path */
+  model?: string;
 }
 
 /** The example's people and roles, with mia (the usual author) also holding R3 so separation of duties is testable. */
@@ -68,6 +70,7 @@ artifacts:
     files:
 ${files.map((f) => `      - { path: ${f.path}, sha256: ${f.sha256} }`).join('\n')}
 ${opts.splits === false ? '' : `    splits:\n      test: { images: ${TEST_FILES[0]}, labels: ${TEST_FILES[1]} }`}
+${opts.model ? `  model: { path: ${opts.model} }` : ''}
 threatModel:
   assets: [{ id: data }]
   controls:

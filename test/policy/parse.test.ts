@@ -45,10 +45,10 @@ describe('parsePolicy', () => {
   });
 
   const cases: [string, (t: string) => string, string][] = [
-    ['an unknown key', (t) => t.replace('name: demo', 'name: demo\nowner: me'), 'secmlops.yaml: owner: unknown key "owner"; expected one of: version, name, people, stages, roles, gates, artifacts, threatModel, channels, release'],
+    ['an unknown key', (t) => t.replace('name: demo', 'name: demo\nowner: me'), 'secmlops.yaml: owner: unknown key "owner"; expected one of: version, name, people, stages, roles, gates, artifacts, evaluate, threatModel, channels, release'],
     ['a misspelt nested key', (t) => t.replace('alice: { github: alice-sec }', 'alice: { gihub: alice-sec }'), 'secmlops.yaml: people.alice.gihub: unknown key "gihub"; expected one of: name, github, slack, console'],
     ['an unknown role member', (t) => t.replace('members: [alice]', 'members: [alicia]'), 'secmlops.yaml: roles.R3.members[0]: unknown person "alicia"; people are: alice, omar, carol'],
-    ['a stage not built yet', (t) => t.replace('  - release', '  - train'), 'secmlops.yaml: stages[1].name: stage "train" is planned but not built yet; the stages available now are plan, data, release'],
+    ['a stage not built yet', (t) => t.replace('  - release', '  - train'), 'secmlops.yaml: stages[1].name: stage "train" is planned but not built yet; the stages available now are plan, data, evaluate, release'],
     ['stages out of order', (t) => t.replace('  - release', '  - release\n  - data'), 'secmlops.yaml: stages[2].name: stage "data" is out of order or repeated; stages run in the order plan → data → train → evaluate → release → monitor'],
     ['a bad duration', (t) => t.replace('timeout: 1h', 'timeout: soon'), 'secmlops.yaml: stages[0].approval.timeout: expected a duration such as 90s, 30m, 4h or 7d, got "soon"'],
     ['a deadline before the timeout', (t) => t.replace('deadline: 2d', 'deadline: 30m'), 'secmlops.yaml: stages[0].approval.deadline: expected a deadline later than the timeout'],
@@ -61,7 +61,8 @@ describe('parsePolicy', () => {
     ['not YAML at all', () => 'stages: [plan\nname: x', 'secmlops.yaml: line 2, column 1: not valid YAML'],
     ['a dataset file escaping its root', (t) => t + 'artifacts:\n  dataset:\n    root: /data\n    files: [{ path: ../etc/passwd, sha256: ' + 'a'.repeat(64) + ' }]\n', 'secmlops.yaml: artifacts.dataset.files[0].path: expected a path inside the dataset root, got "../etc/passwd"'],
     ['a split whose file is not pinned', (t) => t + 'artifacts:\n  dataset:\n    root: /data\n    files: [{ path: a.idx, sha256: ' + 'a'.repeat(64) + ' }]\n    splits: { test: { images: a.idx, labels: b.idx } }\n', 'secmlops.yaml: artifacts.dataset.splits.test.labels: "b.idx" is not among artifacts.dataset.files, so its digest is not pinned'],
-    ['a gate on a metric nobody measures', (t) => t + 'gates: [{ metric: evaluate.pgd.robust_accuracy, op: ">=", value: 0.7 }]\n', 'secmlops.yaml: gates[0].metric: unknown metric "evaluate.pgd.robust_accuracy"'],
+    ['a gate on a metric nobody measures', (t) => t + 'gates: [{ metric: train.loss, op: "<=", value: 0.7 }]\n', 'secmlops.yaml: gates[0].metric: unknown metric "train.loss"'],
+    ['a gate on a stage the policy does not run', (t) => t + 'gates: [{ metric: evaluate.pgd.robust_accuracy, op: ">=", value: 0.7 }]\n', 'secmlops.yaml: gates[0].metric: metric "evaluate.pgd.robust_accuracy" is measured by the evaluate stage, which this policy does not run'],
     ['a threat-model control for an unknown asset', (t) => t + 'threatModel:\n  assets: [{ id: data }]\n  controls: [{ id: c, mitigates: [{ asset: model, stride: T }] }]\n', 'secmlops.yaml: threatModel.controls[0].mitigates[0].asset: unknown asset "model"; assets are: data'],
     ['a STRIDE letter that is not one', (t) => t + 'threatModel:\n  assets: [{ id: data }]\n  controls: [{ id: c, mitigates: [{ asset: data, stride: TX }] }]\n', 'secmlops.yaml: threatModel.controls[0].mitigates[0].stride: expected one of S, T, R, I, D, E, got "X"'],
   ];
@@ -91,5 +92,40 @@ describe('quorum', () => {
 
   test('one person holding both roles cannot satisfy it alone', () => {
     expect(quorumMet(twoPerson, [vote('carol', ['R7', 'R5'])])).toBe(false);
+  });
+});
+
+describe('the evaluate block', () => {
+  const base = (evaluate: string, gates = '') => `
+version: 1
+name: ev
+people: { alice: {} }
+stages: [evaluate]
+artifacts:
+  dataset:
+    root: /data
+    files: [{ path: i.gz, sha256: ${'a'.repeat(64)} }, { path: l.gz, sha256: ${'b'.repeat(64)} }]
+    splits: { test: { images: i.gz, labels: l.gz } }
+  model: { path: m.onnx }
+${evaluate}
+${gates}`;
+  const ok = 'evaluate:\n  attacks: [{ id: pgd20, attack: pgd, eps: 0.1, steps: 20 }]';
+
+  test('parses attacks with defaults', () => {
+    const p = parse(base(ok, 'gates: [{ metric: evaluate.pgd20.robust_accuracy, op: ">=", value: 0.7 }, { metric: evaluate.class.6.miss_rate, op: "<=", value: 0.15 }]'));
+    expect(p.evaluate).toEqual({ split: 'test', limit: undefined, range: [0, 1], seed: 1, safetyCritical: [], attacks: [{ id: 'pgd20', attack: 'pgd', eps: 0.1, steps: 20 }] });
+    expect(p.stages[0].approval?.roles).toEqual(['R3']);
+  });
+
+  const cases: [string, string, string][] = [
+    ['an evaluate stage without its block', base(''), 'secmlops.yaml: evaluate: the evaluate stage needs an evaluate block with its attacks'],
+    ['an unknown attack', base('evaluate:\n  attacks: [{ id: x, attack: cw, eps: 0.1 }]'), 'secmlops.yaml: evaluate.attacks[0].attack: expected one of fgsm, pgd, deepfool, square, got "cw"'],
+    ['an eps larger than the range', base('evaluate:\n  attacks: [{ id: x, attack: fgsm, eps: 2 }]'), 'secmlops.yaml: evaluate.attacks[0].eps: expected a number from 0 to 1, got number 2'],
+    ['DeepFool with an eps', base('evaluate:\n  attacks: [{ id: x, attack: deepfool, eps: 0.1 }]'), 'secmlops.yaml: evaluate.attacks[0].eps: DeepFool finds minimal perturbations and takes no eps'],
+    ['a gate on an attack the suite lacks', base(ok, 'gates: [{ metric: evaluate.fgsm.robust_accuracy, op: ">=", value: 0.7 }]'), 'secmlops.yaml: gates[0].metric: metric "evaluate.fgsm.robust_accuracy" names attack "fgsm", which evaluate.attacks does not define'],
+    ['a gate on a class that does not exist', base(ok, 'gates: [{ metric: evaluate.class.12.miss_rate, op: "<=", value: 0.1 }]'), 'secmlops.yaml: gates[0].metric: metric "evaluate.class.12.miss_rate" names class 12, outside 0..9'],
+  ];
+  test.each(cases)('refuses %s', (_n, text, message) => {
+    expect(() => parse(text)).toThrow(message);
   });
 });

@@ -1,0 +1,124 @@
+// The evaluate stage on a real Temporal server: attacks in an engine job process, gates on the results.
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { Client, Connection } from '@temporalio/client';
+import { execFileSync } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { sendDecision } from '../../cli/decide.js';
+import { saveModel } from '../../engine/onnx/model.js';
+import { Rng } from '../../engine/runtime/rng.js';
+import { deployableModel, initWeights, smallCnn } from '../../engine/train/zoo.js';
+import { stageWorkflowId } from '../../workflows/messages.js';
+import { makeFixture, testPolicy, type Fixture } from '../helpers/fixture.js';
+import { recordHistories } from '../helpers/histories.js';
+import { spawnWorker, type WorkerProcess } from '../helpers/processes.js';
+import { result, startPipeline, startStack, testAddress, uniqueId, waitForStage, type Stack } from '../helpers/temporal.js';
+
+const EXAMPLE = resolve('examples/fashion-mnist/model.onnx');
+let fx: Fixture;
+let stack: Stack;
+const spawned: WorkerProcess[] = [];
+
+beforeAll(async () => {
+  fx = await makeFixture();
+  stack = await startStack(fx);
+});
+afterAll(async () => {
+  spawned.forEach((w) => w.child.kill('SIGKILL'));
+  await stack?.stop();
+});
+
+const suite = (gates: string, attacks = '    - { id: fgsm, attack: fgsm, eps: 0.01 }\n    - { id: pgd20, attack: pgd, eps: 0.1, steps: 20 }', limit = 200) =>
+  `evaluate:\n  limit: ${limit}\n  safetyCritical: [0, 6]\n  attacks:\n${attacks}\ngates:\n${gates}`;
+
+describe('evaluate stage', () => {
+  test('the example model passes its gates and waits for the security engineer', async () => {
+    const policy = await testPolicy(fx, {
+      stages: '  - evaluate',
+      model: EXAMPLE,
+      extra: suite('  - { id: accurate, metric: evaluate.clean_accuracy, op: ">=", value: 0.85 }\n  - { id: fgsm-small, metric: evaluate.fgsm.robust_accuracy, op: ">=", value: 0.6 }'),
+    });
+    const id = uniqueId('evaluate-pass');
+    const handle = await startPipeline(stack.client, policy, id);
+    const s = await waitForStage(handle, 'evaluate', ['waiting'], 120_000);
+    const stage = s.stages[0];
+    expect(stage.metrics['evaluate.images']).toBe(200);
+    expect(stage.metrics['evaluate.clean_accuracy']).toBeGreaterThan(0.85);
+    expect(stage.metrics['evaluate.pgd20.robust_accuracy']).toBeLessThan(0.1);
+    expect(stage.metrics['evaluate.class.6.miss_rate']).toBeGreaterThan(0);
+    expect(stage.gates.map((g) => [g.id, g.passed])).toEqual([
+      ['accurate', true],
+      ['fgsm-small', true],
+    ]);
+    expect(stage.artifacts.model).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(stage.evaluation?.attacks.map((a) => a.id)).toEqual(['fgsm', 'pgd20']);
+    await sendDecision(stack.client, { workflowId: id, stage: 'evaluate', person: 'alice', decision: 'approve', keyPath: fx.key('cli') });
+    expect((await result(handle)).state).toBe('passed');
+    await recordHistories(stack.client, 'evaluate', [id, stageWorkflowId(id, 'evaluate')]);
+  }, 180_000);
+
+  test('a gate the model misses fails the verdict, naming the gate and the measured value', async () => {
+    const policy = await testPolicy(fx, { stages: '  - evaluate', model: EXAMPLE, extra: suite('  - { id: robust, metric: evaluate.pgd20.robust_accuracy, op: ">=", value: 0.7 }') });
+    const r = await result(await startPipeline(stack.client, policy, uniqueId('evaluate-fail')));
+    expect(r.state).toBe('failed');
+    expect(r.reason).toMatch(/^stage evaluate failed: failed gates: robust \(evaluate\.pgd20\.robust_accuracy >= 0\.7, measured 0\.0\d+\)$/);
+  }, 180_000);
+
+  test('an untrained model fails the accuracy gate', async () => {
+    const path = join(fx.dir, 'untrained.onnx');
+    await writeFile(path, saveModel(deployableModel(smallCnn, initWeights(smallCnn, new Rng(5)))));
+    const policy = await testPolicy(fx, { stages: '  - evaluate', model: path, extra: suite('  - { id: accurate, metric: evaluate.clean_accuracy, op: ">=", value: 0.85 }', undefined, 100) });
+    const r = await result(await startPipeline(stack.client, policy, uniqueId('evaluate-untrained')));
+    expect(r.reason).toMatch(/^stage evaluate failed: failed gates: accurate \(evaluate\.clean_accuracy >= 0\.85, measured 0\.\d+\)$/);
+  }, 180_000);
+
+  test('a model whose bytes differ from the pinned digest is refused before it is loaded', async () => {
+    const policy = await testPolicy(fx, { stages: '  - evaluate', model: EXAMPLE, extra: suite('  - { metric: evaluate.clean_accuracy, op: ">=", value: 0.85 }') });
+    policy.artifacts.model!.sha256 = 'f'.repeat(64);
+    const r = await result(await startPipeline(stack.client, policy, uniqueId('evaluate-digest')));
+    expect(r.reason).toMatch(/^stage evaluate failed: model .*model\.onnx has SHA-256 [0-9a-f]{64}, but the policy pins f{64}$/);
+  }, 60_000);
+
+  test('a worker killed with SIGKILL during an engine job leaves no engine process running', async () => {
+    const policy = await testPolicy(fx, {
+      stages: '  - evaluate',
+      model: EXAMPLE,
+      extra: suite('  - { metric: evaluate.clean_accuracy, op: ">=", value: 0.85 }', '    - { id: long, attack: pgd, eps: 0.1, steps: 500 }', 10000),
+    });
+    const worker = await spawnWorker({ TEMPORAL_ADDRESS: testAddress(), SECMLOPS_HOME: join(fx.dir, 'home-kill'), SECMLOPS_RELEASE_KEY: fx.key('release'), SECMLOPS_WORKFLOW_BUNDLE: process.env.SECMLOPS_TEST_BUNDLE });
+    spawned.push(worker);
+    // Only the spawned worker serves the gpu queue for this run: stop the in-process one.
+    await stack.stop();
+    const connection = await Connection.connect({ address: testAddress() });
+    const client = new Client({ connection });
+    const id = uniqueId('evaluate-kill');
+    await startPipeline(client, policy, id);
+    const children = () => execFileSync('ps', ['-o', 'pid=', '--ppid', String(worker.child.pid)]).toString().trim().split(/\s+/).filter(Boolean).map(Number);
+    let job: number | undefined;
+    const until = Date.now() + 60_000;
+    while (!job) {
+      if (Date.now() > until) throw new Error(`no engine job started; worker output:\n${worker.output()}`);
+      job = await Promise.resolve()
+        .then(children)
+        .catch(() => [])
+        .then((c) => c[0]);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    worker.child.kill('SIGKILL');
+    await worker.exited;
+    const alive = () => {
+      try {
+        process.kill(job, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const gone = Date.now() + 10_000;
+    while (alive() && Date.now() < gone) await new Promise((r) => setTimeout(r, 100));
+    expect(alive()).toBe(false);
+    await client.workflow.getHandle(id).terminate('test done');
+    await connection.close();
+    stack = await startStack(fx);
+  }, 120_000);
+});
