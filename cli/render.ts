@@ -44,8 +44,11 @@ export function progressBar(done: number, total: number, width = 24): string {
 }
 
 export function renderProgress(p: ActivityProgress): string {
-  const d = p.details as { done?: unknown[]; totalFiles?: number; bytes?: number } | undefined;
+  const d = p.details as { done?: unknown[] | number; totalFiles?: number; bytes?: number; task?: string; total?: number } | undefined;
   const attempt = p.attempt > 1 ? ` (attempt ${p.attempt})` : '';
+  if (d && typeof d.done === 'number' && typeof d.total === 'number') {
+    return `${p.activity} ${d.task ?? ''} ${progressBar(d.done, d.total)} ${d.done}/${d.total} images${attempt}`;
+  }
   if (d && Array.isArray(d.done) && typeof d.totalFiles === 'number') {
     return `${p.activity} ${progressBar(d.done.length, d.totalFiles)} ${d.done.length}/${d.totalFiles} files, ${((d.bytes ?? 0) / 1e6).toFixed(1)} MB${attempt}`;
   }
