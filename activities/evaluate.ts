@@ -1,7 +1,7 @@
 // The evaluate stage's activity: pins the model in the artifact store, runs the attack suite in an engine job
 // process (heartbeating its progress; cancelling kills it) and turns the results into gate metrics.
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DEFAULT_MAX_BYTES } from '../engine/onnx/model.js';
@@ -56,6 +56,7 @@ export async function evaluateModel(store: ArtifactStore, input: EvaluateInput):
         range: input.config.range,
         seed: input.config.seed,
         attacks: input.config.attacks,
+        curve: input.config.curve,
         executionProvider: executionProviderFromEnv(),
       },
       {
@@ -67,10 +68,12 @@ export async function evaluateModel(store: ArtifactStore, input: EvaluateInput):
       },
     );
   } catch (e) {
+    if (ctx.cancellationSignal.aborted) throw new CancelledFailure('the evaluate activity was cancelled; its engine job was killed');
     // A model the engine refuses (hostile or malformed) will not get better on retry; a crash might.
-    const msg = (e as Error).message;
+    // Name the user's file, not its copy in the artifact store.
+    const msg = (e as Error).message.split(stored.path).join(input.modelPath);
     if (/not an ONNX model|outside the supported|unknown domains|refused|declares|no gradient rule|needs static sizes|must be logits/.test(msg)) throw ApplicationFailure.nonRetryable(msg, 'InvalidModel');
-    throw e;
+    throw ApplicationFailure.retryable(msg, 'EngineJobFailed');
   } finally {
     clearInterval(beat);
   }
@@ -108,5 +111,6 @@ function summarize(r: EvaluateResult): EvaluationSummary {
       medianLinf: a.metrics.median_linf,
       seconds: a.seconds,
     })),
+    curve: r.curve,
   };
 }

@@ -64,6 +64,7 @@ export function renderStage(s: StageStatus): string[] {
   if (s.evaluation) {
     const e = s.evaluation;
     lines.push(`    clean accuracy ${(e.cleanAccuracy * 100).toFixed(2)}% on ${e.images} images`);
+    if (e.curve) lines.push(`    accuracy vs eps (${e.curve[0]?.attack}): ${e.curve.map((c) => `${c.eps}→${(c.robustAccuracy * 100).toFixed(1)}%`).join(', ')}`);
     for (const a of e.attacks) lines.push(`    ${a.id} (${a.attack}${a.eps !== undefined ? ` eps ${a.eps}` : ''}): robust accuracy ${(a.robustAccuracy * 100).toFixed(2)}%, success rate ${(a.successRate * 100).toFixed(2)}%, ${a.seconds.toFixed(1)} s`);
   }
   for (const g of s.gates) lines.push(`    gate ${describeGate(g)}`);

@@ -11,7 +11,7 @@ export function readEvaluate(r: Reader, v: unknown, stages: Stage[], artifacts: 
     if (runs) r.fail('evaluate', 'the evaluate stage needs an evaluate block with its attacks');
     return undefined;
   }
-  const m = r.mapping(v, 'evaluate', { required: ['attacks'], optional: ['split', 'limit', 'range', 'seed', 'safetyCritical'] });
+  const m = r.mapping(v, 'evaluate', { required: ['attacks'], optional: ['split', 'limit', 'range', 'seed', 'safetyCritical', 'curve'] });
   if (runs && !artifacts.model) r.fail('artifacts.model', 'the evaluate stage needs artifacts.model, the model to attack');
   const split = m.split === undefined ? 'test' : r.string(m.split, 'evaluate.split');
   if (!artifacts.dataset?.splits[split]) r.fail('evaluate.split', `split "${split}" is not in artifacts.dataset.splits`);
@@ -40,7 +40,15 @@ export function readEvaluate(r: Reader, v: unknown, stages: Stage[], artifacts: 
     if (a.queries !== undefined) cfg.queries = r.integer(a.queries, join(path, 'queries'), 1, 100_000);
     return cfg;
   });
+  let curve: EvaluateConfig['curve'];
+  if (m.curve !== undefined) {
+    const c = r.mapping(m.curve, 'evaluate.curve', { required: ['attack', 'eps'], optional: ['steps'] });
+    const eps = r.list(c.eps, 'evaluate.curve.eps', { nonEmpty: true }).map((x, i) => r.number(x, join('evaluate.curve.eps', i), 0, range[1] - range[0]));
+    curve = { attack: r.oneOf(c.attack, 'evaluate.curve.attack', ['fgsm', 'pgd'] as const), eps };
+    if (c.steps !== undefined) curve.steps = r.integer(c.steps, 'evaluate.curve.steps', 1, 10_000);
+  }
   return {
+    curve,
     split,
     limit: m.limit === undefined ? undefined : r.integer(m.limit, 'evaluate.limit', 1),
     range: [range[0], range[1]],

@@ -132,6 +132,8 @@ export interface EvaluateConfig {
   /** Classes whose per-class miss rate is reported (evaluate.class.<k>.miss_rate). */
   safetyCritical: number[];
   attacks: AttackConfig[];
+  /** Robust accuracy of one attack at several budgets: the accuracy-versus-epsilon curve. */
+  curve?: { attack: 'fgsm' | 'pgd'; steps?: number; eps: number[] };
 }
 
 export interface Policy {

@@ -57,6 +57,8 @@ export interface EvaluationSummary {
   /** Ops without a gradient rule; white-box attacks then ran as Square Attack. */
   withoutGradient: string[];
   attacks: { id: string; attack: string; eps?: number; robustAccuracy: number; successRate: number; medianLinf: number; seconds: number }[];
+  /** Accuracy versus epsilon, when the policy asks for it. */
+  curve?: { attack: string; eps: number; robustAccuracy: number }[];
 }
 
 export interface StageStatus {

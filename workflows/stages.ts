@@ -1,5 +1,5 @@
 // One child workflow per lifecycle stage. Each is a swimlane: its tasks, then the approval its policy names.
-import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
+import { ApplicationFailure, isCancellation, proxyActivities } from '@temporalio/workflow';
 import { describeCell, evaluateGate, threatMatrix } from '../policy/index.js';
 import type { Activities } from '../activities/index.js';
 import { GPU_TASK_QUEUE, type AuditEntry, type ManifestEntry, type StageResult, type StageStatus } from './messages.js';
@@ -143,6 +143,8 @@ export async function releaseStage(input: ReleaseInput): Promise<StageResult> {
 }
 
 function failureMessage(err: unknown): string {
+  // Cancellation is not a stage verdict: let it end the workflow as cancelled.
+  if (isCancellation(err)) throw err;
   // An activity failure wraps the activity's own error; its message is what a person needs.
   let e: unknown = err;
   while (e instanceof Error && e.cause instanceof Error) e = e.cause;

@@ -35,5 +35,13 @@ export async function evaluateJob(req: EvaluateRequest, progress: (p: JobProgres
     out.cleanAccuracy = metrics.clean_accuracy;
     out.attacks.push({ id, spec, metrics, seconds: (performance.now() - started) / 1000 });
   }
+  if (req.curve) {
+    out.curve = [];
+    for (const eps of req.curve.eps) {
+      const spec = { attack: withoutGradient.length ? ('square' as const) : req.curve.attack, eps, steps: req.curve.steps };
+      const results = await runAttack(target, data, spec, { range: { min: req.range[0], max: req.range[1] }, seed: req.seed, onProgress: (done, total) => progress({ task: `curve eps ${eps}`, done, total }) });
+      out.curve.push({ attack: spec.attack, eps, robustAccuracy: computeMetrics(results, target.classes).robust_accuracy });
+    }
+  }
   return out;
 }

@@ -14,6 +14,7 @@ export interface EvaluateRequest {
   range: [number, number];
   seed: number;
   attacks: (AttackSpec & { id: string })[];
+  curve?: { attack: 'fgsm' | 'pgd'; steps?: number; eps: number[] };
   threads?: number;
   executionProvider?: 'cpu' | 'cuda';
 }
@@ -23,7 +24,8 @@ export interface EvaluateResult {
   images: number;
   /** Ops without a gradient rule; white-box attacks were replaced by Square Attack when non-empty. */
   withoutGradient: string[];
-  attacks: { id: string; spec: AttackSpec; metrics: Omit<AttackMetrics, 'confusion'> & { confusion: number[][] }; seconds: number }[];
+  attacks: { id: string; spec: AttackSpec; metrics: AttackMetrics; seconds: number }[];
+  curve?: { attack: string; eps: number; robustAccuracy: number }[];
 }
 
 export type JobRequest = EvaluateRequest;

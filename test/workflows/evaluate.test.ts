@@ -28,15 +28,45 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-const suite = (gates: string, attacks = '    - { id: fgsm, attack: fgsm, eps: 0.01 }\n    - { id: pgd20, attack: pgd, eps: 0.1, steps: 20 }', limit = 200) =>
-  `evaluate:\n  limit: ${limit}\n  safetyCritical: [0, 6]\n  attacks:\n${attacks}\ngates:\n${gates}`;
+const suite = (gates: string, attacks = '    - { id: fgsm, attack: fgsm, eps: 0.01 }\n    - { id: pgd20, attack: pgd, eps: 0.1, steps: 20 }', limit = 200, curve = '') =>
+  `evaluate:\n  limit: ${limit}\n  safetyCritical: [0, 6]\n${curve}  attacks:\n${attacks}\ngates:\n${gates}`;
+
+/** Engine job processes this test process started (in-process workers fork them). */
+function jobProcesses(): number[] {
+  const out = execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(process.pid)]).toString();
+  return out.split('\n').filter((l) => l.includes('job-main')).map((l) => Number(l.trim().split(/\s+/)[0]));
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitFor<T>(what: string, f: () => T | undefined, ms = 60_000): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = f();
+    if (v !== undefined) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 describe('evaluate stage', () => {
   test('the example model passes its gates and waits for the security engineer', async () => {
     const policy = await testPolicy(fx, {
       stages: '  - evaluate',
       model: EXAMPLE,
-      extra: suite('  - { id: accurate, metric: evaluate.clean_accuracy, op: ">=", value: 0.85 }\n  - { id: fgsm-small, metric: evaluate.fgsm.robust_accuracy, op: ">=", value: 0.6 }'),
+      extra: suite(
+        '  - { id: accurate, metric: evaluate.clean_accuracy, op: ">=", value: 0.85 }\n  - { id: fgsm-small, metric: evaluate.fgsm.robust_accuracy, op: ">=", value: 0.6 }',
+        undefined,
+        200,
+        '  curve: { attack: fgsm, eps: [0, 0.02, 0.1] }\n',
+      ),
     });
     const id = uniqueId('evaluate-pass');
     const handle = await startPipeline(stack.client, policy, id);
@@ -52,6 +82,10 @@ describe('evaluate stage', () => {
     ]);
     expect(stage.artifacts.model).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(stage.evaluation?.attacks.map((a) => a.id)).toEqual(['fgsm', 'pgd20']);
+    const curve = stage.evaluation!.curve!;
+    expect(curve.map((c) => c.eps)).toEqual([0, 0.02, 0.1]);
+    expect(curve[0].robustAccuracy).toBeCloseTo(stage.metrics['evaluate.clean_accuracy'], 6);
+    expect(curve[1].robustAccuracy).toBeGreaterThanOrEqual(curve[2].robustAccuracy);
     await sendDecision(stack.client, { workflowId: id, stage: 'evaluate', person: 'alice', decision: 'approve', keyPath: fx.key('cli') });
     expect((await result(handle)).state).toBe('passed');
     await recordHistories(stack.client, 'evaluate', [id, stageWorkflowId(id, 'evaluate')]);
@@ -78,6 +112,30 @@ describe('evaluate stage', () => {
     const r = await result(await startPipeline(stack.client, policy, uniqueId('evaluate-digest')));
     expect(r.reason).toMatch(/^stage evaluate failed: model .*model\.onnx has SHA-256 [0-9a-f]{64}, but the policy pins f{64}$/);
   }, 60_000);
+
+  test('a hostile model file fails the stage with a clear error and leaves the worker running', async () => {
+    const path = join(fx.dir, 'hostile.onnx');
+    await writeFile(path, Buffer.concat([Buffer.from([0x08, 0x07, 0x12]), Buffer.alloc(64, 0xff)]));
+    const policy = await testPolicy(fx, { stages: '  - evaluate', model: path, extra: suite('  - { metric: evaluate.clean_accuracy, op: ">=", value: 0.85 }') });
+    const r = await result(await startPipeline(stack.client, policy, uniqueId('evaluate-hostile')));
+    expect(r.reason).toBe(`stage evaluate failed: ${path}: not an ONNX model: it has no graph or the graph has no nodes`);
+    // The same in-process worker still serves the next pipeline.
+    expect(stack.workers.every((w) => w.getState() === 'RUNNING')).toBe(true);
+  }, 60_000);
+
+  test('cancelling the pipeline kills the engine job', async () => {
+    const policy = await testPolicy(fx, {
+      stages: '  - evaluate',
+      model: EXAMPLE,
+      extra: suite('  - { metric: evaluate.clean_accuracy, op: ">=", value: 0.85 }', '    - { id: long, attack: pgd, eps: 0.1, steps: 500 }', 10000),
+    });
+    const before = new Set(jobProcesses());
+    const handle = await startPipeline(stack.client, policy, uniqueId('evaluate-cancel'));
+    const job = await waitFor('the engine job', () => jobProcesses().find((p) => !before.has(p)));
+    await handle.cancel();
+    await waitFor('the engine job to exit', () => (alive(job) ? undefined : true), 20_000);
+    await expect(handle.result()).rejects.toThrow(/cancel/i);
+  }, 90_000);
 
   test('a worker killed with SIGKILL during an engine job leaves no engine process running', async () => {
     const policy = await testPolicy(fx, {
