@@ -121,6 +121,7 @@ ${gates}`;
     ['an evaluate stage without its block', base(''), 'secmlops.yaml: evaluate: the evaluate stage needs an evaluate block with its attacks'],
     ['an unknown attack', base('evaluate:\n  attacks: [{ id: x, attack: cw, eps: 0.1 }]'), 'secmlops.yaml: evaluate.attacks[0].attack: expected one of fgsm, pgd, deepfool, square, got "cw"'],
     ['an eps larger than the range', base('evaluate:\n  attacks: [{ id: x, attack: fgsm, eps: 2 }]'), 'secmlops.yaml: evaluate.attacks[0].eps: expected a number from 0 to 1, got number 2'],
+    ['a curve with a negative eps', base(ok.replace('evaluate:', 'evaluate:\n  curve: { attack: pgd, eps: [0.1, -0.1] }')), 'secmlops.yaml: evaluate.curve.eps[1]: expected a number from 0 to 1, got number -0.1'],
     ['DeepFool with an eps', base('evaluate:\n  attacks: [{ id: x, attack: deepfool, eps: 0.1 }]'), 'secmlops.yaml: evaluate.attacks[0].eps: DeepFool finds minimal perturbations and takes no eps'],
     ['a gate on an attack the suite lacks', base(ok, 'gates: [{ metric: evaluate.fgsm.robust_accuracy, op: ">=", value: 0.7 }]'), 'secmlops.yaml: gates[0].metric: metric "evaluate.fgsm.robust_accuracy" names attack "fgsm", which evaluate.attacks does not define'],
     ['a gate on a class that does not exist', base(ok, 'gates: [{ metric: evaluate.class.12.miss_rate, op: "<=", value: 0.1 }]'), 'secmlops.yaml: gates[0].metric: metric "evaluate.class.12.miss_rate" names class 12, outside 0..9'],
