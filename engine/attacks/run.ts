@@ -1,4 +1,5 @@
 // Runs one attack over a labeled set in batches and returns per-image results for the metrics.
+import { ATTACK_NAMES, type AttackConfig, type AttackKind } from '../../policy/types.js';
 import type { ImageSet } from '../data/fashion.js';
 import type { SampleResult } from '../metrics/metrics.js';
 import { Rng } from '../runtime/rng.js';
@@ -6,22 +7,11 @@ import { argmax } from '../train/trainer.js';
 import { deepfool, fgsm, pgd, square, type Range } from './attacks.js';
 import type { AttackTarget } from './target.js';
 
-export const ATTACKS = ['fgsm', 'pgd', 'deepfool', 'square'] as const;
-export type AttackName = (typeof ATTACKS)[number];
+export const ATTACKS = ATTACK_NAMES;
+export type AttackName = AttackKind;
 
-export interface AttackSpec {
-  attack: AttackName;
-  /** Perturbation budget (not used by DeepFool, which finds minimal perturbations). */
-  eps?: number;
-  steps?: number;
-  stepSize?: number;
-  restarts?: number;
-  randomStart?: boolean;
-  norm?: 'linf' | 'l2';
-  overshoot?: number;
-  maxIter?: number;
-  queries?: number;
-}
+/** An attack and its settings: the policy's attack entry without its id. eps is unused by DeepFool. */
+export type AttackSpec = Omit<AttackConfig, 'id'>;
 
 export interface RunOptions {
   range: Range;

@@ -2,9 +2,9 @@
 // broadcasting, away from ReLU and max-pool kinks.
 import { describe, expect, test } from '@jest/globals';
 import { float, tensor, type GraphBuilder } from '../../engine/onnx/builder.js';
-import { gradcheck, type Case, type Rng } from '../helpers/gradcheck.js';
+import { gradcheck, randomArray, type Case, type Rng } from '../helpers/gradcheck.js';
 
-const w = (g: GraphBuilder, rng: Rng, name: string, dims: number[], scale = 0.5) => g.init(name, rng.array(dims.reduce((a, b) => a * b, 1), scale), dims);
+const w = (g: GraphBuilder, rng: Rng, name: string, dims: number[], scale = 0.5) => g.init(name, randomArray(rng, dims.reduce((a, b) => a * b, 1), scale), dims);
 
 const CASES: Record<string, Case> = {
   'Conv 3x3 pad 1 with bias': { x: [2, 2, 5, 5], weights: true, build: (g, x, r) => g.op('Conv', [x, w(g, r, 'w', [3, 2, 3, 3]), w(g, r, 'b', [3])], { pads: [1, 1, 1, 1] }) },

@@ -2,24 +2,15 @@
 import { differentiate, type LossKind } from '../../engine/autodiff/differentiate.js';
 import { GraphBuilder, tensorValues } from '../../engine/onnx/builder.js';
 import type { ModelProto } from '../../engine/onnx/proto.js';
+import { Rng } from '../../engine/runtime/rng.js';
 import { createSession, floatTensor, int64Tensor, ort } from '../../engine/runtime/session.js';
 
-export class Rng {
-  constructor(private s: number) {}
-  next(): number {
-    // mulberry32
-    let t = (this.s = (this.s + 0x6d2b79f5) | 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  /** Uniform in ±scale, kept at least `gap` from zero so ReLU-like kinks are not crossed by the step. */
-  array(n: number, scale = 1, gap = 0.05): Float32Array {
-    return Float32Array.from({ length: n }, () => {
-      const v = (this.next() * 2 - 1) * scale;
-      return Math.sign(v || 1) * Math.max(Math.abs(v), gap);
-    });
-  }
+/** Uniform in ±scale, kept at least `gap` from zero so ReLU-like kinks are not crossed by the step. */
+export function randomArray(rng: Rng, n: number, scale = 1, gap = 0.05): Float32Array {
+  return Float32Array.from({ length: n }, () => {
+    const v = (rng.next() * 2 - 1) * scale;
+    return Math.sign(v || 1) * Math.max(Math.abs(v), gap);
+  });
 }
 
 export interface Case {
@@ -52,7 +43,7 @@ export async function gradcheck(c: Case, seed = 1): Promise<CheckResult[]> {
   const weights = c.weights ? forward.graph!.initializer!.filter((t) => t.dataType === 1 && !t.name!.startsWith('c_') && !t.name!.startsWith('i_')).map((t) => t.name!) : [];
   const grad = differentiate(forward, { wrt: ['x', ...weights], loss: c.loss });
   const session = await createSession(grad.model, { threads: 1 });
-  const xData = rng.array(c.x.reduce((a, b) => a * b, 1));
+  const xData = randomArray(rng, c.x.reduce((a, b) => a * b, 1));
   const probe = await (await createSession(forward, { threads: 1 })).run({ x: floatTensor(xData, c.x) });
   const [batch, classes] = probe[flat].dims;
   const labels = Array.from({ length: batch }, () => Math.floor(rng.next() * classes));
@@ -104,4 +95,4 @@ function withWeight(model: ModelProto, name: string, i: number, delta: number): 
   return { ...model, graph: { ...model.graph, initializer } };
 }
 
-export { ort };
+export { ort, Rng };

@@ -31,11 +31,17 @@ afterAll(async () => {
 const suite = (gates: string, attacks = '    - { id: fgsm, attack: fgsm, eps: 0.01 }\n    - { id: pgd20, attack: pgd, eps: 0.1, steps: 20 }', limit = 200, curve = '') =>
   `evaluate:\n  limit: ${limit}\n  safetyCritical: [0, 6]\n${curve}  attacks:\n${attacks}\ngates:\n${gates}`;
 
-/** Engine job processes this test process started (in-process workers fork them). */
-function jobProcesses(): number[] {
-  const out = execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(process.pid)]).toString();
-  return out.split('\n').filter((l) => l.includes('job-main')).map((l) => Number(l.trim().split(/\s+/)[0]));
+/** Children of a process as `pid args` lines (ps exits non-zero when there are none). */
+function children(parent: number): string[] {
+  try {
+    return execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(parent)]).toString().trim().split('\n').filter(Boolean);
+  } catch {
+    return [];
+  }
 }
+const childPids = (parent: number) => children(parent).map((l) => Number(l.trim().split(/\s+/)[0]));
+/** Engine job processes this test process started (in-process workers fork them). */
+const jobProcesses = () => children(process.pid).filter((l) => l.includes('job-main')).map((l) => Number(l.trim().split(/\s+/)[0]));
 
 function alive(pid: number): boolean {
   try {
@@ -151,30 +157,12 @@ describe('evaluate stage', () => {
     const client = new Client({ connection });
     const id = uniqueId('evaluate-kill');
     await startPipeline(client, policy, id);
-    const children = () => execFileSync('ps', ['-o', 'pid=', '--ppid', String(worker.child.pid)]).toString().trim().split(/\s+/).filter(Boolean).map(Number);
-    let job: number | undefined;
-    const until = Date.now() + 60_000;
-    while (!job) {
-      if (Date.now() > until) throw new Error(`no engine job started; worker output:\n${worker.output()}`);
-      job = await Promise.resolve()
-        .then(children)
-        .catch(() => [])
-        .then((c) => c[0]);
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    const children = () => childPids(worker.child.pid!);
+    const job = await waitFor(`an engine job under the worker; its output:\n${worker.output()}`, () => children()[0]);
     worker.child.kill('SIGKILL');
     await worker.exited;
-    const alive = () => {
-      try {
-        process.kill(job, 0);
-        return true;
-      } catch {
-        return false;
-      }
-    };
-    const gone = Date.now() + 10_000;
-    while (alive() && Date.now() < gone) await new Promise((r) => setTimeout(r, 100));
-    expect(alive()).toBe(false);
+    await waitFor('the orphaned engine job to exit', () => (alive(job) ? undefined : true), 10_000);
+    expect(alive(job)).toBe(false);
     await client.workflow.getHandle(id).terminate('test done');
     await connection.close();
     stack = await startStack(fx);
