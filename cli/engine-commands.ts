@@ -1,42 +1,105 @@
 // Engine commands: run the engine outside Temporal, as a library user would.
-import { writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { loadSplit } from '../engine/data/fashion.js';
 import { saveModel } from '../engine/onnx/model.js';
 import { createSession } from '../engine/runtime/session.js';
-import { accuracy, train } from '../engine/train/trainer.js';
+import { decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../engine/train/checkpoint.js';
+import { accuracy, train, type Defense } from '../engine/train/trainer.js';
 import { ARCHITECTURES, deployableModel } from '../engine/train/zoo.js';
 import { progressBar } from './render.js';
 
 export interface TrainCommand {
   data: string;
   arch: string;
+  defense: string;
+  eps?: number;
+  pgdSteps: number;
+  earlyStop?: boolean;
   epochs: number;
+  batch: number;
+  lr: number;
+  optimizer: string;
+  schedule: string;
   limit?: number;
   seed: number;
   out: string;
+  checkpointDir?: string;
+  checkpointEvery: number;
+  resume?: boolean;
 }
 
 export async function trainCommand(o: TrainCommand): Promise<void> {
   const arch = ARCHITECTURES[o.arch];
   if (!arch) throw new Error(`unknown --arch "${o.arch}"; available: ${Object.keys(ARCHITECTURES).join(', ')}`);
-  const data = await loadSplit(o.data, 'train', { limit: o.limit });
+  const defense = parseDefense(o);
+  if (o.optimizer !== 'adam' && o.optimizer !== 'sgd') throw new Error(`--optimizer must be adam or sgd, not "${o.optimizer}"`);
+  if (!['constant', 'cosine', 'one-cycle'].includes(o.schedule)) throw new Error(`--schedule must be constant, cosine or one-cycle, not "${o.schedule}"`);
+  if (o.resume && !o.checkpointDir) throw new Error('--resume needs --checkpoint-dir');
+  const all = await loadSplit(o.data, 'train', { limit: o.limit });
   const test = await loadSplit(o.data, 'test');
-  console.error(`training ${arch.name} on ${data.count} images for ${o.epochs} epochs (Adam 1e-3, batch 128, seed ${o.seed})`);
-  const weights = await train({
+  // Early stopping holds out the last tenth of the training images (at most 1000) for robust validation.
+  const held = o.earlyStop ? Math.min(1000, Math.floor(all.count / 10)) : 0;
+  const pixels = all.shape.reduce((a, b) => a * b, 1);
+  const data = { ...all, count: all.count - held, images: all.images.subarray(0, (all.count - held) * pixels), labels: all.labels.subarray(0, all.count - held) };
+  const validation = { ...all, count: held, images: all.images.subarray((all.count - held) * pixels), labels: all.labels.subarray(all.count - held) };
+  if (o.earlyStop && !defense.eps) throw new Error('--early-stop needs --eps (robust validation accuracy is measured at that budget)');
+  const ckptPath = o.checkpointDir ? join(o.checkpointDir, 'latest.ckpt') : undefined;
+  let resume: Checkpoint | undefined;
+  if (o.resume && ckptPath) {
+    resume = decodeCheckpoint(await readFile(ckptPath).catch((e: NodeJS.ErrnoException) => {
+      throw new Error(`cannot resume: ${ckptPath} (${e.code ?? e.message})`);
+    }), ckptPath);
+    console.error(`resuming from ${ckptPath}: epoch ${resume.epoch} done, step ${resume.step} of the next`);
+  }
+  if (o.checkpointDir) await mkdir(o.checkpointDir, { recursive: true });
+  console.error(`training ${arch.name} on ${data.count} images, defense ${describeDefense(defense.defense)}, ${o.epochs} epochs (${o.optimizer} ${o.lr}, ${o.schedule}, batch ${o.batch}, seed ${o.seed})`);
+  const result = await train({
     arch,
     data,
     epochs: o.epochs,
+    batch: o.batch,
+    lr: o.lr,
+    optimizer: o.optimizer as 'adam' | 'sgd',
+    schedule: o.schedule as 'constant' | 'cosine' | 'one-cycle',
     seed: o.seed,
+    defense: defense.defense,
+    earlyStop: o.earlyStop ? { validation, eps: defense.eps!, steps: 10 } : undefined,
+    resume,
+    checkpointEvery: o.checkpointEvery,
+    onCheckpoint: ckptPath
+      ? async (c) => {
+          await writeFile(`${ckptPath}.tmp`, encodeCheckpoint(c));
+          await rename(`${ckptPath}.tmp`, ckptPath);
+        }
+      : undefined,
     onProgress: (p) => {
       const line = `epoch ${p.epoch}/${p.epochs} ${progressBar(p.step, p.steps)} loss ${p.loss.toFixed(4)} acc ${(p.accuracy * 100).toFixed(1)}% ${Math.round(p.imagesPerSecond)} img/s`;
       process.stderr.write(process.stderr.isTTY ? `\r${line}` : `${line}\n`);
     },
+    onEpoch: (r) => {
+      const robust = r.robustValidation === undefined ? '' : `, robust validation ${(r.robustValidation * 100).toFixed(2)}%`;
+      process.stderr.write(`${process.stderr.isTTY ? '\n' : ''}epoch ${r.epoch}: loss ${r.loss.toFixed(4)}, accuracy ${(r.accuracy * 100).toFixed(2)}%${robust}, ${r.seconds.toFixed(0)} s\n`);
+    },
   });
-  if (process.stderr.isTTY) process.stderr.write('\n');
-  const model = deployableModel(arch, weights);
+  const model = deployableModel(arch, result.deploy);
   await writeFile(o.out, saveModel(model));
   const acc = await accuracy(await createSession(model), test, arch.classes);
-  console.log(`wrote ${o.out}: ${(acc * 100).toFixed(2)}% clean accuracy on the ${test.count} test images`);
+  const which = result.bestEpoch ? ` (best epoch ${result.bestEpoch} by robust validation accuracy)` : '';
+  console.log(`wrote ${o.out}${which}: ${(acc * 100).toFixed(2)}% clean accuracy on the ${test.count} test images`);
+}
+
+function parseDefense(o: TrainCommand): { defense: Defense; eps?: number } {
+  if (o.defense === 'none') return { defense: { kind: 'none' }, eps: o.eps };
+  if (o.eps === undefined || !(o.eps > 0)) throw new Error(`--defense ${o.defense} needs --eps > 0`);
+  if (o.defense === 'fgsm-rs') return { defense: { kind: 'fgsm-rs', eps: o.eps }, eps: o.eps };
+  if (o.defense === 'pgd') return { defense: { kind: 'pgd', eps: o.eps, steps: o.pgdSteps }, eps: o.eps };
+  if (o.defense === 'trades') throw new Error('--defense trades is planned, not built yet; use fgsm-rs or pgd');
+  throw new Error(`unknown --defense "${o.defense}"; expected none, fgsm-rs or pgd`);
+}
+
+function describeDefense(d: Defense): string {
+  return d.kind === 'none' ? 'none' : d.kind === 'fgsm-rs' ? `FGSM-RS eps ${d.eps}` : `PGD-${d.steps ?? 7} eps ${d.eps}`;
 }
 
 export interface AttackCommand {

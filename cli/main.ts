@@ -164,14 +164,25 @@ program
 
 program
   .command('train')
-  .description('train an undefended model on IDX data and export it as a deployable ONNX model')
+  .description('train a model, plain or adversarially, and export it as a deployable ONNX model')
   .requiredOption('--data <dir>', 'folder with the Fashion-MNIST IDX files')
   .option('--arch <name>', 'architecture', 'small-cnn')
+  .option('--defense <name>', 'none, fgsm-rs or pgd', 'none')
+  .option('--eps <e>', 'perturbation budget of the defense (Linf)', Number)
+  .option('--pgd-steps <n>', 'PGD steps per batch for --defense pgd', int, 7)
+  .option('--early-stop', 'keep the epoch with the best robust validation accuracy (PGD-10 at --eps)')
   .option('--epochs <n>', 'epochs', int, 8)
+  .option('--batch <n>', 'batch size', int, 128)
+  .option('--lr <x>', 'peak learning rate', Number, 1e-3)
+  .option('--optimizer <name>', 'adam or sgd (momentum 0.9)', 'adam')
+  .option('--schedule <name>', 'constant, cosine or one-cycle', 'constant')
   .option('--limit <n>', 'train on the first N images', int)
-  .option('--seed <n>', 'seed for initialization and shuffling', int, 1)
+  .option('--seed <n>', 'seed for initialization, shuffling and random starts', int, 1)
+  .option('--checkpoint-dir <dir>', 'write latest.ckpt here at every epoch end and every --checkpoint-every steps')
+  .option('--checkpoint-every <n>', 'steps between checkpoints', int, 100)
+  .option('--resume', 'continue the run in --checkpoint-dir')
   .requiredOption('--out <file>', 'output model.onnx')
-  .action(async (o: { data: string; arch: string; epochs: number; limit?: number; seed: number; out: string }) => {
+  .action(async (o: Parameters<typeof import('./engine-commands.js').trainCommand>[0]) => {
     const { trainCommand } = await import('./engine-commands.js');
     await trainCommand(o);
   });

@@ -2,7 +2,7 @@
 // Every adversarial input stays within eps of the original and inside the declared valid range.
 import { argmax } from '../train/trainer.js';
 import type { Rng } from '../runtime/rng.js';
-import type { AttackTarget } from './target.js';
+import type { GradientSource as AttackTarget } from './target.js';
 
 export interface Range {
   min: number;
@@ -58,6 +58,8 @@ export async function pgd(t: AttackTarget, b: Batch, o: PgdOptions): Promise<Flo
         project(adv, b.x, off, d, o.eps, norm, o.range);
       }
     }
+    // With one start there is nothing to choose between (adversarial training relies on skipping this forward).
+    if ((o.restarts ?? 1) === 1) return adv;
     const logits = await t.logits(adv, b.n);
     for (let i = 0; i < b.n; i++) {
       if (done[i]) continue;

@@ -5,7 +5,7 @@ import type { SampleResult } from '../metrics/metrics.js';
 import { Rng } from '../runtime/rng.js';
 import { argmax } from '../train/trainer.js';
 import { deepfool, fgsm, pgd, square, type Range } from './attacks.js';
-import type { AttackTarget } from './target.js';
+import type { GradientSource } from './target.js';
 
 export const ATTACKS = ATTACK_NAMES;
 export type AttackName = AttackKind;
@@ -26,7 +26,7 @@ export function describeSpec(s: AttackSpec): string {
   return `${s.attack}${steps}${s.norm === 'l2' ? '-l2' : ''} eps=${s.eps}`;
 }
 
-export async function runAttack(t: AttackTarget, data: ImageSet, spec: AttackSpec, o: RunOptions): Promise<SampleResult[]> {
+export async function runAttack(t: GradientSource, data: ImageSet, spec: AttackSpec, o: RunOptions): Promise<SampleResult[]> {
   if (spec.attack !== 'deepfool' && !(typeof spec.eps === 'number' && spec.eps >= 0)) throw new Error(`${spec.attack} needs eps ≥ 0`);
   const rng = new Rng(o.seed ?? 1);
   const d = t.sampleSize;

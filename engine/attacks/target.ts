@@ -12,7 +12,16 @@ export interface GradientResult {
   grad: Float32Array;
 }
 
-export class AttackTarget {
+/** What an attack needs from a model: logits and per-sample loss gradients for a batch. */
+export interface GradientSource {
+  readonly sampleShape: number[];
+  readonly sampleSize: number;
+  readonly classes: number;
+  logits(x: Float32Array, n: number): Promise<Float32Array>;
+  gradient(x: Float32Array, n: number, labels: ArrayLike<number>, loss?: LossKind, targets?: ArrayLike<number>): Promise<GradientResult>;
+}
+
+export class AttackTarget implements GradientSource {
   private readonly grads = new Map<LossKind, Promise<{ g: GradientModel; s: InferenceSession }>>();
 
   private constructor(

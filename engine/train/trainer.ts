@@ -1,11 +1,19 @@
-// A plain (undefended) trainer: minibatch Adam on the emitted gradient graph, enough to produce the example model.
+// Training, plain or defended (FGSM with random start, PGD adversarial training), with early stopping on robust
+// validation accuracy and checkpoints that resume a run exactly: every random draw derives from (seed, epoch, step).
 import type { InferenceSession } from 'onnxruntime-node';
-import { differentiate } from '../autodiff/differentiate.js';
+import { pgd, type Range } from '../attacks/attacks.js';
+import { runAttack } from '../attacks/run.js';
+import type { GradientResult, GradientSource } from '../attacks/target.js';
+import { differentiate, type LossKind } from '../autodiff/differentiate.js';
 import type { ImageSet } from '../data/fashion.js';
+import { computeMetrics } from '../metrics/metrics.js';
 import { Rng } from '../runtime/rng.js';
 import { createSession, floatTensor, int64Tensor } from '../runtime/session.js';
-import { Adam } from './adam.js';
+import type { Checkpoint, EpochRecord } from './checkpoint.js';
+import { Optimizer, learningRate, type OptimizerKind, type Schedule } from './optim.js';
 import { deployableModel, initWeights, trainableModel, type Architecture } from './zoo.js';
+
+export type Defense = { kind: 'none' } | { kind: 'fgsm-rs'; eps: number; alpha?: number } | { kind: 'pgd'; eps: number; steps?: number; stepSize?: number };
 
 export interface TrainProgress {
   epoch: number;
@@ -15,6 +23,7 @@ export interface TrainProgress {
   loss: number;
   accuracy: number;
   imagesPerSecond: number;
+  lr: number;
 }
 
 export interface TrainOptions {
@@ -22,50 +31,173 @@ export interface TrainOptions {
   data: ImageSet;
   epochs: number;
   batch?: number;
+  /** Peak learning rate (default 1e-3). */
   lr?: number;
+  optimizer?: OptimizerKind;
+  schedule?: Schedule;
+  weightDecay?: number;
   seed?: number;
   threads?: number;
+  defense?: Defense;
+  range?: Range;
+  /** Early stopping: robust accuracy under PGD-`steps` on a held-out set after each epoch; the best epoch is kept. */
+  earlyStop?: { validation: ImageSet; eps: number; steps?: number };
+  /** Write a checkpoint every N steps (and at every epoch end). */
+  checkpointEvery?: number;
+  onCheckpoint?: (c: Checkpoint) => Promise<void>;
+  resume?: Checkpoint;
   onProgress?: (p: TrainProgress) => void;
+  onEpoch?: (r: EpochRecord) => void;
+  signal?: AbortSignal;
 }
 
-export async function train(opts: TrainOptions): Promise<Map<string, Float32Array>> {
+export interface TrainResult {
+  /** Weights after the last epoch. */
+  weights: Map<string, Float32Array>;
+  /** The weights to deploy: the best epoch's under early stopping, else the last. */
+  deploy: Map<string, Float32Array>;
+  history: EpochRecord[];
+  bestEpoch?: number;
+}
+
+/** Every random draw of a run comes from its own generator keyed by (seed, epoch, step), so a resume repeats it. */
+const rngFor = (seed: number, epoch: number, step = -1) => new Rng((Math.imul(seed, 2654435761) ^ Math.imul(epoch + 1, 40503) ^ Math.imul(step + 2, 2246822519)) >>> 0);
+
+/** The model at its current weights, for attacks during training (weights are graph inputs here). */
+class LiveModel implements GradientSource {
+  readonly sampleShape: number[];
+  readonly sampleSize: number;
+  readonly classes: number;
+
+  constructor(
+    private readonly arch: Architecture,
+    private readonly weights: Map<string, Float32Array>,
+    private readonly forward: InferenceSession,
+    private readonly inputGrad: { s: InferenceSession; g: ReturnType<typeof differentiate> },
+  ) {
+    this.sampleShape = [...arch.input];
+    this.sampleSize = arch.input.reduce((a, b) => a * b, 1);
+    this.classes = arch.classes;
+  }
+
+  private feeds(x: Float32Array, n: number): Record<string, ReturnType<typeof floatTensor>> {
+    const f: Record<string, ReturnType<typeof floatTensor>> = { input: floatTensor(x, [n, ...this.arch.input]) };
+    for (const p of this.arch.params) f[p.name] = floatTensor(this.weights.get(p.name)!, p.dims);
+    return f;
+  }
+
+  async logits(x: Float32Array, n: number): Promise<Float32Array> {
+    return (await this.forward.run(this.feeds(x, n)))[this.forward.outputNames[0]].data as Float32Array;
+  }
+
+  async gradient(x: Float32Array, n: number, labels: ArrayLike<number>, loss: LossKind = 'cross-entropy'): Promise<GradientResult> {
+    if (loss !== 'cross-entropy') throw new Error('training attacks use the cross-entropy loss');
+    const { s, g } = this.inputGrad;
+    const out = await s.run({ ...this.feeds(x, n), [g.labels]: int64Tensor(labels, [n]) });
+    const grad = out[g.grads.input].data as Float32Array;
+    for (let i = 0; i < grad.length; i++) grad[i] *= n;
+    return { logits: out[g.logits].data as Float32Array, grad };
+  }
+}
+
+export async function train(opts: TrainOptions): Promise<TrainResult> {
   const { arch, data } = opts;
   const batch = opts.batch ?? 128;
-  const rng = new Rng(opts.seed ?? 1);
-  const weights = initWeights(arch, rng);
-  const grad = differentiate(trainableModel(arch), { wrt: arch.params.map((p) => p.name) });
-  const session = await createSession(grad.model, { threads: opts.threads });
-  const adam = new Adam(opts.lr ?? 1e-3);
+  const seed = opts.seed ?? 1;
+  const defense = opts.defense ?? { kind: 'none' };
+  const range = opts.range ?? { min: 0, max: 1 };
+  const settings = { arch: arch.name, batch, lr: opts.lr ?? 1e-3, optimizer: opts.optimizer ?? 'adam', schedule: opts.schedule ?? 'constant', weightDecay: opts.weightDecay ?? 0, defense, epochs: opts.epochs, images: data.count };
+  const r = opts.resume;
+  if (r) {
+    for (const [k, v] of Object.entries(settings)) {
+      if (JSON.stringify(r.settings[k]) !== JSON.stringify(v)) throw new Error(`cannot resume: the checkpoint was made with ${k} = ${JSON.stringify(r.settings[k])}, not ${JSON.stringify(v)}`);
+    }
+  }
+  const weights = r ? r.weights : initWeights(arch, rngFor(seed, -1));
+  const optimizer = new Optimizer({ kind: settings.optimizer, weightDecay: settings.weightDecay }, r?.optimizer);
+  const history: EpochRecord[] = r ? [...r.history] : [];
+  let best = r?.best;
+
+  const model = trainableModel(arch);
+  const trainGraph = differentiate(model, { wrt: arch.params.map((p) => p.name) });
+  const session = await createSession(trainGraph.model, { threads: opts.threads });
+  let live: LiveModel | undefined;
+  if (defense.kind !== 'none' || opts.earlyStop) {
+    const g = differentiate(model, { wrt: ['input'] });
+    live = new LiveModel(arch, weights, await createSession(model, { threads: opts.threads }), { s: await createSession(g.model, { threads: opts.threads }), g });
+  }
   const pixels = arch.input.reduce((a, b) => a * b, 1);
   const steps = Math.ceil(data.count / batch);
-  for (let epoch = 1; epoch <= opts.epochs; epoch++) {
-    const order = rng.shuffle(data.count);
-    let seen = 0;
-    let lossSum = 0;
-    let correct = 0;
+  const total = steps * opts.epochs;
+  const snapshot = (epoch: number, step: number, partial: { lossSum: number; correct: number; seen: number }): Checkpoint => ({
+    arch: arch.name,
+    seed,
+    epoch,
+    step,
+    weights: new Map([...weights].map(([k, v]) => [k, v.slice()])),
+    optimizer: { ...optimizer.state, m: clone(optimizer.state.m), v: clone(optimizer.state.v) },
+    history: [...history],
+    best,
+    settings: { ...settings, partial },
+  });
+
+  for (let epoch = (r?.epoch ?? 0) + 1; epoch <= opts.epochs; epoch++) {
+    const order = rngFor(seed, epoch).shuffle(data.count);
+    const resuming = r && epoch === r.epoch + 1 && r.step > 0;
+    const partial = resuming ? (r.settings.partial as { lossSum: number; correct: number; seen: number }) : { lossSum: 0, correct: 0, seen: 0 };
+    let { lossSum, correct, seen } = partial;
     const started = performance.now();
-    for (let step = 0; step < steps; step++) {
+    let ranHere = 0;
+    for (let step = resuming ? r.step : 0; step < steps; step++) {
+      if (opts.signal?.aborted) throw new Error('training was cancelled');
       const idx = order.subarray(step * batch, Math.min(data.count, (step + 1) * batch));
       const n = idx.length;
-      const x = new Float32Array(n * pixels);
+      let x: Float32Array = new Float32Array(n * pixels);
       const y = new Array<number>(n);
       idx.forEach((k, i) => {
         x.set(data.images.subarray(k * pixels, (k + 1) * pixels), i * pixels);
         y[i] = data.labels[k];
       });
-      const feeds: Record<string, ReturnType<typeof floatTensor>> = { input: floatTensor(x, [n, ...arch.input]), [grad.labels]: int64Tensor(y, [n]) };
+      if (defense.kind !== 'none') {
+        const b = { x, labels: y, n };
+        const rng = rngFor(seed, epoch, step);
+        x =
+          defense.kind === 'fgsm-rs'
+            ? await pgd(live!, b, { eps: defense.eps, steps: 1, stepSize: defense.alpha ?? 1.25 * defense.eps, randomStart: true, range, rng })
+            : await pgd(live!, b, { eps: defense.eps, steps: defense.steps ?? 7, stepSize: defense.stepSize, randomStart: true, range, rng });
+      }
+      const feeds: Record<string, ReturnType<typeof floatTensor>> = { input: floatTensor(x, [n, ...arch.input]), [trainGraph.labels]: int64Tensor(y, [n]) };
       for (const p of arch.params) feeds[p.name] = floatTensor(weights.get(p.name)!, p.dims);
       const out = await session.run(feeds);
-      adam.step(weights, new Map(arch.params.map((p) => [p.name, out[grad.grads[p.name]].data as Float32Array])));
-      lossSum += (out[grad.loss].data as Float32Array)[0] * n;
-      correct += countCorrect(out[grad.logits].data as Float32Array, y, arch.classes);
+      const lr = learningRate(settings.schedule, settings.lr, (epoch - 1) * steps + step, total);
+      optimizer.step(weights, new Map(arch.params.map((p) => [p.name, out[trainGraph.grads[p.name]].data as Float32Array])), lr);
+      lossSum += (out[trainGraph.loss].data as Float32Array)[0] * n;
+      correct += countCorrect(out[trainGraph.logits].data as Float32Array, y, arch.classes);
       seen += n;
+      ranHere += n;
       if (opts.onProgress && (step % 20 === 19 || step === steps - 1)) {
-        opts.onProgress({ epoch, epochs: opts.epochs, step: step + 1, steps, loss: lossSum / seen, accuracy: correct / seen, imagesPerSecond: seen / ((performance.now() - started) / 1000) });
+        opts.onProgress({ epoch, epochs: opts.epochs, step: step + 1, steps, loss: lossSum / seen, accuracy: correct / seen, imagesPerSecond: ranHere / ((performance.now() - started) / 1000), lr });
+      }
+      if (opts.onCheckpoint && opts.checkpointEvery && (step + 1) % opts.checkpointEvery === 0 && step + 1 < steps) {
+        await opts.onCheckpoint(snapshot(epoch - 1, step + 1, { lossSum, correct, seen }));
       }
     }
+    const record: EpochRecord = { epoch, loss: lossSum / seen, accuracy: correct / seen, seconds: (performance.now() - started) / 1000 };
+    if (opts.earlyStop) {
+      const v = opts.earlyStop;
+      const results = await runAttack(live!, v.validation, { attack: 'pgd', eps: v.eps, steps: v.steps ?? 10 }, { range, seed: seed + epoch });
+      record.robustValidation = computeMetrics(results, arch.classes).robust_accuracy;
+      if (!best || record.robustValidation > best.robustValidation) best = { epoch, robustValidation: record.robustValidation, weights: new Map([...weights].map(([k, w]) => [k, w.slice()])) };
+    }
+    history.push(record);
+    opts.onEpoch?.(record);
+    await opts.onCheckpoint?.(snapshot(epoch, 0, { lossSum: 0, correct: 0, seen: 0 }));
   }
-  return weights;
+  return { weights, deploy: best?.weights ?? weights, history, bestEpoch: best?.epoch };
+}
+
+function clone(m: Record<string, Float32Array>): Record<string, Float32Array> {
+  return Object.fromEntries(Object.entries(m).map(([k, v]) => [k, v.slice()]));
 }
 
 export function countCorrect(logits: Float32Array, labels: ArrayLike<number>, classes: number): number {

@@ -1,0 +1,58 @@
+// Training: checkpoints resume a run exactly, and the defenses produce adversarial batches within eps.
+import { describe, expect, test } from '@jest/globals';
+import { loadSplit } from '../../engine/data/fashion.js';
+import { decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../../engine/train/checkpoint.js';
+import { learningRate } from '../../engine/train/optim.js';
+import { train, type TrainOptions } from '../../engine/train/trainer.js';
+import { smallCnn } from '../../engine/train/zoo.js';
+import { FASHION } from '../helpers/fixture.js';
+
+const equal = (a: Map<string, Float32Array>, b: Map<string, Float32Array>) => [...a].every(([k, v]) => Buffer.from(v.buffer).equals(Buffer.from(b.get(k)!.buffer)));
+
+describe('training', () => {
+  test('2 epochs straight equal 1 epoch plus a resumed epoch, and a mid-epoch resume, bit for bit', async () => {
+    const data = await loadSplit(FASHION, 'train', { limit: 640 });
+    const base: TrainOptions = { arch: smallCnn, data, epochs: 2, batch: 64, defense: { kind: 'fgsm-rs', eps: 0.1 }, seed: 3, threads: 2, optimizer: 'adam', schedule: 'one-cycle', lr: 2e-3 };
+    const straight = await train(base);
+    const saved: Checkpoint[] = [];
+    // Round-trip every checkpoint through its file encoding, as a real resume would.
+    const keep = async (c: Checkpoint) => void saved.push(decodeCheckpoint(encodeCheckpoint(c), 'ckpt'));
+    await train({ ...base, checkpointEvery: 4, onCheckpoint: keep });
+    const afterEpoch1 = saved.find((c) => c.epoch === 1 && c.step === 0)!;
+    const midEpoch2 = saved.find((c) => c.epoch === 1 && c.step === 4)!;
+    const resumed = await train({ ...base, resume: afterEpoch1 });
+    const resumedMid = await train({ ...base, resume: midEpoch2 });
+    expect(equal(resumed.weights, straight.weights)).toBe(true);
+    expect(equal(resumedMid.weights, straight.weights)).toBe(true);
+    expect(resumedMid.history).toEqual(straight.history.map((h, i) => ({ ...h, seconds: resumedMid.history[i].seconds })));
+  }, 120_000);
+
+  test('a resume with different settings is refused', async () => {
+    const data = await loadSplit(FASHION, 'train', { limit: 128 });
+    let ckpt: Checkpoint | undefined;
+    await train({ arch: smallCnn, data, epochs: 1, batch: 64, onCheckpoint: async (c) => void (ckpt = c) });
+    await expect(train({ arch: smallCnn, data, epochs: 1, batch: 32, resume: ckpt })).rejects.toThrow('cannot resume: the checkpoint was made with batch = 64, not 32');
+    expect(() => decodeCheckpoint(Buffer.from('nope'), 'x.ckpt')).toThrow('x.ckpt: not a SecMLOps checkpoint');
+    expect(() => decodeCheckpoint(encodeCheckpoint(ckpt!).subarray(0, 200), 'y.ckpt')).toThrow(/y\.ckpt: truncated checkpoint/);
+  }, 60_000);
+
+  test('early stopping keeps the epoch with the best robust validation accuracy', async () => {
+    const all = await loadSplit(FASHION, 'train', { limit: 1200 });
+    const d = 784;
+    const data = { ...all, count: 1000, images: all.images.subarray(0, 1000 * d), labels: all.labels.subarray(0, 1000) };
+    const validation = { ...all, count: 200, images: all.images.subarray(1000 * d), labels: all.labels.subarray(1000) };
+    const r = await train({ arch: smallCnn, data, epochs: 3, defense: { kind: 'fgsm-rs', eps: 0.1 }, earlyStop: { validation, eps: 0.1, steps: 5 } });
+    const scores = r.history.map((h) => h.robustValidation!);
+    expect(scores.every((s) => s >= 0 && s <= 1)).toBe(true);
+    expect(r.bestEpoch).toBe(scores.indexOf(Math.max(...scores)) + 1);
+  }, 120_000);
+
+  test('learning-rate schedules', () => {
+    expect(learningRate('constant', 1e-3, 50, 100)).toBe(1e-3);
+    expect(learningRate('cosine', 1, 0, 100)).toBe(1);
+    expect(learningRate('cosine', 1, 100, 100)).toBeCloseTo(0, 10);
+    expect(learningRate('one-cycle', 2, 30, 100)).toBeCloseTo(2, 10);
+    expect(learningRate('one-cycle', 2, 0, 100)).toBeCloseTo(0.08, 10);
+    expect(learningRate('one-cycle', 2, 100, 100)).toBe(0);
+  });
+});
