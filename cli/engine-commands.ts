@@ -60,7 +60,7 @@ export async function trainCommand(o: TrainCommand): Promise<void> {
     epochs: o.epochs,
     batch: o.batch,
     lr: o.lr,
-    optimizer: o.optimizer as 'adam' | 'sgd',
+    optimizer: o.optimizer,
     schedule: o.schedule as 'constant' | 'cosine' | 'one-cycle',
     seed: o.seed,
     defense: defense.defense,
