@@ -1,5 +1,11 @@
 // Training: checkpoints resume a run exactly, and the defenses produce adversarial batches within eps.
 import { describe, expect, test } from '@jest/globals';
+import { execFile } from 'node:child_process';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { loadModel } from '../../engine/onnx/model.js';
 import { loadSplit } from '../../engine/data/fashion.js';
 import { decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../../engine/train/checkpoint.js';
 import { learningRate } from '../../engine/train/optim.js';
@@ -55,4 +61,30 @@ describe('training', () => {
     expect(learningRate('one-cycle', 2, 0, 100)).toBeCloseTo(0.08, 10);
     expect(learningRate('one-cycle', 2, 100, 100)).toBe(0);
   });
+});
+
+describe('secmlops train', () => {
+  const run = (args: string[]) =>
+    promisify(execFile)(process.execPath, ['bin/secmlops.js', 'train', '--data', FASHION, ...args]).then(
+      (r) => ({ code: 0, ...r }),
+      (e: { code: number; stdout: string; stderr: string }) => e,
+    );
+
+  test('trains with a defense, checkpoints, resumes, and writes a model onnxruntime runs', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'train-'));
+    const args = ['--limit', '256', '--epochs', '2', '--defense', 'fgsm-rs', '--eps', '0.1', '--checkpoint-dir', join(dir, 'ck'), '--out', join(dir, 'm.onnx')];
+    const first = await run(args);
+    expect(first.code).toBe(0);
+    expect(first.stdout).toMatch(/^wrote .*m\.onnx: \d+\.\d+% clean accuracy on the 10000 test images/);
+    const again = await run([...args, '--resume']);
+    expect(again.stderr).toContain('resuming from');
+    expect(again.stderr).toContain('epoch 2 done, step 0 of the next');
+    expect((await loadModel(join(dir, 'm.onnx'))).graph!.initializer!.length).toBe(6);
+  }, 120_000);
+
+  test('bad flags are named', async () => {
+    expect((await run(['--defense', 'pgd', '--out', '/tmp/x.onnx'])).stderr).toContain('--defense pgd needs --eps > 0');
+    expect((await run(['--defense', 'trades', '--eps', '0.1', '--out', '/tmp/x.onnx'])).stderr).toContain('--defense trades is planned, not built yet');
+    expect((await run(['--resume', '--out', '/tmp/x.onnx'])).stderr).toContain('--resume needs --checkpoint-dir');
+  }, 60_000);
 });
