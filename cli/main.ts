@@ -166,7 +166,7 @@ program
   .command('train')
   .description('train a model, plain or adversarially, and export it as a deployable ONNX model')
   .requiredOption('--data <dir>', 'folder with the Fashion-MNIST IDX files')
-  .option('--arch <name>', 'architecture', 'small-cnn')
+  .option('--arch <name>', 'small-cnn, wide-cnn or mlp', 'small-cnn')
   .option('--defense <name>', 'none, fgsm-rs or pgd', 'none')
   .option('--eps <e>', 'perturbation budget of the defense (Linf)', Number)
   .option('--pgd-steps <n>', 'PGD steps per batch for --defense pgd', int, 7)

@@ -41,7 +41,44 @@ export const smallCnn: Architecture = {
   },
 };
 
-export const ARCHITECTURES: Record<string, Architecture> = { [smallCnn.name]: smallCnn };
+const conv = (name: string, cout: number, cin: number): Param[] => [
+  { name: `${name}.weight`, dims: [cout, cin, 3, 3], fanIn: cin * 9 },
+  { name: `${name}.bias`, dims: [cout], fanIn: 0 },
+];
+const dense = (name: string, fin: number, fout: number): Param[] => [
+  { name: `${name}.weight`, dims: [fin, fout], fanIn: fin },
+  { name: `${name}.bias`, dims: [fout], fanIn: 0 },
+];
+
+/** The wide 4-conv CNN of the issue's reference runs: 32-32-pool-64-64-pool, FC 256, FC 10. */
+export const wideCnn: Architecture = {
+  name: 'wide-cnn',
+  input: [1, 28, 28],
+  classes: 10,
+  params: [...conv('conv1', 32, 1), ...conv('conv2', 32, 32), ...conv('conv3', 64, 32), ...conv('conv4', 64, 64), ...dense('fc1', 3136, 256), ...dense('fc2', 256, 10)],
+  forward: (g, x, w) => {
+    const c = (h: string, name: string) => g.op('Relu', [g.op('Conv', [h, w(`${name}.weight`), w(`${name}.bias`)], { pads: [1, 1, 1, 1], kernel_shape: [3, 3] })]);
+    const pool = (h: string) => g.op('MaxPool', [h], { kernel_shape: [2, 2], strides: [2, 2] });
+    const h = pool(c(c(pool(c(c(x, 'conv1'), 'conv2')), 'conv3'), 'conv4'));
+    const f = g.op('Relu', [g.op('Gemm', [g.op('Flatten', [h]), w('fc1.weight'), w('fc1.bias')])]);
+    return g.op('Gemm', [f, w('fc2.weight'), w('fc2.bias')], {}, ['logits']);
+  },
+};
+
+/** A two-hidden-layer MLP: 784-256-256-10. */
+export const mlp: Architecture = {
+  name: 'mlp',
+  input: [1, 28, 28],
+  classes: 10,
+  params: [...dense('fc1', 784, 256), ...dense('fc2', 256, 256), ...dense('fc3', 256, 10)],
+  forward: (g, x, w) => {
+    const fc = (h: string, name: string) => g.op('Gemm', [h, w(`${name}.weight`), w(`${name}.bias`)]);
+    const h = g.op('Relu', [fc(g.op('Relu', [fc(g.op('Flatten', [x]), 'fc1')]), 'fc2')]);
+    return g.op('Gemm', [h, w('fc3.weight'), w('fc3.bias')], {}, ['logits']);
+  },
+};
+
+export const ARCHITECTURES: Record<string, Architecture> = { [smallCnn.name]: smallCnn, [wideCnn.name]: wideCnn, [mlp.name]: mlp };
 
 export function initWeights(arch: Architecture, rng: Rng): Map<string, Float32Array> {
   return new Map(

@@ -10,7 +10,9 @@ import { loadSplit } from '../../engine/data/fashion.js';
 import { decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../../engine/train/checkpoint.js';
 import { learningRate } from '../../engine/train/optim.js';
 import { train, type TrainOptions } from '../../engine/train/trainer.js';
-import { smallCnn } from '../../engine/train/zoo.js';
+import { ARCHITECTURES, deployableModel, smallCnn, trainableModel } from '../../engine/train/zoo.js';
+import { inspectModel } from '../../engine/inspect.js';
+import { AttackTarget } from '../../engine/attacks/target.js';
 import { FASHION } from '../helpers/fixture.js';
 
 const equal = (a: Map<string, Float32Array>, b: Map<string, Float32Array>) => [...a].every(([k, v]) => Buffer.from(v.buffer).equals(Buffer.from(b.get(k)!.buffer)));
@@ -52,6 +54,19 @@ describe('training', () => {
     expect(scores.every((s) => s >= 0 && s <= 1)).toBe(true);
     expect(r.bestEpoch).toBe(scores.indexOf(Math.max(...scores)) + 1);
   }, 120_000);
+
+  test.each(Object.values(ARCHITECTURES).map((a) => [a.name, a] as const))('%s trains and exports a deployable model with the same graph', async (_n, arch) => {
+    const data = await loadSplit(FASHION, 'train', { limit: 128 });
+    const r = await train({ arch, data, epochs: 1, batch: 64 });
+    const model = deployableModel(arch, r.deploy);
+    const summary = inspectModel(model);
+    expect(summary.inputs).toEqual([{ name: 'input', shape: ['N', 1, 28, 28] }]);
+    expect(summary.parameters).toBe(arch.params.reduce((a, p) => a + p.dims.reduce((x, y) => x * y, 1), 0));
+    const target = await AttackTarget.create(model);
+    expect(target.classes).toBe(10);
+    // Training and deployment share one forward definition: the same ops in the same order.
+    expect(model.graph!.node!.map((n) => n.opType)).toEqual(trainableModel(arch).graph!.node!.map((n) => n.opType));
+  }, 60_000);
 
   test('learning-rate schedules', () => {
     expect(learningRate('constant', 1e-3, 50, 100)).toBe(1e-3);
