@@ -13,8 +13,10 @@ import type { EvaluationSummary } from '../workflows/messages.js';
 import type { ArtifactStore } from './store.js';
 
 export interface EvaluateInput {
-  modelPath: string;
+  /** The model file, or (from a train stage) modelRef in the artifact store. */
+  modelPath?: string;
   modelSha256?: string;
+  modelRef?: string;
   root: string;
   split: DatasetSplit;
   classes: number;
@@ -29,17 +31,7 @@ export interface EvaluateOutput {
 
 export async function evaluateModel(store: ArtifactStore, input: EvaluateInput): Promise<EvaluateOutput> {
   const ctx = Context.current();
-  const size = await stat(input.modelPath).then(
-    (s) => s.size,
-    (e: NodeJS.ErrnoException) => {
-      throw ApplicationFailure.nonRetryable(`model ${input.modelPath} cannot be read (${e.code ?? e.message})`, 'ModelMissing');
-    },
-  );
-  if (size > DEFAULT_MAX_BYTES) throw ApplicationFailure.nonRetryable(`model ${input.modelPath} is ${size} bytes, over the ${DEFAULT_MAX_BYTES}-byte limit`, 'ModelTooLarge');
-  const stored = await store.put(await readFile(input.modelPath));
-  if (input.modelSha256 && stored.digest !== input.modelSha256) {
-    throw ApplicationFailure.nonRetryable(`model ${input.modelPath} has SHA-256 ${stored.digest}, but the policy pins ${input.modelSha256}`, 'ModelDigestMismatch');
-  }
+  const stored = input.modelRef ? await fromStore(store, input.modelRef) : await intoStore(store, input.modelPath!, input.modelSha256);
   let last: JobProgress | undefined;
   const beat = setInterval(() => ctx.heartbeat(last), 5000);
   let result: EvaluateResult;
@@ -71,13 +63,36 @@ export async function evaluateModel(store: ArtifactStore, input: EvaluateInput):
     if (ctx.cancellationSignal.aborted) throw new CancelledFailure('the evaluate activity was cancelled; its engine job was killed');
     // A model the engine refuses (hostile or malformed) will not get better on retry; a crash might.
     // Name the user's file, not its copy in the artifact store.
-    const msg = (e as Error).message.split(stored.path).join(input.modelPath);
+    const msg = (e as Error).message.split(stored.path).join(input.modelPath ?? input.modelRef!);
     if (/not an ONNX model|outside the supported|unknown domains|refused|declares|no gradient rule|needs static sizes|must be logits/.test(msg)) throw ApplicationFailure.nonRetryable(msg, 'InvalidModel');
     throw ApplicationFailure.retryable(msg, 'EngineJobFailed');
   } finally {
     clearInterval(beat);
   }
   return { modelRef: stored.ref, metrics: toMetrics(result, input.config.safetyCritical), summary: summarize(result) };
+}
+
+/** A model an earlier stage stored: read back through the store, which checks its digest. */
+async function fromStore(store: ArtifactStore, ref: string) {
+  await store.get(ref).catch((e: Error) => {
+    throw ApplicationFailure.nonRetryable(`model ${ref}: ${e.message}`, 'ModelMissing');
+  });
+  const digest = ref.replace(/^sha256:/, '');
+  return { ref, digest, path: store.pathOf(digest) };
+}
+
+/** A model file from the policy: size-checked, pinned digest compared, then copied into the store. */
+async function intoStore(store: ArtifactStore, path: string, pinned?: string) {
+  const size = await stat(path).then(
+    (s) => s.size,
+    (e: NodeJS.ErrnoException) => {
+      throw ApplicationFailure.nonRetryable(`model ${path} cannot be read (${e.code ?? e.message})`, 'ModelMissing');
+    },
+  );
+  if (size > DEFAULT_MAX_BYTES) throw ApplicationFailure.nonRetryable(`model ${path} is ${size} bytes, over the ${DEFAULT_MAX_BYTES}-byte limit`, 'ModelTooLarge');
+  const stored = await store.put(await readFile(path));
+  if (pinned && stored.digest !== pinned) throw ApplicationFailure.nonRetryable(`model ${path} has SHA-256 ${stored.digest}, but the policy pins ${pinned}`, 'ModelDigestMismatch');
+  return stored;
 }
 
 function toMetrics(r: EvaluateResult, safetyCritical: number[]): Record<string, number> {

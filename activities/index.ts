@@ -1,5 +1,6 @@
 import { validateDataset } from './dataset.js';
 import { evaluateModel, type EvaluateInput } from './evaluate.js';
+import { trainModel, type TrainInput } from './train.js';
 import { hashDatasetFiles } from './manifest.js';
 import { signRelease, type ReleaseRequest } from './release.js';
 import { ArtifactStore } from './store.js';
@@ -19,6 +20,7 @@ export function createActivities(config: ActivityConfig) {
     validateDataset,
     signRelease: (req: ReleaseRequest) => signRelease(store, config.releaseKeyPath, req),
     evaluateModel: (input: EvaluateInput) => evaluateModel(store, input),
+    trainModel: (input: TrainInput) => trainModel(store, input),
   };
 }
 

@@ -12,6 +12,8 @@ export interface ReleaseRequest {
   policyName: string;
   dataset: ManifestEntry[];
   model?: { path: string; sha256?: string };
+  /** A model a train stage produced; attested instead of model. */
+  modelRef?: string;
   stages: { name: string; state: string; metrics: Record<string, number>; gates: GateResult[] }[];
   audit: AuditEntry[];
 }
@@ -30,7 +32,14 @@ export async function signRelease(store: ArtifactStore, keyPath: string, req: Re
   });
   const subjects: Statement['subject'] = req.dataset.map((f) => ({ name: `dataset/${f.path}`, digest: { sha256: f.sha256 } }));
   let modelSha256: string | undefined;
-  if (req.model) {
+  if (req.modelRef) {
+    // Read through the store so a model changed since training is refused.
+    await store.get(req.modelRef).catch((e: Error) => {
+      throw ApplicationFailure.nonRetryable(`model ${req.modelRef}: ${e.message}`, 'ModelMissing');
+    });
+    modelSha256 = req.modelRef.replace(/^sha256:/, '');
+    subjects.push({ name: 'model', digest: { sha256: modelSha256 } });
+  } else if (req.model) {
     const got = await hashFile(req.model.path).catch((e: NodeJS.ErrnoException) => {
       throw ApplicationFailure.nonRetryable(`model ${req.model!.path} cannot be read (${e.code ?? e.message})`, 'ModelMissing');
     });

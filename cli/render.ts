@@ -2,6 +2,7 @@
 import type { Client } from '@temporalio/client';
 import { describeGate } from '../policy/index.js';
 import { decodePayloads } from '../worker/connection.js';
+import type { TrainProgressMessage } from '../engine/jobs/protocol.js';
 import type { AuditEntry, PipelineStatus, StageStatus } from '../workflows/messages.js';
 
 const MARK: Record<StageStatus['state'], string> = {
@@ -44,8 +45,15 @@ export function progressBar(done: number, total: number, width = 24): string {
 }
 
 export function renderProgress(p: ActivityProgress): string {
-  const d = p.details as { done?: unknown[] | number; totalFiles?: number; bytes?: number; task?: string; total?: number } | undefined;
+  const d = p.details as
+    | { done?: unknown[] | number; totalFiles?: number; bytes?: number; task?: string; total?: number; progress?: TrainProgressMessage; checkpoint?: { epoch: number; step: number } }
+    | undefined;
   const attempt = p.attempt > 1 ? ` (attempt ${p.attempt})` : '';
+  if (d?.progress) {
+    const t = d.progress;
+    const ck = d.checkpoint ? `, checkpoint after epoch ${d.checkpoint.epoch} step ${d.checkpoint.step}` : '';
+    return `${p.activity} epoch ${t.epoch}/${t.epochs} ${progressBar(t.step, t.steps)} loss ${t.loss.toFixed(4)} acc ${(t.accuracy * 100).toFixed(1)}% ${Math.round(t.imagesPerSecond)} img/s${ck}${attempt}`;
+  }
   if (d && typeof d.done === 'number' && typeof d.total === 'number') {
     return `${p.activity} ${d.task ?? ''} ${progressBar(d.done, d.total)} ${d.done}/${d.total} images${attempt}`;
   }

@@ -19,6 +19,7 @@ export const LIFECYCLE = ['plan', 'data', 'train', 'evaluate', 'release', 'monit
 export const DEFAULT_APPROVALS: Record<StageName, Approval> = {
   plan: { roles: ['R3'], quorum: 1, everyRole: true },
   data: { roles: ['R1'], quorum: 1, everyRole: true },
+  train: { roles: ['R2'], quorum: 1, everyRole: true },
   evaluate: { roles: ['R3'], quorum: 1, everyRole: true },
   release: { roles: ['R7', 'R5'], quorum: 2, everyRole: true },
 };

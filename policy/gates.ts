@@ -2,6 +2,8 @@ import type { Gate } from './types.js';
 
 /** Metrics the data stage measures per split; gates may name them. */
 export const DATA_METRIC_PATTERN = /^data\.([A-Za-z0-9_-]+)\.(images|min_class_fraction|max_class_fraction|pixel_mean|pixel_std)$/;
+/** Metrics the train stage records: the last epoch's loss and accuracy, the best robust validation accuracy. */
+export const TRAIN_METRIC_PATTERN = /^train\.(loss|accuracy|robust_validation|epochs)$/;
 /**
  * Metrics the evaluate stage measures: evaluate.clean_accuracy, evaluate.class.<k>.miss_rate, and per attack
  * evaluate.<id>.{robust_accuracy,attack_success_rate,median_linf,median_l2} and evaluate.<id>.class.<k>.miss_rate.

@@ -1,5 +1,5 @@
 // The `evaluate` block (the attack suite) and the gate metrics each stage measures.
-import { DATA_METRIC_PATTERN, EVALUATE_METRIC_PATTERN } from './gates.js';
+import { DATA_METRIC_PATTERN, EVALUATE_METRIC_PATTERN, TRAIN_METRIC_PATTERN } from './gates.js';
 import { Reader, join } from './reader.js';
 import { ATTACK_NAMES, type Artifacts, type AttackConfig, type EvaluateConfig, type Stage } from './types.js';
 
@@ -12,7 +12,7 @@ export function readEvaluate(r: Reader, v: unknown, stages: Stage[], artifacts: 
     return undefined;
   }
   const m = r.mapping(v, 'evaluate', { required: ['attacks'], optional: ['split', 'limit', 'range', 'seed', 'safetyCritical', 'curve'] });
-  if (runs && !artifacts.model) r.fail('artifacts.model', 'the evaluate stage needs artifacts.model, the model to attack');
+  if (runs && !artifacts.model && !stages.some((s) => s.name === 'train')) r.fail('artifacts.model', 'the evaluate stage needs a model to attack: artifacts.model, or a train stage before it');
   const split = m.split === undefined ? 'test' : r.string(m.split, 'evaluate.split');
   if (!artifacts.dataset?.splits[split]) r.fail('evaluate.split', `split "${split}" is not in artifacts.dataset.splits`);
   const classes = artifacts.dataset.classes;
@@ -67,6 +67,10 @@ export function checkGateMetric(r: Reader, path: string, metric: string, stages:
     if (!artifacts.dataset?.splits[data[1]]) r.fail(path, `metric "${metric}" names split "${data[1]}", which artifacts.dataset.splits does not define`);
     return;
   }
+  if (TRAIN_METRIC_PATTERN.test(metric)) {
+    if (!runs('train')) r.fail(path, `metric "${metric}" is measured by the train stage, which this policy does not run`);
+    return;
+  }
   const ev = EVALUATE_METRIC_PATTERN.exec(metric);
   if (ev) {
     if (!runs('evaluate') || !evaluate) r.fail(path, `metric "${metric}" is measured by the evaluate stage, which this policy does not run`);
@@ -78,6 +82,6 @@ export function checkGateMetric(r: Reader, path: string, metric: string, stages:
   }
   r.fail(
     path,
-    `unknown metric "${metric}"; stages measure data.<split>.{images,min_class_fraction,max_class_fraction,pixel_mean,pixel_std}, evaluate.clean_accuracy, evaluate.class.<k>.miss_rate and evaluate.<attack id>.{robust_accuracy,attack_success_rate,median_linf,median_l2,class.<k>.miss_rate}`,
+    `unknown metric "${metric}"; stages measure data.<split>.{images,min_class_fraction,max_class_fraction,pixel_mean,pixel_std}, train.{loss,accuracy,robust_validation,epochs}, evaluate.clean_accuracy, evaluate.class.<k>.miss_rate and evaluate.<attack id>.{robust_accuracy,attack_success_rate,median_linf,median_l2,class.<k>.miss_rate}`,
   );
 }

@@ -4,6 +4,7 @@ import { DEFAULT_APPROVALS, DEFAULT_ROLES, LIFECYCLE } from './defaults.js';
 import { parseDuration } from './duration.js';
 import { PolicyError } from './errors.js';
 import { checkGateMetric, readEvaluate } from './parse-evaluate.js';
+import { readTrain } from './parse-train.js';
 import { Reader, join } from './reader.js';
 import {
   CHANNELS,
@@ -47,7 +48,7 @@ export function parsePolicy(text: string, opts: ParseOptions): Policy {
   }
   const top = r.mapping(doc.toJS(), '', {
     required: ['version', 'name', 'people', 'stages'],
-    optional: ['roles', 'gates', 'artifacts', 'evaluate', 'threatModel', 'channels', 'release'],
+    optional: ['roles', 'gates', 'artifacts', 'train', 'evaluate', 'threatModel', 'channels', 'release'],
   });
   if (top.version !== 1) r.fail('version', `expected 1 (the only schema version), got ${JSON.stringify(top.version)}`);
   const name = r.string(top.name, 'name');
@@ -56,6 +57,7 @@ export function parsePolicy(text: string, opts: ParseOptions): Policy {
   const roleIds = new Set(roles.map((x) => x.id));
   const stages = readStages(r, top.stages, roleIds);
   const artifacts = readArtifacts(r, top.artifacts);
+  const trainConfig = readTrain(r, top.train, stages, artifacts);
   const evaluate = readEvaluate(r, top.evaluate, stages, artifacts);
   const gates = readGates(r, top.gates, (path, metric) => checkGateMetric(r, path, metric, stages, artifacts, evaluate));
   const threatModel = readThreatModel(r, top.threatModel, roleIds);
@@ -66,6 +68,7 @@ export function parsePolicy(text: string, opts: ParseOptions): Policy {
     release = { publicKey: readKey(r, m, 'release', opts) };
   }
   const policy: Policy = { version: 1, name, file: opts.file, people, roles, stages, gates, artifacts, threatModel, channels, release };
+  if (trainConfig) policy.train = trainConfig;
   if (evaluate) policy.evaluate = evaluate;
   return policy;
 }

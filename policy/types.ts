@@ -12,7 +12,7 @@ export const STRIDE_NAMES: Record<StrideCategory, string> = {
   E: 'Elevation of privilege',
 };
 
-export const STAGE_NAMES = ['plan', 'data', 'evaluate', 'release'] as const;
+export const STAGE_NAMES = ['plan', 'data', 'train', 'evaluate', 'release'] as const;
 export type StageName = (typeof STAGE_NAMES)[number];
 
 export const CHANNELS = ['cli', 'console', 'slack', 'github'] as const;
@@ -136,6 +136,25 @@ export interface EvaluateConfig {
   curve?: { attack: 'fgsm' | 'pgd'; steps?: number; eps: number[] };
 }
 
+export interface TrainConfig {
+  /** A split of artifacts.dataset.splits (default train). */
+  split: string;
+  arch: 'small-cnn' | 'wide-cnn' | 'mlp';
+  defense: { kind: 'none' } | { kind: 'fgsm-rs'; eps: number } | { kind: 'pgd'; eps: number; steps?: number };
+  epochs: number;
+  batch: number;
+  lr: number;
+  optimizer: 'adam' | 'sgd';
+  schedule: 'constant' | 'cosine' | 'one-cycle';
+  weightDecay: number;
+  /** Keep the epoch with the best robust validation accuracy (needs a defense's eps). */
+  earlyStop: boolean;
+  limit?: number;
+  seed: number;
+  range: [number, number];
+  checkpointEvery: number;
+}
+
 export interface Policy {
   version: 1;
   name: string;
@@ -146,6 +165,7 @@ export interface Policy {
   stages: Stage[];
   gates: Gate[];
   artifacts: Artifacts;
+  train?: TrainConfig;
   evaluate?: EvaluateConfig;
   threatModel: ThreatModel;
   /** Ed25519 public keys, base64 of the raw 32 bytes, one per channel that may sign decisions. */

@@ -47,7 +47,7 @@ export async function createWorkers(setup: WorkerSetup): Promise<Worker[]> {
   if (setup.queues.includes('gpu')) {
     // Compute-heavy activities. The engine uses the CUDA execution provider when SECMLOPS_EXECUTION_PROVIDER=cuda;
     // without it (and on these machines) they run on the CPU.
-    workers.push(await Worker.create({ ...common, taskQueue: GPU_TASK_QUEUE, activities: { validateDataset: activities.validateDataset, evaluateModel: activities.evaluateModel } }));
+    workers.push(await Worker.create({ ...common, taskQueue: GPU_TASK_QUEUE, activities: { validateDataset: activities.validateDataset, evaluateModel: activities.evaluateModel, trainModel: activities.trainModel } }));
   }
   return workers;
 }

@@ -1,2 +1,2 @@
 export { secmlopsPipeline } from './pipeline.js';
-export { planStage, dataStage, evaluateStage, releaseStage } from './stages.js';
+export { planStage, dataStage, trainStage, evaluateStage, releaseStage } from './stages.js';

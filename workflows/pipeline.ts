@@ -4,7 +4,7 @@
 import { executeChild, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Policy, StageName } from '../policy/index.js';
 import { stageUpdateSignal, statusQuery, stageWorkflowId, type AuditEntry, type PipelineResult, type PipelineStatus, type StageResult, type StageStatus, type Subject } from './messages.js';
-import { dataStage, evaluateStage, planStage, releaseStage } from './stages.js';
+import { dataStage, evaluateStage, planStage, releaseStage, trainStage } from './stages.js';
 
 export async function secmlopsPipeline(subject: Subject, policy: Policy): Promise<PipelineResult> {
   const pipelineId = workflowInfo().workflowId;
@@ -30,7 +30,8 @@ export async function secmlopsPipeline(subject: Subject, policy: Policy): Promis
   setHandler(stageUpdateSignal, record);
 
   for (const stage of policy.stages) {
-    const input = { pipelineId, subject, policy, stage };
+    const modelRef = status.stages.find((s) => s.name === 'train')?.artifacts.model;
+    const input = { pipelineId, subject, policy, stage, ...(modelRef ? { modelRef } : {}) };
     const options = { workflowId: stageWorkflowId(pipelineId, stage.name) };
     let result: StageResult;
     if (stage.name === 'release') {
@@ -51,7 +52,7 @@ export async function secmlopsPipeline(subject: Subject, policy: Policy): Promis
   return status as PipelineResult;
 }
 
-const STAGES: Record<Exclude<StageName, 'release'>, typeof planStage> = { plan: planStage, data: dataStage, evaluate: evaluateStage };
+const STAGES: Record<Exclude<StageName, 'release'>, typeof planStage> = { plan: planStage, data: dataStage, train: trainStage, evaluate: evaluateStage };
 
 function pendingStage(name: StageName, workflowId: string): StageStatus {
   return { name, workflowId, state: 'pending', revision: -1, tasks: [], blockers: [], findings: [], metrics: {}, gates: [], artifacts: {} };

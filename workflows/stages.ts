@@ -75,15 +75,50 @@ export async function dataStage(input: StageInput): Promise<StageResult> {
   return lane.approval();
 }
 
+const trainer = proxyActivities<Activities>({
+  taskQueue: GPU_TASK_QUEUE,
+  startToCloseTimeout: '72h',
+  // A dead worker is noticed within a minute; the retry resumes from the heartbeated checkpoint.
+  heartbeatTimeout: '60s',
+  retry: { initialInterval: '1s', maximumInterval: '1m', maximumAttempts: 20 },
+});
+
+/** train: defended training on the gpu queue, resumable through crashes, then the ML engineer's approval. */
+export async function trainStage(input: StageInput): Promise<StageResult> {
+  const lane = new Swimlane(input, ['training', 'gates']);
+  const { dataset } = input.policy.artifacts;
+  const config = input.policy.train;
+  if (!dataset || !config) return lane.fail('the policy needs artifacts.dataset and a train block');
+  const defense = config.defense.kind === 'none' ? 'no defense' : `${config.defense.kind} eps ${config.defense.eps}`;
+  try {
+    const out = await lane.task('training', `training ${config.arch} with ${defense}, ${config.epochs} epochs`, () =>
+      trainer.trainModel({ root: dataset.root, split: dataset.splits[config.split], classes: dataset.classes, config }),
+    );
+    const last = out.history[out.history.length - 1];
+    Object.assign(lane.status.metrics, { 'train.epochs': out.history.length, 'train.loss': last.loss, 'train.accuracy': last.accuracy });
+    const robust = out.history.flatMap((h) => (h.robustValidation === undefined ? [] : [h.robustValidation]));
+    if (robust.length) lane.status.metrics['train.robust_validation'] = Math.max(...robust);
+    lane.status.artifacts.model = out.modelRef;
+    if (out.checkpointRef) lane.status.artifacts.checkpoint = out.checkpointRef;
+    if (out.bestEpoch) lane.status.findings.push(`early stopping kept epoch ${out.bestEpoch} of ${out.history.length}`);
+    if (out.resumedFrom) lane.status.findings.push(`training resumed from a checkpoint after epoch ${out.resumedFrom.epoch}, step ${out.resumedFrom.step}`);
+  } catch (err) {
+    return lane.fail(failureMessage(err));
+  }
+  const failed = await checkGates(lane, input, 'train');
+  if (failed) return lane.fail(failed);
+  return lane.approval();
+}
+
 /** evaluate: the policy's attack suite against the model, its gates, then the security engineer's approval. */
 export async function evaluateStage(input: StageInput): Promise<StageResult> {
   const lane = new Swimlane(input, ['attacks', 'gates']);
   const { dataset, model } = input.policy.artifacts;
   const config = input.policy.evaluate;
-  if (!dataset || !model || !config) return lane.fail('the policy needs artifacts.dataset, artifacts.model and an evaluate block');
+  if (!dataset || !(model || input.modelRef) || !config) return lane.fail('the policy needs artifacts.dataset, a model (artifacts.model or a train stage) and an evaluate block');
   try {
     const out = await lane.task('attacks', `attacking the model: ${config.attacks.map((a) => a.id).join(', ')}`, () =>
-      gpu.evaluateModel({ modelPath: model.path, modelSha256: model.sha256, root: dataset.root, split: dataset.splits[config.split], classes: dataset.classes, config }),
+      gpu.evaluateModel({ modelPath: model?.path, modelSha256: model?.sha256, modelRef: input.modelRef, root: dataset.root, split: dataset.splits[config.split], classes: dataset.classes, config }),
     );
     Object.assign(lane.status.metrics, out.metrics);
     lane.status.evaluation = out.summary;
@@ -128,6 +163,7 @@ export async function releaseStage(input: ReleaseInput): Promise<StageResult> {
         policyName: input.policy.name,
         dataset: input.manifest ?? [],
         model: input.policy.artifacts.model,
+        modelRef: input.modelRef,
         stages: input.earlier.map((s) => ({ name: s.name, state: s.state, metrics: s.metrics, gates: s.gates })),
         audit: input.audit,
       }),

@@ -20,6 +20,8 @@ export interface StageInput {
   subject: Subject;
   policy: Policy;
   stage: Stage;
+  /** The model an earlier stage produced (the train stage), as an artifact reference; it replaces artifacts.model. */
+  modelRef?: string;
 }
 
 export class Swimlane {

@@ -28,7 +28,39 @@ export interface EvaluateResult {
   curve?: { attack: string; eps: number; robustAccuracy: number }[];
 }
 
-export type JobRequest = EvaluateRequest;
+export interface TrainRequest {
+  kind: 'train';
+  images: string;
+  labels: string;
+  classes: number;
+  arch: string;
+  defense: { kind: 'none' } | { kind: 'fgsm-rs'; eps: number } | { kind: 'pgd'; eps: number; steps?: number };
+  epochs: number;
+  batch: number;
+  lr: number;
+  optimizer: 'adam' | 'sgd';
+  schedule: 'constant' | 'cosine' | 'one-cycle';
+  weightDecay: number;
+  earlyStop: boolean;
+  limit?: number;
+  seed: number;
+  range: [number, number];
+  checkpointEvery: number;
+  /** A checkpoint file (and its digest) to continue from. */
+  resume?: { path: string; sha256: string };
+  /** Where the job writes checkpoint files and the model; the supervisor stores them and may delete them. */
+  workDir: string;
+  threads?: number;
+}
+
+export interface TrainResult {
+  modelPath: string;
+  history: { epoch: number; loss: number; accuracy: number; robustValidation?: number; seconds: number }[];
+  bestEpoch?: number;
+  resumedFrom?: { epoch: number; step: number };
+}
+
+export type JobRequest = EvaluateRequest | TrainRequest;
 
 export interface JobProgress {
   task: string;
@@ -36,4 +68,19 @@ export interface JobProgress {
   total: number;
 }
 
-export type JobMessage = { type: 'progress'; progress: JobProgress } | { type: 'result'; result: unknown } | { type: 'error'; message: string };
+export interface TrainProgressMessage {
+  epoch: number;
+  epochs: number;
+  step: number;
+  steps: number;
+  loss: number;
+  accuracy: number;
+  imagesPerSecond: number;
+}
+
+export type JobMessage =
+  | { type: 'progress'; progress: JobProgress }
+  | { type: 'train-progress'; progress: TrainProgressMessage }
+  | { type: 'checkpoint'; path: string; epoch: number; step: number }
+  | { type: 'result'; result: unknown }
+  | { type: 'error'; message: string };

@@ -1,18 +1,23 @@
 // Supervises an engine job in a child process: relays progress, kills it on abort, and reports a crash clearly.
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { EvaluateRequest, EvaluateResult, JobMessage, JobProgress } from './protocol.js';
+import type { EvaluateRequest, EvaluateResult, JobMessage, JobProgress, TrainProgressMessage, TrainRequest, TrainResult } from './protocol.js';
 
 const JOB_MAIN = fileURLToPath(new URL('./job-main.ts', import.meta.url));
 
 export interface JobOptions {
   onProgress?: (p: JobProgress) => void;
+  onTrainProgress?: (p: TrainProgressMessage) => void;
+  /** A checkpoint file the job wrote; the job goes on while the callback runs. */
+  onCheckpoint?: (m: { path: string; epoch: number; step: number }) => void;
   signal?: AbortSignal;
   /** Called with the child's pid once it runs (tests use it to check nothing is left behind). */
   onStart?: (pid: number) => void;
 }
 
-export function runJob(req: EvaluateRequest, opts: JobOptions = {}): Promise<EvaluateResult> {
+export function runJob(req: EvaluateRequest, opts?: JobOptions): Promise<EvaluateResult>;
+export function runJob(req: TrainRequest, opts?: JobOptions): Promise<TrainResult>;
+export function runJob(req: EvaluateRequest | TrainRequest, opts: JobOptions = {}): Promise<EvaluateResult | TrainResult> {
   return new Promise((resolve, reject) => {
     if (opts.signal?.aborted) return reject(new Error('the engine job was cancelled before it started'));
     const child = fork(JOB_MAIN, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'pipe', 'ipc'], serialization: 'advanced' });
@@ -32,7 +37,9 @@ export function runJob(req: EvaluateRequest, opts: JobOptions = {}): Promise<Eva
     opts.signal?.addEventListener('abort', abort, { once: true });
     child.on('message', (m: JobMessage) => {
       if (m.type === 'progress') opts.onProgress?.(m.progress);
-      else if (m.type === 'result') finish(() => resolve(m.result as EvaluateResult));
+      else if (m.type === 'train-progress') opts.onTrainProgress?.(m.progress);
+      else if (m.type === 'checkpoint') opts.onCheckpoint?.(m);
+      else if (m.type === 'result') finish(() => resolve(m.result as EvaluateResult | TrainResult));
       else finish(() => reject(new Error(m.message)));
     });
     child.on('exit', (code, signal) => finish(() => reject(new Error(`the engine job process died (${signal ?? `exit code ${code}`})${stderr ? `: ${stderr.trim().split('\n').slice(-3).join(' | ')}` : ''}`))));

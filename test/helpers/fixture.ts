@@ -40,6 +40,8 @@ export interface PolicyOptions {
   splits?: boolean;
   /** artifacts.model.path */
   model?: string;
+  /** Adds a train split of the standard Fashion-MNIST training file names (the files must be in the dataset). */
+  trainSplit?: boolean;
 }
 
 /** The example's people and roles, with mia (the usual author) also holding R3 so separation of duties is testable. */
@@ -70,6 +72,7 @@ artifacts:
     files:
 ${files.map((f) => `      - { path: ${f.path}, sha256: ${f.sha256} }`).join('\n')}
 ${opts.splits === false ? '' : `    splits:\n      test: { images: ${TEST_FILES[0]}, labels: ${TEST_FILES[1]} }`}
+${opts.trainSplit ? '      train: { images: train-images-idx3-ubyte.gz, labels: train-labels-idx1-ubyte.gz }' : ''}
 ${opts.model ? `  model: { path: ${opts.model} }` : ''}
 threatModel:
   assets: [{ id: data }]

@@ -1,0 +1,103 @@
+// The train stage's activity: defended training in an engine job process. Each checkpoint the job writes goes
+// into the artifact store by SHA-256 and its reference into the heartbeat, so a retry (after a worker crash or a
+// server restart) resumes from it; cancelling kills the job and keeps the last checkpoint.
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TrainProgressMessage, TrainResult } from '../engine/jobs/protocol.js';
+import { runJob } from '../engine/jobs/run-job.js';
+import type { DatasetSplit, TrainConfig } from '../policy/index.js';
+import type { ArtifactStore } from './store.js';
+
+export interface TrainInput {
+  root: string;
+  split: DatasetSplit;
+  classes: number;
+  config: TrainConfig;
+}
+
+/** What the heartbeat carries: the latest stored checkpoint and the progress. */
+export interface TrainHeartbeat {
+  checkpoint?: { ref: string; epoch: number; step: number };
+  progress?: TrainProgressMessage;
+}
+
+export interface TrainOutput {
+  modelRef: string;
+  history: TrainResult['history'];
+  bestEpoch?: number;
+  resumedFrom?: { epoch: number; step: number };
+  /** The last checkpoint stored. */
+  checkpointRef?: string;
+}
+
+export async function trainModel(store: ArtifactStore, input: TrainInput): Promise<TrainOutput> {
+  const ctx = Context.current();
+  const previous = ctx.info.heartbeatDetails as TrainHeartbeat | undefined;
+  const beat: TrainHeartbeat = { checkpoint: previous?.checkpoint };
+  let resume: { path: string; sha256: string } | undefined;
+  if (previous?.checkpoint) {
+    // Read through the store so a corrupted checkpoint is refused rather than trained from.
+    await store.get(previous.checkpoint.ref);
+    const digest = previous.checkpoint.ref.replace(/^sha256:/, '');
+    resume = { path: store.pathOf(digest), sha256: digest };
+    ctx.log.info('resuming training from the last heartbeated checkpoint', { ...previous.checkpoint });
+  }
+  const workDir = await mkdtemp(join(tmpdir(), 'secmlops-train-'));
+  // Checkpoint files are stored one after another, in the order the job wrote them.
+  let storing = Promise.resolve();
+  const c = input.config;
+  try {
+    const result = await runJob(
+      {
+        kind: 'train',
+        images: join(input.root, input.split.images),
+        labels: join(input.root, input.split.labels),
+        classes: input.classes,
+        arch: c.arch,
+        defense: c.defense,
+        epochs: c.epochs,
+        batch: c.batch,
+        lr: c.lr,
+        optimizer: c.optimizer,
+        schedule: c.schedule,
+        weightDecay: c.weightDecay,
+        earlyStop: c.earlyStop,
+        limit: c.limit,
+        seed: c.seed,
+        range: c.range,
+        checkpointEvery: c.checkpointEvery,
+        resume,
+        workDir,
+      },
+      {
+        signal: ctx.cancellationSignal,
+        onTrainProgress: (p) => {
+          beat.progress = p;
+          ctx.heartbeat(beat);
+        },
+        onCheckpoint: (m) => {
+          storing = storing.then(async () => {
+            const stored = await store.put(await readFile(m.path));
+            await rm(m.path, { force: true });
+            beat.checkpoint = { ref: stored.ref, epoch: m.epoch, step: m.step };
+            ctx.heartbeat(beat);
+          });
+        },
+      },
+    );
+    await storing;
+    const model = await store.put(await readFile(result.modelPath));
+    return { modelRef: model.ref, history: result.history, bestEpoch: result.bestEpoch, resumedFrom: result.resumedFrom, checkpointRef: beat.checkpoint?.ref };
+  } catch (e) {
+    await storing.catch(() => undefined);
+    if (ctx.cancellationSignal.aborted) throw new CancelledFailure(`training was cancelled; the last checkpoint is ${beat.checkpoint?.ref ?? 'none'}`);
+    const msg = (e as Error).message;
+    if (/unknown architecture|cannot resume|not a SecMLOps checkpoint|label .* is outside|truncated|not an IDX file/.test(msg)) throw ApplicationFailure.nonRetryable(msg, 'InvalidTraining');
+    throw ApplicationFailure.retryable(msg, 'EngineJobFailed');
+  } finally {
+    await rm(workDir, { recursive: true, force: true });
+  }
+}

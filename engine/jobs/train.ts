@@ -1,0 +1,66 @@
+// The train job: defended training with checkpoints written as files the supervisor stores and heartbeats.
+import { createHash } from 'node:crypto';
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { checkPair, readIdx } from '../data/idx.js';
+import { saveModel } from '../onnx/model.js';
+import { decodeCheckpoint, encodeCheckpoint } from '../train/checkpoint.js';
+import { train } from '../train/trainer.js';
+import { ARCHITECTURES, deployableModel } from '../train/zoo.js';
+import type { TrainProgressMessage, TrainRequest, TrainResult } from './protocol.js';
+
+export interface TrainCallbacks {
+  progress: (p: TrainProgressMessage) => void;
+  checkpoint: (path: string, epoch: number, step: number) => void;
+}
+
+export async function trainJob(req: TrainRequest, cb: TrainCallbacks): Promise<TrainResult> {
+  const arch = ARCHITECTURES[req.arch];
+  if (!arch) throw new Error(`unknown architecture "${req.arch}"`);
+  const files = { images: req.images, labels: req.labels };
+  const pair = checkPair(await readIdx(files.images), await readIdx(files.labels), files, req.classes);
+  const count = Math.min(pair.count, req.limit ?? pair.count);
+  const pixels = pair.rows * pair.cols;
+  const images = new Float32Array(count * pixels);
+  for (let i = 0; i < images.length; i++) images[i] = pair.images[i] / 255;
+  const held = req.earlyStop ? Math.min(1000, Math.floor(count / 10)) : 0;
+  const shape = [1, pair.rows, pair.cols] as [number, number, number];
+  const data = { images: images.subarray(0, (count - held) * pixels), labels: pair.labels.subarray(0, count - held), count: count - held, shape };
+  const validation = { images: images.subarray((count - held) * pixels), labels: pair.labels.subarray(count - held, count), count: held, shape };
+  let resume;
+  if (req.resume) {
+    const bytes = await readFile(req.resume.path);
+    const digest = createHash('sha256').update(bytes).digest('hex');
+    if (digest !== req.resume.sha256) throw new Error(`checkpoint ${req.resume.path} has SHA-256 ${digest}, expected ${req.resume.sha256}`);
+    resume = decodeCheckpoint(bytes, req.resume.path);
+  }
+  const eps = req.defense.kind === 'none' ? undefined : req.defense.eps;
+  let n = 0;
+  const result = await train({
+    arch,
+    data,
+    epochs: req.epochs,
+    batch: req.batch,
+    lr: req.lr,
+    optimizer: req.optimizer,
+    schedule: req.schedule,
+    weightDecay: req.weightDecay,
+    seed: req.seed,
+    threads: req.threads,
+    defense: req.defense,
+    range: { min: req.range[0], max: req.range[1] },
+    earlyStop: req.earlyStop && eps !== undefined ? { validation, eps, steps: 10 } : undefined,
+    resume,
+    checkpointEvery: req.checkpointEvery,
+    onCheckpoint: async (c) => {
+      const path = join(req.workDir, `checkpoint-${n++}.ckpt`);
+      await writeFile(`${path}.tmp`, encodeCheckpoint(c));
+      await rename(`${path}.tmp`, path);
+      cb.checkpoint(path, c.epoch, c.step);
+    },
+    onProgress: (p) => cb.progress({ epoch: p.epoch, epochs: p.epochs, step: p.step, steps: p.steps, loss: p.loss, accuracy: p.accuracy, imagesPerSecond: p.imagesPerSecond }),
+  });
+  const modelPath = join(req.workDir, 'model.onnx');
+  await writeFile(modelPath, saveModel(deployableModel(arch, result.deploy)));
+  return { modelPath, history: result.history, bestEpoch: result.bestEpoch, resumedFrom: resume && { epoch: resume.epoch, step: resume.step } };
+}

@@ -1,0 +1,48 @@
+// The `train` block: what the train stage trains and how.
+import { Reader, join } from './reader.js';
+import type { Artifacts, Stage, TrainConfig } from './types.js';
+
+export function readTrain(r: Reader, v: unknown, stages: Stage[], artifacts: Artifacts): TrainConfig | undefined {
+  const runs = stages.some((s) => s.name === 'train');
+  if (v === undefined) {
+    if (runs) r.fail('train', 'the train stage needs a train block (arch, defense, epochs)');
+    return undefined;
+  }
+  const m = r.mapping(v, 'train', {
+    required: ['arch', 'epochs'],
+    optional: ['split', 'defense', 'batch', 'lr', 'optimizer', 'schedule', 'weightDecay', 'earlyStop', 'limit', 'seed', 'range', 'checkpointEvery'],
+  });
+  const split = m.split === undefined ? 'train' : r.string(m.split, 'train.split');
+  if (!artifacts.dataset?.splits[split]) r.fail('train.split', `split "${split}" is not in artifacts.dataset.splits`);
+  let defense: TrainConfig['defense'] = { kind: 'none' };
+  if (m.defense !== undefined) {
+    const d = r.mapping(m.defense, 'train.defense', { required: ['kind'], optional: ['eps', 'steps'] });
+    const kind = r.oneOf(d.kind, 'train.defense.kind', ['none', 'fgsm-rs', 'pgd', 'trades'] as const);
+    if (kind === 'trades') r.fail('train.defense.kind', 'TRADES is planned, not built yet; use fgsm-rs or pgd');
+    if (kind === 'fgsm-rs') defense = { kind, eps: r.number(d.eps, 'train.defense.eps', 0, 1) };
+    if (kind === 'pgd') {
+      defense = { kind, eps: r.number(d.eps, 'train.defense.eps', 0, 1) };
+      if (d.steps !== undefined) defense.steps = r.integer(d.steps, 'train.defense.steps', 1, 100);
+    }
+  }
+  const earlyStop = m.earlyStop === undefined ? false : r.boolean(m.earlyStop, 'train.earlyStop');
+  if (earlyStop && defense.kind === 'none') r.fail('train.earlyStop', 'early stopping measures robust validation accuracy at the defense’s eps: give a defense');
+  const range = m.range === undefined ? [0, 1] : r.list(m.range, 'train.range').map((x, i) => r.number(x, join('train.range', i)));
+  if (range.length !== 2 || !(range[0] < range[1])) r.fail('train.range', `expected [min, max] with min < max, got [${range.join(', ')}]`);
+  return {
+    split,
+    arch: r.oneOf(m.arch, 'train.arch', ['small-cnn', 'wide-cnn', 'mlp'] as const),
+    defense,
+    epochs: r.integer(m.epochs, 'train.epochs', 1, 1000),
+    batch: m.batch === undefined ? 128 : r.integer(m.batch, 'train.batch', 1, 65536),
+    lr: m.lr === undefined ? 1e-3 : r.number(m.lr, 'train.lr', 0, 10),
+    optimizer: m.optimizer === undefined ? 'adam' : r.oneOf(m.optimizer, 'train.optimizer', ['adam', 'sgd'] as const),
+    schedule: m.schedule === undefined ? 'constant' : r.oneOf(m.schedule, 'train.schedule', ['constant', 'cosine', 'one-cycle'] as const),
+    weightDecay: m.weightDecay === undefined ? 0 : r.number(m.weightDecay, 'train.weightDecay', 0, 1),
+    earlyStop,
+    limit: m.limit === undefined ? undefined : r.integer(m.limit, 'train.limit', 1),
+    seed: m.seed === undefined ? 1 : r.integer(m.seed, 'train.seed', 0),
+    range: [range[0], range[1]],
+    checkpointEvery: m.checkpointEvery === undefined ? 100 : r.integer(m.checkpointEvery, 'train.checkpointEvery', 1),
+  };
+}
