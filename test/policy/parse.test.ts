@@ -45,10 +45,10 @@ describe('parsePolicy', () => {
   });
 
   const cases: [string, (t: string) => string, string][] = [
-    ['an unknown key', (t) => t.replace('name: demo', 'name: demo\nowner: me'), 'secmlops.yaml: owner: unknown key "owner"; expected one of: version, name, people, stages, roles, gates, artifacts, evaluate, threatModel, channels, release'],
+    ['an unknown key', (t) => t.replace('name: demo', 'name: demo\nowner: me'), 'secmlops.yaml: owner: unknown key "owner"; expected one of: version, name, people, stages, roles, gates, artifacts, train, evaluate, threatModel, channels, release'],
     ['a misspelt nested key', (t) => t.replace('alice: { github: alice-sec }', 'alice: { gihub: alice-sec }'), 'secmlops.yaml: people.alice.gihub: unknown key "gihub"; expected one of: name, github, slack, console'],
     ['an unknown role member', (t) => t.replace('members: [alice]', 'members: [alicia]'), 'secmlops.yaml: roles.R3.members[0]: unknown person "alicia"; people are: alice, omar, carol'],
-    ['a stage not built yet', (t) => t.replace('  - release', '  - train'), 'secmlops.yaml: stages[1].name: stage "train" is planned but not built yet; the stages available now are plan, data, evaluate, release'],
+    ['a stage not built yet', (t) => t.replace('  - release', '  - monitor'), 'secmlops.yaml: stages[1].name: stage "monitor" is planned but not built yet; the stages available now are plan, data, train, evaluate, release'],
     ['stages out of order', (t) => t.replace('  - release', '  - release\n  - data'), 'secmlops.yaml: stages[2].name: stage "data" is out of order or repeated; stages run in the order plan → data → train → evaluate → release → monitor'],
     ['a bad duration', (t) => t.replace('timeout: 1h', 'timeout: soon'), 'secmlops.yaml: stages[0].approval.timeout: expected a duration such as 90s, 30m, 4h or 7d, got "soon"'],
     ['a deadline before the timeout', (t) => t.replace('deadline: 2d', 'deadline: 30m'), 'secmlops.yaml: stages[0].approval.deadline: expected a deadline later than the timeout'],
@@ -61,7 +61,7 @@ describe('parsePolicy', () => {
     ['not YAML at all', () => 'stages: [plan\nname: x', 'secmlops.yaml: line 2, column 1: not valid YAML'],
     ['a dataset file escaping its root', (t) => t + 'artifacts:\n  dataset:\n    root: /data\n    files: [{ path: ../etc/passwd, sha256: ' + 'a'.repeat(64) + ' }]\n', 'secmlops.yaml: artifacts.dataset.files[0].path: expected a path inside the dataset root, got "../etc/passwd"'],
     ['a split whose file is not pinned', (t) => t + 'artifacts:\n  dataset:\n    root: /data\n    files: [{ path: a.idx, sha256: ' + 'a'.repeat(64) + ' }]\n    splits: { test: { images: a.idx, labels: b.idx } }\n', 'secmlops.yaml: artifacts.dataset.splits.test.labels: "b.idx" is not among artifacts.dataset.files, so its digest is not pinned'],
-    ['a gate on a metric nobody measures', (t) => t + 'gates: [{ metric: train.loss, op: "<=", value: 0.7 }]\n', 'secmlops.yaml: gates[0].metric: unknown metric "train.loss"'],
+    ['a gate on a metric nobody measures', (t) => t + 'gates: [{ metric: monitor.drift, op: "<=", value: 0.7 }]\n', 'secmlops.yaml: gates[0].metric: unknown metric "monitor.drift"'],
     ['a gate on a stage the policy does not run', (t) => t + 'gates: [{ metric: evaluate.pgd.robust_accuracy, op: ">=", value: 0.7 }]\n', 'secmlops.yaml: gates[0].metric: metric "evaluate.pgd.robust_accuracy" is measured by the evaluate stage, which this policy does not run'],
     ['a threat-model control for an unknown asset', (t) => t + 'threatModel:\n  assets: [{ id: data }]\n  controls: [{ id: c, mitigates: [{ asset: model, stride: T }] }]\n', 'secmlops.yaml: threatModel.controls[0].mitigates[0].asset: unknown asset "model"; assets are: data'],
     ['a STRIDE letter that is not one', (t) => t + 'threatModel:\n  assets: [{ id: data }]\n  controls: [{ id: c, mitigates: [{ asset: data, stride: TX }] }]\n', 'secmlops.yaml: threatModel.controls[0].mitigates[0].stride: expected one of S, T, R, I, D, E, got "X"'],
@@ -125,6 +125,51 @@ ${gates}`;
     ['DeepFool with an eps', base('evaluate:\n  attacks: [{ id: x, attack: deepfool, eps: 0.1 }]'), 'secmlops.yaml: evaluate.attacks[0].eps: DeepFool finds minimal perturbations and takes no eps'],
     ['a gate on an attack the suite lacks', base(ok, 'gates: [{ metric: evaluate.fgsm.robust_accuracy, op: ">=", value: 0.7 }]'), 'secmlops.yaml: gates[0].metric: metric "evaluate.fgsm.robust_accuracy" names attack "fgsm", which evaluate.attacks does not define'],
     ['a gate on a class that does not exist', base(ok, 'gates: [{ metric: evaluate.class.12.miss_rate, op: "<=", value: 0.1 }]'), 'secmlops.yaml: gates[0].metric: metric "evaluate.class.12.miss_rate" names class 12, outside 0..9'],
+  ];
+  test.each(cases)('refuses %s', (_n, text, message) => {
+    expect(() => parse(text)).toThrow(message);
+  });
+});
+
+describe('the train block', () => {
+  const base = (train: string) => `
+version: 1
+name: tr
+people: { mia: {} }
+stages: [train]
+artifacts:
+  dataset:
+    root: /data
+    files: [{ path: i.gz, sha256: ${'a'.repeat(64)} }, { path: l.gz, sha256: ${'b'.repeat(64)} }]
+    splits: { train: { images: i.gz, labels: l.gz } }
+${train}`;
+
+  test('parses a defended run with defaults', () => {
+    const p = parse(base('train: { arch: small-cnn, epochs: 15, defense: { kind: fgsm-rs, eps: 0.1 }, earlyStop: true }'));
+    expect(p.train).toEqual({
+      split: 'train',
+      arch: 'small-cnn',
+      defense: { kind: 'fgsm-rs', eps: 0.1 },
+      epochs: 15,
+      batch: 128,
+      lr: 1e-3,
+      optimizer: 'adam',
+      schedule: 'constant',
+      weightDecay: 0,
+      earlyStop: true,
+      limit: undefined,
+      seed: 1,
+      range: [0, 1],
+      checkpointEvery: 100,
+    });
+    expect(p.stages[0].approval?.roles).toEqual(['R2']);
+  });
+
+  const cases: [string, string, string][] = [
+    ['a train stage without its block', base(''), 'secmlops.yaml: train: the train stage needs a train block (arch, defense, epochs)'],
+    ['TRADES, which is planned', base('train: { arch: mlp, epochs: 1, defense: { kind: trades, eps: 0.1 } }'), 'secmlops.yaml: train.defense.kind: TRADES is planned, not built yet; use fgsm-rs or pgd'],
+    ['early stopping without a defense', base('train: { arch: mlp, epochs: 1, earlyStop: true }'), 'secmlops.yaml: train.earlyStop: early stopping measures robust validation accuracy at the defense’s eps: give a defense'],
+    ['an unknown architecture', base('train: { arch: resnet50, epochs: 1 }'), 'secmlops.yaml: train.arch: expected one of small-cnn, wide-cnn, mlp, got "resnet50"'],
   ];
   test.each(cases)('refuses %s', (_n, text, message) => {
     expect(() => parse(text)).toThrow(message);
