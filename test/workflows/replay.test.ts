@@ -12,7 +12,7 @@ const files = readdirSync(HISTORIES_DIR).filter((f) => f.endsWith('.json') && !I
 describe('replay', () => {
   test('the committed histories cover the pipeline and every stage', () => {
     const kinds = new Set(files.map((f) => f.split('.')[1]));
-    expect([...kinds].sort()).toEqual(['data', 'evaluate', 'pipeline', 'plan', 'release']);
+    expect([...kinds].sort()).toEqual(['data', 'evaluate', 'pipeline', 'plan', 'release', 'train']);
     expect(files.length).toBeGreaterThanOrEqual(10);
     expect(Object.keys(JSON.parse(readFileSync(INDEX_FILE, 'utf8')) as Record<string, string>).sort()).toEqual([...files].sort());
   });
