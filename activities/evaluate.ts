@@ -6,7 +6,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DEFAULT_MAX_BYTES } from '../engine/onnx/model.js';
 import type { EvaluateResult, JobProgress } from '../engine/jobs/protocol.js';
-import { runJob } from '../engine/jobs/run-job.js';
+import { JobError, runJob } from '../engine/jobs/run-job.js';
 import { executionProviderFromEnv } from '../engine/runtime/session.js';
 import type { DatasetSplit, EvaluateConfig } from '../policy/index.js';
 import type { EvaluationSummary } from '../workflows/messages.js';
@@ -64,7 +64,7 @@ export async function evaluateModel(store: ArtifactStore, input: EvaluateInput):
     // A model the engine refuses (hostile or malformed) will not get better on retry; a crash might.
     // Name the user's file, not its copy in the artifact store.
     const msg = (e as Error).message.split(stored.path).join(input.modelPath ?? input.modelRef!);
-    if (/not an ONNX model|outside the supported|unknown domains|refused|declares|no gradient rule|needs static sizes|must be logits/.test(msg)) throw ApplicationFailure.nonRetryable(msg, 'InvalidModel');
+    if (e instanceof JobError && e.permanent) throw ApplicationFailure.nonRetryable(msg, 'InvalidModel');
     throw ApplicationFailure.retryable(msg, 'EngineJobFailed');
   } finally {
     clearInterval(beat);

@@ -7,7 +7,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TrainProgressMessage, TrainResult } from '../engine/jobs/protocol.js';
-import { runJob } from '../engine/jobs/run-job.js';
+import { JobError, runJob } from '../engine/jobs/run-job.js';
 import type { DatasetSplit, TrainConfig } from '../policy/index.js';
 import type { ArtifactStore } from './store.js';
 
@@ -95,7 +95,7 @@ export async function trainModel(store: ArtifactStore, input: TrainInput): Promi
     await storing.catch(() => undefined);
     if (ctx.cancellationSignal.aborted) throw new CancelledFailure(`training was cancelled; the last checkpoint is ${beat.checkpoint?.ref ?? 'none'}`);
     const msg = (e as Error).message;
-    if (/unknown architecture|cannot resume|not a SecMLOps checkpoint|label .* is outside|truncated|not an IDX file/.test(msg)) throw ApplicationFailure.nonRetryable(msg, 'InvalidTraining');
+    if (e instanceof JobError && e.permanent) throw ApplicationFailure.nonRetryable(msg, 'InvalidTraining');
     throw ApplicationFailure.retryable(msg, 'EngineJobFailed');
   } finally {
     await rm(workDir, { recursive: true, force: true });

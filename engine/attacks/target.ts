@@ -2,6 +2,7 @@
 // per loss, created on first use.
 import type { InferenceSession } from 'onnxruntime-node';
 import { differentiate, type GradientModel, type LossKind } from '../autodiff/differentiate.js';
+import { InputError } from '../input-error.js';
 import type { ModelProto } from '../onnx/proto.js';
 import { num } from '../onnx/proto.js';
 import { createSession, floatTensor, int64Tensor, type SessionOptions } from '../runtime/session.js';
@@ -37,13 +38,13 @@ export class AttackTarget implements GradientSource {
     const graph = model.graph!;
     const inits = new Set((graph.initializer ?? []).map((t) => t.name));
     const input = (graph.input ?? []).find((i) => !inits.has(i.name));
-    if (!input) throw new Error('the model has no input');
+    if (!input) throw new InputError('the model has no input');
     const dims = (input.type?.tensorType?.shape?.dim ?? []).map((d) => num(d.dimValue));
-    if (dims.length < 2 || dims.slice(1).some((d) => d <= 0)) throw new Error(`input "${input.name}" needs static sizes after the batch, got [${dims.join(', ')}]`);
+    if (dims.length < 2 || dims.slice(1).some((d) => d <= 0)) throw new InputError(`input "${input.name}" needs static sizes after the batch, got [${dims.join(', ')}]`);
     const session = await createSession(model, opts);
     const probe = await session.run({ [input.name!]: floatTensor(new Float32Array(dims.slice(1).reduce((a, b) => a * b, 1)), [1, ...dims.slice(1)]) });
     const out = probe[session.outputNames[0]];
-    if (out.dims.length !== 2) throw new Error(`the first output must be logits [N, classes], got [${out.dims.join(', ')}]`);
+    if (out.dims.length !== 2) throw new InputError(`the first output must be logits [N, classes], got [${out.dims.join(', ')}]`);
     return new AttackTarget(model, session, input.name!, dims.slice(1), out.dims[1], opts);
   }
 

@@ -83,4 +83,5 @@ export type JobMessage =
   | { type: 'train-progress'; progress: TrainProgressMessage }
   | { type: 'checkpoint'; path: string; epoch: number; step: number }
   | { type: 'result'; result: unknown }
-  | { type: 'error'; message: string };
+  /** permanent: the input is at fault (a bad model, dataset or checkpoint), so running again cannot help. */
+  | { type: 'error'; message: string; permanent: boolean };

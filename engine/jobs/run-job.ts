@@ -5,6 +5,17 @@ import type { EvaluateRequest, EvaluateResult, JobMessage, JobProgress, TrainPro
 
 const JOB_MAIN = fileURLToPath(new URL('./job-main.ts', import.meta.url));
 
+/** A job that failed; `permanent` when its input is at fault and a retry cannot help. */
+export class JobError extends Error {
+  constructor(
+    message: string,
+    readonly permanent: boolean,
+  ) {
+    super(message);
+    this.name = 'JobError';
+  }
+}
+
 export interface JobOptions {
   onProgress?: (p: JobProgress) => void;
   onTrainProgress?: (p: TrainProgressMessage) => void;
@@ -40,9 +51,9 @@ export function runJob(req: EvaluateRequest | TrainRequest, opts: JobOptions = {
       else if (m.type === 'train-progress') opts.onTrainProgress?.(m.progress);
       else if (m.type === 'checkpoint') opts.onCheckpoint?.(m);
       else if (m.type === 'result') finish(() => resolve(m.result as EvaluateResult | TrainResult));
-      else finish(() => reject(new Error(m.message)));
+      else finish(() => reject(new JobError(m.message, m.permanent)));
     });
-    child.on('exit', (code, signal) => finish(() => reject(new Error(`the engine job process died (${signal ?? `exit code ${code}`})${stderr ? `: ${stderr.trim().split('\n').slice(-3).join(' | ')}` : ''}`))));
+    child.on('exit', (code, signal) => finish(() => reject(new JobError(`the engine job process died (${signal ?? `exit code ${code}`})${stderr ? `: ${stderr.trim().split('\n').slice(-3).join(' | ')}` : ''}`, false))));
     child.on('spawn', () => {
       if (child.pid) opts.onStart?.(child.pid);
       child.send(req);

@@ -7,6 +7,7 @@ import { saveModel } from '../onnx/model.js';
 import { decodeCheckpoint, encodeCheckpoint } from '../train/checkpoint.js';
 import { train } from '../train/trainer.js';
 import { ARCHITECTURES, deployableModel } from '../train/zoo.js';
+import { InputError } from '../input-error.js';
 import type { TrainProgressMessage, TrainRequest, TrainResult } from './protocol.js';
 
 export interface TrainCallbacks {
@@ -16,7 +17,7 @@ export interface TrainCallbacks {
 
 export async function trainJob(req: TrainRequest, cb: TrainCallbacks): Promise<TrainResult> {
   const arch = ARCHITECTURES[req.arch];
-  if (!arch) throw new Error(`unknown architecture "${req.arch}"`);
+  if (!arch) throw new InputError(`unknown architecture "${req.arch}"`);
   const files = { images: req.images, labels: req.labels };
   const pair = checkPair(await readIdx(files.images), await readIdx(files.labels), files, req.classes);
   const count = Math.min(pair.count, req.limit ?? pair.count);
@@ -31,8 +32,12 @@ export async function trainJob(req: TrainRequest, cb: TrainCallbacks): Promise<T
   if (req.resume) {
     const bytes = await readFile(req.resume.path);
     const digest = createHash('sha256').update(bytes).digest('hex');
-    if (digest !== req.resume.sha256) throw new Error(`checkpoint ${req.resume.path} has SHA-256 ${digest}, expected ${req.resume.sha256}`);
-    resume = decodeCheckpoint(bytes, req.resume.path);
+    if (digest !== req.resume.sha256) throw new InputError(`checkpoint ${req.resume.path} has SHA-256 ${digest}, expected ${req.resume.sha256}`);
+    try {
+      resume = decodeCheckpoint(bytes, req.resume.path);
+    } catch (e) {
+      throw new InputError((e as Error).message);
+    }
   }
   const eps = req.defense.kind === 'none' ? undefined : req.defense.eps;
   let n = 0;

@@ -6,6 +6,7 @@ import { runAttack } from '../attacks/run.js';
 import type { GradientResult, GradientSource } from '../attacks/target.js';
 import { differentiate, type LossKind } from '../autodiff/differentiate.js';
 import type { ImageSet } from '../data/fashion.js';
+import { InputError } from '../input-error.js';
 import { computeMetrics } from '../metrics/metrics.js';
 import { Rng } from '../runtime/rng.js';
 import { createSession, floatTensor, int64Tensor } from '../runtime/session.js';
@@ -110,7 +111,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const r = opts.resume;
   if (r) {
     for (const [k, v] of Object.entries(settings)) {
-      if (JSON.stringify(r.settings[k]) !== JSON.stringify(v)) throw new Error(`cannot resume: the checkpoint was made with ${k} = ${JSON.stringify(r.settings[k])}, not ${JSON.stringify(v)}`);
+      if (JSON.stringify(r.settings[k]) !== JSON.stringify(v)) throw new InputError(`cannot resume: the checkpoint was made with ${k} = ${JSON.stringify(r.settings[k])}, not ${JSON.stringify(v)}`);
     }
   }
   const weights = r ? r.weights : initWeights(arch, rngFor(seed, -1));
