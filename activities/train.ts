@@ -51,27 +51,7 @@ export async function trainModel(store: ArtifactStore, input: TrainInput): Promi
   const c = input.config;
   try {
     const result = await runJob(
-      {
-        kind: 'train',
-        images: join(input.root, input.split.images),
-        labels: join(input.root, input.split.labels),
-        classes: input.classes,
-        arch: c.arch,
-        defense: c.defense,
-        epochs: c.epochs,
-        batch: c.batch,
-        lr: c.lr,
-        optimizer: c.optimizer,
-        schedule: c.schedule,
-        weightDecay: c.weightDecay,
-        earlyStop: c.earlyStop,
-        limit: c.limit,
-        seed: c.seed,
-        range: c.range,
-        checkpointEvery: c.checkpointEvery,
-        resume,
-        workDir,
-      },
+      { ...c, kind: 'train', images: join(input.root, input.split.images), labels: join(input.root, input.split.labels), classes: input.classes, resume, workDir },
       {
         signal: ctx.cancellationSignal,
         onTrainProgress: (p) => {

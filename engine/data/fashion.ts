@@ -16,11 +16,21 @@ export const FASHION_FILES = {
 
 /** Reads a split from a folder holding the standard file names; `limit` keeps the first N images. */
 export async function loadSplit(dir: string, split: 'train' | 'test', opts: { limit?: number; classes?: number } = {}): Promise<ImageSet> {
-  const files = { images: join(dir, FASHION_FILES[split].images), labels: join(dir, FASHION_FILES[split].labels) };
-  const pair = checkPair(await readIdx(files.images), await readIdx(files.labels), files, opts.classes ?? 10);
-  const count = Math.min(pair.count, opts.limit ?? pair.count);
+  return loadPair({ images: join(dir, FASHION_FILES[split].images), labels: join(dir, FASHION_FILES[split].labels) }, opts.classes ?? 10, opts.limit);
+}
+
+/** Reads and checks an IDX image/label pair and scales pixels to [0, 1]; `limit` keeps the first N images. */
+export async function loadPair(files: { images: string; labels: string }, classes: number, limit?: number): Promise<ImageSet> {
+  const pair = checkPair(await readIdx(files.images), await readIdx(files.labels), files, classes);
+  const count = Math.min(pair.count, limit ?? pair.count);
   const pixels = pair.rows * pair.cols;
   const images = new Float32Array(count * pixels);
   for (let i = 0; i < images.length; i++) images[i] = pair.images[i] / 255;
   return { images, labels: pair.labels.slice(0, count), count, shape: [1, pair.rows, pair.cols] };
+}
+
+/** The first `from`..`to` images of a set, without copying. */
+export function sliceSet(set: ImageSet, from: number, to: number): ImageSet {
+  const pixels = set.shape.reduce((a, b) => a * b, 1);
+  return { ...set, count: to - from, images: set.images.subarray(from * pixels, to * pixels), labels: set.labels.subarray(from, to) };
 }

@@ -2,7 +2,7 @@
 import { ATTACKS_WITH_GRADIENTS } from '../attacks/gradient-free.js';
 import { runAttack } from '../attacks/run.js';
 import { AttackTarget } from '../attacks/target.js';
-import { checkPair, readIdx } from '../data/idx.js';
+import { loadPair } from '../data/fashion.js';
 import { inspectModel } from '../inspect.js';
 import { computeMetrics } from '../metrics/metrics.js';
 import { OnnxError, parseModel } from '../onnx/model.js';
@@ -15,13 +15,8 @@ export async function evaluateJob(req: EvaluateRequest, progress: (p: JobProgres
   const digest = createHash('sha256').update(bytes).digest('hex');
   if (digest !== req.modelSha256) throw new OnnxError(req.modelPath, `SHA-256 is ${digest}, expected ${req.modelSha256}; refusing to load it`);
   const model = parseModel(bytes, req.modelPath);
-  const files = { images: req.images, labels: req.labels };
-  const pair = checkPair(await readIdx(files.images), await readIdx(files.labels), files, req.classes);
-  const count = Math.min(pair.count, req.limit ?? pair.count);
-  const pixels = pair.rows * pair.cols;
-  const images = new Float32Array(count * pixels);
-  for (let i = 0; i < images.length; i++) images[i] = pair.images[i] / 255;
-  const data = { images, labels: pair.labels.slice(0, count), count, shape: [1, pair.rows, pair.cols] as [number, number, number] };
+  const data = await loadPair({ images: req.images, labels: req.labels }, req.classes, req.limit);
+  const count = data.count;
   const withoutGradient = inspectModel(model).withoutGradient;
   const target = await AttackTarget.create(model, { threads: req.threads, executionProvider: req.executionProvider });
   const out: EvaluateResult = { cleanAccuracy: NaN, images: count, withoutGradient, attacks: [] };

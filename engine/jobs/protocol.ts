@@ -1,6 +1,8 @@
 // Messages between a supervising process and an engine job process.
 import type { AttackSpec } from '../attacks/run.js';
+import type { TrainConfig } from '../../policy/types.js';
 import type { AttackMetrics } from '../metrics/metrics.js';
+import type { TrainProgress } from '../train/trainer.js';
 
 export interface EvaluateRequest {
   kind: 'evaluate';
@@ -28,30 +30,18 @@ export interface EvaluateResult {
   curve?: { attack: string; eps: number; robustAccuracy: number }[];
 }
 
-export interface TrainRequest {
+/** The policy's train block (without its split, resolved to files) and where the job works. */
+export type TrainRequest = Omit<TrainConfig, 'split'> & {
   kind: 'train';
   images: string;
   labels: string;
   classes: number;
-  arch: string;
-  defense: { kind: 'none' } | { kind: 'fgsm-rs'; eps: number } | { kind: 'pgd'; eps: number; steps?: number };
-  epochs: number;
-  batch: number;
-  lr: number;
-  optimizer: 'adam' | 'sgd';
-  schedule: 'constant' | 'cosine' | 'one-cycle';
-  weightDecay: number;
-  earlyStop: boolean;
-  limit?: number;
-  seed: number;
-  range: [number, number];
-  checkpointEvery: number;
   /** A checkpoint file (and its digest) to continue from. */
   resume?: { path: string; sha256: string };
   /** Where the job writes checkpoint files and the model; the supervisor stores them and may delete them. */
   workDir: string;
   threads?: number;
-}
+};
 
 export interface TrainResult {
   modelPath: string;
@@ -68,15 +58,7 @@ export interface JobProgress {
   total: number;
 }
 
-export interface TrainProgressMessage {
-  epoch: number;
-  epochs: number;
-  step: number;
-  steps: number;
-  loss: number;
-  accuracy: number;
-  imagesPerSecond: number;
-}
+export type TrainProgressMessage = Omit<TrainProgress, 'lr'>;
 
 export type JobMessage =
   | { type: 'progress'; progress: JobProgress }

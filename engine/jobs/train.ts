@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { checkPair, readIdx } from '../data/idx.js';
+import { loadPair, sliceSet } from '../data/fashion.js';
 import { saveModel } from '../onnx/model.js';
 import { decodeCheckpoint, encodeCheckpoint } from '../train/checkpoint.js';
 import { train } from '../train/trainer.js';
@@ -18,16 +18,11 @@ export interface TrainCallbacks {
 export async function trainJob(req: TrainRequest, cb: TrainCallbacks): Promise<TrainResult> {
   const arch = ARCHITECTURES[req.arch];
   if (!arch) throw new InputError(`unknown architecture "${req.arch}"`);
-  const files = { images: req.images, labels: req.labels };
-  const pair = checkPair(await readIdx(files.images), await readIdx(files.labels), files, req.classes);
-  const count = Math.min(pair.count, req.limit ?? pair.count);
-  const pixels = pair.rows * pair.cols;
-  const images = new Float32Array(count * pixels);
-  for (let i = 0; i < images.length; i++) images[i] = pair.images[i] / 255;
-  const held = req.earlyStop ? Math.min(1000, Math.floor(count / 10)) : 0;
-  const shape = [1, pair.rows, pair.cols] as [number, number, number];
-  const data = { images: images.subarray(0, (count - held) * pixels), labels: pair.labels.subarray(0, count - held), count: count - held, shape };
-  const validation = { images: images.subarray((count - held) * pixels), labels: pair.labels.subarray(count - held, count), count: held, shape };
+  const all = await loadPair({ images: req.images, labels: req.labels }, req.classes, req.limit);
+  // Early stopping holds out the last tenth (at most 1000 images) for robust validation, as the CLI does.
+  const held = req.earlyStop ? Math.min(1000, Math.floor(all.count / 10)) : 0;
+  const data = sliceSet(all, 0, all.count - held);
+  const validation = sliceSet(all, all.count - held, all.count);
   let resume;
   if (req.resume) {
     const bytes = await readFile(req.resume.path);
