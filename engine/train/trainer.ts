@@ -114,6 +114,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       if (JSON.stringify(r.settings[k]) !== JSON.stringify(v)) throw new InputError(`cannot resume: the checkpoint was made with ${k} = ${JSON.stringify(r.settings[k])}, not ${JSON.stringify(v)}`);
     }
   }
+  if (data.count === 0) throw new InputError('the training set is empty');
   const weights = r ? r.weights : initWeights(arch, rngFor(seed, -1));
   const optimizer = new Optimizer({ kind: settings.optimizer, weightDecay: settings.weightDecay }, r?.optimizer);
   const history: EpochRecord[] = r ? [...r.history] : [];
@@ -170,9 +171,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       const feeds: Record<string, ReturnType<typeof floatTensor>> = { input: floatTensor(x, [n, ...arch.input]), [trainGraph.labels]: int64Tensor(y, [n]) };
       for (const p of arch.params) feeds[p.name] = floatTensor(weights.get(p.name)!, p.dims);
       const out = await session.run(feeds);
+      const loss = (out[trainGraph.loss].data as Float32Array)[0];
+      // Stop before a diverged step touches the weights, so the last checkpoint stays the last good state.
+      if (!Number.isFinite(loss)) throw new InputError(`the loss became ${loss} at epoch ${epoch}, step ${step + 1}; lower the learning rate (now ${settings.lr}) or check the data`);
       const lr = learningRate(settings.schedule, settings.lr, (epoch - 1) * steps + step, total);
       optimizer.step(weights, new Map(arch.params.map((p) => [p.name, out[trainGraph.grads[p.name]].data as Float32Array])), lr);
-      lossSum += (out[trainGraph.loss].data as Float32Array)[0] * n;
+      lossSum += loss * n;
       correct += countCorrect(out[trainGraph.logits].data as Float32Array, y, arch.classes);
       seen += n;
       ranHere += n;

@@ -103,3 +103,38 @@ describe('secmlops train', () => {
     expect((await run(['--resume', '--out', '/tmp/x.onnx'])).stderr).toContain('--resume needs --checkpoint-dir');
   }, 60_000);
 });
+
+describe('bad training input stops with a clear error and keeps the last good checkpoint', () => {
+  test('a loss that becomes NaN', async () => {
+    const data = await loadSplit(FASHION, 'train', { limit: 640 });
+    const base = { arch: smallCnn, batch: 64, checkpointEvery: 1 };
+    const clean: Checkpoint[] = [];
+    await train({ ...base, data, epochs: 2, onCheckpoint: async (c) => void clean.push(c) });
+    const good = clean.find((c) => c.epoch === 1 && c.step === 0);
+    // Epoch 2 meets a corrupt pixel; nothing after it may be written.
+    const images = data.images.slice();
+    images[300 * 784 + 10] = NaN;
+    const saved: Checkpoint[] = [];
+    const run = train({ ...base, data: { ...data, images }, epochs: 2, resume: good, onCheckpoint: async (c) => void saved.push(c) });
+    await expect(run).rejects.toThrow(/^the loss became NaN at epoch 2, step \d+; lower the learning rate \(now 0\.001\) or check the data$/);
+    for (const c of [good!, ...saved]) for (const w of c.weights.values()) expect(w.every(Number.isFinite)).toBe(true);
+  }, 60_000);
+
+  test('an empty training set', async () => {
+    const data = await loadSplit(FASHION, 'train', { limit: 10 });
+    await expect(train({ arch: smallCnn, data: { ...data, count: 0, images: new Float32Array(0), labels: new Uint8Array(0) }, epochs: 1 })).rejects.toThrow('the training set is empty');
+  });
+
+  test('a checkpoint from another architecture, and a corrupted one', async () => {
+    const data = await loadSplit(FASHION, 'train', { limit: 128 });
+    let ckpt: Checkpoint | undefined;
+    await train({ arch: smallCnn, data, epochs: 1, batch: 64, onCheckpoint: async (c) => void (ckpt = c) });
+    await expect(train({ arch: ARCHITECTURES.mlp, data, epochs: 1, batch: 64, resume: ckpt })).rejects.toThrow('cannot resume: the checkpoint was made with arch = "small-cnn", not "mlp"');
+    const bytes = encodeCheckpoint(ckpt!);
+    bytes[bytes.length - 10] ^= 0xff;
+    // A flipped weight byte decodes (the format has no checksum); stores keep checkpoints by SHA-256, which catches it.
+    const { createHash } = await import('node:crypto');
+    expect(createHash('sha256').update(bytes).digest('hex')).not.toBe(createHash('sha256').update(encodeCheckpoint(ckpt!)).digest('hex'));
+    expect(() => decodeCheckpoint(bytes.subarray(0, 100), 'c.ckpt')).toThrow(/c\.ckpt: truncated checkpoint/);
+  }, 60_000);
+});
