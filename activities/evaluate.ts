@@ -1,7 +1,7 @@
 // The evaluate stage's activity: pins the model in the artifact store, runs the attack suite in an engine job
 // process (heartbeating its progress; cancelling kills it) and turns the results into gate metrics.
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { ApplicationFailure } from '@temporalio/common';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DEFAULT_MAX_BYTES } from '../engine/onnx/model.js';
@@ -60,7 +60,11 @@ export async function evaluateModel(store: ArtifactStore, input: EvaluateInput):
       },
     );
   } catch (e) {
-    if (ctx.cancellationSignal.aborted) throw new CancelledFailure('the evaluate activity was cancelled; its engine job was killed');
+    // The SDK's own reason tells a requested cancel (reported as cancelled) from a worker shutdown (retried).
+    if (ctx.cancellationSignal.aborted) {
+      ctx.log.info('engine job killed', { reason: String(ctx.cancellationSignal.reason) });
+      throw ctx.cancellationSignal.reason;
+    }
     // A model the engine refuses (hostile or malformed) will not get better on retry; a crash might.
     // Name the user's file, not its copy in the artifact store.
     const msg = (e as Error).message.split(stored.path).join(input.modelPath ?? input.modelRef!);

@@ -2,7 +2,7 @@
 // into the artifact store by SHA-256 and its reference into the heartbeat, so a retry (after a worker crash or a
 // server restart) resumes from it; cancelling kills the job and keeps the last checkpoint.
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { ApplicationFailure } from '@temporalio/common';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -73,7 +73,11 @@ export async function trainModel(store: ArtifactStore, input: TrainInput): Promi
     return { modelRef: model.ref, history: result.history, bestEpoch: result.bestEpoch, resumedFrom: result.resumedFrom, checkpointRef: beat.checkpoint?.ref };
   } catch (e) {
     await storing.catch(() => undefined);
-    if (ctx.cancellationSignal.aborted) throw new CancelledFailure(`training was cancelled; the last checkpoint is ${beat.checkpoint?.ref ?? 'none'}`);
+    // The SDK's own reason tells a requested cancel (reported as cancelled) from a worker shutdown (retried).
+    if (ctx.cancellationSignal.aborted) {
+      ctx.log.info('engine job killed', { reason: String(ctx.cancellationSignal.reason) });
+      throw ctx.cancellationSignal.reason;
+    }
     const msg = (e as Error).message;
     if (e instanceof JobError && e.permanent) throw ApplicationFailure.nonRetryable(msg, 'InvalidTraining');
     throw ApplicationFailure.retryable(msg, 'EngineJobFailed');

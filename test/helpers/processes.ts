@@ -1,5 +1,5 @@
 // Worker processes for crash tests: real `secmlops worker` processes that a test can SIGKILL.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 
 export interface WorkerProcess {
@@ -24,4 +24,24 @@ export async function spawnWorker(env: NodeJS.ProcessEnv): Promise<WorkerProcess
     await new Promise((r) => setTimeout(r, 100));
   }
   return { child, output: () => out, exited };
+}
+
+/** Children of a process as `pid args` lines (ps exits non-zero when there are none). */
+export function children(parent: number): string[] {
+  try {
+    return execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(parent)]).toString().trim().split('\n').filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
+export const childPids = (parent: number) => children(parent).map((l) => Number(l.trim().split(/\s+/)[0]));
+
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -3,6 +3,7 @@ import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { installQuietLogger } from '../../worker/logger.js';
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import type { Policy } from '../../policy/index.js';
 import { createWorkers } from '../../worker/workers.js';
 import { TASK_QUEUE, type PipelineResult, type PipelineStatus, type StageState, type Subject } from '../../workflows/messages.js';
@@ -87,3 +88,12 @@ export async function result(handle: WorkflowHandle): Promise<PipelineResult> {
 
 // Worker lifecycle chatter at INFO would bury test output; warnings and errors still show.
 installQuietLogger();
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}

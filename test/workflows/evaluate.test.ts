@@ -1,7 +1,6 @@
 // The evaluate stage on a real Temporal server: attacks in an engine job process, gates on the results.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { Client, Connection } from '@temporalio/client';
-import { execFileSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { sendDecision } from '../../cli/decide.js';
@@ -11,7 +10,7 @@ import { deployableModel, initWeights, smallCnn } from '../../engine/train/zoo.j
 import { stageWorkflowId } from '../../workflows/messages.js';
 import { makeFixture, testPolicy, type Fixture } from '../helpers/fixture.js';
 import { recordHistories } from '../helpers/histories.js';
-import { spawnWorker, type WorkerProcess } from '../helpers/processes.js';
+import { alive, childPids, children, spawnWorker, type WorkerProcess } from '../helpers/processes.js';
 import { result, startPipeline, startStack, testAddress, uniqueId, waitForStage, type Stack } from '../helpers/temporal.js';
 
 const EXAMPLE = resolve('examples/fashion-mnist/model.onnx');
@@ -31,26 +30,8 @@ afterAll(async () => {
 const suite = (gates: string, attacks = '    - { id: fgsm, attack: fgsm, eps: 0.01 }\n    - { id: pgd20, attack: pgd, eps: 0.1, steps: 20 }', limit = 200, curve = '') =>
   `evaluate:\n  limit: ${limit}\n  safetyCritical: [0, 6]\n${curve}  attacks:\n${attacks}\ngates:\n${gates}`;
 
-/** Children of a process as `pid args` lines (ps exits non-zero when there are none). */
-function children(parent: number): string[] {
-  try {
-    return execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(parent)]).toString().trim().split('\n').filter(Boolean);
-  } catch {
-    return [];
-  }
-}
-const childPids = (parent: number) => children(parent).map((l) => Number(l.trim().split(/\s+/)[0]));
 /** Engine job processes this test process started (in-process workers fork them). */
 const jobProcesses = () => children(process.pid).filter((l) => l.includes('job-main')).map((l) => Number(l.trim().split(/\s+/)[0]));
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function waitFor<T>(what: string, f: () => T | undefined, ms = 60_000): Promise<T> {
   const until = Date.now() + ms;

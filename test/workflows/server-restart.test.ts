@@ -1,21 +1,11 @@
 // The dev server stops while a pipeline waits for approval; it comes back on the same SQLite file and the pipeline completes.
 import { describe, expect, test } from '@jest/globals';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { sendDecision } from '../../cli/decide.js';
 import { startDevServer } from '../../worker/dev-server.js';
 import { makeFixture, testPolicy } from '../helpers/fixture.js';
 import { recordHistories } from '../helpers/histories.js';
-import { result, startPipeline, startStack, uniqueId, waitForStage } from '../helpers/temporal.js';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
+import { freePort, result, startPipeline, startStack, uniqueId, waitForStage } from '../helpers/temporal.js';
 
 describe('server restart', () => {
   test('an approval given after the server restarts on the same database completes the pipeline', async () => {

@@ -7,8 +7,9 @@ import { decodePayloads } from '../../worker/connection.js';
 import { stageWorkflowId } from '../../workflows/messages.js';
 import { FASHION, makeFixture, sha256, testPolicy, type Fixture } from '../helpers/fixture.js';
 import { recordHistories } from '../helpers/histories.js';
-import { spawnWorker, type WorkerProcess } from '../helpers/processes.js';
-import { result, startPipeline, startStack, testAddress, uniqueId, type Stack } from '../helpers/temporal.js';
+import { alive, childPids, spawnWorker, type WorkerProcess } from '../helpers/processes.js';
+import { freePort, result, startPipeline, startStack, testAddress, uniqueId, type Stack } from '../helpers/temporal.js';
+import { startDevServer } from '../../worker/dev-server.js';
 import type { TrainHeartbeat } from '../../activities/train.js';
 
 let fx: Fixture;
@@ -88,8 +89,12 @@ describe('train stage', () => {
       const hb = await heartbeat(client, id);
       return hb?.checkpoint && hb.checkpoint.epoch >= 1 ? hb.checkpoint : undefined;
     });
+    const orphans = childPids(first.child.pid!);
+    expect(orphans.length).toBeGreaterThan(0);
     first.child.kill('SIGKILL');
     await first.exited;
+    // The killed worker's engine job exits with it rather than writing on.
+    await until('the engine job to exit', async () => (orphans.some(alive) ? undefined : true), 10_000);
     spawned.push(await spawnWorker(shared));
     const r = await result(handle);
     expect(r.state).toBe('passed');
@@ -101,6 +106,30 @@ describe('train stage', () => {
     await connection.close();
     spawned.splice(0).forEach((w) => w.child.kill('SIGKILL'));
     stack = await startStack(fx);
+  }, 240_000);
+
+  test('a server restart mid-training: the run completes from its checkpoint', async () => {
+    // Long enough that stopping the worker (10 s grace) interrupts it.
+    const policy = await trainingPolicy('  arch: small-cnn\n  defense: { kind: pgd, eps: 0.1, steps: 3 }\n  epochs: 8\n  batch: 64\n  limit: 4096\n  checkpointEvery: 4', '  - name: train\n    approval: false');
+    const dbFilename = join(fx.dir, 'restart.db');
+    const port = await freePort();
+    let server = await startDevServer({ dbFilename, port });
+    let local = await startStack(fx, server.address);
+    const id = uniqueId('train-restart');
+    await startPipeline(local.client, policy, id);
+    await until('a checkpoint', async () => (await heartbeat(local.client, id))?.checkpoint);
+    await local.stop();
+    await server.teardown();
+    server = await startDevServer({ dbFilename, port });
+    try {
+      local = await startStack(fx, server.address);
+      const r = await result(local.client.workflow.getHandle(id));
+      expect(r.state).toBe('passed');
+      expect(r.stages[0].findings.some((f) => /^training resumed from a checkpoint after epoch \d+, step \d+$/.test(f))).toBe(true);
+      await local.stop();
+    } finally {
+      await server.teardown();
+    }
   }, 240_000);
 
   test('cancelling stops the job and keeps the last checkpoint', async () => {
