@@ -46,6 +46,8 @@ export async function trainModel(store: ArtifactStore, input: TrainInput): Promi
     ctx.log.info('resuming training from the last heartbeated checkpoint', { ...previous.checkpoint });
   }
   const workDir = await mkdtemp(join(tmpdir(), 'secmlops-train-'));
+  // Progress arrives every 20 steps, which a slow configuration may stretch past the heartbeat timeout.
+  const ticker = setInterval(() => ctx.heartbeat(beat), 10_000);
   // Checkpoint files are stored one after another, in the order the job wrote them.
   let storing = Promise.resolve();
   const c = input.config;
@@ -82,6 +84,7 @@ export async function trainModel(store: ArtifactStore, input: TrainInput): Promi
     if (e instanceof JobError && e.permanent) throw ApplicationFailure.nonRetryable(msg, 'InvalidTraining');
     throw ApplicationFailure.retryable(msg, 'EngineJobFailed');
   } finally {
+    clearInterval(ticker);
     await rm(workDir, { recursive: true, force: true });
   }
 }

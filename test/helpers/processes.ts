@@ -45,3 +45,14 @@ export function alive(pid: number): boolean {
     return false;
   }
 }
+
+/** Polls until `f` gives a value, or fails naming what it waited for. */
+export async function waitUntil<T>(what: string, f: () => T | undefined | Promise<T | undefined>, ms = 60_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

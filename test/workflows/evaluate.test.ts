@@ -10,7 +10,7 @@ import { deployableModel, initWeights, smallCnn } from '../../engine/train/zoo.j
 import { stageWorkflowId } from '../../workflows/messages.js';
 import { makeFixture, testPolicy, type Fixture } from '../helpers/fixture.js';
 import { recordHistories } from '../helpers/histories.js';
-import { alive, childPids, children, spawnWorker, type WorkerProcess } from '../helpers/processes.js';
+import { alive, childPids, children, spawnWorker, waitUntil, type WorkerProcess } from '../helpers/processes.js';
 import { result, startPipeline, startStack, testAddress, uniqueId, waitForStage, type Stack } from '../helpers/temporal.js';
 
 const EXAMPLE = resolve('examples/fashion-mnist/model.onnx');
@@ -33,15 +33,6 @@ const suite = (gates: string, attacks = '    - { id: fgsm, attack: fgsm, eps: 0.
 /** Engine job processes this test process started (in-process workers fork them). */
 const jobProcesses = () => children(process.pid).filter((l) => l.includes('job-main')).map((l) => Number(l.trim().split(/\s+/)[0]));
 
-async function waitFor<T>(what: string, f: () => T | undefined, ms = 60_000): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('evaluate stage', () => {
   test('the example model passes its gates and waits for the security engineer', async () => {
@@ -118,9 +109,9 @@ describe('evaluate stage', () => {
     });
     const before = new Set(jobProcesses());
     const handle = await startPipeline(stack.client, policy, uniqueId('evaluate-cancel'));
-    const job = await waitFor('the engine job', () => jobProcesses().find((p) => !before.has(p)));
+    const job = await waitUntil('the engine job', () => jobProcesses().find((p) => !before.has(p)));
     await handle.cancel();
-    await waitFor('the engine job to exit', () => (alive(job) ? undefined : true), 20_000);
+    await waitUntil('the engine job to exit', () => (alive(job) ? undefined : true), 20_000);
     await expect(handle.result()).rejects.toThrow(/cancel/i);
   }, 90_000);
 
@@ -139,10 +130,10 @@ describe('evaluate stage', () => {
     const id = uniqueId('evaluate-kill');
     await startPipeline(client, policy, id);
     const children = () => childPids(worker.child.pid!);
-    const job = await waitFor(`an engine job under the worker; its output:\n${worker.output()}`, () => children()[0]);
+    const job = await waitUntil(`an engine job under the worker; its output:\n${worker.output()}`, () => children()[0]);
     worker.child.kill('SIGKILL');
     await worker.exited;
-    await waitFor('the orphaned engine job to exit', () => (alive(job) ? undefined : true), 10_000);
+    await waitUntil('the orphaned engine job to exit', () => (alive(job) ? undefined : true), 10_000);
     expect(alive(job)).toBe(false);
     await client.workflow.getHandle(id).terminate('test done');
     await connection.close();

@@ -7,7 +7,7 @@ import { decodePayloads } from '../../worker/connection.js';
 import { stageWorkflowId } from '../../workflows/messages.js';
 import { FASHION, makeFixture, sha256, testPolicy, type Fixture } from '../helpers/fixture.js';
 import { recordHistories } from '../helpers/histories.js';
-import { alive, childPids, spawnWorker, type WorkerProcess } from '../helpers/processes.js';
+import { alive, childPids, spawnWorker, waitUntil, type WorkerProcess } from '../helpers/processes.js';
 import { freePort, result, startPipeline, startStack, testAddress, uniqueId, type Stack } from '../helpers/temporal.js';
 import { startDevServer } from '../../worker/dev-server.js';
 import type { TrainHeartbeat } from '../../activities/train.js';
@@ -40,15 +40,6 @@ async function heartbeat(client: Client, id: string): Promise<TrainHeartbeat | u
   return (await decodePayloads(d?.raw.pendingActivities?.[0]?.heartbeatDetails?.payloads))[0] as TrainHeartbeat | undefined;
 }
 
-async function until<T>(what: string, f: () => Promise<T | undefined>, ms = 90_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const NO_APPROVAL = '  - name: train\n    approval: false\n  - name: evaluate\n    approval: false';
 const EVALUATE = 'evaluate:\n  limit: 200\n  attacks: [{ id: fgsm, attack: fgsm, eps: 0.1 }]';
@@ -85,7 +76,7 @@ describe('train stage', () => {
     const client = new Client({ connection });
     const id = uniqueId('train-crash');
     const handle = await startPipeline(client, policy, id);
-    const seen = await until('a checkpoint after the first epoch', async () => {
+    const seen = await waitUntil('a checkpoint after the first epoch', async () => {
       const hb = await heartbeat(client, id);
       return hb?.checkpoint && hb.checkpoint.epoch >= 1 ? hb.checkpoint : undefined;
     });
@@ -94,7 +85,7 @@ describe('train stage', () => {
     first.child.kill('SIGKILL');
     await first.exited;
     // The killed worker's engine job exits with it rather than writing on.
-    await until('the engine job to exit', async () => (orphans.some(alive) ? undefined : true), 10_000);
+    await waitUntil('the engine job to exit', async () => (orphans.some(alive) ? undefined : true), 10_000);
     spawned.push(await spawnWorker(shared));
     const r = await result(handle);
     expect(r.state).toBe('passed');
@@ -117,7 +108,7 @@ describe('train stage', () => {
     let local = await startStack(fx, server.address);
     const id = uniqueId('train-restart');
     await startPipeline(local.client, policy, id);
-    await until('a checkpoint', async () => (await heartbeat(local.client, id))?.checkpoint);
+    await waitUntil('a checkpoint', async () => (await heartbeat(local.client, id))?.checkpoint);
     await local.stop();
     await server.teardown();
     server = await startDevServer({ dbFilename, port });
@@ -136,7 +127,7 @@ describe('train stage', () => {
     const policy = await trainingPolicy('  arch: small-cnn\n  defense: { kind: pgd, eps: 0.1, steps: 5 }\n  epochs: 50\n  batch: 64\n  limit: 2048\n  checkpointEvery: 2', '  - name: train\n    approval: false');
     const id = uniqueId('train-cancel');
     const handle = await startPipeline(stack.client, policy, id);
-    const ck = await until('a checkpoint', async () => (await heartbeat(stack.client, id))?.checkpoint);
+    const ck = await waitUntil('a checkpoint', async () => (await heartbeat(stack.client, id))?.checkpoint);
     await handle.cancel();
     await expect(handle.result()).rejects.toThrow(/cancel/i);
     const bytes = await new ArtifactStore(fx.artifacts).get(ck.ref);
