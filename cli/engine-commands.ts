@@ -1,7 +1,7 @@
 // Engine commands: run the engine outside Temporal, as a library user would.
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { loadSplit, sliceSet } from '../engine/data/fashion.js';
+import { holdOutValidation, loadSplit } from '../engine/data/fashion.js';
 import { saveModel } from '../engine/onnx/model.js';
 import { createSession } from '../engine/runtime/session.js';
 import { decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../engine/train/checkpoint.js';
@@ -38,10 +38,7 @@ export async function trainCommand(o: TrainCommand): Promise<void> {
   if (o.resume && !o.checkpointDir) throw new Error('--resume needs --checkpoint-dir');
   const all = await loadSplit(o.data, 'train', { limit: o.limit });
   const test = await loadSplit(o.data, 'test');
-  // Early stopping holds out the last tenth of the training images (at most 1000) for robust validation.
-  const held = o.earlyStop ? Math.min(1000, Math.floor(all.count / 10)) : 0;
-  const data = sliceSet(all, 0, all.count - held);
-  const validation = sliceSet(all, all.count - held, all.count);
+  const { data, validation } = holdOutValidation(all, !!o.earlyStop);
   if (o.earlyStop && !defense.eps) throw new Error('--early-stop needs --eps (robust validation accuracy is measured at that budget)');
   const ckptPath = o.checkpointDir ? join(o.checkpointDir, 'latest.ckpt') : undefined;
   let resume: Checkpoint | undefined;

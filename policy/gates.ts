@@ -26,10 +26,11 @@ export function evaluateGate(gate: Gate, metrics: Record<string, number>): GateR
 }
 
 export function describeGate(g: GateResult): string {
-  const seen = g.measured === undefined ? 'not measured' : `measured ${round(g.measured)}`;
+  const seen = g.measured === undefined ? 'not measured' : `measured ${formatMetric(g.measured)}`;
   return `${g.id}: ${g.metric} ${g.op} ${g.value}, ${seen} (${g.passed ? 'pass' : 'FAIL'})`;
 }
 
-function round(x: number): string {
+/** A measured value as gate messages show it. */
+export function formatMetric(x: number): string {
   return Number.isInteger(x) ? String(x) : x.toFixed(4);
 }

@@ -1,6 +1,6 @@
 // One child workflow per lifecycle stage. Each is a swimlane: its tasks, then the approval its policy names.
 import { ApplicationFailure, isCancellation, proxyActivities } from '@temporalio/workflow';
-import { describeCell, evaluateGate, threatMatrix } from '../policy/index.js';
+import { describeCell, evaluateGate, formatMetric, threatMatrix } from '../policy/index.js';
 import type { Activities } from '../activities/index.js';
 import { GPU_TASK_QUEUE, type AuditEntry, type ManifestEntry, type StageResult, type StageStatus } from './messages.js';
 import { Swimlane, type StageInput } from './swimlane.js';
@@ -139,11 +139,7 @@ async function checkGates(lane: Swimlane, input: StageInput, stage: string): Pro
     return lane.status.gates.filter((g) => !g.passed);
   });
   if (failed.length === 0) return undefined;
-  return `failed gates: ${failed.map((g) => `${g.id} (${g.metric} ${g.op} ${g.value}, measured ${g.measured === undefined ? 'nothing' : round(g.measured)})`).join(', ')}`;
-}
-
-function round(x: number): string {
-  return Number.isInteger(x) ? String(x) : x.toFixed(4);
+  return `failed gates: ${failed.map((g) => `${g.id} (${g.metric} ${g.op} ${g.value}, measured ${g.measured === undefined ? 'nothing' : formatMetric(g.measured)})`).join(', ')}`;
 }
 
 export interface ReleaseInput extends StageInput {

@@ -34,3 +34,9 @@ export function sliceSet(set: ImageSet, from: number, to: number): ImageSet {
   const pixels = set.shape.reduce((a, b) => a * b, 1);
   return { ...set, count: to - from, images: set.images.subarray(from * pixels, to * pixels), labels: set.labels.subarray(from, to) };
 }
+
+/** Early stopping's split: the last tenth of the images (at most 1000) held out for robust validation. */
+export function holdOutValidation(all: ImageSet, earlyStop: boolean): { data: ImageSet; validation: ImageSet } {
+  const held = earlyStop ? Math.min(1000, Math.floor(all.count / 10)) : 0;
+  return { data: sliceSet(all, 0, all.count - held), validation: sliceSet(all, all.count - held, all.count) };
+}

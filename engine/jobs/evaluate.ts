@@ -16,10 +16,9 @@ export async function evaluateJob(req: EvaluateRequest, progress: (p: JobProgres
   if (digest !== req.modelSha256) throw new OnnxError(req.modelPath, `SHA-256 is ${digest}, expected ${req.modelSha256}; refusing to load it`);
   const model = parseModel(bytes, req.modelPath);
   const data = await loadPair({ images: req.images, labels: req.labels }, req.classes, req.limit);
-  const count = data.count;
   const withoutGradient = inspectModel(model).withoutGradient;
   const target = await AttackTarget.create(model, { threads: req.threads, executionProvider: req.executionProvider });
-  const out: EvaluateResult = { cleanAccuracy: NaN, images: count, withoutGradient, attacks: [] };
+  const out: EvaluateResult = { cleanAccuracy: NaN, images: data.count, withoutGradient, attacks: [] };
   for (const a of req.attacks) {
     const { id, ...asked } = a;
     // A model with an op the engine cannot differentiate is still evaluated, with the forward-only Square Attack.

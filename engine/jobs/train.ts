@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { loadPair, sliceSet } from '../data/fashion.js';
+import { holdOutValidation, loadPair } from '../data/fashion.js';
 import { saveModel } from '../onnx/model.js';
 import { decodeCheckpoint, encodeCheckpoint } from '../train/checkpoint.js';
 import { train } from '../train/trainer.js';
@@ -19,10 +19,7 @@ export async function trainJob(req: TrainRequest, cb: TrainCallbacks): Promise<T
   const arch = ARCHITECTURES[req.arch];
   if (!arch) throw new InputError(`unknown architecture "${req.arch}"`);
   const all = await loadPair({ images: req.images, labels: req.labels }, req.classes, req.limit);
-  // Early stopping holds out the last tenth (at most 1000 images) for robust validation, as the CLI does.
-  const held = req.earlyStop ? Math.min(1000, Math.floor(all.count / 10)) : 0;
-  const data = sliceSet(all, 0, all.count - held);
-  const validation = sliceSet(all, all.count - held, all.count);
+  const { data, validation } = holdOutValidation(all, req.earlyStop);
   let resume;
   if (req.resume) {
     const bytes = await readFile(req.resume.path);

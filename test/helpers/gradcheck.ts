@@ -3,7 +3,7 @@ import { differentiate, type LossKind } from '../../engine/autodiff/differentiat
 import { GraphBuilder, tensorValues } from '../../engine/onnx/builder.js';
 import type { ModelProto } from '../../engine/onnx/proto.js';
 import { Rng } from '../../engine/runtime/rng.js';
-import { createSession, floatTensor, int64Tensor, ort } from '../../engine/runtime/session.js';
+import { createSession, floatTensor, int64Tensor } from '../../engine/runtime/session.js';
 
 /** Uniform in ±scale, kept at least `gap` from zero so ReLU-like kinks are not crossed by the step. */
 export function randomArray(rng: Rng, n: number, scale = 1, gap = 0.05): Float32Array {
@@ -95,4 +95,4 @@ function withWeight(model: ModelProto, name: string, i: number, delta: number): 
   return { ...model, graph: { ...model.graph, initializer } };
 }
 
-export { ort, Rng };
+export { Rng };
