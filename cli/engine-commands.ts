@@ -15,6 +15,7 @@ export interface TrainCommand {
   defense: string;
   eps?: number;
   pgdSteps: number;
+  beta: number;
   earlyStop?: boolean;
   epochs: number;
   batch: number;
@@ -90,12 +91,15 @@ function parseDefense(o: TrainCommand): { defense: Defense; eps?: number } {
   if (o.eps === undefined || !(o.eps > 0)) throw new Error(`--defense ${o.defense} needs --eps > 0`);
   if (o.defense === 'fgsm-rs') return { defense: { kind: 'fgsm-rs', eps: o.eps }, eps: o.eps };
   if (o.defense === 'pgd') return { defense: { kind: 'pgd', eps: o.eps, steps: o.pgdSteps }, eps: o.eps };
-  if (o.defense === 'trades') throw new Error('--defense trades is planned, not built yet; use fgsm-rs or pgd');
-  throw new Error(`unknown --defense "${o.defense}"; expected none, fgsm-rs or pgd`);
+  if (o.defense === 'trades') return { defense: { kind: 'trades', eps: o.eps, steps: o.pgdSteps, beta: o.beta }, eps: o.eps };
+  throw new Error(`unknown --defense "${o.defense}"; expected none, fgsm-rs, pgd or trades`);
 }
 
 function describeDefense(d: Defense): string {
-  return d.kind === 'none' ? 'none' : d.kind === 'fgsm-rs' ? `FGSM-RS eps ${d.eps}` : `PGD-${d.steps ?? 7} eps ${d.eps}`;
+  if (d.kind === 'none') return 'none';
+  if (d.kind === 'fgsm-rs') return `FGSM-RS eps ${d.eps}`;
+  if (d.kind === 'pgd') return `PGD-${d.steps ?? 7} eps ${d.eps}`;
+  return `TRADES beta ${d.beta ?? 6} (PGD-${d.steps ?? 7} on KL) eps ${d.eps}`;
 }
 
 export interface AttackCommand {

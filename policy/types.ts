@@ -140,7 +140,7 @@ export interface TrainConfig {
   /** A split of artifacts.dataset.splits (default train). */
   split: string;
   arch: 'small-cnn' | 'wide-cnn' | 'mlp';
-  defense: { kind: 'none' } | { kind: 'fgsm-rs'; eps: number } | { kind: 'pgd'; eps: number; steps?: number };
+  defense: { kind: 'none' } | { kind: 'fgsm-rs'; eps: number } | { kind: 'pgd'; eps: number; steps?: number } | { kind: 'trades'; eps: number; steps?: number; beta?: number };
   epochs: number;
   batch: number;
   lr: number;

@@ -1,5 +1,6 @@
 // White-box attacks (FGSM, PGD, DeepFool) and a forward-only one (Square), on one batch at a time.
 // Every adversarial input stays within eps of the original and inside the declared valid range.
+import type { LossKind } from '../autodiff/differentiate.js';
 import { argmax } from '../train/trainer.js';
 import type { Rng } from '../runtime/rng.js';
 import type { GradientSource as AttackTarget } from './target.js';
@@ -33,6 +34,11 @@ export interface PgdOptions {
   norm?: 'linf' | 'l2';
   /** Targeted: move each input toward targets[i] instead of away from its label. */
   targets?: number[];
+  /** The loss to ascend (default cross-entropy) and its targets input, if it has one. */
+  loss?: LossKind;
+  lossTargets?: ArrayLike<number>;
+  /** Start from Gaussian noise of this standard deviation instead of uniformly in the ball (TRADES uses 0.001). */
+  startNoise?: number;
   range: Range;
   rng: Rng;
 }
@@ -48,9 +54,10 @@ export async function pgd(t: AttackTarget, b: Batch, o: PgdOptions): Promise<Flo
   const done = new Uint8Array(b.n);
   for (let r = 0; r < (o.restarts ?? 1); r++) {
     const adv = b.x.slice();
-    if (o.randomStart ?? true) randomStart(adv, b.x, b.n, d, o.eps, norm, o.range, o.rng);
+    if (o.startNoise !== undefined) for (let k = 0; k < adv.length; k++) adv[k] = clamp(adv[k] + o.startNoise * o.rng.normal(), o.range.min, o.range.max);
+    else if (o.randomStart ?? true) randomStart(adv, b.x, b.n, d, o.eps, norm, o.range, o.rng);
     for (let s = 0; s < o.steps; s++) {
-      const { grad } = await t.gradient(adv, b.n, labels);
+      const { grad } = await t.gradient(adv, b.n, labels, o.loss, o.lossTargets);
       for (let i = 0; i < b.n; i++) {
         const off = i * d;
         const scale = norm === 'l2' ? alpha / (l2(grad, off, d) + 1e-12) : alpha;

@@ -22,8 +22,44 @@ export interface GradientSource {
   gradient(x: Float32Array, n: number, labels: ArrayLike<number>, loss?: LossKind, targets?: ArrayLike<number>): Promise<GradientResult>;
 }
 
+type Feeds = Record<string, ReturnType<typeof floatTensor>>;
+
+/** A model's input-gradient sessions, one per loss, built on first use. */
+export class InputGradients {
+  private readonly built = new Map<LossKind, Promise<{ g: GradientModel; s: InferenceSession }>>();
+
+  constructor(
+    private readonly model: ModelProto,
+    private readonly input: string,
+    private readonly classes: number,
+    private readonly opts: SessionOptions,
+  ) {}
+
+  /** `feeds` holds the input (and any weights); labels and the loss's targets are added here. */
+  async run(feeds: Feeds, n: number, labels: ArrayLike<number>, loss: LossKind = 'cross-entropy', targets?: ArrayLike<number>): Promise<GradientResult> {
+    let entry = this.built.get(loss);
+    if (!entry) {
+      entry = (async () => {
+        const g = differentiate(this.model, { wrt: [this.input], loss });
+        return { g, s: await createSession(g.model, this.opts) };
+      })();
+      this.built.set(loss, entry);
+    }
+    const { g, s } = await entry;
+    const all: Feeds = { ...feeds, [g.labels]: int64Tensor(labels, [n]) };
+    if (g.targets) {
+      if (!targets) throw new Error(`the ${loss} loss needs targets`);
+      all[g.targets] = loss === 'soft-cross-entropy' ? floatTensor(Float32Array.from(targets), [n, this.classes]) : int64Tensor(targets, [n]);
+    }
+    const out = await s.run(all);
+    const grad = out[g.grads[this.input]].data as Float32Array;
+    for (let i = 0; i < grad.length; i++) grad[i] *= n;
+    return { logits: out[g.logits].data as Float32Array, grad };
+  }
+}
+
 export class AttackTarget implements GradientSource {
-  private readonly grads = new Map<LossKind, Promise<{ g: GradientModel; s: InferenceSession }>>();
+  private readonly grads: InputGradients;
 
   private constructor(
     readonly model: ModelProto,
@@ -31,8 +67,10 @@ export class AttackTarget implements GradientSource {
     readonly input: string,
     readonly sampleShape: number[],
     readonly classes: number,
-    private readonly opts: SessionOptions,
-  ) {}
+    opts: SessionOptions,
+  ) {
+    this.grads = new InputGradients(model, input, classes, opts);
+  }
 
   static async create(model: ModelProto, opts: SessionOptions = {}): Promise<AttackTarget> {
     const graph = model.graph!;
@@ -57,21 +95,7 @@ export class AttackTarget implements GradientSource {
     return out[this.forward.outputNames[0]].data as Float32Array;
   }
 
-  async gradient(x: Float32Array, n: number, labels: ArrayLike<number>, loss: LossKind = 'cross-entropy', targets?: ArrayLike<number>): Promise<GradientResult> {
-    let entry = this.grads.get(loss);
-    if (!entry) {
-      entry = (async () => {
-        const g = differentiate(this.model, { wrt: [this.input], loss });
-        return { g, s: await createSession(g.model, this.opts) };
-      })();
-      this.grads.set(loss, entry);
-    }
-    const { g, s } = await entry;
-    const feeds: Record<string, ReturnType<typeof floatTensor>> = { [this.input]: floatTensor(x, [n, ...this.sampleShape]), [g.labels]: int64Tensor(labels, [n]) };
-    if (g.targets) feeds[g.targets] = int64Tensor(targets!, [n]);
-    const out = await s.run(feeds);
-    const grad = out[g.grads[this.input]].data as Float32Array;
-    for (let i = 0; i < grad.length; i++) grad[i] *= n;
-    return { logits: out[g.logits].data as Float32Array, grad };
+  async gradient(x: Float32Array, n: number, labels: ArrayLike<number>, loss?: LossKind, targets?: ArrayLike<number>): Promise<GradientResult> {
+    return this.grads.run({ [this.input]: floatTensor(x, [n, ...this.sampleShape]) }, n, labels, loss, targets);
   }
 }

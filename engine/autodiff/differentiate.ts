@@ -8,8 +8,12 @@ import { AutodiffError, nodeLabel, type Shape } from './types.js';
 /**
  * cross-entropy: mean softmax cross-entropy. cw-margin: mean of (best other logit − label logit).
  * target-margin: mean of (target logit − label logit), with an int64 [N] `targets` input (DeepFool's per-class step).
+ * soft-cross-entropy: mean of −Σ t·log softmax(z) against a float [N, classes] `targets` input of probabilities; it
+ * differs from KL(t ‖ softmax(z)) by t's entropy, a constant, so its input gradient is TRADES's inner maximisation.
+ * trades: TRADES (Zhang et al. 2019) on logits [2N, classes] holding N clean rows then their N adversarial rows,
+ * with N labels: mean CE(clean, y) + β·mean KL(softmax(clean) ‖ softmax(adversarial)), differentiated through both.
  */
-export type LossKind = 'cross-entropy' | 'cw-margin' | 'target-margin';
+export type LossKind = 'cross-entropy' | 'cw-margin' | 'target-margin' | 'soft-cross-entropy' | 'trades';
 
 export interface DifferentiateOptions {
   /** Graph inputs or initializers to differentiate with respect to. */
@@ -17,13 +21,15 @@ export interface DifferentiateOptions {
   /** The output the loss reads (default: the model's first output), shaped [N, classes]. */
   logits?: string;
   loss?: LossKind;
+  /** TRADES's β, the weight of the KL term (default 6, the paper's). */
+  beta?: number;
 }
 
 export interface GradientModel {
   model: ModelProto;
   /** Name of the int64 [N] labels input the loss adds. */
   labels: string;
-  /** The int64 [N] targets input, for target-margin only. */
+  /** The targets input: int64 [N] for target-margin, float [N, classes] for soft-cross-entropy. */
   targets?: string;
   loss: string;
   logits: string;
@@ -67,8 +73,10 @@ export function differentiate(model: ModelProto, opts: DifferentiateOptions): Gr
 
   const g = new GraphBuilder('ad_');
   const labels = g.input('labels', ['N'], DataType.INT64);
-  const targets = opts.loss === 'target-margin' ? g.input('targets', ['N'], DataType.INT64) : undefined;
-  const { loss, dLogits } = addLoss(g, logits, labels, logitShape[1], opts.loss ?? 'cross-entropy', targets);
+  const kind = opts.loss ?? 'cross-entropy';
+  const targets =
+    kind === 'target-margin' ? g.input('targets', ['N'], DataType.INT64) : kind === 'soft-cross-entropy' ? g.input('targets', ['N', logitShape[1]]) : undefined;
+  const { loss, dLogits } = kind === 'trades' ? addTrades(g, logits, labels, logitShape[1], opts.beta ?? 6) : addLoss(g, logits, labels, logitShape[1], kind, targets);
 
   // Backward, in reverse topological order, summing contributions where a value feeds several nodes.
   const contributions = new Map<string, string[]>([[logits, [dLogits]]]);
@@ -128,6 +136,11 @@ export function differentiate(model: ModelProto, opts: DifferentiateOptions): Gr
  */
 function addLoss(g: GraphBuilder, logits: string, labels: string, classes: number, kind: LossKind, targets?: string): { loss: string; dLogits: string } {
   const batch = g.op('Cast', [g.op('Gather', [g.op('Shape', [logits]), g.constI64([0])])], { to: DataType.FLOAT });
+  if (kind === 'soft-cross-entropy') {
+    const rows = g.op('ReduceSum', [g.op('Mul', [targets!, g.op('LogSoftmax', [logits], { axis: 1 })]), g.constI64([1])], { keepdims: 0 });
+    const loss = g.op('Neg', [g.op('ReduceMean', [rows], { keepdims: 0 })], {}, ['loss']);
+    return { loss, dLogits: g.op('Div', [g.op('Sub', [g.op('Softmax', [logits], { axis: 1 }), targets!]), batch]) };
+  }
   const oneHot = g.op('OneHot', [labels, g.constI64([classes]), g.constF([0, 1])], { axis: -1 });
   if (kind === 'cross-entropy') {
     const logp = g.op('LogSoftmax', [logits], { axis: 1 });
@@ -142,6 +155,30 @@ function addLoss(g: GraphBuilder, logits: string, labels: string, classes: numbe
   const margin = g.op('ReduceSum', [g.op('Mul', [logits, g.op('Sub', [other, oneHot])]), g.constI64([1])], { keepdims: 0 });
   const loss = g.op('ReduceMean', [margin], { keepdims: 0 }, ['loss']);
   return { loss, dLogits: g.op('Div', [g.op('Sub', [other, oneHot]), batch]) };
+}
+
+/**
+ * TRADES on [clean; adversarial] logits. With p = softmax(clean), q = softmax(adversarial), v = log p − log q:
+ * ∂/∂clean = (p − onehot)/N + β/N·p·(v − Σ p·v) (softmax's Jacobian applied to v; the log p term's own
+ * derivative sums to zero), and ∂/∂adversarial = β/N·(q − p).
+ */
+function addTrades(g: GraphBuilder, logits: string, labels: string, classes: number, beta: number): { loss: string; dLogits: string } {
+  const n = g.op('Shape', [labels]);
+  const clean = g.op('Slice', [logits, g.constI64([0]), n, g.constI64([0])]);
+  const adv = g.op('Slice', [logits, n, g.constI64([2 ** 62]), g.constI64([0])]);
+  const batch = g.op('Cast', [n], { to: DataType.FLOAT });
+  const oneHot = g.op('OneHot', [labels, g.constI64([classes]), g.constF([0, 1])], { axis: -1 });
+  const logp = g.op('LogSoftmax', [clean], { axis: 1 });
+  const p = g.op('Softmax', [clean], { axis: 1 });
+  const v = g.op('Sub', [logp, g.op('LogSoftmax', [adv], { axis: 1 })]);
+  const rowSum = (t: string, keep: number) => g.op('ReduceSum', [t, g.constI64([1])], { keepdims: keep });
+  const ce = g.op('Neg', [g.op('ReduceMean', [rowSum(g.op('Mul', [logp, oneHot]), 0)], { keepdims: 0 })]);
+  const kl = g.op('ReduceMean', [rowSum(g.op('Mul', [p, v]), 0)], { keepdims: 0 });
+  const b = g.constF([beta], []);
+  const loss = g.op('Add', [ce, g.op('Mul', [b, kl])], {}, ['loss']);
+  const dClean = g.op('Add', [g.op('Sub', [p, oneHot]), g.op('Mul', [b, g.op('Mul', [p, g.op('Sub', [v, rowSum(g.op('Mul', [p, v]), 1)])])])]);
+  const dAdv = g.op('Mul', [b, g.op('Sub', [g.op('Softmax', [adv], { axis: 1 }), p])]);
+  return { loss, dLogits: g.op('Div', [g.op('Concat', [dClean, dAdv], { axis: 0 }), batch]) };
 }
 
 function shapeOrThrow(shapes: Map<string, Shape>, name: string, node: NodeProto): Shape {

@@ -1,12 +1,13 @@
 // Training, plain or defended (FGSM with random start, PGD adversarial training), with early stopping on robust
 // validation accuracy and checkpoints that resume a run exactly: every random draw derives from (seed, epoch, step).
 import type { InferenceSession } from 'onnxruntime-node';
-import { pgd, type Range } from '../attacks/attacks.js';
+import { pgd, type Batch, type Range } from '../attacks/attacks.js';
 import { runAttack } from '../attacks/run.js';
-import type { GradientResult, GradientSource } from '../attacks/target.js';
+import { InputGradients, type GradientResult, type GradientSource } from '../attacks/target.js';
 import { differentiate, type LossKind } from '../autodiff/differentiate.js';
 import type { ImageSet } from '../data/fashion.js';
 import { InputError } from '../input-error.js';
+import type { ModelProto } from '../onnx/proto.js';
 import { computeMetrics } from '../metrics/metrics.js';
 import { Rng } from '../runtime/rng.js';
 import { createSession, floatTensor, int64Tensor } from '../runtime/session.js';
@@ -14,7 +15,12 @@ import type { Checkpoint, EpochRecord } from './checkpoint.js';
 import { Optimizer, learningRate, type OptimizerKind, type Schedule } from './optim.js';
 import { deployableModel, initWeights, trainableModel, type Architecture } from './zoo.js';
 
-export type Defense = { kind: 'none' } | { kind: 'fgsm-rs'; eps: number; alpha?: number } | { kind: 'pgd'; eps: number; steps?: number; stepSize?: number };
+export type Defense =
+  | { kind: 'none' }
+  | { kind: 'fgsm-rs'; eps: number; alpha?: number }
+  | { kind: 'pgd'; eps: number; steps?: number; stepSize?: number }
+  /** TRADES: β weighs the KL term (default 6); steps and stepSize are the inner maximisation's (7, 2.5·eps/steps). */
+  | { kind: 'trades'; eps: number; beta?: number; steps?: number; stepSize?: number };
 
 export interface TrainProgress {
   epoch: number;
@@ -69,16 +75,19 @@ class LiveModel implements GradientSource {
   readonly sampleShape: number[];
   readonly sampleSize: number;
   readonly classes: number;
+  private readonly grads: InputGradients;
 
   constructor(
     private readonly arch: Architecture,
     private readonly weights: Map<string, Float32Array>,
     private readonly forward: InferenceSession,
-    private readonly inputGrad: { s: InferenceSession; g: ReturnType<typeof differentiate> },
+    model: ModelProto,
+    threads?: number,
   ) {
     this.sampleShape = [...arch.input];
     this.sampleSize = arch.input.reduce((a, b) => a * b, 1);
     this.classes = arch.classes;
+    this.grads = new InputGradients(model, 'input', arch.classes, { threads });
   }
 
   private feeds(x: Float32Array, n: number): Record<string, ReturnType<typeof floatTensor>> {
@@ -91,14 +100,26 @@ class LiveModel implements GradientSource {
     return (await this.forward.run(this.feeds(x, n)))[this.forward.outputNames[0]].data as Float32Array;
   }
 
-  async gradient(x: Float32Array, n: number, labels: ArrayLike<number>, loss: LossKind = 'cross-entropy'): Promise<GradientResult> {
-    if (loss !== 'cross-entropy') throw new Error('training attacks use the cross-entropy loss');
-    const { s, g } = this.inputGrad;
-    const out = await s.run({ ...this.feeds(x, n), [g.labels]: int64Tensor(labels, [n]) });
-    const grad = out[g.grads.input].data as Float32Array;
-    for (let i = 0; i < grad.length; i++) grad[i] *= n;
-    return { logits: out[g.logits].data as Float32Array, grad };
+  gradient(x: Float32Array, n: number, labels: ArrayLike<number>, loss?: LossKind, targets?: ArrayLike<number>): Promise<GradientResult> {
+    return this.grads.run(this.feeds(x, n), n, labels, loss, targets);
   }
+}
+
+/**
+ * The adversarial half of a TRADES batch: PGD ascending KL(p ‖ softmax(f(x'))) from a small Gaussian start, where p
+ * is the model's prediction on the clean batch, held fixed during the inner maximisation.
+ */
+async function tradesAdversary(live: LiveModel, b: Batch, d: Extract<Defense, { kind: 'trades' }>, range: Range, rng: Rng): Promise<Float32Array> {
+  const p = await live.logits(b.x, b.n);
+  for (let i = 0; i < b.n; i++) softmaxInPlace(p.subarray(i * live.classes, (i + 1) * live.classes));
+  return pgd(live, b, { eps: d.eps, steps: d.steps ?? 7, stepSize: d.stepSize, startNoise: 0.001, loss: 'soft-cross-entropy', lossTargets: p, range, rng });
+}
+
+function softmaxInPlace(z: Float32Array): void {
+  const max = z.reduce((a, b) => Math.max(a, b), -Infinity);
+  let sum = 0;
+  for (let j = 0; j < z.length; j++) sum += z[j] = Math.exp(z[j] - max);
+  for (let j = 0; j < z.length; j++) z[j] /= sum;
 }
 
 export async function train(opts: TrainOptions): Promise<TrainResult> {
@@ -121,13 +142,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let best = r?.best;
 
   const model = trainableModel(arch);
-  const trainGraph = differentiate(model, { wrt: arch.params.map((p) => p.name) });
+  // TRADES trains on [clean; adversarial] rows at once, differentiated through both.
+  const trainGraph = differentiate(model, { wrt: arch.params.map((p) => p.name), ...(defense.kind === 'trades' && { loss: 'trades', beta: defense.beta }) });
   const session = await createSession(trainGraph.model, { threads: opts.threads });
-  let live: LiveModel | undefined;
-  if (defense.kind !== 'none' || opts.earlyStop) {
-    const g = differentiate(model, { wrt: ['input'] });
-    live = new LiveModel(arch, weights, await createSession(model, { threads: opts.threads }), { s: await createSession(g.model, { threads: opts.threads }), g });
-  }
+  const live = defense.kind !== 'none' || opts.earlyStop ? new LiveModel(arch, weights, await createSession(model, { threads: opts.threads }), model, opts.threads) : undefined;
   const pixels = arch.input.reduce((a, b) => a * b, 1);
   const steps = Math.ceil(data.count / batch);
   const total = steps * opts.epochs;
@@ -160,15 +178,25 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         x.set(data.images.subarray(k * pixels, (k + 1) * pixels), i * pixels);
         y[i] = data.labels[k];
       });
+      let rows = n;
       if (defense.kind !== 'none') {
         const b = { x, labels: y, n };
         const rng = rngFor(seed, epoch, step);
-        x =
-          defense.kind === 'fgsm-rs'
-            ? await pgd(live!, b, { eps: defense.eps, steps: 1, stepSize: defense.alpha ?? 1.25 * defense.eps, randomStart: true, range, rng })
-            : await pgd(live!, b, { eps: defense.eps, steps: defense.steps ?? 7, stepSize: defense.stepSize, randomStart: true, range, rng });
+        if (defense.kind === 'trades') {
+          const adv = await tradesAdversary(live!, b, defense, range, rng);
+          const both = new Float32Array(2 * x.length);
+          both.set(x);
+          both.set(adv, x.length);
+          x = both;
+          rows = 2 * n;
+        } else {
+          x =
+            defense.kind === 'fgsm-rs'
+              ? await pgd(live!, b, { eps: defense.eps, steps: 1, stepSize: defense.alpha ?? 1.25 * defense.eps, randomStart: true, range, rng })
+              : await pgd(live!, b, { eps: defense.eps, steps: defense.steps ?? 7, stepSize: defense.stepSize, randomStart: true, range, rng });
+        }
       }
-      const feeds: Record<string, ReturnType<typeof floatTensor>> = { input: floatTensor(x, [n, ...arch.input]), [trainGraph.labels]: int64Tensor(y, [n]) };
+      const feeds: Record<string, ReturnType<typeof floatTensor>> = { input: floatTensor(x, [rows, ...arch.input]), [trainGraph.labels]: int64Tensor(y, [n]) };
       for (const p of arch.params) feeds[p.name] = floatTensor(weights.get(p.name)!, p.dims);
       const out = await session.run(feeds);
       const loss = (out[trainGraph.loss].data as Float32Array)[0];
@@ -177,6 +205,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       const lr = learningRate(settings.schedule, settings.lr, (epoch - 1) * steps + step, total);
       optimizer.step(weights, new Map(arch.params.map((p) => [p.name, out[trainGraph.grads[p.name]].data as Float32Array])), lr);
       lossSum += loss * n;
+      // Under TRADES the first n rows are the clean ones, so this is clean accuracy; under AT it is adversarial.
       correct += countCorrect(out[trainGraph.logits].data as Float32Array, y, arch.classes);
       seen += n;
       ranHere += n;

@@ -74,6 +74,10 @@ const CASES: Record<string, Case> = {
     build: (g, x) => g.op('Add', [g.op('Dropout', [g.op('Identity', [x])]), g.op('Constant', [], { value: tensor('k', Float32Array.from([1, 2, 3, 4]), [4]) })]),
   },
   'Carlini-Wagner margin loss': { x: [4, 6], loss: 'cw-margin', build: (g, x) => g.op('Mul', [x, g.constF([3], [])]) },
+  'DeepFool target-margin loss': { x: [4, 6], loss: 'target-margin', build: (g, x) => g.op('Mul', [x, g.constF([3], [])]) },
+  'soft-label cross-entropy (TRADES inner maximisation)': { x: [4, 6], loss: 'soft-cross-entropy', build: (g, x) => g.op('Mul', [x, g.constF([2], [])]) },
+  // Weights feed both the clean and the adversarial rows, so a rule that ignored either branch would fail here.
+  'TRADES loss through both branches': { x: [6, 5], weights: true, loss: 'trades', build: (g, x, r) => g.op('Gemm', [g.op('Tanh', [x]), w(g, r, 'tw', [5, 4]), w(g, r, 'tb', [4], 0.1)]) },
   'a small CNN end to end': {
     x: [2, 1, 8, 8],
     weights: true,

@@ -101,7 +101,8 @@ describe('secmlops train', () => {
 
   test('bad flags are named', async () => {
     expect((await run(['--defense', 'pgd', '--out', '/tmp/x.onnx'])).stderr).toContain('--defense pgd needs --eps > 0');
-    expect((await run(['--defense', 'trades', '--eps', '0.1', '--out', '/tmp/x.onnx'])).stderr).toContain('--defense trades is planned, not built yet');
+    expect((await run(['--defense', 'trades', '--out', '/tmp/x.onnx'])).stderr).toContain('--defense trades needs --eps > 0');
+    expect((await run(['--defense', 'madry', '--eps', '0.1', '--out', '/tmp/x.onnx'])).stderr).toContain('unknown --defense "madry"; expected none, fgsm-rs, pgd or trades');
     expect((await run(['--resume', '--out', '/tmp/x.onnx'])).stderr).toContain('--resume needs --checkpoint-dir');
   }, 60_000);
 });
@@ -153,10 +154,12 @@ describe('defenses', () => {
     const standard = await robust({ kind: 'none' });
     const fgsmRs = await robust({ kind: 'fgsm-rs', eps: 0.1 });
     const pgdAt = await robust({ kind: 'pgd', eps: 0.1, steps: 3 });
-    console.log(`PGD-10 robust accuracy after 3 epochs on 3000 images: standard ${standard}, FGSM-RS ${fgsmRs}, PGD-3 AT ${pgdAt}`);
+    const trades = await robust({ kind: 'trades', eps: 0.1, steps: 3 });
+    console.log(`PGD-10 robust accuracy after 3 epochs on 3000 images: standard ${standard}, FGSM-RS ${fgsmRs}, PGD-3 AT ${pgdAt}, TRADES (3 steps) ${trades}`);
     // A broken defense (no perturbation, or one outside the ball) leaves robustness near the standard model's.
     expect(standard).toBeLessThan(0.15);
     expect(fgsmRs).toBeGreaterThan(standard + 0.15);
     expect(pgdAt).toBeGreaterThan(standard + 0.15);
-  }, 180_000);
+    expect(trades).toBeGreaterThan(standard + 0.15);
+  }, 240_000);
 });

@@ -46,8 +46,12 @@ export async function gradcheck(c: Case, seed = 1): Promise<CheckResult[]> {
   const xData = randomArray(rng, c.x.reduce((a, b) => a * b, 1));
   const probe = await (await createSession(forward, { threads: 1 })).run({ x: floatTensor(xData, c.x) });
   const [batch, classes] = probe[flat].dims;
-  const labels = Array.from({ length: batch }, () => Math.floor(rng.next() * classes));
-  const feeds = (xd: Float32Array) => ({ x: floatTensor(xd, c.x), [grad.labels]: int64Tensor(labels, [labels.length]) });
+  // TRADES's logits are N clean rows then N adversarial rows, labelled once.
+  const labels = Array.from({ length: c.loss === 'trades' ? batch / 2 : batch }, () => Math.floor(rng.next() * classes));
+  const extra: Record<string, ReturnType<typeof floatTensor>> = {};
+  if (c.loss === 'soft-cross-entropy') extra[grad.targets!] = floatTensor(randomProbabilities(rng, batch, classes), [batch, classes]);
+  if (c.loss === 'target-margin') extra[grad.targets!] = int64Tensor(labels.map((y) => (y + 1) % classes), [batch]);
+  const feeds = (xd: Float32Array) => ({ x: floatTensor(xd, c.x), [grad.labels]: int64Tensor(labels, [labels.length]), ...extra });
   const analytic = await session.run(feeds(xData));
 
   const lossAt = async (m: ModelProto, xd: Float32Array) => {
@@ -75,6 +79,16 @@ export async function gradcheck(c: Case, seed = 1): Promise<CheckResult[]> {
     results.push({ name, worst, checked: picks.length });
   }
   return results;
+}
+
+function randomProbabilities(rng: Rng, rows: number, classes: number): Float32Array {
+  const p = Float32Array.from({ length: rows * classes }, () => Math.exp(rng.next() * 3));
+  for (let r = 0; r < rows; r++) {
+    const row = p.subarray(r * classes, (r + 1) * classes);
+    const sum = row.reduce((a, b) => a + b, 0);
+    row.forEach((v, k) => (row[k] = v / sum));
+  }
+  return p;
 }
 
 /** The largest gradients (where a wrong rule shows most) plus random ones. */

@@ -165,9 +165,16 @@ ${train}`;
     expect(p.stages[0].approval?.roles).toEqual(['R2']);
   });
 
+  test('parses TRADES with its beta and inner steps', () => {
+    const p = parse(base('train: { arch: wide-cnn, epochs: 4, defense: { kind: trades, eps: 0.1, beta: 3, steps: 5 } }'));
+    expect(p.train?.defense).toEqual({ kind: 'trades', eps: 0.1, beta: 3, steps: 5 });
+  });
+
   const cases: [string, string, string][] = [
     ['a train stage without its block', base(''), 'secmlops.yaml: train: the train stage needs a train block (arch, defense, epochs)'],
-    ['TRADES, which is planned', base('train: { arch: mlp, epochs: 1, defense: { kind: trades, eps: 0.1 } }'), 'secmlops.yaml: train.defense.kind: TRADES is planned, not built yet; use fgsm-rs or pgd'],
+    ['beta outside TRADES', base('train: { arch: mlp, epochs: 1, defense: { kind: pgd, eps: 0.1, beta: 2 } }'), 'secmlops.yaml: train.defense.beta: beta applies to trades only'],
+    ['steps for FGSM-RS', base('train: { arch: mlp, epochs: 1, defense: { kind: fgsm-rs, eps: 0.1, steps: 3 } }'), 'secmlops.yaml: train.defense.steps: steps applies to pgd and trades only'],
+    ['TRADES without eps', base('train: { arch: mlp, epochs: 1, defense: { kind: trades } }'), 'secmlops.yaml: train.defense.eps: expected a number'],
     ['early stopping without a defense', base('train: { arch: mlp, epochs: 1, earlyStop: true }'), 'secmlops.yaml: train.earlyStop: early stopping measures robust validation accuracy at the defense’s eps: give a defense'],
     ['an unknown architecture', base('train: { arch: resnet50, epochs: 1 }'), 'secmlops.yaml: train.arch: expected one of small-cnn, wide-cnn, mlp, got "resnet50"'],
   ];
