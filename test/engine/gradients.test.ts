@@ -1,7 +1,9 @@
 // Every gradient rule against central finite differences, on random shapes with strides, pads, groups and
 // broadcasting, away from ReLU and max-pool kinks.
 import { describe, expect, test } from '@jest/globals';
-import { float, tensor, type GraphBuilder } from '../../engine/onnx/builder.js';
+import { differentiate } from '../../engine/autodiff/differentiate.js';
+import { GraphBuilder, float, tensor } from '../../engine/onnx/builder.js';
+import { createSession, floatTensor, int64Tensor } from '../../engine/runtime/session.js';
 import { gradcheck, randomArray, type Case, type Rng } from '../helpers/gradcheck.js';
 
 const w = (g: GraphBuilder, rng: Rng, name: string, dims: number[], scale = 0.5) => g.init(name, randomArray(rng, dims.reduce((a, b) => a * b, 1), scale), dims);
@@ -13,6 +15,7 @@ const CASES: Record<string, Case> = {
     weights: true,
     build: (g, x, r) => g.op('Conv', [x, w(g, r, 'w', [6, 2, 3, 2])], { strides: [2, 1], pads: [1, 0, 2, 1], dilations: [1, 2], group: 2 }),
   },
+  'Conv stride 1, non-square kernel, asymmetric pads': { x: [2, 2, 5, 6], weights: true, build: (g, x, r) => g.op('Conv', [x, w(g, r, 'w', [3, 2, 3, 2])], { pads: [0, 1, 2, 0] }) },
   'Conv stride 3 leaves a remainder': { x: [1, 1, 8, 8], weights: true, build: (g, x, r) => g.op('Conv', [x, w(g, r, 'w', [2, 1, 3, 3])], { strides: [3, 3] }) },
   'Gemm transB with broadcast bias': { x: [3, 4], weights: true, build: (g, x, r) => g.op('Gemm', [x, w(g, r, 'w', [5, 4]), w(g, r, 'b', [5])], { transB: 1 }) },
   'Gemm transA, alpha, beta, row bias': {
@@ -97,5 +100,24 @@ describe('gradient rules match central finite differences', () => {
     for (const r of results) expect({ name: r.name, ok: r.worst < 2e-2, worst: r.worst }).toMatchObject({ name: r.name, ok: true });
     // x, and with weights every float initializer the case declared.
     expect(results.length).toBeGreaterThan(c.weights ? 1 : 0);
+  });
+});
+
+describe('max-pool ties', () => {
+  test('tied maxima in tiled windows share the gradient equally (a subgradient), summing to the window’s', async () => {
+    const g = new GraphBuilder();
+    const x = g.input('x', [1, 2, 2, 4]);
+    g.output(g.op('Flatten', [g.op('MaxPool', [x], { kernel_shape: [2, 2], strides: [2, 2] })], { axis: 1 }));
+    const grad = differentiate(g.build(), { wrt: ['x'] });
+    const session = await createSession(grad.model, { threads: 1 });
+    // Channel 0: a tie of 4 in its first window and of 2 in its second; channel 1: distinct values.
+    const data = Float32Array.from([1, 1, 0, 5, 1, 1, 5, 0, 0.1, 0.9, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]);
+    const out = await session.run({ x: floatTensor(data, [1, 2, 2, 4]), [grad.labels]: int64Tensor([1], [1]) });
+    const dx = Array.from(out[grad.grads.x].data as Float32Array);
+    const logits = Array.from(out[grad.logits].data as Float32Array);
+    const softmax = logits.map((v) => Math.exp(v) / logits.reduce((a, b) => a + Math.exp(b), 0));
+    const d = softmax.map((p, j) => p - (j === 1 ? 1 : 0));
+    const expected = [d[0] / 4, d[0] / 4, 0, d[1] / 2, d[0] / 4, d[0] / 4, d[1] / 2, 0, 0, d[2], 0, 0, 0, 0, 0, d[3]];
+    dx.forEach((v, i) => expect(v).toBeCloseTo(expected[i], 6));
   });
 });

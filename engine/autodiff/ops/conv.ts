@@ -1,5 +1,5 @@
-// 2-D Conv. Input gradient: ConvTranspose with the same weights. Weight gradient: a Conv of the input (channels and
-// batch swapped) with the output gradient as kernel, strides and dilations exchanged, one group at a time.
+// 2-D Conv. Input gradient: ConvTranspose with the same weights (a Conv with flipped weights at stride 1). Weight gradient: a GEMM of the output gradient with
+// the input's patches (im2col written as strided Slices), one group at a time.
 import { attrInt, attrInts, attrString, type GraphBuilder } from '../../onnx/builder.js';
 import type { NodeProto } from '../../onnx/proto.js';
 import { AutodiffError, nodeLabel, type OpDef } from '../types.js';
@@ -50,29 +50,55 @@ export const conv: Record<string, OpDef> = {
       const geo = convGeometry(node, ws.slice(2));
       if (xs.slice(1).some((d) => d < 0) || ws.some((d) => d < 0)) throw new AutodiffError(`${nodeLabel(node)}: channel and spatial sizes must be known to differentiate`);
       let dx: string | undefined;
-      if (needs[0]) {
+      const plain = geo.group === 1 && geo.strides.every((v) => v === 1) && geo.dilations.every((v) => v === 1) && geo.pads.every((p, i) => p <= geo.kernel[i % 2] - 1);
+      if (needs[0] && plain) {
+        // Stride 1: a Conv with the kernel flipped and its channels swapped, which onnxruntime runs faster than
+        // ConvTranspose (its NCHWc path).
+        const flipped = g.op('Slice', [g.op('Transpose', [w], { perm: [1, 0, 2, 3] }), g.constI64([-1, -1]), g.constI64([-(2 ** 62), -(2 ** 62)]), g.constI64([2, 3]), g.constI64([-1, -1])]);
+        const pads = geo.pads.map((p, i) => geo.kernel[i % 2] - 1 - p);
+        dx = g.op('Conv', [dy, flipped], { pads, kernel_shape: geo.kernel });
+      } else if (needs[0]) {
         const outputPadding = [0, 1].map((i) => xs[2 + i] - ((ys[2 + i] - 1) * geo.strides[i] - geo.pads[i] - geo.pads[i + 2] + geo.dilations[i] * (geo.kernel[i] - 1) + 1));
         dx = g.op('ConvTranspose', [dy, w], { strides: geo.strides, pads: geo.pads, dilations: geo.dilations, group: geo.group, output_padding: outputPadding, kernel_shape: geo.kernel });
       }
-      const dw = needs[1] ? weightGrad(g, x, dy, xs, ws, geo) : undefined;
+      if (needs[1] && ys.slice(2).some((d) => d < 0)) throw new AutodiffError(`${nodeLabel(node)}: output sizes must be known for the weight gradient`);
+      const dw = needs[1] ? weightGrad(g, x, dy, xs, ws, ys, geo) : undefined;
       const db = b && needs[2] ? g.op('ReduceSum', [dy, g.constI64([0, 2, 3])], { keepdims: 0 }) : undefined;
       return [dx, dw, db];
     },
   },
 };
 
-function weightGrad(g: GraphBuilder, x: string, dy: string, xs: number[], ws: number[], geo: ConvGeometry): string {
+/**
+ * dW[co, ci, a, b] = Σ over (n, output pixel) of dY[co] times the input pixel that kernel tap (a, b) reads: one GEMM
+ * per tap and group. onnxruntime runs this several times faster than a Conv whose kernel is the whole output
+ * gradient (measured on the wide CNN's 32→32 layer: 4.5× the forward Conv's time that way, about 1× this way).
+ */
+function weightGrad(g: GraphBuilder, x: string, dy: string, xs: number[], ws: number[], ys: number[], geo: ConvGeometry): string {
   const cin = xs[1] / geo.group;
   const cout = ws[0] / geo.group;
+  const [kh, kw] = geo.kernel;
   const parts: string[] = [];
+  const unit = geo.strides.every((s) => s === 1);
   for (let i = 0; i < geo.group; i++) {
     const slice = (t: string, n: number) => (geo.group === 1 ? t : g.op('Slice', [t, g.constI64([i * n]), g.constI64([(i + 1) * n]), g.constI64([1])]));
-    const xt = g.op('Transpose', [slice(x, cin)], { perm: [1, 0, 2, 3] });
-    const dyt = g.op('Transpose', [slice(dy, cout)], { perm: [1, 0, 2, 3] });
-    const z = g.op('Conv', [xt, dyt], { strides: geo.dilations, dilations: geo.strides, pads: geo.pads });
-    // The result covers at least the kernel; the rest lies outside it.
-    const cropped = g.op('Slice', [z, g.constI64([0, 0]), g.constI64(geo.kernel), g.constI64([2, 3])]);
-    parts.push(g.op('Transpose', [cropped], { perm: [1, 0, 2, 3] }));
+    // [cin, N, H, W], padded, so each tap's pixels are one strided slice.
+    let xt = g.op('Transpose', [slice(x, cin)], { perm: [1, 0, 2, 3] });
+    if (geo.pads.some((p) => p !== 0)) xt = g.op('Pad', [xt, g.constI64([0, 0, geo.pads[0], geo.pads[1], 0, 0, geo.pads[2], geo.pads[3]])]);
+    const dyt = g.op('Reshape', [g.op('Transpose', [slice(dy, cout)], { perm: [1, 0, 2, 3] }), g.constI64([cout, -1])]);
+    // One GEMM per tap against its slice, which is already [cin, N·Ho·Wo]: no patch matrix is assembled.
+    const taps: string[] = [];
+    for (let a = 0; a < kh; a++) {
+      for (let b = 0; b < kw; b++) {
+        const starts = [a * geo.dilations[0], b * geo.dilations[1]];
+        const ends = [0, 1].map((d) => starts[d] + geo.strides[d] * (ys[2 + d] - 1) + 1);
+        const args = [xt, g.constI64(starts), g.constI64(ends), g.constI64([2, 3]), ...(unit ? [] : [g.constI64(geo.strides)])];
+        const tap = g.op('Reshape', [g.op('Slice', args), g.constI64([cin, -1])]);
+        taps.push(g.op('Unsqueeze', [g.op('Gemm', [dyt, tap], { transB: 1 }), g.constI64([2])]));
+      }
+    }
+    const stacked = taps.length === 1 ? taps[0] : g.op('Concat', taps, { axis: 2 });
+    parts.push(g.op('Reshape', [stacked, g.constI64([cout, cin, kh, kw])]));
   }
   return parts.length === 1 ? parts[0] : g.op('Concat', parts, { axis: 0 });
 }

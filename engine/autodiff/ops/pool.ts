@@ -1,5 +1,5 @@
-// Pooling. MaxPool routes the gradient to each window's maximum through its Indices output (valid for overlapping
-// windows too); AveragePool spreads it evenly with a ConvTranspose of ones.
+// Pooling. MaxPool routes the gradient to each window's maximum: by comparison with the pooled value where windows
+// tile the input, else through its Indices output (valid for overlapping windows too); AveragePool spreads it evenly with a ConvTranspose of ones.
 import { attrInt, attrInts } from '../../onnx/builder.js';
 import type { NodeProto } from '../../onnx/proto.js';
 import { AutodiffError, nodeLabel, type OpDef } from '../types.js';
@@ -24,12 +24,34 @@ const poolInfer: OpDef['infer'] = ({ node, shapes }) => {
   return node.output!.length > 1 ? [y, y] : [y];
 };
 
+/** The window size when square windows exactly tile the input (kernel = stride, no padding or dilation). */
+function tiledWindows(node: NodeProto, xs: number[]): number | undefined {
+  const p = poolGeometry(node);
+  const [k] = p.kernel;
+  const plain = p.kernel.every((v, i) => v === k && p.strides[i] === k) && p.pads.every((v) => v === 0) && p.dilations.every((d) => d === 1);
+  if (!plain || xs.length !== 4 || xs[2] < 0 || xs[3] < 0 || xs[2] % k !== 0 || xs[3] % k !== 0) return undefined;
+  return k;
+}
+
 export const pool: Record<string, OpDef> = {
   MaxPool: {
     infer: poolInfer,
-    grad: ({ g, node, dOut }) => {
+    grad: ({ g, node, dOut, shapeOf }) => {
       const x = node.input![0];
       if (attrInt(node, 'storage_order', 0) !== 0) throw new AutodiffError(`${nodeLabel(node)}: storage_order 1 is not supported`);
+      const tiled = tiledWindows(node, shapeOf(x));
+      if (tiled) {
+        // Windows tile the input: compare it with the pooled maximum spread back over each window, which
+        // onnxruntime runs faster than recomputing Indices and scattering. Tied maxima share the gradient equally
+        // (Indices would pick one); both are subgradients of the max.
+        const k = tiled;
+        const scales = g.constF([1, 1, k, k]);
+        const up = (t: string) => g.op('Resize', [t, '', scales], { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' });
+        const mask = g.op('Cast', [g.op('Equal', [x, up(node.output![0])])], { to: 1 });
+        const ties = g.op('AveragePool', [mask], { kernel_shape: [k, k], strides: [k, k] });
+        const share = g.op('Div', [dOut[0]!, g.op('Mul', [ties, g.constF([k * k], [])])]);
+        return [g.op('Mul', [mask, up(share)])];
+      }
       // Indices count over N·C·H·W, so one flat scatter-add places every window's gradient.
       const indices = node.output!.length > 1 ? node.output![1] : g.opRaw('MaxPool', [x], node.attribute ?? [], 2)[1];
       const flatX = g.op('Reshape', [x, g.constI64([-1])]);
