@@ -1,4 +1,5 @@
 // The `train` block: what the train stage trains and how.
+import { parseDuration } from './duration.js';
 import { Reader, join } from './reader.js';
 import type { Artifacts, Stage, TrainConfig } from './types.js';
 
@@ -10,7 +11,7 @@ export function readTrain(r: Reader, v: unknown, stages: Stage[], artifacts: Art
   }
   const m = r.mapping(v, 'train', {
     required: ['arch', 'epochs'],
-    optional: ['split', 'defense', 'batch', 'lr', 'optimizer', 'schedule', 'weightDecay', 'earlyStop', 'limit', 'seed', 'range', 'checkpointEvery'],
+    optional: ['split', 'defense', 'batch', 'lr', 'optimizer', 'schedule', 'weightDecay', 'earlyStop', 'limit', 'seed', 'range', 'checkpointEvery', 'heartbeatTimeout'],
   });
   const split = m.split === undefined ? 'train' : r.string(m.split, 'train.split');
   if (!artifacts.dataset?.splits[split]) r.fail('train.split', `split "${split}" is not in artifacts.dataset.splits`);
@@ -32,6 +33,14 @@ export function readTrain(r: Reader, v: unknown, stages: Stage[], artifacts: Art
   if (earlyStop && defense.kind === 'none') r.fail('train.earlyStop', 'early stopping measures robust validation accuracy at the defense’s eps: give a defense');
   const range = m.range === undefined ? [0, 1] : r.list(m.range, 'train.range').map((x, i) => r.number(x, join('train.range', i)));
   if (range.length !== 2 || !(range[0] < range[1])) r.fail('train.range', `expected [min, max] with min < max, got [${range.join(', ')}]`);
+  let heartbeatTimeoutMs = 60_000;
+  if (m.heartbeatTimeout !== undefined) {
+    const text = r.string(m.heartbeatTimeout, 'train.heartbeatTimeout');
+    const ms = parseDuration(text);
+    // The activity heartbeats every 10 s even between progress reports; less than that would time out healthy runs.
+    if (ms === undefined || ms < 15_000) r.fail('train.heartbeatTimeout', `expected a duration of at least 15s such as "60s" or "2m", got "${text}"`);
+    heartbeatTimeoutMs = ms;
+  }
   return {
     split,
     arch: r.oneOf(m.arch, 'train.arch', ['small-cnn', 'wide-cnn', 'mlp'] as const),
@@ -47,5 +56,6 @@ export function readTrain(r: Reader, v: unknown, stages: Stage[], artifacts: Art
     seed: m.seed === undefined ? 1 : r.integer(m.seed, 'train.seed', 0),
     range: [range[0], range[1]],
     checkpointEvery: m.checkpointEvery === undefined ? 100 : r.integer(m.checkpointEvery, 'train.checkpointEvery', 1),
+    heartbeatTimeoutMs,
   };
 }

@@ -153,6 +153,8 @@ export interface TrainConfig {
   seed: number;
   range: [number, number];
   checkpointEvery: number;
+  /** How long a silent training worker is trusted before the retry resumes elsewhere (ms; the parser fills in 60 s). */
+  heartbeatTimeoutMs?: number;
 }
 
 export interface Policy {

@@ -75,13 +75,14 @@ export async function dataStage(input: StageInput): Promise<StageResult> {
   return lane.approval();
 }
 
-const trainer = proxyActivities<Activities>({
-  taskQueue: GPU_TASK_QUEUE,
-  startToCloseTimeout: '72h',
-  // A dead worker is noticed within a minute; the retry resumes from the heartbeated checkpoint.
-  heartbeatTimeout: '60s',
-  retry: { initialInterval: '1s', maximumInterval: '1m', maximumAttempts: 20 },
-});
+// A dead worker is noticed within the policy's heartbeat timeout; the retry resumes from the heartbeated checkpoint.
+const trainer = (heartbeatTimeoutMs: number) =>
+  proxyActivities<Activities>({
+    taskQueue: GPU_TASK_QUEUE,
+    startToCloseTimeout: '72h',
+    heartbeatTimeout: heartbeatTimeoutMs,
+    retry: { initialInterval: '1s', maximumInterval: '1m', maximumAttempts: 20 },
+  });
 
 /** train: defended training on the gpu queue, resumable through crashes, then the ML engineer's approval. */
 export async function trainStage(input: StageInput): Promise<StageResult> {
@@ -92,7 +93,8 @@ export async function trainStage(input: StageInput): Promise<StageResult> {
   const defense = config.defense.kind === 'none' ? 'no defense' : `${config.defense.kind} eps ${config.defense.eps}`;
   try {
     const out = await lane.task('training', `training ${config.arch} with ${defense}, ${config.epochs} epochs`, () =>
-      trainer.trainModel({ root: dataset.root, split: dataset.splits[config.split], classes: dataset.classes, config }),
+      // Policies recorded before the setting existed carry none.
+      trainer(config.heartbeatTimeoutMs ?? 60_000).trainModel({ root: dataset.root, split: dataset.splits[config.split], classes: dataset.classes, config }),
     );
     const last = out.history[out.history.length - 1];
     Object.assign(lane.status.metrics, { 'train.epochs': out.history.length, 'train.loss': last.loss, 'train.accuracy': last.accuracy });

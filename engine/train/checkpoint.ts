@@ -1,4 +1,6 @@
-// Checkpoints: one file holding a JSON header and the float buffers it names (weights and optimizer state).
+// Checkpoints: one file holding a JSON header and the float buffers it names (weights and optimizer state), ending in
+// the SHA-256 of everything before it, so a damaged file is refused wherever it was kept.
+import { createHash } from 'node:crypto';
 import type { OptimizerState } from './optim.js';
 
 export interface EpochRecord {
@@ -26,7 +28,8 @@ export interface Checkpoint {
   settings: Record<string, unknown>;
 }
 
-const MAGIC = 'SECMLOPS-CKPT-1\n';
+const MAGIC = 'SECMLOPS-CKPT-2\n';
+const DIGEST = 32;
 
 export function encodeCheckpoint(c: Checkpoint): Buffer {
   const buffers: Buffer[] = [];
@@ -55,14 +58,21 @@ export function encodeCheckpoint(c: Checkpoint): Buffer {
   const json = Buffer.from(JSON.stringify(header));
   const len = Buffer.alloc(4);
   len.writeUInt32LE(json.length);
-  return Buffer.concat([Buffer.from(MAGIC), len, json, ...buffers]);
+  const body = Buffer.concat([Buffer.from(MAGIC), len, json, ...buffers]);
+  return Buffer.concat([body, createHash('sha256').update(body).digest()]);
 }
 
 export function decodeCheckpoint(bytes: Buffer, file: string): Checkpoint {
-  if (bytes.subarray(0, MAGIC.length).toString() !== MAGIC) throw new Error(`${file}: not a SecMLOps checkpoint`);
-  const len = bytes.readUInt32LE(MAGIC.length);
+  const magic = bytes.subarray(0, MAGIC.length).toString();
+  if (magic !== MAGIC) throw new Error(magic.startsWith('SECMLOPS-CKPT-') ? `${file}: checkpoint format ${magic.trim().slice(14)} is not this version's (2); start the run afresh` : `${file}: not a SecMLOps checkpoint`);
   const start = MAGIC.length + 4;
-  if (bytes.length < start + len) throw new Error(`${file}: truncated checkpoint header`);
+  if (bytes.length < start + DIGEST) throw new Error(`${file}: truncated checkpoint header`);
+  const len = bytes.readUInt32LE(MAGIC.length);
+  if (bytes.length < start + len + DIGEST) throw new Error(`${file}: truncated checkpoint header`);
+  const body = bytes.subarray(0, bytes.length - DIGEST);
+  if (!createHash('sha256').update(body).digest().equals(bytes.subarray(bytes.length - DIGEST))) {
+    throw new Error(`${file}: damaged checkpoint (its SHA-256 does not match its contents; truncated or altered)`);
+  }
   const header = JSON.parse(bytes.subarray(start, start + len).toString()) as {
     arch: string;
     seed: number;
@@ -77,7 +87,7 @@ export function decodeCheckpoint(bytes: Buffer, file: string): Checkpoint {
   const data = start + len;
   const groups: Record<string, Map<string, Float32Array>> = { w: new Map(), m: new Map(), v: new Map(), b: new Map() };
   for (const [key, [off, n]] of Object.entries(header.table)) {
-    if (data + off + n * 4 > bytes.length) throw new Error(`${file}: truncated checkpoint data (${key})`);
+    if (data + off + n * 4 > body.length) throw new Error(`${file}: truncated checkpoint data (${key})`);
     const copy = new Float32Array(n);
     Buffer.from(copy.buffer).set(bytes.subarray(data + off, data + off + n * 4));
     groups[key.slice(0, 1)].set(key.slice(2), copy);

@@ -161,6 +161,7 @@ ${train}`;
       seed: 1,
       range: [0, 1],
       checkpointEvery: 100,
+      heartbeatTimeoutMs: 60_000,
     });
     expect(p.stages[0].approval?.roles).toEqual(['R2']);
   });
@@ -168,10 +169,12 @@ ${train}`;
   test('parses TRADES with its beta and inner steps', () => {
     const p = parse(base('train: { arch: wide-cnn, epochs: 4, defense: { kind: trades, eps: 0.1, beta: 3, steps: 5 } }'));
     expect(p.train?.defense).toEqual({ kind: 'trades', eps: 0.1, beta: 3, steps: 5 });
+    expect(parse(base('train: { arch: mlp, epochs: 1, heartbeatTimeout: 2m }')).train?.heartbeatTimeoutMs).toBe(120_000);
   });
 
   const cases: [string, string, string][] = [
     ['a train stage without its block', base(''), 'secmlops.yaml: train: the train stage needs a train block (arch, defense, epochs)'],
+    ['a heartbeat timeout shorter than the heartbeat', base('train: { arch: mlp, epochs: 1, heartbeatTimeout: 5s }'), 'secmlops.yaml: train.heartbeatTimeout: expected a duration of at least 15s such as "60s" or "2m", got "5s"'],
     ['beta outside TRADES', base('train: { arch: mlp, epochs: 1, defense: { kind: pgd, eps: 0.1, beta: 2 } }'), 'secmlops.yaml: train.defense.beta: beta applies to trades only'],
     ['steps for FGSM-RS', base('train: { arch: mlp, epochs: 1, defense: { kind: fgsm-rs, eps: 0.1, steps: 3 } }'), 'secmlops.yaml: train.defense.steps: steps applies to pgd and trades only'],
     ['TRADES without eps', base('train: { arch: mlp, epochs: 1, defense: { kind: trades } }'), 'secmlops.yaml: train.defense.eps: expected a number'],

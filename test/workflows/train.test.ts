@@ -62,7 +62,8 @@ describe('train stage', () => {
   }, 120_000);
 
   test('a worker killed mid-training: the retry resumes from the heartbeated checkpoint and yields the same model', async () => {
-    const train = '  arch: small-cnn\n  defense: { kind: pgd, eps: 0.1, steps: 3 }\n  epochs: 3\n  batch: 64\n  limit: 2048\n  checkpointEvery: 4';
+    // A short heartbeat timeout: the server notices the dead worker within 15 s rather than the default minute.
+    const train = '  arch: small-cnn\n  defense: { kind: pgd, eps: 0.1, steps: 3 }\n  epochs: 3\n  batch: 64\n  limit: 2048\n  checkpointEvery: 4\n  heartbeatTimeout: 15s';
     const policy = await trainingPolicy(train, '  - name: train\n    approval: false');
     // The same run without a crash, for comparison.
     const straight = await result(await startPipeline(stack.client, policy, uniqueId('train-straight')));
@@ -131,6 +132,6 @@ describe('train stage', () => {
     await handle.cancel();
     await expect(handle.result()).rejects.toThrow(/cancel/i);
     const bytes = await new ArtifactStore(fx.artifacts).get(ck.ref);
-    expect(bytes.subarray(0, 15).toString()).toBe('SECMLOPS-CKPT-1');
+    expect(bytes.subarray(0, 15).toString()).toBe('SECMLOPS-CKPT-2');
   }, 120_000);
 });
