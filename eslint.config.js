@@ -5,7 +5,7 @@ import tseslint from 'typescript-eslint';
 const NODE_BUILTINS = ['fs', 'path', 'os', 'crypto', 'child_process', 'net', 'http', 'https', 'worker_threads', 'zlib', 'stream', 'url', 'util', 'timers', 'dns', 'process'];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.secmlops/**', 'actions/*/dist/**', 'bin/**', 'test/global-*.js', 'test/environment.js', 'eslint.config.js', 'jest.config.js'] },
+  { ignores: ['node_modules/**', '.secmlops/**', 'actions/*/dist/**', 'actions/build.mjs', 'bin/**', 'test/global-*.js', 'test/environment.js', 'eslint.config.js', 'jest.config.js'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

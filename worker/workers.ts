@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { createActivities, type ActivityConfig } from '../activities/index.js';
 import { GPU_TASK_QUEUE, TASK_QUEUE } from '../workflows/messages.js';
 import { dataConverter } from './connection.js';
+import { credentialsFromEnv } from '../github/credentials.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
@@ -19,7 +20,8 @@ export interface WorkerSetup extends ActivityConfig {
 }
 
 export async function createWorkers(setup: WorkerSetup): Promise<Worker[]> {
-  const activities = createActivities(setup);
+  // GitHub credentials come from the worker's environment unless given (SECMLOPS_GITHUB_*; see README).
+  const activities = createActivities({ ...setup, github: setup.github ?? credentialsFromEnv() });
   const common: Partial<WorkerOptions> = {
     connection: setup.connection,
     namespace: setup.namespace,
@@ -40,7 +42,7 @@ export async function createWorkers(setup: WorkerSetup): Promise<Worker[]> {
         ...common,
         taskQueue: TASK_QUEUE,
         ...(bundle ? { workflowBundle: bundle } : { workflowsPath: WORKFLOWS_PATH }),
-        activities: { hashDatasetFiles: activities.hashDatasetFiles, signRelease: activities.signRelease },
+        activities: { hashDatasetFiles: activities.hashDatasetFiles, signRelease: activities.signRelease, reportToGitHub: activities.reportToGitHub },
       }),
     );
   }

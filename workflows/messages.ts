@@ -13,6 +13,10 @@ export interface Subject {
   /** GitHub login of the change's author; never allowed to approve it. */
   author: string;
   title?: string;
+  /** Set by the GitHub start action: the worker then reports the verdict to the PR. */
+  source?: 'github';
+  /** Where the run can be seen (console or Temporal UI), for links. */
+  url?: string;
 }
 
 export type StageState = 'pending' | 'running' | 'waiting' | 'blocked' | 'passed' | 'failed' | 'rejected';
@@ -98,6 +102,8 @@ export interface PipelineStatus {
   stages: StageStatus[];
   audit: AuditEntry[];
   reason?: string;
+  /** For a PR's pipeline: whether the verdict reached GitHub, or why not. */
+  github?: { reported: boolean; error?: string };
 }
 
 export type PipelineResult = PipelineStatus & { state: 'passed' | 'failed' };

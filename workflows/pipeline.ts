@@ -1,10 +1,17 @@
 // The pipeline: one child workflow per stage the policy lists, in order; the first stage that does not pass ends it.
 // Versioning: runs wait for approvals for days, so a change to this code that alters the commands it issues
 // must be guarded with patched('<change-id>') and the histories under test/histories/ must keep replaying.
-import { executeChild, setHandler, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, executeChild, isCancellation, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { Activities } from '../activities/index.js';
 import type { Policy, StageName } from '../policy/index.js';
-import { stageUpdateSignal, statusQuery, stageWorkflowId, type AuditEntry, type PipelineResult, type PipelineStatus, type StageResult, type StageStatus, type Subject } from './messages.js';
+import { TASK_QUEUE, stageUpdateSignal, statusQuery, stageWorkflowId, type AuditEntry, type PipelineResult, type PipelineStatus, type StageResult, type StageStatus, type Subject } from './messages.js';
 import { dataStage, evaluateStage, planStage, releaseStage, trainStage } from './stages.js';
+
+const github = proxyActivities<Activities>({
+  taskQueue: TASK_QUEUE,
+  startToCloseTimeout: '2m',
+  retry: { initialInterval: '5s', maximumInterval: '2m', maximumAttempts: 10 },
+});
 
 export async function secmlopsPipeline(subject: Subject, policy: Policy): Promise<PipelineResult> {
   const pipelineId = workflowInfo().workflowId;
@@ -29,6 +36,31 @@ export async function secmlopsPipeline(subject: Subject, policy: Policy): Promis
   setHandler(statusQuery, () => status);
   setHandler(stageUpdateSignal, record);
 
+  // A PR's pipeline tells GitHub its verdict with the worker's credentials. Only subjects from the start action
+  // carry source 'github', which no earlier history does, so this adds no command to any run recorded before it.
+  const report = async (verdict: 'passed' | 'failed' | 'cancelled') => {
+    if (subject.source !== 'github') return;
+    try {
+      await CancellationScope.nonCancellable(() => github.reportToGitHub({ status, verdict, runId: workflowInfo().runId }));
+      status.github = { reported: true };
+    } catch (e) {
+      status.github = { reported: false, error: (e as Error).cause instanceof Error ? ((e as Error).cause as Error).message : (e as Error).message };
+    }
+  };
+  try {
+    await runStages(policy, subject, pipelineId, status, record);
+  } catch (e) {
+    if (!isCancellation(e)) throw e;
+    status.state = 'failed';
+    status.reason = 'the pipeline was cancelled';
+    await report('cancelled');
+    throw e;
+  }
+  await report(status.state === 'passed' ? 'passed' : 'failed');
+  return status as PipelineResult;
+}
+
+async function runStages(policy: Policy, subject: Subject, pipelineId: string, status: PipelineStatus, record: (r: StageResult) => void): Promise<void> {
   for (const stage of policy.stages) {
     const modelRef = status.stages.find((s) => s.name === 'train')?.artifacts.model;
     const input = { pipelineId, subject, policy, stage, ...(modelRef ? { modelRef } : {}) };
@@ -45,11 +77,10 @@ export async function secmlopsPipeline(subject: Subject, policy: Policy): Promis
     if (result.status.state !== 'passed') {
       status.state = 'failed';
       status.reason = `stage ${stage.name} ${result.status.state}: ${result.status.error ?? 'no reason recorded'}`;
-      return status as PipelineResult;
+      return;
     }
   }
   status.state = 'passed';
-  return status as PipelineResult;
 }
 
 const STAGES: Record<Exclude<StageName, 'release'>, typeof planStage> = { plan: planStage, data: dataStage, train: trainStage, evaluate: evaluateStage };

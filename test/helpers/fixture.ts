@@ -42,12 +42,19 @@ export interface PolicyOptions {
   model?: string;
   /** Adds a train split of the standard Fashion-MNIST training file names (the files must be in the dataset). */
   trainSplit?: boolean;
+  /** Pins the github channel's key too. */
+  githubChannel?: boolean;
 }
 
 /** The example's people and roles, with mia (the usual author) also holding R3 so separation of duties is testable. */
 export async function testPolicy(fx: Fixture, opts: PolicyOptions = {}): Promise<Policy> {
+  return parsePolicy(await testPolicyText(fx, opts), { file: 'test.yaml', readKeyFile: (p) => readFileSync(join(fx.dir, p), 'utf8') });
+}
+
+/** The policy's YAML, for tests that read it from a file (key paths are relative to fx.dir). */
+export async function testPolicyText(fx: Fixture, opts: PolicyOptions = {}): Promise<string> {
   const files = opts.files ?? (await Promise.all(TEST_FILES.map(async (f) => ({ path: f, sha256: await sha256(join(fx.dataset, f)) }))));
-  const text = `
+  return `
 version: 1
 name: test
 people:
@@ -81,7 +88,7 @@ threatModel:
 channels:
   cli: { publicKeyFile: keys/cli.pub }
   slack: { publicKeyFile: keys/slack.pub }
+${opts.githubChannel ? '  github: { publicKeyFile: keys/github.pub }' : ''}
 release: { publicKeyFile: keys/release.pub }
 ${opts.extra ?? ''}`;
-  return parsePolicy(text, { file: 'test.yaml', readKeyFile: (p) => readFileSync(join(fx.dir, p), 'utf8') });
 }

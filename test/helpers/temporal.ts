@@ -8,6 +8,7 @@ import type { Policy } from '../../policy/index.js';
 import { createWorkers } from '../../worker/workers.js';
 import { TASK_QUEUE, type PipelineResult, type PipelineStatus, type StageState, type Subject } from '../../workflows/messages.js';
 import type { Fixture } from './fixture.js';
+import type { GitHubCredentials } from '../../github/credentials.js';
 
 export const AUTHOR = 'mia-ml';
 
@@ -28,7 +29,7 @@ export interface Stack {
 }
 
 /** A client and in-process CPU and gpu workers. */
-export async function startStack(fx: Fixture, address = testAddress()): Promise<Stack> {
+export async function startStack(fx: Fixture, address = testAddress(), github?: GitHubCredentials): Promise<Stack> {
   const connection = await Connection.connect({ address });
   const client = new Client({ connection });
   const native = await NativeConnection.connect({ address });
@@ -39,6 +40,7 @@ export async function startStack(fx: Fixture, address = testAddress()): Promise<
     artifactsDir: fx.artifacts,
     releaseKeyPath: fx.key('release'),
     workflowBundle: workflowBundle(),
+    github,
   });
   const running = workers.map((w) => w.run());
   return {

@@ -1,0 +1,31 @@
+// SecMLOps gate: waits (long-polling Temporal) for the PR's pipeline to finish or a timeout, writes the job summary,
+// and fails the step when the verdict is not a pass, naming the failed gates.
+import * as core from '@actions/core';
+import { loadPolicy } from '../../../cli/load-policy.js';
+import { pipelineId } from '../../../cli/subject.js';
+import { connectFromInputs, inWorkspace, messageOf, readContext, runUrl } from '../../shared/connect.js';
+import { subjectFromPullRequest } from '../../shared/events.js';
+import { awaitOutcome, settle, timeoutInput } from '../../shared/verdict.js';
+
+export async function run(): Promise<void> {
+  try {
+    const timeout = timeoutInput('timeout', '6h');
+    let id = core.getInput('workflow-id');
+    if (!id) {
+      // The same ID the start action derived, from the policy's name and the PR.
+      const ctx = await readContext();
+      const policy = await loadPolicy(inWorkspace(ctx, core.getInput('policy') || 'secmlops.yaml'));
+      id = pipelineId(policy.name, subjectFromPullRequest(ctx.eventName, ctx.event));
+    }
+    const { client, namespace } = await connectFromInputs();
+    const handle = client.workflow.getHandle(id);
+    await handle.describe().catch((e: unknown) => {
+      throw new Error(`no SecMLOps pipeline ${id} in namespace ${namespace} (${messageOf(e)}); did the start action run?`);
+    });
+    core.info(`waiting up to ${core.getInput('timeout') || '6h'} for ${id}`);
+    core.setOutput('workflow-id', id);
+    await settle(await awaitOutcome(handle, timeout), runUrl(namespace, id));
+  } catch (e) {
+    core.setFailed(messageOf(e));
+  }
+}

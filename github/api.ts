@@ -1,0 +1,113 @@
+// The few GitHub REST endpoints SecMLOps uses (commit statuses, issue comments, reactions), over fetch. The base URL
+// is GITHUB_API_URL where set (GitHub Enterprise, or a local stand-in in tests).
+
+export interface Repo {
+  owner: string;
+  repo: string;
+}
+
+export interface IssueComment {
+  id: number;
+  body: string;
+  user?: { login: string; type?: string };
+}
+
+export type StatusState = 'pending' | 'success' | 'failure' | 'error';
+
+export class GitHubError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+    this.name = 'GitHubError';
+  }
+}
+
+export function apiBase(env: NodeJS.ProcessEnv = process.env): string {
+  return (env.GITHUB_API_URL || 'https://api.github.com').replace(/\/+$/, '');
+}
+
+/** "owner/name" → { owner, repo }, refusing anything else. */
+export function parseRepo(full: string): Repo {
+  const m = /^([A-Za-z0-9-]+)\/([A-Za-z0-9._-]+)$/.exec(full);
+  if (!m) throw new Error(`"${full}" is not a GitHub repository name (owner/name)`);
+  return { owner: m[1], repo: m[2] };
+}
+
+export class GitHubApi {
+  constructor(
+    private readonly token: string,
+    private readonly base = apiBase(),
+  ) {}
+
+  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await fetch(`${this.base}${path}`, {
+      method,
+      headers: {
+        accept: 'application/vnd.github+json',
+        authorization: `Bearer ${this.token}`,
+        'x-github-api-version': '2022-11-28',
+        'user-agent': 'secmlops',
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(30_000),
+    });
+    const text = await res.text();
+    if (!res.ok) {
+      let detail = text.slice(0, 300);
+      try {
+        detail = (JSON.parse(text) as { message?: string }).message ?? detail;
+      } catch {
+        // Not JSON: keep the text.
+      }
+      throw new GitHubError(`GitHub ${method} ${path} answered ${res.status}: ${detail}`, res.status);
+    }
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+
+  setStatus(r: Repo, sha: string, s: { state: StatusState; description: string; targetUrl?: string; context?: string }): Promise<unknown> {
+    // GitHub refuses descriptions over 140 characters.
+    const description = s.description.length > 140 ? `${s.description.slice(0, 139)}…` : s.description;
+    return this.request('POST', `/repos/${r.owner}/${r.repo}/statuses/${sha}`, { state: s.state, description, context: s.context ?? 'secmlops', ...(s.targetUrl ? { target_url: s.targetUrl } : {}) });
+  }
+
+  async listComments(r: Repo, issue: number): Promise<IssueComment[]> {
+    const all: IssueComment[] = [];
+    for (let page = 1; ; page++) {
+      const batch = await this.request<IssueComment[]>('GET', `/repos/${r.owner}/${r.repo}/issues/${issue}/comments?per_page=100&page=${page}`);
+      all.push(...batch);
+      if (batch.length < 100) return all;
+    }
+  }
+
+  createComment(r: Repo, issue: number, body: string): Promise<IssueComment> {
+    return this.request('POST', `/repos/${r.owner}/${r.repo}/issues/${issue}/comments`, { body });
+  }
+
+  updateComment(r: Repo, id: number, body: string): Promise<IssueComment> {
+    return this.request('PATCH', `/repos/${r.owner}/${r.repo}/issues/comments/${id}`, { body });
+  }
+
+  react(r: Repo, commentId: number, content: '+1' | '-1' | 'confused' | 'eyes'): Promise<unknown> {
+    return this.request('POST', `/repos/${r.owner}/${r.repo}/issues/comments/${commentId}/reactions`, { content });
+  }
+
+  /**
+   * Writes the PR's one comment that starts with `marker`, updating it if it exists. Anyone can post the marker, so a
+   * marked comment this token may not edit (someone else's) is passed over rather than failing the report.
+   */
+  async upsertComment(r: Repo, issue: number, marker: string, body: string): Promise<{ id: number; created: boolean }> {
+    const text = `${marker}\n${body}`;
+    const marked = (await this.listComments(r, issue)).filter((c) => c.body.startsWith(marker)).reverse();
+    for (const c of marked) {
+      try {
+        return { id: (await this.updateComment(r, c.id, text)).id, created: false };
+      } catch (e) {
+        if (!(e instanceof GitHubError) || (e.status !== 403 && e.status !== 404)) throw e;
+      }
+    }
+    return { id: (await this.createComment(r, issue, text)).id, created: true };
+  }
+}

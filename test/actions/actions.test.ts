@@ -1,0 +1,264 @@
+// The three GitHub Actions, run as GitHub runs them (node dist/index.cjs with INPUT_* and a webhook payload), against
+// the real dev server and a local stand-in for GitHub's REST API.
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { execFile } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { appCredentials, tokenCredentials } from '../../github/credentials.js';
+import { REPORT_MARKER } from '../../github/report.js';
+import type { PipelineStatus } from '../../workflows/messages.js';
+import { makeFixture, testPolicyText, type Fixture, type PolicyOptions } from '../helpers/fixture.js';
+import { startGitHubStandIn, type GitHubStandIn } from '../helpers/github-api.js';
+import { waitUntil } from '../helpers/processes.js';
+import { startStack, testAddress, type Stack } from '../helpers/temporal.js';
+
+const JOB_TOKEN = 'ghs_job0000000000000000000000000000000';
+const WORKER_TOKEN = 'github_pat_worker000000000000000000';
+const FIXTURES = 'test/fixtures/github';
+
+let fx: Fixture;
+let stack: Stack;
+let gh: GitHubStandIn;
+
+beforeAll(async () => {
+  fx = await makeFixture();
+  gh = await startGitHubStandIn({ tokens: [JOB_TOKEN, WORKER_TOKEN] });
+  // The worker holds its own GitHub credentials; the actions only ever get the job's token.
+  stack = await startStack(fx, testAddress(), tokenCredentials(WORKER_TOKEN, gh.url));
+});
+afterAll(async () => {
+  await stack?.stop();
+  await gh?.close();
+});
+
+type Json = Record<string, unknown>;
+
+async function event(name: string, pr: number, edit: (e: Json) => void = () => {}): Promise<Json> {
+  const e = JSON.parse(await readFile(join(FIXTURES, `${name}.json`), 'utf8')) as Json;
+  if (e.pull_request) {
+    e.number = pr;
+    (e.pull_request as Json).number = pr;
+  }
+  if (e.issue) Object.assign(e.issue as Json, { number: pr });
+  edit(e);
+  return e;
+}
+
+/** A repository checkout holding a policy file. */
+async function workspace(opts: PolicyOptions): Promise<string> {
+  const dir = await mkdtemp(join(fx.dir, 'ws-'));
+  // Key paths in the test policy are relative to fx.dir; the policy file sits one level below it.
+  const text = (await testPolicyText(fx, { githubChannel: true, ...opts })).replace(/publicKeyFile: keys\//g, 'publicKeyFile: ../keys/');
+  await writeFile(join(dir, 'secmlops.yaml'), text);
+  return dir;
+}
+
+interface ActionRun {
+  code: number;
+  stdout: string;
+  outputs: Record<string, string>;
+  summary: string;
+}
+
+async function runAction(action: 'start' | 'gate' | 'approve', eventName: string, payload: Json, ws: string, inputs: Record<string, string> = {}): Promise<ActionRun> {
+  const dir = await mkdtemp(join(tmpdir(), 'action-'));
+  const files = { event: join(dir, 'event.json'), output: join(dir, 'output'), summary: join(dir, 'summary') };
+  await writeFile(files.event, JSON.stringify(payload));
+  await writeFile(files.output, '');
+  await writeFile(files.summary, '');
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    GITHUB_EVENT_NAME: eventName,
+    GITHUB_EVENT_PATH: files.event,
+    GITHUB_WORKSPACE: ws,
+    GITHUB_API_URL: gh.url,
+    GITHUB_OUTPUT: files.output,
+    GITHUB_STEP_SUMMARY: files.summary,
+    'INPUT_TEMPORAL-ADDRESS': testAddress(),
+    'INPUT_GITHUB-TOKEN': JOB_TOKEN,
+    'INPUT_UI-URL': 'http://localhost:8233',
+  };
+  for (const [k, v] of Object.entries(inputs)) env[`INPUT_${k.toUpperCase()}`] = v;
+  for (const [k, v] of Object.entries(env)) if (v === '') delete env[k];
+  const r = await promisify(execFile)(process.execPath, [`actions/${action}/dist/index.cjs`], { env }).then(
+    (o) => ({ code: 0, stdout: o.stdout }),
+    (e: { code: number; stdout: string }) => ({ code: e.code, stdout: e.stdout }),
+  );
+  const outputs: Record<string, string> = {};
+  for (const m of (await readFile(files.output, 'utf8')).matchAll(/^([\w-]+)<<(\S+)\n([\s\S]*?)\n\2$/gm)) outputs[m[1]] = m[3];
+  return { ...r, outputs, summary: await readFile(files.summary, 'utf8') };
+}
+
+const comment = async (pr: number, login: string, body: string, edit: (e: Json) => void = () => {}) =>
+  event('issue_comment.created', pr, (e) => {
+    const c = e.comment as Json;
+    Object.assign(c, { body, id: Math.floor(Math.random() * 1e9) });
+    Object.assign(c.user as Json, { login });
+    edit(e);
+  });
+
+const repliesTo = (pr: number) => gh.comments.filter((c) => c.issue === pr && !c.body.startsWith(REPORT_MARKER)).map((c) => c.body);
+const reports = (pr: number) => gh.comments.filter((c) => c.issue === pr && c.body.startsWith(REPORT_MARKER));
+
+const PLAN_THEN_DATA = '  - name: plan\n    approval: { roles: [R3] }\n  - name: data\n    approval: false';
+
+describe('start', () => {
+  test('a missing required input fails the step, naming it', async () => {
+    const r = await runAction('start', 'pull_request', await event('pull_request.opened', 100), await workspace({}), { 'temporal-address': '' });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('::error::Input required and not supplied: temporal-address');
+  });
+
+  test('a bad policy fails the step, naming the file and the path', async () => {
+    const ws = await workspace({ stages: '  - name: plan\n    approval: { roles: [R42] }' });
+    const r = await runAction('start', 'pull_request', await event('pull_request.opened', 100), ws);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/::error::.*secmlops\.yaml: stages\[0\]\.approval\.roles.*R42/);
+  });
+
+  test('starts once per commit, supersedes on a new push, and the worker reports the verdict in one PR comment', async () => {
+    const ws = await workspace({ stages: PLAN_THEN_DATA, extra: 'gates:\n  - { id: test-size, metric: data.test.images, op: ">=", value: 10000 }' });
+    const opened = await event('pull_request.opened', 101);
+    const sha1 = ((opened.pull_request as Json).head as Json).sha as string;
+    const first = await runAction('start', 'pull_request', opened, ws);
+    expect(first.code).toBe(0);
+    expect(first.outputs['workflow-id']).toBe('secmlops-acme-vision-pr101');
+    expect(first.outputs['console-url']).toBe('http://localhost:8233/namespaces/default/workflows/secmlops-acme-vision-pr101');
+    expect(gh.statuses.filter((s) => s.sha === sha1)).toEqual([expect.objectContaining({ state: 'pending', context: 'secmlops', token: JOB_TOKEN, target_url: first.outputs['console-url'] })]);
+
+    // A re-run of the same job attaches to the same run.
+    const again = await runAction('start', 'pull_request', opened, ws);
+    expect(again.code).toBe(0);
+    expect(again.outputs['run-id']).toBe(first.outputs['run-id']);
+    expect(again.stdout).toContain('attached to secmlops-acme-vision-pr101');
+    expect(gh.statuses.filter((s) => s.sha === sha1)).toHaveLength(1);
+
+    // A new push cancels the superseded run, whose commit then gets an error status from the worker.
+    const sync = await event('pull_request.synchronize', 101);
+    const sha2 = ((sync.pull_request as Json).head as Json).sha as string;
+    const second = await runAction('start', 'pull_request', sync, ws);
+    expect(second.code).toBe(0);
+    expect(second.outputs['run-id']).not.toBe(first.outputs['run-id']);
+    await waitUntil('the superseded commit to be marked', async () => gh.statuses.find((s) => s.sha === sha1 && s.state === 'error'));
+    expect(gh.statuses.find((s) => s.sha === sha1 && s.state === 'error')).toMatchObject({ token: WORKER_TOKEN, description: 'SecMLOps cancelled: the pipeline was cancelled' });
+    expect(reports(101)).toHaveLength(1);
+
+    // alice (R3) approves plan from a PR comment; data passes its gate and the pipeline passes.
+    const approved = await runAction('approve', 'issue_comment', await comment(101, 'alice-sec', '/secmlops approve plan threat model reviewed'), ws, { 'github-key': await readFile(fx.key('github'), 'utf8') });
+    expect(approved.code).toBe(0);
+    expect(approved.outputs.outcome).toBe('accepted');
+    await waitUntil('the final status', async () => gh.statuses.find((s) => s.sha === sha2 && s.state === 'success'));
+    const final = gh.statuses.find((s) => s.sha === sha2 && s.state === 'success')!;
+    expect(final).toMatchObject({ token: WORKER_TOKEN, context: 'secmlops', description: 'SecMLOps pipeline passed', target_url: first.outputs['console-url'] });
+    // One comment, updated in place: the cancelled run's report became the passed run's.
+    await waitUntil('the report to show the verdict', async () => (reports(101)[0]?.body.includes('passed') ? true : undefined));
+    const [report] = reports(101);
+    expect(reports(101)).toHaveLength(1);
+    expect(report.body).toContain('### SecMLOps ✅ passed');
+    expect(report.body).toMatch(/\| test-size \| data \| `data\.test\.images` \| >= 10000 \| 10000 \| pass \|/);
+    expect(report.body).toMatch(/\| plan \| approve \| alice \| R3 \| github \| [0-9T:.-]+Z \| threat model reviewed \|/);
+    expect(report.body).toMatch(/\| data \| t10k-images-idx3-ubyte\.gz \| `sha256:[0-9a-f]{64}` \|/);
+  }, 180_000);
+});
+
+describe('approve', () => {
+  test('an approver is accepted; the author, a non-member, a bot, an edited comment and a malformed command are refused with the reason', async () => {
+    const ws = await workspace({ stages: '  - name: plan\n    approval: { roles: [R3], quorum: 2 }' });
+    const key = { 'github-key': await readFile(fx.key('github'), 'utf8') };
+    expect((await runAction('start', 'pull_request', await event('pull_request.opened', 102), ws)).code).toBe(0);
+    const cases: [string, Json, RegExp][] = [
+      ['the PR author', await comment(102, 'mia-ml', '/secmlops approve plan'), /the pipeline refused your approval: mia is the author of this change and cannot decide on it/],
+      ['a non-member', await comment(102, 'alice-sec', '/secmlops approve plan', (e) => Object.assign(e.comment as Json, { author_association: 'NONE' })), /only the repository's owners, members and collaborators may decide; your association is NONE/],
+      [
+        'a bot',
+        await comment(102, 'dependabot[bot]', '/secmlops approve plan', (e) => Object.assign((e.comment as Json).user as Json, { type: 'Bot' })),
+        /comments by bots are not decisions/,
+      ],
+      ['an edited comment', await event('issue_comment.edited', 102), /edited comments are not decisions \(this one was edited\)/],
+      ['a malformed command', await comment(102, 'alice-sec', '/secmlops aprove plan'), /I could not read that command; usage:/],
+      ['a rejection without a reason', await comment(102, 'alice-sec', '/secmlops reject plan'), /a rejection needs a reason/],
+      ['someone not in the policy', await comment(102, 'eve-x', '/secmlops approve plan'), /GitHub user eve-x is not a person in policy test/],
+    ];
+    for (const [name, payload, reason] of cases) {
+      const before = gh.reactions.length;
+      const r = await runAction('approve', 'issue_comment', payload, ws, key);
+      expect({ name, code: r.code, outcome: r.outputs.outcome }).toEqual({ name, code: 0, outcome: 'refused' });
+      expect(r.outputs.reason).toMatch(reason);
+      expect(gh.reactions.slice(before)).toEqual([{ repo: 'acme/vision', comment: (payload.comment as Json).id, content: '-1' }]);
+      expect(repliesTo(102).at(-1)).toMatch(reason);
+    }
+    // Nothing was decided; a comment that is not a command is ignored without a reply.
+    const ignored = await runAction('approve', 'issue_comment', await comment(102, 'alice-sec', 'looks good to me'), ws, key);
+    expect(ignored.outputs.outcome).toBe('ignored');
+    const status = await stack.client.workflow.getHandle('secmlops-acme-vision-pr102').query<PipelineStatus>('status');
+    expect(status.audit.filter((a) => a.kind === 'decision')).toEqual([]);
+
+    const ok = await runAction('approve', 'issue_comment', await comment(102, 'alice-sec', '/secmlops approve plan fine by me'), ws, key);
+    expect(ok.outputs.outcome).toBe('accepted');
+    expect(ok.outputs.reason).toBe('your approval of plan was accepted as alice; stage plan still needs more approvals to reach its quorum.');
+    expect(repliesTo(102).at(-1)).toBe('@alice-sec your approval of plan was accepted as alice; stage plan still needs more approvals to reach its quorum.');
+    expect(gh.reactions.at(-1)?.content).toBe('+1');
+    await stack.client.workflow.getHandle('secmlops-acme-vision-pr102').cancel();
+  }, 180_000);
+});
+
+describe('gate', () => {
+  test('fails the step on a failed gate, naming it, and passes on a pass', async () => {
+    const gate = (value: number) => `gates:\n  - { id: enough-images, metric: data.test.images, op: ">=", value: ${value} }`;
+    const failing = await workspace({ stages: '  - name: data\n    approval: false', extra: gate(20000) });
+    const passing = await workspace({ stages: '  - name: data\n    approval: false', extra: gate(10000) });
+    for (const [pr, ws] of [
+      [103, failing],
+      [104, passing],
+    ] as const) {
+      expect((await runAction('start', 'pull_request', await event('pull_request.opened', pr), ws)).code).toBe(0);
+    }
+    const failed = await runAction('gate', 'pull_request', await event('pull_request.opened', 103), failing, { timeout: '2m' });
+    expect(failed.code).toBe(1);
+    expect(failed.outputs.verdict).toBe('failed');
+    expect(failed.outputs['failed-gates']).toBe('enough-images');
+    expect(failed.stdout).toMatch(/::error::SecMLOps failed: stage data failed: .*; failed gates: enough-images/);
+    expect(failed.summary).toContain('| enough-images | data | `data.test.images` | >= 20000 | 10000 | **fail** |');
+    const passed = await runAction('gate', 'pull_request', await event('pull_request.opened', 104), passing, { timeout: '2m' });
+    expect(passed.code).toBe(0);
+    expect(passed.outputs.verdict).toBe('passed');
+    expect(passed.summary).toContain('### SecMLOps ✅ passed');
+  }, 180_000);
+});
+
+describe('GitHub App credentials', () => {
+  test('an installation token is fetched with an RS256 JWT; a wrong key is refused', async () => {
+    const pair = () => generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
+    const app = pair();
+    const stranger = pair();
+    const server = await startGitHubStandIn({ tokens: [], app: { id: '123456', installation: '7890', publicKeyPem: app.publicKey } });
+    const dir = await mkdtemp(join(tmpdir(), 'app-'));
+    await writeFile(join(dir, 'app.pem'), app.privateKey);
+    await writeFile(join(dir, 'stranger.pem'), stranger.privateKey);
+    try {
+      expect(await appCredentials('123456', join(dir, 'app.pem'), '7890', server.url).token()).toMatch(/^ghs_installation\d+$/);
+      await expect(appCredentials('123456', join(dir, 'stranger.pem'), '7890', server.url).token()).rejects.toThrow('GitHub refused an installation token for App 123456, installation 7890: 401');
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('bundles', () => {
+  test('each committed dist/ bundle matches a fresh build', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'dist-'));
+    await promisify(execFile)(process.execPath, ['actions/build.mjs', '--out', out]);
+    for (const action of ['start', 'gate', 'approve']) {
+      const fresh = await readdir(join(out, action));
+      expect(fresh.sort()).toEqual((await readdir(`actions/${action}/dist`)).sort());
+      for (const f of fresh) {
+        const same = (await readFile(join(out, action, f))).equals(await readFile(join('actions', action, 'dist', f)));
+        expect({ file: `actions/${action}/dist/${f}`, current: same }).toEqual({ file: `actions/${action}/dist/${f}`, current: true });
+      }
+    }
+  }, 60_000);
+});
