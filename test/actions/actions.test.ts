@@ -262,3 +262,19 @@ describe('bundles', () => {
     }
   }, 60_000);
 });
+
+describe('the example workflow for users', () => {
+  test('uses only inputs the actions declare, and gives each job the permissions it needs', async () => {
+    const { parse } = await import('yaml');
+    const wf = parse(await readFile('examples/github/secmlops.yml', 'utf8')) as { jobs: Record<string, { permissions: Record<string, string>; steps: { uses?: string; with?: Record<string, string> }[] }> };
+    for (const job of Object.values(wf.jobs)) {
+      for (const step of job.steps.filter((s) => s.uses?.includes('/actions/'))) {
+        const action = /\/actions\/(\w+)@/.exec(step.uses!)![1];
+        const declared = Object.keys((parse(await readFile(`actions/${action}/action.yml`, 'utf8')) as { inputs: Record<string, unknown> }).inputs);
+        for (const input of Object.keys(step.with ?? {})) expect({ action, input, declared: declared.includes(input) }).toEqual({ action, input, declared: true });
+      }
+    }
+    expect(wf.jobs.start.permissions).toEqual({ contents: 'read', statuses: 'write' });
+    expect(wf.jobs.approve.permissions).toMatchObject({ issues: 'write', 'pull-requests': 'write' });
+  });
+});
