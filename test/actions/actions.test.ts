@@ -12,6 +12,7 @@ import { REPORT_MARKER } from '../../github/report.js';
 import type { PipelineStatus } from '../../workflows/messages.js';
 import { makeFixture, testPolicyText, type Fixture, type PolicyOptions } from '../helpers/fixture.js';
 import { startGitHubStandIn, type GitHubStandIn } from '../helpers/github-api.js';
+import { recordHistories } from '../helpers/histories.js';
 import { waitUntil } from '../helpers/processes.js';
 import { startStack, testAddress, type Stack } from '../helpers/temporal.js';
 
@@ -162,6 +163,8 @@ describe('start', () => {
     expect(report.body).toMatch(/\| test-size \| data \| `data\.test\.images` \| >= 10000 \| 10000 \| pass \|/);
     expect(report.body).toMatch(/\| plan \| approve \| alice \| R3 \| github \| [0-9T:.-]+Z \| threat model reviewed \|/);
     expect(report.body).toMatch(/\| data \| t10k-images-idx3-ubyte\.gz \| `sha256:[0-9a-f]{64}` \|/);
+    // The run that reported to GitHub joins the replay corpus.
+    await recordHistories(stack.client, 'github', ['secmlops-acme-vision-pr101']);
   }, 180_000);
 });
 
