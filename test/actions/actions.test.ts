@@ -10,11 +10,11 @@ import { promisify } from 'node:util';
 import { appCredentials, tokenCredentials } from '../../github/credentials.js';
 import { REPORT_MARKER } from '../../github/report.js';
 import type { PipelineStatus } from '../../workflows/messages.js';
-import { makeFixture, testPolicyText, type Fixture, type PolicyOptions } from '../helpers/fixture.js';
+import { makeFixture, testPolicy, testPolicyText, type Fixture, type PolicyOptions } from '../helpers/fixture.js';
 import { startGitHubStandIn, type GitHubStandIn } from '../helpers/github-api.js';
 import { recordHistories } from '../helpers/histories.js';
 import { waitUntil } from '../helpers/processes.js';
-import { startStack, testAddress, type Stack } from '../helpers/temporal.js';
+import { result, startPipeline, startStack, testAddress, uniqueId, type Stack } from '../helpers/temporal.js';
 
 const JOB_TOKEN = 'ghs_job0000000000000000000000000000000';
 const WORKER_TOKEN = 'github_pat_worker000000000000000000';
@@ -166,6 +166,17 @@ describe('start', () => {
     // The run that reported to GitHub joins the replay corpus.
     await recordHistories(stack.client, 'github', ['secmlops-acme-vision-pr101']);
   }, 180_000);
+});
+
+describe('the worker report', () => {
+  test('a report GitHub refuses leaves the verdict standing and says why in the status', async () => {
+    const policy = await testPolicy(fx, { stages: '  - name: data\n    approval: false' });
+    // A commit GitHub does not know: the statuses endpoint answers 404, which no retry will change.
+    const subject = { repo: 'acme/vision', pr: 105, headSha: 'not-a-commit', author: 'mia-ml', source: 'github' as const };
+    const r = await result(await startPipeline(stack.client, policy, uniqueId('report-refused'), subject));
+    expect(r.state).toBe('passed');
+    expect(r.github).toEqual({ reported: false, error: expect.stringMatching(/^GitHub POST \/repos\/acme\/vision\/statuses\/not-a-commit answered 404: Not Found$/) as unknown });
+  }, 60_000);
 });
 
 describe('approve', () => {
