@@ -18,11 +18,13 @@ import { secmlopsPipeline } from '../workflows/pipeline.js';
 import { loadPolicy } from './load-policy.js';
 import { renderAudit, renderStage, renderProgress, stageProgress } from './render.js';
 import { localSubject } from './subject.js';
+import { startConsole } from './console-command.js';
 
 export interface DevOptions {
   policy: string;
   port: number;
   uiPort: number;
+  consolePort: number;
 }
 
 export async function dev(opts: DevOptions): Promise<void> {
@@ -54,12 +56,18 @@ export async function dev(opts: DevOptions): Promise<void> {
   console.log(`Workers polling task queues ${TASK_QUEUE} (CPU) and gpu (CPU fallback).`);
   const connection = await Connection.connect({ address });
   const client = new Client({ connection, dataConverter: dataConverter() });
+  const web = await startConsole({ port: opts.consolePort, host: '127.0.0.1', client }).catch((e: Error) => {
+    console.log(`The approvals console did not start: ${e.message}`);
+    return undefined;
+  });
+  if (web) console.log(`Approvals console: ${web.url} — sign in with a token from \`npx secmlops token issue --person alice\``);
 
   let stopping = false;
   const stop = async (code: number) => {
     if (stopping) return;
     stopping = true;
     console.log('\nStopping workers and the dev server…');
+    await web?.app.close();
     await shutdown(workers, running);
     await connection.close();
     await native.close();

@@ -1,5 +1,6 @@
 // The `secmlops` command. Every command that takes a policy validates it before it connects to anything.
 import { Command, InvalidArgumentError } from 'commander';
+import { join } from 'node:path';
 import { ensureDevKeys, loadPrivateKey } from '../activities/keys.js';
 import { PolicyError } from '../policy/index.js';
 import { connectClient, connectionConfigFromEnv } from '../worker/connection.js';
@@ -30,7 +31,8 @@ program
   .option('--policy <file>', 'policy to run', 'examples/fashion-mnist/secmlops.yaml')
   .option('--port <n>', 'Temporal frontend port', int, 7233)
   .option('--ui-port <n>', 'Temporal web UI port', int, 8233)
-  .action(async (o: { policy: string; port: number; uiPort: number }) => {
+  .option('--console-port <n>', 'approvals console port', int, 8080)
+  .action(async (o: { policy: string; port: number; uiPort: number; consolePort: number }) => {
     const { dev } = await import('./dev.js');
     await dev(o);
   });
@@ -227,10 +229,37 @@ program
   });
 
 program
+  .command('console')
+  .description('serve the approvals console and the Slack interactivity endpoint')
+  .option('--port <n>', 'port', int, 8080)
+  .option('--host <h>', 'interface to listen on', '127.0.0.1')
+  .action(async (o: { port: number; host: string }) => {
+    const { startConsole } = await import('./console-command.js');
+    const { url } = await startConsole(o);
+    console.log(`Approvals console on ${url} (Slack interactivity: ${url}/slack/interactivity)`);
+  });
+
+program
+  .command('token')
+  .description('console sign-in tokens')
+  .command('issue')
+  .description('issue a console sign-in token for a person, signed with the operator key')
+  .requiredOption('--person <id>', 'the person (an id from the policy’s people)')
+  .option('--ttl <duration>', 'how long it is valid (e.g. 8h, 7d)', '12h')
+  .option('--key <file>', 'the operator’s private key (default .secmlops/keys/token.key)')
+  .action(async (o: { person: string; ttl: string; key?: string }) => {
+    const { issueToken } = await import('../console/tokens.js');
+    const { parseDuration } = await import('../policy/index.js');
+    const ttl = parseDuration(o.ttl);
+    if (ttl === undefined) throw new Error(`--ttl must be a duration such as 8h or 7d, not "${o.ttl}"`);
+    console.log(issueToken(o.person, ttl, await loadPrivateKey(o.key ?? join(homePaths().keys, 'token.key'))));
+  });
+
+program
   .command('keys')
   .description('development keys')
   .command('init')
-  .description('create any missing Ed25519 key pairs (cli, console, slack, github, release) under .secmlops/keys')
+  .description('create any missing Ed25519 key pairs (cli, console, slack, github, release, token) under .secmlops/keys')
   .action(async () => {
     const dir = homePaths().keys;
     const created = await ensureDevKeys(dir);

@@ -1,6 +1,6 @@
 // Message and state definitions shared by workflows and every client (CLI, console, actions).
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { GateResult, SignedDecision, StageName, ThreatCell, Vote } from '../policy/index.js';
+import type { GateResult, Policy, SignedDecision, StageName, ThreatCell, Vote } from '../policy/index.js';
 
 export const TASK_QUEUE = 'secmlops';
 /** Compute-heavy activities; in the dev stack a CPU worker serves it. */
@@ -122,6 +122,8 @@ export const rejectUpdate = defineUpdate<DecisionAccepted, [SignedDecision]>('re
 export const approveSignal = defineSignal<[SignedDecision]>('approveSignal');
 export const rejectSignal = defineSignal<[SignedDecision]>('rejectSignal');
 export const statusQuery = defineQuery<PipelineStatus | StageResult>('status');
+/** The policy a pipeline runs under: the console and Slack map their users to its people and roles. */
+export const policyQuery = defineQuery<Policy>('policy');
 /** A stage child reports every change to its parent, so the pipeline's status query shows all swimlanes. */
 export const stageUpdateSignal = defineSignal<[StageResult]>('stageUpdate');
 

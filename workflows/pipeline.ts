@@ -4,7 +4,7 @@
 import { CancellationScope, executeChild, isCancellation, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import type { Policy, StageName } from '../policy/index.js';
-import { TASK_QUEUE, stageUpdateSignal, statusQuery, stageWorkflowId, type AuditEntry, type PipelineResult, type PipelineStatus, type StageResult, type StageStatus, type Subject } from './messages.js';
+import { TASK_QUEUE, policyQuery, stageUpdateSignal, statusQuery, stageWorkflowId, type AuditEntry, type PipelineResult, type PipelineStatus, type StageResult, type StageStatus, type Subject } from './messages.js';
 import { dataStage, evaluateStage, planStage, releaseStage, trainStage } from './stages.js';
 
 const github = proxyActivities<Activities>({
@@ -34,6 +34,7 @@ export async function secmlopsPipeline(subject: Subject, policy: Policy): Promis
     status.audit = policy.stages.flatMap((s) => audits.get(s.name) ?? []);
   };
   setHandler(statusQuery, () => status);
+  setHandler(policyQuery, () => policy);
   setHandler(stageUpdateSignal, record);
 
   // A PR's pipeline tells GitHub its verdict with the worker's credentials. Only subjects from the start action

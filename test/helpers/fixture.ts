@@ -58,9 +58,9 @@ export async function testPolicyText(fx: Fixture, opts: PolicyOptions = {}): Pro
 version: 1
 name: test
 people:
-  alice: { github: alice-sec }
+  alice: { github: alice-sec, slack: U0ALICE01 }
   bea: { github: bea-sec }
-  dana: { github: dana-data }
+  dana: { github: dana-data, slack: U0DANA001 }
   mia: { github: mia-ml }
   omar: { github: omar-owner }
   carol: { github: carol-compliance }

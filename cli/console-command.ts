@@ -1,0 +1,33 @@
+// `secmlops console` and the console inside `npm start`: keys and secrets from the environment or .secmlops/keys,
+// each optional, so the console serves (and says what is missing) however little is configured.
+import type { Client } from '@temporalio/client';
+import type { FastifyInstance } from 'fastify';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadPrivateKey, loadPublicKey } from '../activities/keys.js';
+import { createConsole } from '../console/server.js';
+import { connectClient } from '../worker/connection.js';
+import { homePaths } from '../worker/paths.js';
+
+export interface RunningConsole {
+  app: FastifyInstance;
+  url: string;
+}
+
+export async function startConsole(opts: { port: number; host: string; client?: Client }): Promise<RunningConsole> {
+  const keys = homePaths().keys;
+  const env = process.env;
+  const file = (envName: string, name: string) => env[envName] ?? (existsSync(join(keys, name)) ? join(keys, name) : undefined);
+  const tokenPub = file('SECMLOPS_TOKEN_PUBLIC_KEY_FILE', 'token.pub');
+  const consoleKey = file('SECMLOPS_CONSOLE_KEY', 'console.key');
+  const slackKey = file('SECMLOPS_SLACK_KEY', 'slack.key');
+  const app = createConsole({
+    connect: async () => opts.client ?? (await connectClient()),
+    tokenPublicKey: tokenPub ? await loadPublicKey(tokenPub) : undefined,
+    consoleKey: consoleKey ? await loadPrivateKey(consoleKey) : undefined,
+    slack: { signingSecret: env.SLACK_SIGNING_SECRET, key: slackKey ? await loadPrivateKey(slackKey) : undefined },
+    secureCookies: env.SECMLOPS_CONSOLE_SECURE_COOKIES === '1',
+  });
+  await app.listen({ port: opts.port, host: opts.host });
+  return { app, url: `http://${opts.host === '0.0.0.0' ? 'localhost' : opts.host}:${opts.port}` };
+}

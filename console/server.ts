@@ -1,0 +1,206 @@
+// The approvals console and Slack's interactivity endpoint, on Fastify. It starts and serves whatever else is down:
+// pages say what is missing, and a request that fails Slack's signature check gets 401 before anything else runs.
+// Decisions are signed with the console's (or Slack's) channel key and sent as the same Updates the CLI sends; the
+// workflow's validator still checks every role.
+import formbody from '@fastify/formbody';
+import cookie from '@fastify/cookie';
+import type { Client } from '@temporalio/client';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { createHmac, randomBytes, type KeyObject } from 'node:crypto';
+import { DecisionRefused, sendDecision } from '../cli/decide.js';
+import type { Policy } from '../policy/index.js';
+import { policyQuery, statusQuery, type PipelineStatus } from '../workflows/messages.js';
+import { pendingPage, pipelinePage, signInPage, type PendingItem } from './pages.js';
+import { checkSlackRequest, parseSlackAction, type SlackAction } from './slack.js';
+import { TokenError, verifyToken, type ConsoleToken } from './tokens.js';
+
+export interface ConsoleOptions {
+  /** Connects to Temporal; called again after a failure, so the console recovers when Temporal comes back. */
+  connect: () => Promise<Client>;
+  /** The operator's public key for sign-in tokens (base64 raw); without it nobody can sign in. */
+  tokenPublicKey?: string;
+  /** The console channel's private key, which signs console decisions. */
+  consoleKey?: KeyObject;
+  slack?: { signingSecret?: string; key?: KeyObject };
+  /** Set the Secure flag on the session cookie (behind HTTPS). */
+  secureCookies?: boolean;
+  bodyLimit?: number;
+}
+
+const COOKIE = 'secmlops_session';
+
+export function createConsole(o: ConsoleOptions): FastifyInstance {
+  const app = Fastify({ bodyLimit: o.bodyLimit ?? 64 * 1024, logger: false });
+  const csrfSecret = randomBytes(32);
+  const revoked = new Set<string>();
+  const seenSlack = new Map<string, number>();
+  let client: Client | undefined;
+  const temporal = async (): Promise<Client> => (client ??= await o.connect());
+
+  app.addHook('onSend', async (_req, reply) => {
+    reply.header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'");
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('referrer-policy', 'no-referrer');
+  });
+
+  // Slack's endpoint reads the raw body (the signature covers its exact bytes), so it lives in its own scope with
+  // a string parser; everything else gets parsed forms.
+  void app.register(async (scope) => {
+    scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => done(null, body));
+    scope.post('/slack/interactivity', async (req, reply) => {
+      const raw = typeof req.body === 'string' ? req.body : '';
+      const secret = o.slack?.signingSecret;
+      const why = secret ? checkSlackRequest(secret, req.headers, raw) : 'SLACK_SIGNING_SECRET is not set on the console';
+      if (why) return reply.code(401).send({ error: why });
+      // A signed request is accepted once: the same signature again is a replay.
+      const now = Date.now();
+      for (const [k, t] of seenSlack) if (now - t > 10 * 60_000) seenSlack.delete(k);
+      const sig = String(req.headers['x-slack-signature']);
+      if (seenSlack.has(sig)) return reply.code(401).send({ error: 'this signed request was already received (a replay?)' });
+      seenSlack.set(sig, now);
+      let action: SlackAction;
+      try {
+        action = parseSlackAction(raw);
+      } catch (e) {
+        return reply.code(400).send({ error: (e as Error).message });
+      }
+      // Slack wants an answer within three seconds; the decision and the message update follow.
+      void decideFromSlack(action).catch(() => undefined);
+      return reply.code(200).send();
+    });
+  });
+
+  void app.register(async (scope) => {
+    await scope.register(formbody);
+    await scope.register(cookie);
+
+    const session = (req: FastifyRequest): (ConsoleToken & { csrf: string }) | undefined => {
+      const token = req.cookies[COOKIE];
+      if (!token || !o.tokenPublicKey) return undefined;
+      try {
+        const claims = verifyToken(token, o.tokenPublicKey);
+        if (revoked.has(claims.jti)) return undefined;
+        return { ...claims, csrf: createHmac('sha256', csrfSecret).update(claims.jti).digest('base64url') };
+      } catch {
+        return undefined;
+      }
+    };
+    const requireSession = (req: FastifyRequest, reply: FastifyReply) => {
+      const s = session(req);
+      if (!s) void reply.redirect('/signin', 303);
+      return s;
+    };
+    const html = (reply: FastifyReply, page: string, code = 200) => reply.code(code).type('text/html; charset=utf-8').send(page);
+    const formOf = (req: FastifyRequest) => (req.body ?? {}) as Record<string, string | undefined>;
+
+    scope.get('/signin', async (_req, reply) => html(reply, signInPage(o.tokenPublicKey ? undefined : 'Sign-in is not configured: the console has no operator public key (SECMLOPS_TOKEN_PUBLIC_KEY or .secmlops/keys/token.pub).')));
+    scope.post('/signin', async (req, reply) => {
+      if (!o.tokenPublicKey) return html(reply, signInPage('Sign-in is not configured on this console.'), 503);
+      const token = formOf(req).token ?? '';
+      try {
+        verifyToken(token, o.tokenPublicKey);
+      } catch (e) {
+        return html(reply, signInPage(e instanceof TokenError ? `That token was refused: ${e.message}.` : 'That token was refused.'), 401);
+      }
+      void reply.setCookie(COOKIE, token.trim(), { httpOnly: true, sameSite: 'strict', secure: !!o.secureCookies, path: '/' });
+      return reply.redirect('/', 303);
+    });
+    scope.post('/signout', async (req, reply) => {
+      const s = session(req);
+      if (s && formOf(req).csrf === s.csrf) revoked.add(s.jti);
+      void reply.clearCookie(COOKIE, { path: '/' });
+      return reply.redirect('/signin', 303);
+    });
+
+    scope.get('/', async (req, reply) => {
+      const s = requireSession(req, reply);
+      if (!s) return reply;
+      let items: PendingItem[] = [];
+      let others = 0;
+      let problem: string | undefined;
+      let myRoles = new Set<string>();
+      try {
+        const c = await temporal();
+        for await (const wf of c.workflow.list({ query: "WorkflowType = 'secmlopsPipeline' AND ExecutionStatus = 'Running'" })) {
+          const h = c.workflow.getHandle(wf.workflowId);
+          const [status, policy] = await Promise.all([h.query(statusQuery) as Promise<PipelineStatus>, h.query(policyQuery)]);
+          const roles = rolesOf(policy, s.person);
+          roles.forEach((r) => myRoles.add(r));
+          for (const stage of status.stages.filter((st) => st.state === 'waiting' && st.approval)) {
+            if (stage.approval!.roles.some((r) => roles.includes(r))) items.push({ workflowId: status.workflowId, policyName: status.policyName, subject: describeSubject(status), stage });
+            else others++;
+          }
+          if (items.length + others > 500) break;
+        }
+      } catch (e) {
+        client = undefined;
+        problem = `Temporal is unreachable, so pending approvals cannot be listed: ${(e as Error).message}`;
+        items = [];
+        myRoles = new Set();
+      }
+      return html(reply, pendingPage({ person: s.person, roles: [...myRoles].sort(), csrf: s.csrf }, items, problem, others));
+    });
+
+    const showPipeline = async (reply: FastifyReply, s: ConsoleToken & { csrf: string }, id: string, flash?: { ok: boolean; text: string }, code = 200) => {
+      try {
+        const h = (await temporal()).workflow.getHandle(id);
+        const [status, policy] = await Promise.all([h.query(statusQuery) as Promise<PipelineStatus>, h.query(policyQuery)]);
+        return html(reply, pipelinePage(status, { person: s.person, roles: rolesOf(policy, s.person), csrf: s.csrf }, flash), code);
+      } catch (e) {
+        return html(reply, pendingPage({ person: s.person, roles: [], csrf: s.csrf }, [], `Pipeline ${id} cannot be shown: ${(e as Error).message}`), 404);
+      }
+    };
+
+    scope.get<{ Params: { id: string } }>('/pipelines/:id', async (req, reply) => {
+      const s = requireSession(req, reply);
+      if (!s) return reply;
+      return showPipeline(reply, s, req.params.id);
+    });
+
+    scope.post<{ Params: { id: string; stage: string } }>('/pipelines/:id/stages/:stage/decision', async (req, reply) => {
+      const s = session(req);
+      const form = formOf(req);
+      // Without a session or with a missing or wrong CSRF token nothing is sent.
+      if (!s || !form.csrf || form.csrf !== s.csrf) return reply.code(403).type('text/plain').send('refused: no valid session or CSRF token');
+      const decision = form.decision;
+      if (decision !== 'approve' && decision !== 'reject') return reply.code(400).type('text/plain').send('decision must be approve or reject');
+      if (!o.consoleKey) return showPipeline(reply, s, req.params.id, { ok: false, text: 'This console has no console channel key, so it cannot sign decisions.' }, 503);
+      try {
+        const r = await sendDecision(await temporal(), { workflowId: req.params.id, stage: req.params.stage, person: s.person, decision, comment: (form.comment ?? '').trim(), key: o.consoleKey, keyPath: 'console channel key', channel: 'console' });
+        const more = r.outcome ? `stage ${r.stage} is ${r.outcome}` : `stage ${r.stage} still needs ${r.missingRoles.join(', ') || 'more approvals'}`;
+        return showPipeline(reply, s, req.params.id, { ok: true, text: `Your ${decision === 'approve' ? 'approval' : 'rejection'} was accepted; ${more}.` });
+      } catch (e) {
+        if (!(e instanceof DecisionRefused)) throw e;
+        return showPipeline(reply, s, req.params.id, { ok: false, text: `Refused: ${e.message}` }, 409);
+      }
+    });
+  });
+
+  async function decideFromSlack(a: SlackAction): Promise<void> {
+    const respond = async (body: object) => {
+      if (a.responseUrl) await fetch(a.responseUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+    };
+    try {
+      const h = (await temporal()).workflow.getHandle(a.workflowId);
+      const policy = await h.query(policyQuery);
+      const person = policy.people.find((p) => p.slack === a.userId);
+      if (!person) return await respond({ response_type: 'ephemeral', replace_original: false, text: `Refused: Slack user ${a.userId} is not a person in policy ${policy.name}.` });
+      if (!o.slack?.key) return await respond({ response_type: 'ephemeral', replace_original: false, text: 'Refused: the console has no slack channel key to sign decisions with.' });
+      const r = await sendDecision(await temporal(), { workflowId: a.workflowId, stage: a.stage, person: person.id, decision: a.decision, comment: 'via Slack', key: o.slack.key, keyPath: 'slack channel key', channel: 'slack' });
+      const verb = a.decision === 'approve' ? 'approved' : 'rejected';
+      await respond({ replace_original: true, text: `${a.decision === 'approve' ? '✅' : '⛔'} ${person.id} ${verb} ${a.stage} of ${a.workflowId}${r.outcome ? `; the stage is ${r.outcome}` : `; it still needs ${r.missingRoles.join(', ') || 'more approvals'}`}.` });
+    } catch (e) {
+      await respond({ response_type: 'ephemeral', replace_original: false, text: `Refused: ${(e as Error).message}` });
+    }
+  }
+
+  return app;
+}
+
+function rolesOf(policy: Policy, person: string): string[] {
+  return policy.roles.filter((r) => r.members.includes(person)).map((r) => r.id);
+}
+
+function describeSubject(s: PipelineStatus): string {
+  return `${s.subject.repo}${s.subject.pr !== undefined ? ` #${s.subject.pr}` : ''} @ ${s.subject.headSha.slice(0, 12)}`;
+}

@@ -1,0 +1,235 @@
+// The approvals console in Debian's Chromium (playwright-core) and its Slack endpoint, against the real dev server.
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import type { FastifyInstance } from 'fastify';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { chromium, type Browser } from 'playwright-core';
+import { generateKeyPairSync } from 'node:crypto';
+import { loadPrivateKey, loadPublicKey } from '../../activities/keys.js';
+import { createConsole } from '../../console/server.js';
+import { slackSignature } from '../../console/slack.js';
+import { issueToken, verifyToken } from '../../console/tokens.js';
+import { rawPublicKey } from '../../activities/keys.js';
+import type { PipelineStatus } from '../../workflows/messages.js';
+import { makeFixture, testPolicy, type Fixture } from '../helpers/fixture.js';
+import { startPipeline, startStack, status, uniqueId, waitForStage, type Stack } from '../helpers/temporal.js';
+import { waitUntil } from '../helpers/processes.js';
+
+const CHROMIUM = process.env.SECMLOPS_CHROMIUM ?? '/usr/bin/chromium';
+const SECRET = 'slack-signing-secret-for-tests';
+
+let fx: Fixture;
+let stack: Stack;
+let app: FastifyInstance;
+let url: string;
+let browser: Browser;
+let tokenKey: Awaited<ReturnType<typeof loadPrivateKey>>;
+
+beforeAll(async () => {
+  fx = await makeFixture();
+  stack = await startStack(fx);
+  tokenKey = await loadPrivateKey(fx.key('token'));
+  app = createConsole({
+    connect: async () => stack.client,
+    tokenPublicKey: await loadPublicKey(`${fx.keys}/token.pub`),
+    consoleKey: await loadPrivateKey(fx.key('console')),
+    slack: { signingSecret: SECRET, key: await loadPrivateKey(fx.key('slack')) },
+  });
+  url = await app.listen({ port: 0, host: '127.0.0.1' });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+});
+afterAll(async () => {
+  await browser?.close();
+  await app?.close();
+  await stack?.stop();
+});
+
+/** A pipeline whose plan waits for R3 (alice, bea, mia), then data; the author is mia. */
+async function waitingPipeline() {
+  const policy = await testPolicy(fx, { stages: '  - name: plan\n    approval: { roles: [R3] }\n  - name: data\n    approval: false' });
+  // The fixture pins cli and slack; the console channel is pinned here.
+  policy.channels.console = { publicKey: await loadPublicKey(`${fx.keys}/console.pub`) };
+  const id = uniqueId('console');
+  const handle = await startPipeline(stack.client, policy, id);
+  await waitForStage(handle, 'plan', ['waiting']);
+  return { id, handle };
+}
+
+async function signIn(person: string) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${url}/`);
+  expect(page.url()).toBe(`${url}/signin`);
+  await page.fill('#token', issueToken(person, 3600_000, tokenKey));
+  await page.click('button[type=submit]');
+  return { context, page };
+}
+
+describe('console tokens', () => {
+  test('expired, tampered and wrong-key tokens are refused', async () => {
+    const pub = await loadPublicKey(`${fx.keys}/token.pub`);
+    const good = issueToken('alice', 60_000, tokenKey);
+    expect(verifyToken(good, pub)).toMatchObject({ person: 'alice' });
+    expect(() => verifyToken(issueToken('alice', 1000, tokenKey, Date.now() - 10_000), pub)).toThrow(/^the token expired at /);
+    const [prefix, payload, sig] = good.split('.');
+    const forged = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(payload, 'base64url').toString()), person: 'omar' })).toString('base64url');
+    expect(() => verifyToken(`${prefix}.${forged}.${sig}`, pub)).toThrow('the token’s signature is not the operator key’s (tampered, or issued with another key)');
+    const other = generateKeyPairSync('ed25519').privateKey;
+    expect(() => verifyToken(issueToken('alice', 60_000, other), pub)).toThrow('the token’s signature is not the operator key’s');
+    expect(() => verifyToken(issueToken('alice', 60_000, tokenKey), rawPublicKey(other))).toThrow('the token’s signature is not the operator key’s');
+    expect(() => verifyToken('hello', pub)).toThrow('not a SecMLOps console token');
+  });
+});
+
+describe('console in a browser', () => {
+  test('sign in, see the pending approval, approve it, and watch the pipeline advance', async () => {
+    const { id, handle } = await waitingPipeline();
+    const { context, page } = await signIn('alice');
+    expect(page.url()).toBe(`${url}/`);
+    const link = page.locator(`a[href="/pipelines/${id}"]`);
+    await expect(link.count()).resolves.toBe(1);
+    await expect(page.locator('tr', { has: link }).innerText()).resolves.toContain('plan');
+    await link.click();
+    await page.fill('section[data-stage=plan] textarea[name=comment]', 'reviewed in the console');
+    await page.click('section[data-stage=plan] button.approve');
+    await expect(page.locator('#flash').innerText()).resolves.toBe('Your approval was accepted; stage plan is approved.');
+    if (process.env.SECMLOPS_SCREENSHOTS) await page.screenshot({ path: `${process.env.SECMLOPS_SCREENSHOTS}/console-pipeline.png`, fullPage: true });
+    await handle.result();
+    const s = await status(handle);
+    expect(s.stages.map((x) => x.state)).toEqual(['passed', 'passed']);
+    expect(s.audit.find((a) => a.kind === 'decision')).toMatchObject({ person: 'alice', channel: 'console', comment: 'reviewed in the console', roles: ['R3'] });
+    await page.reload();
+    await expect(page.locator('#state').innerText()).resolves.toBe('passed');
+    await expect(page.locator('#audit').innerText()).resolves.toContain('reviewed in the console');
+    // Sign-out ends the session.
+    await page.click('header button');
+    expect(page.url()).toBe(`${url}/signin`);
+    await page.goto(`${url}/`);
+    expect(page.url()).toBe(`${url}/signin`);
+    await context.close();
+  }, 120_000);
+
+  test('a person without the role sees no button, and forged or cross-session posts are refused', async () => {
+    const { id, handle } = await waitingPipeline();
+    const dana = await signIn('dana');
+    await dana.page.goto(`${url}/`);
+    await expect(dana.page.locator(`a[href="/pipelines/${id}"]`).count()).resolves.toBe(0);
+    await dana.page.goto(`${url}/pipelines/${id}`);
+    await expect(dana.page.locator('section[data-stage=plan]').innerText()).resolves.toContain('waiting');
+    await expect(dana.page.locator('button.approve').count()).resolves.toBe(0);
+    const alice = await signIn('alice');
+    await alice.page.goto(`${url}/pipelines/${id}`);
+    if (process.env.SECMLOPS_SCREENSHOTS) await alice.page.screenshot({ path: `${process.env.SECMLOPS_SCREENSHOTS}/console-waiting.png`, fullPage: true });
+    const aliceCsrf = await alice.page.locator('section[data-stage=plan] input[name=csrf]').getAttribute('value');
+    const post = (ctx: typeof alice.context, form: Record<string, string>) => ctx.request.post(`${url}/pipelines/${id}/stages/plan/decision`, { form, maxRedirects: 0 });
+    // No CSRF token, a made-up one, and alice's token replayed from dana's session: all refused, nothing sent.
+    expect((await post(alice.context, { decision: 'approve' })).status()).toBe(403);
+    expect((await post(alice.context, { decision: 'approve', csrf: 'x'.repeat(43) })).status()).toBe(403);
+    expect((await post(dana.context, { decision: 'approve', csrf: aliceCsrf! })).status()).toBe(403);
+    // dana's own valid post reaches the workflow, whose validator refuses her role.
+    const danaCsrf = await dana.page.locator('input[name=csrf]').first().getAttribute('value');
+    const refused = await post(dana.context, { decision: 'approve', csrf: danaCsrf! });
+    expect(refused.status()).toBe(409);
+    expect(await refused.text()).toContain('Refused: dana holds none of the roles this stage needs');
+    expect((await status(handle)).stages[0].state).toBe('waiting');
+    expect((await status(handle)).audit.filter((a) => a.kind === 'decision')).toEqual([]);
+    await dana.context.close();
+    await alice.context.close();
+    await handle.cancel();
+  }, 120_000);
+});
+
+describe('console without Temporal', () => {
+  test('serves pages that say what is missing, and still refuses unsigned Slack requests', async () => {
+    const down = createConsole({ connect: async () => Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:1')), tokenPublicKey: await loadPublicKey(`${fx.keys}/token.pub`), slack: { signingSecret: SECRET } });
+    const base = await down.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const cookie = `secmlops_session=${issueToken('alice', 60_000, tokenKey)}`;
+      const home = await fetch(`${base}/`, { headers: { cookie } });
+      expect(home.status).toBe(200);
+      expect(await home.text()).toContain('Temporal is unreachable, so pending approvals cannot be listed: connect ECONNREFUSED');
+      const slack = await fetch(`${base}/slack/interactivity`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'payload=%7B%7D' });
+      expect(slack.status).toBe(401);
+      // No signing secret configured: every Slack request fails the check.
+      const bare = createConsole({ connect: async () => Promise.reject(new Error('down')) });
+      const bareUrl = await bare.listen({ port: 0, host: '127.0.0.1' });
+      const ts = String(Math.floor(Date.now() / 1000));
+      const r = await fetch(`${bareUrl}/slack/interactivity`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-slack-request-timestamp': ts, 'x-slack-signature': slackSignature(SECRET, ts, 'a=1') }, body: 'a=1' });
+      expect(r.status).toBe(401);
+      expect(await r.json()).toEqual({ error: 'SLACK_SIGNING_SECRET is not set on the console' });
+      await bare.close();
+      // Request bodies have a limit.
+      const big = await fetch(`${base}/signin`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `token=${'x'.repeat(200 * 1024)}` });
+      expect(big.status).toBe(413);
+    } finally {
+      await down.close();
+    }
+  });
+});
+
+describe('Slack interactivity', () => {
+  let hook: Server;
+  let hookUrl: string;
+  const received: { text: string; replace_original?: boolean }[] = [];
+  beforeAll(async () => {
+    // Stands in for Slack's response_url, which receives the message update or the refusal.
+    hook = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        received.push(JSON.parse(body) as { text: string });
+        res.end('ok');
+      });
+    });
+    await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
+    hookUrl = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/actions/T0/1/abc`;
+  });
+  afterAll(() => new Promise<void>((r) => hook.close(() => r())));
+
+  const body = (user: string, workflowId: string, action = 'approve') =>
+    `payload=${encodeURIComponent(JSON.stringify({ type: 'block_actions', user: { id: user }, actions: [{ action_id: action, value: JSON.stringify({ workflowId, stage: 'plan' }) }], response_url: hookUrl, channel: { id: 'C0' }, container: { message_ts: '1.2' } }))}`;
+  const send = (raw: string, headers: Record<string, string>) => fetch(`${url}/slack/interactivity`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: raw });
+  const signed = (raw: string, ts = Math.floor(Date.now() / 1000)) => ({ 'x-slack-request-timestamp': String(ts), 'x-slack-signature': slackSignature(SECRET, String(ts), raw) });
+
+  test('forged, stale, replayed and unsigned requests are refused with no Update sent', async () => {
+    const { id, handle } = await waitingPipeline();
+    const raw = body('U0ALICE01', id);
+    const old = Math.floor(Date.now() / 1000) - 600;
+    const cases: [string, Record<string, string>, string][] = [
+      ['a wrong signature', { ...signed(raw), 'x-slack-signature': slackSignature('another-secret', signed(raw)['x-slack-request-timestamp'], raw) }, raw],
+      ['a missing header', { 'x-slack-request-timestamp': signed(raw)['x-slack-request-timestamp'] }, raw],
+      ['a stale timestamp', signed(raw, old), raw],
+      ['a replayed body with a new timestamp', { ...signed(raw, old), 'x-slack-request-timestamp': String(Math.floor(Date.now() / 1000)) }, raw],
+      ['a signature over a different body', signed(body('U0ALICE01', id, 'reject')), raw],
+    ];
+    for (const [name, headers, b] of cases) {
+      const r = await send(b, headers);
+      expect({ name, status: r.status }).toEqual({ name, status: 401 });
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    expect((await status(handle)).stages[0].state).toBe('waiting');
+    expect(received).toEqual([]);
+    await handle.cancel();
+  });
+
+  test('a signed press is answered at once, sends the Update, and updates the message; an unknown user and a replay are refused', async () => {
+    const { id, handle } = await waitingPipeline();
+    const unknown = body('U0NOBODY0', id);
+    expect((await send(unknown, signed(unknown))).status).toBe(200);
+    await waitUntil('the refusal in Slack', async () => received.find((m) => m.text.includes('U0NOBODY0')));
+    expect(received.find((m) => m.text.includes('U0NOBODY0'))).toEqual({ response_type: 'ephemeral', replace_original: false, text: 'Refused: Slack user U0NOBODY0 is not a person in policy test.' });
+    const raw = body('U0ALICE01', id);
+    const headers = signed(raw);
+    const started = Date.now();
+    const r = await send(raw, headers);
+    expect(r.status).toBe(200);
+    expect(Date.now() - started).toBeLessThan(3000);
+    await waitUntil('the message update', async () => received.find((m) => m.replace_original === true));
+    expect(received.find((m) => m.replace_original === true)?.text).toBe(`✅ alice approved plan of ${id}; the stage is approved.`);
+    const s: PipelineStatus = await status(handle);
+    expect(s.audit.find((a) => a.kind === 'decision')).toMatchObject({ person: 'alice', channel: 'slack', roles: ['R3'] });
+    // The same signed request again is a replay.
+    expect((await send(raw, headers)).status).toBe(401);
+    await handle.result();
+  });
+});
