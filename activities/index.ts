@@ -6,6 +6,7 @@ import { signRelease, type ReleaseRequest } from './release.js';
 import { ArtifactStore } from './store.js';
 import { reportToGitHub, type GitHubReport } from './github.js';
 import type { GitHubCredentials } from '../github/credentials.js';
+import { notifySlack, type SlackCredentials, type SlackNotice } from './slack.js';
 
 export interface ActivityConfig {
   /** Folder of the content-addressed artifact store. */
@@ -14,6 +15,8 @@ export interface ActivityConfig {
   releaseKeyPath: string;
   /** The worker's GitHub credentials for final statuses and PR comments (none: such reports fail, named). */
   github?: GitHubCredentials;
+  /** The worker's Slack bot token for approval messages (none: such notices fail, named). */
+  slack?: SlackCredentials;
 }
 
 /** The activities a worker registers; workflows import only their type. */
@@ -26,6 +29,7 @@ export function createActivities(config: ActivityConfig) {
     evaluateModel: (input: EvaluateInput) => evaluateModel(store, input),
     trainModel: (input: TrainInput) => trainModel(store, input),
     reportToGitHub: (r: GitHubReport) => reportToGitHub(config.github, r),
+    notifySlack: (n: SlackNotice) => notifySlack(config.slack, n),
   };
 }
 

@@ -48,7 +48,7 @@ export function parsePolicy(text: string, opts: ParseOptions): Policy {
   }
   const top = r.mapping(doc.toJS(), '', {
     required: ['version', 'name', 'people', 'stages'],
-    optional: ['roles', 'gates', 'artifacts', 'train', 'evaluate', 'threatModel', 'channels', 'release'],
+    optional: ['roles', 'gates', 'artifacts', 'train', 'evaluate', 'threatModel', 'channels', 'release', 'notifications'],
   });
   if (top.version !== 1) r.fail('version', `expected 1 (the only schema version), got ${JSON.stringify(top.version)}`);
   const name = r.string(top.name, 'name');
@@ -70,6 +70,15 @@ export function parsePolicy(text: string, opts: ParseOptions): Policy {
   const policy: Policy = { version: 1, name, file: opts.file, people, roles, stages, gates, artifacts, threatModel, channels, release };
   if (trainConfig) policy.train = trainConfig;
   if (evaluate) policy.evaluate = evaluate;
+  if (top.notifications !== undefined) {
+    const n = r.mapping(top.notifications, 'notifications', { optional: ['slack'] });
+    if (n.slack !== undefined) {
+      const s = r.mapping(n.slack, 'notifications.slack', { required: ['channel'] });
+      const channel = r.string(s.channel, 'notifications.slack.channel');
+      if (!/^[CGD][A-Z0-9]{6,}$/.test(channel)) r.fail('notifications.slack.channel', `expected a Slack channel ID such as C0123ABCD, got "${channel}"`);
+      policy.notifications = { slack: { channel } };
+    }
+  }
   return policy;
 }
 

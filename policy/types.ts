@@ -173,4 +173,6 @@ export interface Policy {
   /** Ed25519 public keys, base64 of the raw 32 bytes, one per channel that may sign decisions. */
   channels: Partial<Record<Channel, { publicKey: string }>>;
   release?: { publicKey?: string };
+  /** Where waiting approvals and escalations are announced (Slack messages with Approve and Reject buttons). */
+  notifications?: { slack?: { channel: string } };
 }

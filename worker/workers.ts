@@ -5,6 +5,7 @@ import { createActivities, type ActivityConfig } from '../activities/index.js';
 import { GPU_TASK_QUEUE, TASK_QUEUE } from '../workflows/messages.js';
 import { dataConverter } from './connection.js';
 import { credentialsFromEnv } from '../github/credentials.js';
+import { slackFromEnv } from '../activities/slack.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
@@ -21,7 +22,7 @@ export interface WorkerSetup extends ActivityConfig {
 
 export async function createWorkers(setup: WorkerSetup): Promise<Worker[]> {
   // GitHub credentials come from the worker's environment unless given (SECMLOPS_GITHUB_*; see README).
-  const activities = createActivities({ ...setup, github: setup.github ?? credentialsFromEnv() });
+  const activities = createActivities({ ...setup, github: setup.github ?? credentialsFromEnv(), slack: setup.slack ?? slackFromEnv() });
   const common: Partial<WorkerOptions> = {
     connection: setup.connection,
     namespace: setup.namespace,
@@ -42,7 +43,7 @@ export async function createWorkers(setup: WorkerSetup): Promise<Worker[]> {
         ...common,
         taskQueue: TASK_QUEUE,
         ...(bundle ? { workflowBundle: bundle } : { workflowsPath: WORKFLOWS_PATH }),
-        activities: { hashDatasetFiles: activities.hashDatasetFiles, signRelease: activities.signRelease, reportToGitHub: activities.reportToGitHub },
+        activities: { hashDatasetFiles: activities.hashDatasetFiles, signRelease: activities.signRelease, reportToGitHub: activities.reportToGitHub, notifySlack: activities.notifySlack },
       }),
     );
   }

@@ -1,11 +1,13 @@
 // The runtime every stage child shares: its status, its audit trail, reports to the parent, and the role-gated approval.
-import { condition, getExternalWorkflowHandle, log, setHandler, workflowInfo } from '@temporalio/workflow';
+import { condition, getExternalWorkflowHandle, log, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { Activities } from '../activities/index.js';
 import { checkDecision, formatDuration, missingRoles, quorumMet, rolesOf, type Policy, type SignedDecision, type Stage, type Vote } from '../policy/index.js';
 import {
   approveSignal,
   approveUpdate,
   rejectSignal,
   rejectUpdate,
+  TASK_QUEUE,
   stageUpdateSignal,
   statusQuery,
   type AuditEntry,
@@ -23,6 +25,8 @@ export interface StageInput {
   /** The model an earlier stage produced (the train stage), as an artifact reference; it replaces artifacts.model. */
   modelRef?: string;
 }
+
+const slack = proxyActivities<Activities>({ taskQueue: TASK_QUEUE, startToCloseTimeout: '30s', retry: { maximumAttempts: 3 } });
 
 export class Swimlane {
   readonly status: StageStatus;
@@ -121,12 +125,14 @@ export class Swimlane {
     this.status.state = this.status.blockers.length > 0 ? 'blocked' : 'waiting';
     this.status.task = `waiting for ${a.roles.join(' + ')}`;
     this.report();
+    this.notify('waiting', a.roles);
     const decided = () => this.outcome !== undefined;
     if (a.timeoutMs !== undefined && !(await condition(decided, a.timeoutMs))) {
       const reason = `no decision after ${formatDuration(a.timeoutMs)}; escalated to ${a.escalation}`;
       this.audit.push({ at: now(), stage: this.status.name, kind: 'escalated', roles: a.escalation ? [a.escalation] : [], reason });
       log.warn(reason, { stage: this.status.name });
       this.report();
+      this.notify('escalated', a.escalation ? [a.escalation] : [], reason);
     }
     if (a.deadlineMs !== undefined) {
       if (!(await condition(decided, a.deadlineMs - (a.timeoutMs ?? 0)))) {
@@ -144,6 +150,22 @@ export class Swimlane {
       return this.finish();
     }
     return this.pass();
+  }
+
+  /**
+   * Announces the wait (or the escalation) in Slack when the policy names a channel, without holding up the
+   * approval: a failed notice becomes a finding. Policies without notifications (all runs recorded before they
+   * existed) schedule nothing here.
+   */
+  private notify(kind: 'waiting' | 'escalated', roles: string[], reason?: string): void {
+    const channel = this.input.policy.notifications?.slack?.channel;
+    if (!channel) return;
+    const { pipelineId, subject } = this.input;
+    slack.notifySlack({ kind, channel, pipelineId, stage: this.status.name, roles, subject, ...(reason ? { reason } : {}) }).catch((e: unknown) => {
+      const cause = (e as Error).cause instanceof Error ? ((e as Error).cause as Error).message : (e as Error).message;
+      this.status.findings.push(`the Slack ${kind === 'waiting' ? 'approval request' : 'escalation'} was not posted: ${cause}`);
+      this.report();
+    });
   }
 
   private finish(): StageResult {

@@ -25,9 +25,28 @@ let url: string;
 let browser: Browser;
 let tokenKey: Awaited<ReturnType<typeof loadPrivateKey>>;
 
+/** Stands in for Slack's Web API: chat.postMessage, as @slack/web-api calls it. */
+const posted: { channel: string; text: string; blocks: { type: string; elements?: { action_id: string; value: string }[] }[] }[] = [];
+let slackApi: Server;
+
 beforeAll(async () => {
   fx = await makeFixture();
-  stack = await startStack(fx);
+  slackApi = createServer((req, res) => {
+    let raw = '';
+    req.on('data', (c: Buffer) => (raw += c.toString()));
+    req.on('end', () => {
+      const ok = req.url === '/api/chat.postMessage' && req.headers.authorization === 'Bearer xoxb-test-token';
+      if (ok) {
+        const form = new URLSearchParams(raw);
+        posted.push({ channel: form.get('channel')!, text: form.get('text')!, blocks: JSON.parse(form.get('blocks') ?? '[]') as (typeof posted)[number]['blocks'] });
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(ok ? { ok: true, channel: 'C0SECMLOPS', ts: '1700000000.000100' } : { ok: false, error: 'invalid_auth' }));
+    });
+  });
+  await new Promise<void>((r) => slackApi.listen(0, '127.0.0.1', r));
+  const slackUrl = `http://127.0.0.1:${(slackApi.address() as AddressInfo).port}/api/`;
+  stack = await startStack(fx, undefined, undefined, { token: 'xoxb-test-token', apiUrl: slackUrl });
   tokenKey = await loadPrivateKey(fx.key('token'));
   app = createConsole({
     connect: async () => stack.client,
@@ -39,6 +58,7 @@ beforeAll(async () => {
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
 });
 afterAll(async () => {
+  await new Promise<void>((r) => (slackApi ? slackApi.close(() => r()) : r()));
   await browser?.close();
   await app?.close();
   await stack?.stop();
@@ -232,4 +252,27 @@ describe('Slack interactivity', () => {
     expect((await send(raw, headers)).status).toBe(401);
     await handle.result();
   });
+});
+
+describe('Slack notifications', () => {
+  test('a waiting stage posts Approve and Reject buttons, its escalation follows, and a press approves it', async () => {
+    const policy = await testPolicy(fx, { stages: '  - name: plan\n    approval: { roles: [R3], timeout: 2s, escalation: R8 }\n  - name: data\n    approval: false', extra: 'notifications: { slack: { channel: C0SECMLOPS } }' });
+    const id = uniqueId('slack');
+    const handle = await startPipeline(stack.client, policy, id);
+    const ask = await waitUntil('the approval request in Slack', async () => posted.find((p) => p.text.includes(id) && p.text.includes('waits for approval')));
+    expect(ask.channel).toBe('C0SECMLOPS');
+    expect(ask.text).toBe(`SecMLOps: stage *plan* of ${id} (acme/models #7 @ aaaaaaaaaaaa) waits for approval by R3`);
+    const buttons = ask.blocks.find((b) => b.type === 'actions')!.elements!;
+    expect(buttons.map((b) => b.action_id)).toEqual(['approve', 'reject']);
+    expect(JSON.parse(buttons[0].value)).toEqual({ workflowId: id, stage: 'plan' });
+    const escalation = await waitUntil('the escalation in Slack', async () => posted.find((p) => p.text.includes(id) && p.text.startsWith('SecMLOps escalation')));
+    expect(escalation.text).toContain('no decision after 2s; escalated to R8');
+    // alice presses Approve in Slack: the console's endpoint receives what Slack would send.
+    const raw = `payload=${encodeURIComponent(JSON.stringify({ type: 'block_actions', user: { id: 'U0ALICE01' }, actions: [{ action_id: 'approve', value: buttons[0].value }] }))}`;
+    const ts = String(Math.floor(Date.now() / 1000));
+    const r = await fetch(`${url}/slack/interactivity`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-slack-request-timestamp': ts, 'x-slack-signature': slackSignature(SECRET, ts, raw) }, body: raw });
+    expect(r.status).toBe(200);
+    await handle.result();
+    expect((await status(handle)).audit.filter((a) => a.kind !== 'escalated')).toEqual([expect.objectContaining({ person: 'alice', channel: 'slack', decision: 'approve' })]);
+  }, 60_000);
 });

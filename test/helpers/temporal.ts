@@ -9,6 +9,7 @@ import { createWorkers } from '../../worker/workers.js';
 import { TASK_QUEUE, type PipelineResult, type PipelineStatus, type StageState, type Subject } from '../../workflows/messages.js';
 import type { Fixture } from './fixture.js';
 import type { GitHubCredentials } from '../../github/credentials.js';
+import type { SlackCredentials } from '../../activities/slack.js';
 
 export const AUTHOR = 'mia-ml';
 
@@ -29,7 +30,7 @@ export interface Stack {
 }
 
 /** A client and in-process CPU and gpu workers. */
-export async function startStack(fx: Fixture, address = testAddress(), github?: GitHubCredentials): Promise<Stack> {
+export async function startStack(fx: Fixture, address = testAddress(), github?: GitHubCredentials, slack?: SlackCredentials): Promise<Stack> {
   const connection = await Connection.connect({ address });
   const client = new Client({ connection });
   const native = await NativeConnection.connect({ address });
@@ -41,6 +42,7 @@ export async function startStack(fx: Fixture, address = testAddress(), github?: 
     releaseKeyPath: fx.key('release'),
     workflowBundle: workflowBundle(),
     github,
+    slack,
   });
   const running = workers.map((w) => w.run());
   return {

@@ -45,7 +45,7 @@ describe('parsePolicy', () => {
   });
 
   const cases: [string, (t: string) => string, string][] = [
-    ['an unknown key', (t) => t.replace('name: demo', 'name: demo\nowner: me'), 'secmlops.yaml: owner: unknown key "owner"; expected one of: version, name, people, stages, roles, gates, artifacts, train, evaluate, threatModel, channels, release'],
+    ['an unknown key', (t) => t.replace('name: demo', 'name: demo\nowner: me'), 'secmlops.yaml: owner: unknown key "owner"; expected one of: version, name, people, stages, roles, gates, artifacts, train, evaluate, threatModel, channels, release, notifications'],
     ['a misspelt nested key', (t) => t.replace('alice: { github: alice-sec }', 'alice: { gihub: alice-sec }'), 'secmlops.yaml: people.alice.gihub: unknown key "gihub"; expected one of: name, github, slack, console'],
     ['an unknown role member', (t) => t.replace('members: [alice]', 'members: [alicia]'), 'secmlops.yaml: roles.R3.members[0]: unknown person "alicia"; people are: alice, omar, carol'],
     ['a stage not built yet', (t) => t.replace('  - release', '  - monitor'), 'secmlops.yaml: stages[1].name: stage "monitor" is planned but not built yet; the stages available now are plan, data, train, evaluate, release'],
