@@ -13,6 +13,8 @@ COPY workflows ./workflows
 COPY activities ./activities
 COPY engine ./engine
 COPY worker ./worker
+COPY github ./github
+COPY console ./console
 COPY cli ./cli
 COPY tsconfig.json ./
 RUN node bin/secmlops.js bundle-workflows /app/workflow-bundle.js

@@ -10,7 +10,7 @@ describe('docker-compose.yml', () => {
   test('validates, and runs Temporal on PostgreSQL with its UI, CPU and GPU workers', async () => {
     await run('docker-compose', ['-f', 'docker-compose.yml', 'config', '-q'], { env });
     const { stdout: services } = await run('docker-compose', ['-f', 'docker-compose.yml', 'config', '--services'], { env });
-    expect(services.trim().split('\n').sort()).toEqual(['postgresql', 'temporal', 'temporal-ui', 'worker-cpu', 'worker-gpu']);
+    expect(services.trim().split('\n').sort()).toEqual(['console', 'postgresql', 'temporal', 'temporal-ui', 'worker-cpu', 'worker-gpu']);
     const { stdout } = await run('docker-compose', ['-f', 'docker-compose.yml', 'config'], { env });
     expect(stdout).toMatch(/worker-gpu:[\s\S]*capabilities:\s*\n\s*- gpu[\s\S]*driver: nvidia/);
     expect(stdout).toMatch(/DB: postgres12/);
