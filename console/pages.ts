@@ -1,6 +1,6 @@
 // Server-rendered pages: no client-side build, no scripts. Every value from a pipeline is escaped.
 import { formatMetric } from '../policy/index.js';
-import type { AuditEntry, PipelineStatus, StageStatus } from '../workflows/messages.js';
+import { artifactDigests, type AuditEntry, type PipelineStatus, type StageStatus } from '../workflows/messages.js';
 
 export const esc = (s: string | number | undefined) => String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
@@ -91,7 +91,7 @@ export function pipelinePage(s: PipelineStatus, who: { person: string; roles: st
   const gates = s.stages.flatMap((st) => st.gates.map((g) => `<tr><td>${esc(g.id)}</td><td>${esc(st.name)}</td><td><code>${esc(g.metric)}</code></td><td>${esc(g.op)} ${esc(formatMetric(g.value))}</td><td>${g.measured === undefined ? 'not measured' : esc(formatMetric(g.measured))}</td><td>${g.passed ? 'pass' : '<strong>fail</strong>'}</td></tr>`));
   const metrics = s.stages.flatMap((st) => Object.entries(st.metrics).map(([k, v]) => `<tr><td><code>${esc(k)}</code></td><td>${esc(formatMetric(v))}</td></tr>`));
   const curve = s.stages.find((st) => st.evaluation?.curve)?.evaluation?.curve;
-  const artifacts = s.stages.flatMap((st) => [...(st.manifest ?? []).map((f) => [st.name, f.path, `sha256:${f.sha256}`]), ...Object.entries(st.artifacts).map(([k, v]) => [st.name, k, v])]);
+  const artifacts = artifactDigests(s).map((a) => [a.stage, a.name, a.ref]);
   const body = `<h1>${esc(s.workflowId)}</h1>
 ${flash ? `<p class="${flash.ok ? 'ok' : 'error'}" id="flash">${esc(flash.text)}</p>` : ''}
 <p>Policy <code>${esc(s.policyName)}</code> · ${esc(s.subject.repo)}${s.subject.pr !== undefined ? ` #${s.subject.pr}` : ''} · <code>${esc(s.subject.headSha.slice(0, 12))}</code> by ${esc(s.subject.author)} · <strong id="state">${esc(s.state)}</strong>${s.reason ? ` — ${esc(s.reason)}` : ''}</p>

@@ -1,7 +1,7 @@
 // The verdict as Markdown: one renderer for the PR comment (written by the worker) and the gate action's job
 // summary, so both show the same tables. Pure: no I/O.
 import { formatMetric } from '../policy/index.js';
-import type { PipelineStatus } from '../workflows/messages.js';
+import { artifactDigests, type PipelineStatus } from '../workflows/messages.js';
 
 /** Marks the one SecMLOps comment on a PR, so later runs update it in place. */
 export const REPORT_MARKER = '<!-- secmlops:report -->';
@@ -48,11 +48,7 @@ export function renderReport(s: PipelineStatus, o: ReportOptions): string {
       lines.push(`| ${d.stage} | ${d.decision ?? ''} | ${cell(d.person ?? '')} | ${d.roles.join(', ')} | ${d.channel ?? ''} | ${d.at} | ${cell(d.comment ?? '')} |`);
     }
   }
-  // The data stage's files by digest, then every stage's stored artifacts (model, attestation, checkpoint).
-  const artifacts = s.stages.flatMap((st) => [
-    ...(st.manifest ?? []).map((f) => ({ stage: st.name, name: f.path, ref: `sha256:${f.sha256}` })),
-    ...Object.entries(st.artifacts).map(([name, ref]) => ({ stage: st.name, name, ref })),
-  ]);
+  const artifacts = artifactDigests(s);
   if (artifacts.length > 0) {
     lines.push('', '**Artifacts**', '', '| stage | artifact | digest |', '| --- | --- | --- |');
     for (const a of artifacts) lines.push(`| ${a.stage} | ${cell(a.name)} | \`${cell(a.ref)}\` |`);

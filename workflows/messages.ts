@@ -129,6 +129,14 @@ export const stageUpdateSignal = defineSignal<[StageResult]>('stageUpdate');
 
 export type { Vote };
 
+/** Every digest a pipeline holds, for reports: the data stage's files, then each stage's stored artifacts. */
+export function artifactDigests(s: PipelineStatus): { stage: string; name: string; ref: string }[] {
+  return s.stages.flatMap((st) => [
+    ...(st.manifest ?? []).map((f) => ({ stage: st.name, name: f.path, ref: `sha256:${f.sha256}` })),
+    ...Object.entries(st.artifacts).map(([name, ref]) => ({ stage: st.name, name, ref })),
+  ]);
+}
+
 export function stageWorkflowId(pipelineId: string, stage: string): string {
   return `${pipelineId}/${stage}`;
 }
