@@ -39,6 +39,7 @@ const RECIPES: Recipe[] = [
   { id: 'wide-pgd3-es', arch: 'wide-cnn', defense: { kind: 'pgd', eps: EPS, steps: 3 }, epochs: 5, earlyStop: true, ...fast },
   { id: 'wide-pgd4-es', arch: 'wide-cnn', defense: { kind: 'pgd', eps: EPS, steps: 4 }, epochs: 3, earlyStop: true, ...fast },
   { id: 'wide-pgd3-lr1-es', arch: 'wide-cnn', defense: { kind: 'pgd', eps: EPS, steps: 3 }, epochs: 3, earlyStop: true, schedule: 'one-cycle', lr: 1e-3 },
+  { id: 'wide-pgd3-lr1-4ep-es', arch: 'wide-cnn', defense: { kind: 'pgd', eps: EPS, steps: 3 }, epochs: 4, earlyStop: true, schedule: 'one-cycle', lr: 1e-3 },
   { id: 'mlp-standard', arch: 'mlp', defense: { kind: 'none' }, epochs: 8 },
   { id: 'mlp-fgsm-rs', arch: 'mlp', defense: { kind: 'fgsm-rs', eps: EPS }, epochs: 15, earlyStop: true, ...fast },
   { id: 'mlp-pgd-es', arch: 'mlp', defense: { kind: 'pgd', eps: EPS, steps: 7 }, epochs: 15, earlyStop: true, ...fast },
