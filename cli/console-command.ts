@@ -25,7 +25,7 @@ export async function startConsole(opts: { port: number; host: string; client?: 
     connect: async () => opts.client ?? (await connectClient()),
     tokenPublicKey: tokenPub ? await loadPublicKey(tokenPub) : undefined,
     consoleKey: consoleKey ? await loadPrivateKey(consoleKey) : undefined,
-    slack: { signingSecret: env.SLACK_SIGNING_SECRET, key: slackKey ? await loadPrivateKey(slackKey) : undefined },
+    slack: { signingSecret: env.SLACK_SIGNING_SECRET, key: slackKey ? await loadPrivateKey(slackKey) : undefined, botToken: env.SLACK_BOT_TOKEN, apiUrl: env.SLACK_API_URL },
     secureCookies: env.SECMLOPS_CONSOLE_SECURE_COOKIES === '1',
   });
   await app.listen({ port: opts.port, host: opts.host });

@@ -90,7 +90,9 @@ export function pipelinePage(s: PipelineStatus, who: { person: string; roles: st
     .join('');
   const gates = s.stages.flatMap((st) => st.gates.map((g) => `<tr><td>${esc(g.id)}</td><td>${esc(st.name)}</td><td><code>${esc(g.metric)}</code></td><td>${esc(g.op)} ${esc(formatMetric(g.value))}</td><td>${g.measured === undefined ? 'not measured' : esc(formatMetric(g.measured))}</td><td>${g.passed ? 'pass' : '<strong>fail</strong>'}</td></tr>`));
   const metrics = s.stages.flatMap((st) => Object.entries(st.metrics).map(([k, v]) => `<tr><td><code>${esc(k)}</code></td><td>${esc(formatMetric(v))}</td></tr>`));
-  const curve = s.stages.find((st) => st.evaluation?.curve)?.evaluation?.curve;
+  // The policy's accuracy-versus-ε curve when it asked for one; otherwise each attack from clean (ε = 0) to its ε.
+  const ev = s.stages.find((st) => st.evaluation)?.evaluation;
+  const curve = ev?.curve ?? ev?.attacks.flatMap((a) => (a.eps === undefined ? [] : [{ attack: a.id, eps: 0, robustAccuracy: ev.cleanAccuracy }, { attack: a.id, eps: a.eps, robustAccuracy: a.robustAccuracy }]));
   const artifacts = artifactDigests(s).map((a) => [a.stage, a.name, a.ref]);
   const body = `<h1>${esc(s.workflowId)}</h1>
 ${flash ? `<p class="${flash.ok ? 'ok' : 'error'}" id="flash">${esc(flash.text)}</p>` : ''}
@@ -98,7 +100,7 @@ ${flash ? `<p class="${flash.ok ? 'ok' : 'error'}" id="flash">${esc(flash.text)}
 <div class="lanes">${lanes}</div>
 ${gates.length ? `<h2>Gates</h2><table><tr><th>gate</th><th>stage</th><th>metric</th><th>threshold</th><th>measured</th><th>result</th></tr>${gates.join('')}</table>` : ''}
 ${metrics.length ? `<h2>Metrics</h2><table>${metrics.join('')}</table>` : ''}
-${curve ? `<h2>Accuracy versus ε</h2>${curveChart(curve)}` : ''}
+${curve?.length ? `<h2>Accuracy versus ε</h2>${curveChart(curve)}` : ''}
 <h2>Audit trail</h2>${auditTable(s.audit)}
 ${artifacts.length ? `<h2>Artifacts</h2><table><tr><th>stage</th><th>artifact</th><th>digest</th></tr>${artifacts.map((a) => `<tr><td>${esc(a[0])}</td><td>${esc(a[1])}</td><td><code>${esc(a[2])}</code></td></tr>`).join('')}</table>` : ''}`;
   return layout(s.workflowId, body, who);

@@ -5,6 +5,7 @@
 import formbody from '@fastify/formbody';
 import cookie from '@fastify/cookie';
 import type { Client } from '@temporalio/client';
+import { WebClient } from '@slack/web-api';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { createHmac, randomBytes, type KeyObject } from 'node:crypto';
 import { DecisionRefused, sendDecision } from '../cli/decide.js';
@@ -21,7 +22,8 @@ export interface ConsoleOptions {
   tokenPublicKey?: string;
   /** The console channel's private key, which signs console decisions. */
   consoleKey?: KeyObject;
-  slack?: { signingSecret?: string; key?: KeyObject };
+  /** Slack: the signing secret, the slack channel's key, and a bot token (and API URL) to edit messages with. */
+  slack?: { signingSecret?: string; key?: KeyObject; botToken?: string; apiUrl?: string };
   /** Set the Secure flag on the session cookie (behind HTTPS). */
   secureCookies?: boolean;
   bodyLimit?: number;
@@ -177,7 +179,14 @@ export function createConsole(o: ConsoleOptions): FastifyInstance {
   });
 
   async function decideFromSlack(a: SlackAction): Promise<void> {
-    const respond = async (body: object) => {
+    const respond = async (body: { text: string; replace_original: boolean; response_type?: string }) => {
+      // The original message is edited through the Web API when the console has a bot token; otherwise, and for
+      // answers only the presser should see, through the interaction's response_url.
+      if (body.replace_original && o.slack?.botToken && a.channel && a.messageTs) {
+        const web = new WebClient(o.slack.botToken, o.slack.apiUrl ? { slackApiUrl: o.slack.apiUrl } : {});
+        await web.chat.update({ channel: a.channel, ts: a.messageTs, text: body.text, blocks: [{ type: 'section', text: { type: 'mrkdwn', text: body.text } }] });
+        return;
+      }
       if (a.responseUrl) await fetch(a.responseUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
     };
     try {

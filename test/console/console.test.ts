@@ -7,6 +7,7 @@ import { chromium, type Browser } from 'playwright-core';
 import { generateKeyPairSync } from 'node:crypto';
 import { loadPrivateKey, loadPublicKey } from '../../activities/keys.js';
 import { createConsole } from '../../console/server.js';
+import { pipelinePage } from '../../console/pages.js';
 import { slackSignature } from '../../console/slack.js';
 import { issueToken, verifyToken } from '../../console/tokens.js';
 import { rawPublicKey } from '../../activities/keys.js';
@@ -26,8 +27,9 @@ let browser: Browser;
 let tokenKey: Awaited<ReturnType<typeof loadPrivateKey>>;
 
 /** Stands in for Slack's Web API: chat.postMessage, as @slack/web-api calls it. */
-const posted: { channel: string; text: string; blocks: { type: string; elements?: { action_id: string; value: string }[] }[] }[] = [];
+const posted: { method: string; channel: string; text: string; ts?: string; blocks: { type: string; elements?: { action_id: string; value: string }[] }[] }[] = [];
 let slackApi: Server;
+let slackUrl: string;
 
 beforeAll(async () => {
   fx = await makeFixture();
@@ -35,17 +37,18 @@ beforeAll(async () => {
     let raw = '';
     req.on('data', (c: Buffer) => (raw += c.toString()));
     req.on('end', () => {
-      const ok = req.url === '/api/chat.postMessage' && req.headers.authorization === 'Bearer xoxb-test-token';
+      const method = (req.url ?? '').replace('/api/', '');
+      const ok = ['chat.postMessage', 'chat.update'].includes(method) && req.headers.authorization === 'Bearer xoxb-test-token';
       if (ok) {
         const form = new URLSearchParams(raw);
-        posted.push({ channel: form.get('channel')!, text: form.get('text')!, blocks: JSON.parse(form.get('blocks') ?? '[]') as (typeof posted)[number]['blocks'] });
+        posted.push({ method, channel: form.get('channel')!, text: form.get('text')!, ts: form.get('ts') ?? undefined, blocks: JSON.parse(form.get('blocks') ?? '[]') as (typeof posted)[number]['blocks'] });
       }
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify(ok ? { ok: true, channel: 'C0SECMLOPS', ts: '1700000000.000100' } : { ok: false, error: 'invalid_auth' }));
     });
   });
   await new Promise<void>((r) => slackApi.listen(0, '127.0.0.1', r));
-  const slackUrl = `http://127.0.0.1:${(slackApi.address() as AddressInfo).port}/api/`;
+  slackUrl = `http://127.0.0.1:${(slackApi.address() as AddressInfo).port}/api/`;
   stack = await startStack(fx, undefined, undefined, { token: 'xoxb-test-token', apiUrl: slackUrl });
   tokenKey = await loadPrivateKey(fx.key('token'));
   app = createConsole({
@@ -159,6 +162,18 @@ describe('console in a browser', () => {
   }, 120_000);
 });
 
+describe('pipeline page', () => {
+  test('charts accuracy versus epsilon once the evaluate stage has run, and escapes what it shows', () => {
+    const evaluate = { name: 'evaluate', workflowId: 'p/evaluate', state: 'waiting', revision: 3, tasks: [], blockers: [], findings: [], metrics: {}, gates: [], artifacts: {}, evaluation: { images: 1000, cleanAccuracy: 0.82, withoutGradient: [], attacks: [{ id: 'pgd20', attack: 'pgd', eps: 0.1, robustAccuracy: 0.68, successRate: 0.17, medianLinf: 0.1, seconds: 5 }] } };
+    const s = { workflowId: 'p', policyName: 'demo', subject: { repo: 'acme/<script>', headSha: 'abc', author: 'mia-ml' }, state: 'running', stages: [evaluate], audit: [] } as unknown as PipelineStatus;
+    const html = pipelinePage(s, { person: 'alice', roles: ['R3'], csrf: 'c' });
+    expect(html).toContain('<svg role="img" aria-label="accuracy versus epsilon"');
+    expect(html).toContain('<text x="384" y="36" text-anchor="end" fill="#0969da">pgd20</text>');
+    expect(html).toContain('acme/&lt;script&gt;');
+    expect(html).not.toContain('acme/<script>');
+  });
+});
+
 describe('console without Temporal', () => {
   test('serves pages that say what is missing, and still refuses unsigned Slack requests', async () => {
     const down = createConsole({ connect: async () => Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:1')), tokenPublicKey: await loadPublicKey(`${fx.keys}/token.pub`), slack: { signingSecret: SECRET } });
@@ -267,12 +282,19 @@ describe('Slack notifications', () => {
     expect(JSON.parse(buttons[0].value)).toEqual({ workflowId: id, stage: 'plan' });
     const escalation = await waitUntil('the escalation in Slack', async () => posted.find((p) => p.text.includes(id) && p.text.startsWith('SecMLOps escalation')));
     expect(escalation.text).toContain('no decision after 2s; escalated to R8');
-    // alice presses Approve in Slack: the console's endpoint receives what Slack would send.
-    const raw = `payload=${encodeURIComponent(JSON.stringify({ type: 'block_actions', user: { id: 'U0ALICE01' }, actions: [{ action_id: 'approve', value: buttons[0].value }] }))}`;
+    // alice presses Approve in Slack: a console with the bot token receives what Slack would send.
+    const withBot = createConsole({ connect: async () => stack.client, slack: { signingSecret: SECRET, key: await loadPrivateKey(fx.key('slack')), botToken: 'xoxb-test-token', apiUrl: slackUrl } });
+    const botUrl = await withBot.listen({ port: 0, host: '127.0.0.1' });
+    const press = { type: 'block_actions', user: { id: 'U0ALICE01' }, actions: [{ action_id: 'approve', value: buttons[0].value }], channel: { id: 'C0SECMLOPS' }, container: { message_ts: '1700000000.000100' } };
+    const raw = `payload=${encodeURIComponent(JSON.stringify(press))}`;
     const ts = String(Math.floor(Date.now() / 1000));
-    const r = await fetch(`${url}/slack/interactivity`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-slack-request-timestamp': ts, 'x-slack-signature': slackSignature(SECRET, ts, raw) }, body: raw });
+    const r = await fetch(`${botUrl}/slack/interactivity`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-slack-request-timestamp': ts, 'x-slack-signature': slackSignature(SECRET, ts, raw) }, body: raw });
     expect(r.status).toBe(200);
     await handle.result();
     expect((await status(handle)).audit.filter((a) => a.kind !== 'escalated')).toEqual([expect.objectContaining({ person: 'alice', channel: 'slack', decision: 'approve' })]);
+    // The stand-in for Slack's Web API received the message and then its update, showing who decided.
+    const update = await waitUntil('the message update', async () => posted.find((p) => p.method === 'chat.update' && p.text.includes(id)));
+    expect(update).toMatchObject({ channel: 'C0SECMLOPS', ts: '1700000000.000100', text: `✅ alice approved plan of ${id}; the stage is approved.` });
+    await withBot.close();
   }, 60_000);
 });
