@@ -6,6 +6,7 @@ import type { Activities } from '../activities/index.js';
 import type { Policy, StageName } from '../policy/index.js';
 import { TASK_QUEUE, policyQuery, stageUpdateSignal, statusQuery, stageWorkflowId, type AuditEntry, type PipelineResult, type PipelineStatus, type StageResult, type StageStatus, type Subject } from './messages.js';
 import { dataStage, evaluateStage, planStage, releaseStage, trainStage } from './stages.js';
+import { causeMessage } from './swimlane.js';
 
 const github = proxyActivities<Activities>({
   taskQueue: TASK_QUEUE,
@@ -45,7 +46,7 @@ export async function secmlopsPipeline(subject: Subject, policy: Policy): Promis
       await CancellationScope.nonCancellable(() => github.reportToGitHub({ status, verdict, runId: workflowInfo().runId }));
       status.github = { reported: true };
     } catch (e) {
-      status.github = { reported: false, error: (e as Error).cause instanceof Error ? ((e as Error).cause as Error).message : (e as Error).message };
+      status.github = { reported: false, error: causeMessage(e) };
     }
   };
   try {

@@ -3,7 +3,7 @@ import { ApplicationFailure, isCancellation, proxyActivities } from '@temporalio
 import { describeCell, evaluateGate, formatMetric, threatMatrix } from '../policy/index.js';
 import type { Activities } from '../activities/index.js';
 import { GPU_TASK_QUEUE, type AuditEntry, type ManifestEntry, type StageResult, type StageStatus } from './messages.js';
-import { Swimlane, type StageInput } from './swimlane.js';
+import { Swimlane, causeMessage, type StageInput } from './swimlane.js';
 
 const cpu = proxyActivities<Activities>({
   startToCloseTimeout: '2h',
@@ -179,9 +179,5 @@ export async function releaseStage(input: ReleaseInput): Promise<StageResult> {
 function failureMessage(err: unknown): string {
   // Cancellation is not a stage verdict: let it end the workflow as cancelled.
   if (isCancellation(err)) throw err;
-  // An activity failure wraps the activity's own error; its message is what a person needs.
-  let e: unknown = err;
-  while (e instanceof Error && e.cause instanceof Error) e = e.cause;
-  if (e instanceof ApplicationFailure || e instanceof Error) return e.message;
-  return String(err);
+  return causeMessage(err);
 }

@@ -26,6 +26,13 @@ export interface StageInput {
   modelRef?: string;
 }
 
+/** An activity failure wraps the activity's own error; its message is what a person needs. */
+export function causeMessage(err: unknown): string {
+  let e: unknown = err;
+  while (e instanceof Error && e.cause instanceof Error) e = e.cause;
+  return e instanceof Error ? e.message : String(err);
+}
+
 const slack = proxyActivities<Activities>({ taskQueue: TASK_QUEUE, startToCloseTimeout: '30s', retry: { maximumAttempts: 3 } });
 
 export class Swimlane {
@@ -162,8 +169,7 @@ export class Swimlane {
     if (!channel) return;
     const { pipelineId, subject } = this.input;
     slack.notifySlack({ kind, channel, pipelineId, stage: this.status.name, roles, subject, ...(reason ? { reason } : {}) }).catch((e: unknown) => {
-      const cause = (e as Error).cause instanceof Error ? ((e as Error).cause as Error).message : (e as Error).message;
-      this.status.findings.push(`the Slack ${kind === 'waiting' ? 'approval request' : 'escalation'} was not posted: ${cause}`);
+      this.status.findings.push(`the Slack ${kind === 'waiting' ? 'approval request' : 'escalation'} was not posted: ${causeMessage(e)}`);
       this.report();
     });
   }
