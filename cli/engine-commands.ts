@@ -16,6 +16,7 @@ export interface TrainCommand {
   eps?: number;
   pgdSteps: number;
   beta: number;
+  stepSize?: number;
   earlyStop?: boolean;
   epochs: number;
   batch: number;
@@ -89,17 +90,20 @@ export async function trainCommand(o: TrainCommand): Promise<void> {
 function parseDefense(o: TrainCommand): { defense: Defense; eps?: number } {
   if (o.defense === 'none') return { defense: { kind: 'none' }, eps: o.eps };
   if (o.eps === undefined || !(o.eps > 0)) throw new Error(`--defense ${o.defense} needs --eps > 0`);
-  if (o.defense === 'fgsm-rs') return { defense: { kind: 'fgsm-rs', eps: o.eps }, eps: o.eps };
-  if (o.defense === 'pgd') return { defense: { kind: 'pgd', eps: o.eps, steps: o.pgdSteps }, eps: o.eps };
-  if (o.defense === 'trades') return { defense: { kind: 'trades', eps: o.eps, steps: o.pgdSteps, beta: o.beta }, eps: o.eps };
+  if (o.stepSize !== undefined && !(o.stepSize > 0 && o.stepSize <= 2 * o.eps)) throw new Error(`--step-size must be above 0 and at most 2·eps (${2 * o.eps}), got ${o.stepSize}`);
+  const step = o.stepSize === undefined ? {} : { stepSize: o.stepSize };
+  if (o.defense === 'fgsm-rs') return { defense: { kind: 'fgsm-rs', eps: o.eps, ...step }, eps: o.eps };
+  if (o.defense === 'pgd') return { defense: { kind: 'pgd', eps: o.eps, steps: o.pgdSteps, ...step }, eps: o.eps };
+  if (o.defense === 'trades') return { defense: { kind: 'trades', eps: o.eps, steps: o.pgdSteps, beta: o.beta, ...step }, eps: o.eps };
   throw new Error(`unknown --defense "${o.defense}"; expected none, fgsm-rs, pgd or trades`);
 }
 
 function describeDefense(d: Defense): string {
   if (d.kind === 'none') return 'none';
-  if (d.kind === 'fgsm-rs') return `FGSM-RS eps ${d.eps}`;
-  if (d.kind === 'pgd') return `PGD-${d.steps ?? 7} eps ${d.eps}`;
-  return `TRADES beta ${d.beta ?? 6} (PGD-${d.steps ?? 7} on KL) eps ${d.eps}`;
+  const step = d.stepSize === undefined ? '' : ` step ${d.stepSize}`;
+  if (d.kind === 'fgsm-rs') return `FGSM-RS eps ${d.eps}${step}`;
+  if (d.kind === 'pgd') return `PGD-${d.steps ?? 7} eps ${d.eps}${step}`;
+  return `TRADES beta ${d.beta ?? 6} (PGD-${d.steps ?? 7} on KL) eps ${d.eps}${step}`;
 }
 
 export interface AttackCommand {

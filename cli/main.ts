@@ -173,6 +173,7 @@ program
   .option('--eps <e>', 'perturbation budget of the defense (Linf)', Number)
   .option('--pgd-steps <n>', 'PGD steps per batch for --defense pgd and trades', int, 7)
   .option('--beta <b>', 'TRADES weight of the KL term', Number, 6)
+  .option('--step-size <a>', 'attack step size of the defense (default: 1.25·eps for fgsm-rs, 2.5·eps/steps for pgd and trades)', Number)
   .option('--early-stop', 'keep the epoch with the best robust validation accuracy (PGD-10 at --eps)')
   .option('--epochs <n>', 'epochs', int, 8)
   .option('--batch <n>', 'batch size', int, 128)

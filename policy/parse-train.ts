@@ -17,16 +17,18 @@ export function readTrain(r: Reader, v: unknown, stages: Stage[], artifacts: Art
   if (!artifacts.dataset?.splits[split]) r.fail('train.split', `split "${split}" is not in artifacts.dataset.splits`);
   let defense: TrainConfig['defense'] = { kind: 'none' };
   if (m.defense !== undefined) {
-    const d = r.mapping(m.defense, 'train.defense', { required: ['kind'], optional: ['eps', 'steps', 'beta'] });
+    const d = r.mapping(m.defense, 'train.defense', { required: ['kind'], optional: ['eps', 'steps', 'beta', 'stepSize'] });
     const kind = r.oneOf(d.kind, 'train.defense.kind', ['none', 'fgsm-rs', 'pgd', 'trades'] as const);
     if (d.steps !== undefined && kind !== 'pgd' && kind !== 'trades') r.fail('train.defense.steps', 'steps applies to pgd and trades only');
     if (d.beta !== undefined && kind !== 'trades') r.fail('train.defense.beta', 'beta applies to trades only');
+    if (d.stepSize !== undefined && kind === 'none') r.fail('train.defense.stepSize', 'stepSize applies to fgsm-rs, pgd and trades');
     if (kind !== 'none') {
       const eps = r.number(d.eps, 'train.defense.eps', 0, 1);
       const steps = d.steps === undefined ? undefined : r.integer(d.steps, 'train.defense.steps', 1, 100);
-      if (kind === 'fgsm-rs') defense = { kind, eps };
-      if (kind === 'pgd') defense = { kind, eps, ...(steps !== undefined && { steps }) };
-      if (kind === 'trades') defense = { kind, eps, ...(steps !== undefined && { steps }), ...(d.beta !== undefined && { beta: r.number(d.beta, 'train.defense.beta', 0, 100) }) };
+      const step = d.stepSize === undefined ? {} : { stepSize: r.number(d.stepSize, 'train.defense.stepSize', Number.MIN_VALUE, 2 * eps) };
+      if (kind === 'fgsm-rs') defense = { kind, eps, ...step };
+      if (kind === 'pgd') defense = { kind, eps, ...(steps !== undefined && { steps }), ...step };
+      if (kind === 'trades') defense = { kind, eps, ...(steps !== undefined && { steps }), ...(d.beta !== undefined && { beta: r.number(d.beta, 'train.defense.beta', 0, 100) }), ...step };
     }
   }
   const earlyStop = m.earlyStop === undefined ? false : r.boolean(m.earlyStop, 'train.earlyStop');

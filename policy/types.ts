@@ -140,7 +140,12 @@ export interface TrainConfig {
   /** A split of artifacts.dataset.splits (default train). */
   split: string;
   arch: 'small-cnn' | 'wide-cnn' | 'mlp';
-  defense: { kind: 'none' } | { kind: 'fgsm-rs'; eps: number } | { kind: 'pgd'; eps: number; steps?: number } | { kind: 'trades'; eps: number; steps?: number; beta?: number };
+  /** stepSize: the attack's step (default 1.25·eps for fgsm-rs, 2.5·eps/steps for pgd and trades). */
+  defense:
+    | { kind: 'none' }
+    | { kind: 'fgsm-rs'; eps: number; stepSize?: number }
+    | { kind: 'pgd'; eps: number; steps?: number; stepSize?: number }
+    | { kind: 'trades'; eps: number; steps?: number; beta?: number; stepSize?: number };
   epochs: number;
   batch: number;
   lr: number;

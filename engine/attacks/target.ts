@@ -56,6 +56,13 @@ export class InputGradients {
     for (let i = 0; i < grad.length; i++) grad[i] *= n;
     return { logits: out[g.logits].data as Float32Array, grad };
   }
+
+  /** Frees the sessions' native memory now rather than at some later garbage collection. */
+  async release(): Promise<void> {
+    const entries = [...this.built.values()];
+    this.built.clear();
+    for (const e of entries) await (await e).s.release();
+  }
 }
 
 export class AttackTarget implements GradientSource {

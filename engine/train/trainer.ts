@@ -17,7 +17,8 @@ import { deployableModel, initWeights, trainableModel, type Architecture } from 
 
 export type Defense =
   | { kind: 'none' }
-  | { kind: 'fgsm-rs'; eps: number; alpha?: number }
+  /** stepSize defaults to 1.25·eps (Wong et al.); PGD's to 2.5·eps/steps (Madry et al.). */
+  | { kind: 'fgsm-rs'; eps: number; stepSize?: number }
   | { kind: 'pgd'; eps: number; steps?: number; stepSize?: number }
   /** TRADES: β weighs the KL term (default 6); steps and stepSize are the inner maximisation's (7, 2.5·eps/steps). */
   | { kind: 'trades'; eps: number; beta?: number; steps?: number; stepSize?: number };
@@ -70,38 +71,58 @@ export interface TrainResult {
 /** Every random draw of a run comes from its own generator keyed by (seed, epoch, step), so a resume repeats it. */
 const rngFor = (seed: number, epoch: number, step = -1) => new Rng((Math.imul(seed, 2654435761) ^ Math.imul(epoch + 1, 40503) ^ Math.imul(step + 2, 2246822519)) >>> 0);
 
-/** The model at its current weights, for attacks during training (weights are graph inputs here). */
+/**
+ * The model at its current weights, for attacks during training. Its sessions bake the weights in as initializers,
+ * rebuilt at the first attack after each weight update: onnxruntime runs convolutions with constant weights on its
+ * fast path, and on the wide CNN a PGD step saves more than the rebuild costs (see ENGINE-NOTES and bench/).
+ */
 class LiveModel implements GradientSource {
   readonly sampleShape: number[];
   readonly sampleSize: number;
   readonly classes: number;
-  private readonly grads: InputGradients;
+  private version = 0;
+  private built?: { version: number; model: ModelProto; grads: InputGradients; forward?: Promise<InferenceSession> };
 
   constructor(
     private readonly arch: Architecture,
     private readonly weights: Map<string, Float32Array>,
-    private readonly forward: InferenceSession,
-    model: ModelProto,
-    threads?: number,
+    private readonly threads?: number,
   ) {
     this.sampleShape = [...arch.input];
     this.sampleSize = arch.input.reduce((a, b) => a * b, 1);
     this.classes = arch.classes;
-    this.grads = new InputGradients(model, 'input', arch.classes, { threads });
   }
 
-  private feeds(x: Float32Array, n: number): Record<string, ReturnType<typeof floatTensor>> {
-    const f: Record<string, ReturnType<typeof floatTensor>> = { input: floatTensor(x, [n, ...this.arch.input]) };
-    for (const p of this.arch.params) f[p.name] = floatTensor(this.weights.get(p.name)!, p.dims);
-    return f;
+  /** The weights changed in place: the next attack builds sessions from them. */
+  changed(): void {
+    this.version++;
+  }
+
+  private current() {
+    if (this.built?.version !== this.version) {
+      void this.release();
+      const model = deployableModel(this.arch, this.weights);
+      this.built = { version: this.version, model, grads: new InputGradients(model, 'input', this.arch.classes, { threads: this.threads }) };
+    }
+    return this.built;
   }
 
   async logits(x: Float32Array, n: number): Promise<Float32Array> {
-    return (await this.forward.run(this.feeds(x, n)))[this.forward.outputNames[0]].data as Float32Array;
+    const b = this.current();
+    const forward = await (b.forward ??= createSession(b.model, { threads: this.threads }));
+    return (await forward.run({ input: floatTensor(x, [n, ...this.arch.input]) }))[forward.outputNames[0]].data as Float32Array;
   }
 
   gradient(x: Float32Array, n: number, labels: ArrayLike<number>, loss?: LossKind, targets?: ArrayLike<number>): Promise<GradientResult> {
-    return this.grads.run(this.feeds(x, n), n, labels, loss, targets);
+    return this.current().grads.run({ input: floatTensor(x, [n, ...this.arch.input]) }, n, labels, loss, targets);
+  }
+
+  async release(): Promise<void> {
+    const b = this.built;
+    this.built = undefined;
+    if (!b) return;
+    await b.grads.release();
+    if (b.forward) await (await b.forward).release();
   }
 }
 
@@ -145,7 +166,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   // TRADES trains on [clean; adversarial] rows at once, differentiated through both.
   const trainGraph = differentiate(model, { wrt: arch.params.map((p) => p.name), ...(defense.kind === 'trades' && { loss: 'trades', beta: defense.beta }) });
   const session = await createSession(trainGraph.model, { threads: opts.threads });
-  const live = defense.kind !== 'none' || opts.earlyStop ? new LiveModel(arch, weights, await createSession(model, { threads: opts.threads }), model, opts.threads) : undefined;
+  const live = defense.kind !== 'none' || opts.earlyStop ? new LiveModel(arch, weights, opts.threads) : undefined;
   const pixels = arch.input.reduce((a, b) => a * b, 1);
   const steps = Math.ceil(data.count / batch);
   const total = steps * opts.epochs;
@@ -161,71 +182,77 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     settings: { ...settings, partial },
   });
 
-  for (let epoch = (r?.epoch ?? 0) + 1; epoch <= opts.epochs; epoch++) {
-    const order = rngFor(seed, epoch).shuffle(data.count);
-    const resuming = r && epoch === r.epoch + 1 && r.step > 0;
-    const partial = resuming ? (r.settings.partial as { lossSum: number; correct: number; seen: number }) : { lossSum: 0, correct: 0, seen: 0 };
-    let { lossSum, correct, seen } = partial;
-    const started = performance.now();
-    let ranHere = 0;
-    for (let step = resuming ? r.step : 0; step < steps; step++) {
-      if (opts.signal?.aborted) throw new Error('training was cancelled');
-      const idx = order.subarray(step * batch, Math.min(data.count, (step + 1) * batch));
-      const n = idx.length;
-      let x: Float32Array = new Float32Array(n * pixels);
-      const y = new Array<number>(n);
-      idx.forEach((k, i) => {
-        x.set(data.images.subarray(k * pixels, (k + 1) * pixels), i * pixels);
-        y[i] = data.labels[k];
-      });
-      let rows = n;
-      if (defense.kind !== 'none') {
-        const b = { x, labels: y, n };
-        const rng = rngFor(seed, epoch, step);
-        if (defense.kind === 'trades') {
-          const adv = await tradesAdversary(live!, b, defense, range, rng);
-          const both = new Float32Array(2 * x.length);
-          both.set(x);
-          both.set(adv, x.length);
-          x = both;
-          rows = 2 * n;
-        } else {
-          x =
-            defense.kind === 'fgsm-rs'
-              ? await pgd(live!, b, { eps: defense.eps, steps: 1, stepSize: defense.alpha ?? 1.25 * defense.eps, randomStart: true, range, rng })
-              : await pgd(live!, b, { eps: defense.eps, steps: defense.steps ?? 7, stepSize: defense.stepSize, randomStart: true, range, rng });
+  try {
+    for (let epoch = (r?.epoch ?? 0) + 1; epoch <= opts.epochs; epoch++) {
+      const order = rngFor(seed, epoch).shuffle(data.count);
+      const resuming = r && epoch === r.epoch + 1 && r.step > 0;
+      const partial = resuming ? (r.settings.partial as { lossSum: number; correct: number; seen: number }) : { lossSum: 0, correct: 0, seen: 0 };
+      let { lossSum, correct, seen } = partial;
+      const started = performance.now();
+      let ranHere = 0;
+      for (let step = resuming ? r.step : 0; step < steps; step++) {
+        if (opts.signal?.aborted) throw new Error('training was cancelled');
+        const idx = order.subarray(step * batch, Math.min(data.count, (step + 1) * batch));
+        const n = idx.length;
+        let x: Float32Array = new Float32Array(n * pixels);
+        const y = new Array<number>(n);
+        idx.forEach((k, i) => {
+          x.set(data.images.subarray(k * pixels, (k + 1) * pixels), i * pixels);
+          y[i] = data.labels[k];
+        });
+        let rows = n;
+        if (defense.kind !== 'none') {
+          const b = { x, labels: y, n };
+          const rng = rngFor(seed, epoch, step);
+          if (defense.kind === 'trades') {
+            const adv = await tradesAdversary(live!, b, defense, range, rng);
+            const both = new Float32Array(2 * x.length);
+            both.set(x);
+            both.set(adv, x.length);
+            x = both;
+            rows = 2 * n;
+          } else {
+            x =
+              defense.kind === 'fgsm-rs'
+                ? await pgd(live!, b, { eps: defense.eps, steps: 1, stepSize: defense.stepSize ?? 1.25 * defense.eps, randomStart: true, range, rng })
+                : await pgd(live!, b, { eps: defense.eps, steps: defense.steps ?? 7, stepSize: defense.stepSize, randomStart: true, range, rng });
+          }
+        }
+        const feeds: Record<string, ReturnType<typeof floatTensor>> = { input: floatTensor(x, [rows, ...arch.input]), [trainGraph.labels]: int64Tensor(y, [n]) };
+        for (const p of arch.params) feeds[p.name] = floatTensor(weights.get(p.name)!, p.dims);
+        const out = await session.run(feeds);
+        const loss = (out[trainGraph.loss].data as Float32Array)[0];
+        // Stop before a diverged step touches the weights, so the last checkpoint stays the last good state.
+        if (!Number.isFinite(loss)) throw new InputError(`the loss became ${loss} at epoch ${epoch}, step ${step + 1}; lower the learning rate (now ${settings.lr}) or check the data`);
+        const lr = learningRate(settings.schedule, settings.lr, (epoch - 1) * steps + step, total);
+        optimizer.step(weights, new Map(arch.params.map((p) => [p.name, out[trainGraph.grads[p.name]].data as Float32Array])), lr);
+        live?.changed();
+        lossSum += loss * n;
+        // Under TRADES the first n rows are the clean ones, so this is clean accuracy; under AT it is adversarial.
+        correct += countCorrect(out[trainGraph.logits].data as Float32Array, y, arch.classes);
+        seen += n;
+        ranHere += n;
+        if (opts.onProgress && (step % 20 === 19 || step === steps - 1)) {
+          opts.onProgress({ epoch, epochs: opts.epochs, step: step + 1, steps, loss: lossSum / seen, accuracy: correct / seen, imagesPerSecond: ranHere / ((performance.now() - started) / 1000), lr });
+        }
+        if (opts.onCheckpoint && opts.checkpointEvery && (step + 1) % opts.checkpointEvery === 0 && step + 1 < steps) {
+          await opts.onCheckpoint(snapshot(epoch - 1, step + 1, { lossSum, correct, seen }));
         }
       }
-      const feeds: Record<string, ReturnType<typeof floatTensor>> = { input: floatTensor(x, [rows, ...arch.input]), [trainGraph.labels]: int64Tensor(y, [n]) };
-      for (const p of arch.params) feeds[p.name] = floatTensor(weights.get(p.name)!, p.dims);
-      const out = await session.run(feeds);
-      const loss = (out[trainGraph.loss].data as Float32Array)[0];
-      // Stop before a diverged step touches the weights, so the last checkpoint stays the last good state.
-      if (!Number.isFinite(loss)) throw new InputError(`the loss became ${loss} at epoch ${epoch}, step ${step + 1}; lower the learning rate (now ${settings.lr}) or check the data`);
-      const lr = learningRate(settings.schedule, settings.lr, (epoch - 1) * steps + step, total);
-      optimizer.step(weights, new Map(arch.params.map((p) => [p.name, out[trainGraph.grads[p.name]].data as Float32Array])), lr);
-      lossSum += loss * n;
-      // Under TRADES the first n rows are the clean ones, so this is clean accuracy; under AT it is adversarial.
-      correct += countCorrect(out[trainGraph.logits].data as Float32Array, y, arch.classes);
-      seen += n;
-      ranHere += n;
-      if (opts.onProgress && (step % 20 === 19 || step === steps - 1)) {
-        opts.onProgress({ epoch, epochs: opts.epochs, step: step + 1, steps, loss: lossSum / seen, accuracy: correct / seen, imagesPerSecond: ranHere / ((performance.now() - started) / 1000), lr });
+      const record: EpochRecord = { epoch, loss: lossSum / seen, accuracy: correct / seen, seconds: (performance.now() - started) / 1000 };
+      if (opts.earlyStop) {
+        const v = opts.earlyStop;
+        const results = await runAttack(live!, v.validation, { attack: 'pgd', eps: v.eps, steps: v.steps ?? 10 }, { range, seed: seed + epoch });
+        record.robustValidation = computeMetrics(results, arch.classes).robust_accuracy;
+        if (!best || record.robustValidation > best.robustValidation) best = { epoch, robustValidation: record.robustValidation, weights: new Map([...weights].map(([k, w]) => [k, w.slice()])) };
       }
-      if (opts.onCheckpoint && opts.checkpointEvery && (step + 1) % opts.checkpointEvery === 0 && step + 1 < steps) {
-        await opts.onCheckpoint(snapshot(epoch - 1, step + 1, { lossSum, correct, seen }));
-      }
+      history.push(record);
+      opts.onEpoch?.(record);
+      await opts.onCheckpoint?.(snapshot(epoch, 0, { lossSum: 0, correct: 0, seen: 0 }));
     }
-    const record: EpochRecord = { epoch, loss: lossSum / seen, accuracy: correct / seen, seconds: (performance.now() - started) / 1000 };
-    if (opts.earlyStop) {
-      const v = opts.earlyStop;
-      const results = await runAttack(live!, v.validation, { attack: 'pgd', eps: v.eps, steps: v.steps ?? 10 }, { range, seed: seed + epoch });
-      record.robustValidation = computeMetrics(results, arch.classes).robust_accuracy;
-      if (!best || record.robustValidation > best.robustValidation) best = { epoch, robustValidation: record.robustValidation, weights: new Map([...weights].map(([k, w]) => [k, w.slice()])) };
-    }
-    history.push(record);
-    opts.onEpoch?.(record);
-    await opts.onCheckpoint?.(snapshot(epoch, 0, { lossSum: 0, correct: 0, seen: 0 }));
+  } finally {
+    await live?.release();
+    await session.release();
   }
   return { weights, deploy: best?.weights ?? weights, history, bestEpoch: best?.epoch };
 }

@@ -105,6 +105,7 @@ describe('secmlops train', () => {
     expect((await run(['--defense', 'trades', '--out', '/tmp/x.onnx'])).stderr).toContain('--defense trades needs --eps > 0');
     expect((await run(['--defense', 'madry', '--eps', '0.1', '--out', '/tmp/x.onnx'])).stderr).toContain('unknown --defense "madry"; expected none, fgsm-rs, pgd or trades');
     expect((await run(['--resume', '--out', '/tmp/x.onnx'])).stderr).toContain('--resume needs --checkpoint-dir');
+    expect((await run(['--defense', 'pgd', '--eps', '0.1', '--step-size', '0.5', '--out', '/tmp/x.onnx'])).stderr).toContain('--step-size must be above 0 and at most 2·eps (0.2), got 0.5');
   }, 60_000);
 });
 

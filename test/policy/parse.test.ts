@@ -172,11 +172,19 @@ ${train}`;
     expect(parse(base('train: { arch: mlp, epochs: 1, heartbeatTimeout: 2m }')).train?.heartbeatTimeoutMs).toBe(120_000);
   });
 
+  test('parses an attack step size for each defense', () => {
+    expect(parse(base('train: { arch: mlp, epochs: 1, defense: { kind: pgd, eps: 0.1, steps: 3, stepSize: 0.05 } }')).train?.defense).toEqual({ kind: 'pgd', eps: 0.1, steps: 3, stepSize: 0.05 });
+    expect(parse(base('train: { arch: mlp, epochs: 1, defense: { kind: fgsm-rs, eps: 0.1, stepSize: 0.1 } }')).train?.defense).toEqual({ kind: 'fgsm-rs', eps: 0.1, stepSize: 0.1 });
+  });
+
   const cases: [string, string, string][] = [
     ['a train stage without its block', base(''), 'secmlops.yaml: train: the train stage needs a train block (arch, defense, epochs)'],
     ['a heartbeat timeout shorter than the heartbeat', base('train: { arch: mlp, epochs: 1, heartbeatTimeout: 5s }'), 'secmlops.yaml: train.heartbeatTimeout: expected a duration of at least 15s such as "60s" or "2m", got "5s"'],
     ['beta outside TRADES', base('train: { arch: mlp, epochs: 1, defense: { kind: pgd, eps: 0.1, beta: 2 } }'), 'secmlops.yaml: train.defense.beta: beta applies to trades only'],
     ['steps for FGSM-RS', base('train: { arch: mlp, epochs: 1, defense: { kind: fgsm-rs, eps: 0.1, steps: 3 } }'), 'secmlops.yaml: train.defense.steps: steps applies to pgd and trades only'],
+    ['a step size above 2·eps', base('train: { arch: mlp, epochs: 1, defense: { kind: pgd, eps: 0.1, stepSize: 0.3 } }'), 'secmlops.yaml: train.defense.stepSize: expected a number'],
+    ['a zero step size', base('train: { arch: mlp, epochs: 1, defense: { kind: fgsm-rs, eps: 0.1, stepSize: 0 } }'), 'secmlops.yaml: train.defense.stepSize: expected a number'],
+    ['a step size without a defense', base('train: { arch: mlp, epochs: 1, defense: { kind: none, stepSize: 0.1 } }'), 'secmlops.yaml: train.defense.stepSize: stepSize applies to fgsm-rs, pgd and trades'],
     ['TRADES without eps', base('train: { arch: mlp, epochs: 1, defense: { kind: trades } }'), 'secmlops.yaml: train.defense.eps: expected a number'],
     ['early stopping without a defense', base('train: { arch: mlp, epochs: 1, earlyStop: true }'), 'secmlops.yaml: train.earlyStop: early stopping measures robust validation accuracy at the defense’s eps: give a defense'],
     ['an unknown architecture', base('train: { arch: resnet50, epochs: 1 }'), 'secmlops.yaml: train.arch: expected one of small-cnn, wide-cnn, mlp, got "resnet50"'],
