@@ -40,6 +40,9 @@ const RECIPES: Recipe[] = [
   { id: 'wide-pgd4-es', arch: 'wide-cnn', defense: { kind: 'pgd', eps: EPS, steps: 4 }, epochs: 3, earlyStop: true, ...fast },
   { id: 'wide-pgd3-lr1-es', arch: 'wide-cnn', defense: { kind: 'pgd', eps: EPS, steps: 3 }, epochs: 3, earlyStop: true, schedule: 'one-cycle', lr: 1e-3 },
   { id: 'wide-pgd3-lr1-4ep-es', arch: 'wide-cnn', defense: { kind: 'pgd', eps: EPS, steps: 3 }, epochs: 4, earlyStop: true, schedule: 'one-cycle', lr: 1e-3 },
+  { id: 'wide-pgd3-lr1-5ep-es', arch: 'wide-cnn', defense: { kind: 'pgd', eps: EPS, steps: 3 }, epochs: 5, earlyStop: true, schedule: 'one-cycle', lr: 1e-3 },
+  { id: 'wide-pgd3-s05-lr15-5ep-es', arch: 'wide-cnn', defense: { kind: 'pgd', eps: EPS, steps: 3, stepSize: 0.05 }, epochs: 5, earlyStop: true, schedule: 'one-cycle', lr: 1.5e-3 },
+  { id: 'wide-pgd3-s05-lr15-5ep', arch: 'wide-cnn', defense: { kind: 'pgd', eps: EPS, steps: 3, stepSize: 0.05 }, epochs: 5, schedule: 'one-cycle', lr: 1.5e-3 },
   { id: 'mlp-standard', arch: 'mlp', defense: { kind: 'none' }, epochs: 8 },
   { id: 'mlp-fgsm-rs', arch: 'mlp', defense: { kind: 'fgsm-rs', eps: EPS }, epochs: 15, earlyStop: true, ...fast },
   { id: 'mlp-pgd-es', arch: 'mlp', defense: { kind: 'pgd', eps: EPS, steps: 7 }, epochs: 15, earlyStop: true, ...fast },
@@ -49,7 +52,8 @@ const RECIPES: Recipe[] = [
 function describe(r: Recipe): string {
   const d = r.defense;
   const defense = d.kind === 'none' ? 'standard' : d.kind === 'fgsm-rs' ? 'FGSM-RS' : d.kind === 'pgd' ? `PGD-${d.steps ?? 7} AT` : `TRADES β=${d.beta ?? 6}, ${d.steps ?? 7} steps`;
-  return `${defense}, ${r.epochs} epochs${r.earlyStop ? ', ES' : ''}`;
+  const step = d.kind !== 'none' && d.stepSize !== undefined ? ` (step ${d.stepSize})` : '';
+  return `${defense}${step}, ${r.epochs} epochs${r.earlyStop ? ', ES' : ''}`;
 }
 
 function command(r: Recipe): string {
@@ -58,6 +62,7 @@ function command(r: Recipe): string {
   if (d.kind !== 'none') flags.push(`--defense ${d.kind} --eps ${d.eps}`);
   if ((d.kind === 'pgd' || d.kind === 'trades') && d.steps !== undefined) flags.push(`--pgd-steps ${d.steps}`);
   if (d.kind === 'trades' && d.beta !== undefined) flags.push(`--beta ${d.beta}`);
+  if (d.kind !== 'none' && d.stepSize !== undefined) flags.push(`--step-size ${d.stepSize}`);
   flags.push(`--epochs ${r.epochs}`);
   if (r.schedule) flags.push(`--schedule ${r.schedule} --lr ${r.lr}`);
   if (r.earlyStop) flags.push('--early-stop');

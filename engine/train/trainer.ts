@@ -102,14 +102,14 @@ class LiveModel implements GradientSource {
     if (this.built?.version !== this.version) {
       void this.release();
       const model = deployableModel(this.arch, this.weights);
-      this.built = { version: this.version, model, grads: new InputGradients(model, 'input', this.arch.classes, { threads: this.threads }) };
+      this.built = { version: this.version, model, grads: new InputGradients(model, 'input', this.arch.classes, { threads: this.threads, shortLived: true }) };
     }
     return this.built;
   }
 
   async logits(x: Float32Array, n: number): Promise<Float32Array> {
     const b = this.current();
-    const forward = await (b.forward ??= createSession(b.model, { threads: this.threads }));
+    const forward = await (b.forward ??= createSession(b.model, { threads: this.threads, shortLived: true }));
     return (await forward.run({ input: floatTensor(x, [n, ...this.arch.input]) }))[forward.outputNames[0]].data as Float32Array;
   }
 
