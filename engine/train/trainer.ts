@@ -75,7 +75,7 @@ const rngFor = (seed: number, epoch: number, step = -1) => new Rng((Math.imul(se
  * The model at its current weights, for attacks during training. Baked: its sessions hold the weights as
  * initializers and are rebuilt at the first attack after each weight update, because onnxruntime runs
  * convolutions with constant weights on its fast path; that pays off once an update runs two or more attack
- * passes (PGD-7 AT on the small CNN: 838 → 1011 images/s) but not for FGSM-RS's one (2802 → 2566). Otherwise the
+ * passes (PGD-7 AT on the small CNN: 838 → 891–1011 images/s) but not for FGSM-RS's one (2802 → 2566). Otherwise the
  * weights are fed as inputs to sessions built once.
  */
 class LiveModel implements GradientSource {
@@ -101,9 +101,9 @@ class LiveModel implements GradientSource {
     if (this.bake) this.version++;
   }
 
-  private current() {
+  private async current() {
     if (this.built?.version !== this.version) {
-      void this.release();
+      await this.release();
       const model = this.bake ? deployableModel(this.arch, this.weights) : trainableModel(this.arch);
       this.built = { version: this.version, model, grads: new InputGradients(model, 'input', this.arch.classes, { threads: this.threads, shortLived: this.bake }) };
     }
@@ -117,13 +117,13 @@ class LiveModel implements GradientSource {
   }
 
   async logits(x: Float32Array, n: number): Promise<Float32Array> {
-    const b = this.current();
+    const b = await this.current();
     const forward = await (b.forward ??= createSession(b.model, { threads: this.threads, shortLived: this.bake }));
     return (await forward.run(this.feeds(x, n)))[forward.outputNames[0]].data as Float32Array;
   }
 
-  gradient(x: Float32Array, n: number, labels: ArrayLike<number>, loss?: LossKind, targets?: ArrayLike<number>): Promise<GradientResult> {
-    return this.current().grads.run(this.feeds(x, n), n, labels, loss, targets);
+  async gradient(x: Float32Array, n: number, labels: ArrayLike<number>, loss?: LossKind, targets?: ArrayLike<number>): Promise<GradientResult> {
+    return (await this.current()).grads.run(this.feeds(x, n), n, labels, loss, targets);
   }
 
   async release(): Promise<void> {
