@@ -45,6 +45,7 @@ const RECIPES: Recipe[] = [
   { id: 'wide-pgd3-s05-lr15-5ep', arch: 'wide-cnn', defense: { kind: 'pgd', eps: EPS, steps: 3, stepSize: 0.05 }, epochs: 5, schedule: 'one-cycle', lr: 1.5e-3 },
   { id: 'wide-pgd2-s05-lr15-5ep', arch: 'wide-cnn', defense: { kind: 'pgd', eps: EPS, steps: 2, stepSize: 0.05 }, epochs: 5, schedule: 'one-cycle', lr: 1.5e-3 },
   { id: 'wide-pgd3-s05-lr15-4ep', arch: 'wide-cnn', defense: { kind: 'pgd', eps: EPS, steps: 3, stepSize: 0.05 }, epochs: 4, schedule: 'one-cycle', lr: 1.5e-3 },
+  { id: 'wide-pgd3-s05-lr2-4ep-es', arch: 'wide-cnn', defense: { kind: 'pgd', eps: EPS, steps: 3, stepSize: 0.05 }, epochs: 4, earlyStop: true, schedule: 'one-cycle', lr: 2e-3 },
   { id: 'mlp-standard', arch: 'mlp', defense: { kind: 'none' }, epochs: 8 },
   { id: 'mlp-fgsm-rs', arch: 'mlp', defense: { kind: 'fgsm-rs', eps: EPS }, epochs: 15, earlyStop: true, ...fast },
   { id: 'mlp-pgd-es', arch: 'mlp', defense: { kind: 'pgd', eps: EPS, steps: 7 }, epochs: 15, earlyStop: true, ...fast },
