@@ -1,12 +1,15 @@
 # SecMLOps workers. One image serves both task queues; docker-compose.yml picks the queue per service.
 FROM node:20-bookworm-slim
 WORKDIR /app
+# skip: the CPU build (onnxruntime-node's CPU library ships in the package). cuda12: GPU workers; the build then
+# downloads the CUDA execution provider's binaries from NuGet, so it needs a network that reaches api.nuget.org.
+ARG ONNXRUNTIME_NODE_INSTALL=skip
 ENV NODE_ENV=production \
-    ONNXRUNTIME_NODE_INSTALL=skip \
     SECMLOPS_HOME=/var/lib/secmlops \
     SECMLOPS_WORKFLOW_BUNDLE=/app/workflow-bundle.js
-COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts
+COPY package.json package-lock.json .npmrc ./
+RUN npm ci --omit=dev --ignore-scripts \
+ && if [ "$ONNXRUNTIME_NODE_INSTALL" != skip ]; then node node_modules/onnxruntime-node/script/install.js; fi
 COPY bin ./bin
 COPY policy ./policy
 COPY workflows ./workflows
