@@ -1,4 +1,5 @@
 import { verifyDecision, type SignedDecision } from './decision.js';
+import { own } from './own.js';
 import type { Approval, Person, Policy } from './types.js';
 
 /** A decision the workflow accepted, as kept in the audit trail. */
@@ -15,6 +16,8 @@ export interface DecisionContext {
   stage: string;
   /** GitHub login (or person id) of the change's author: separation of duties. */
   author?: string;
+  /** subjectDigest() of the change: required on every decision (v2); undefined accepts v1 (runs recorded before). */
+  subjectDigest?: string;
   /** Why the stage is not accepting decisions now, or undefined when it is waiting for them. */
   notWaiting?: string;
   /** Open findings that forbid approval (rejecting stays possible). */
@@ -31,8 +34,40 @@ export function rolesOf(policy: Policy, personId: string): string[] {
   return policy.roles.filter((r) => r.members.includes(personId)).map((r) => r.id);
 }
 
-export function findPerson(policy: Policy, personId: string): Person | undefined {
-  return policy.people.find((p) => p.id === personId);
+export function findPerson(policy: Policy, personId: unknown): Person | undefined {
+  return typeof personId === 'string' ? policy.people.find((p) => p.id === personId) : undefined;
+}
+
+/**
+ * Why no set of decisions can ever meet the approval once the change's author is excluded, or undefined when one
+ * can: a stage that could only wait until its deadline fails at once instead, saying who is missing.
+ */
+export function unmeetableApproval(policy: Policy, approval: Approval, author: string | undefined): string | undefined {
+  const eligible = policy.people.filter((p) => !isAuthor(p, author) && rolesOf(policy, p.id).some((r) => approval.roles.includes(r)));
+  const excluded = policy.people.filter((p) => isAuthor(p, author)).map((p) => p.id);
+  const why = excluded.length ? ` (${excluded.join(', ')} excluded as the change's author)` : '';
+  if (eligible.length < approval.quorum) {
+    return `the approval needs ${approval.quorum} distinct people holding ${approval.roles.join(' or ')}, but only ${eligible.length} can decide${why}`;
+  }
+  if (approval.everyRole) {
+    const votes: Vote[] = eligible.map((p) => ({
+      person: p.id,
+      roles: rolesOf(policy, p.id).filter((r) => approval.roles.includes(r)),
+      workflowId: '',
+      stage: '',
+      channel: 'cli',
+      decision: 'approve',
+      comment: '',
+      issuedAt: '',
+      signature: '',
+    }));
+    if (!quorumMet(approval, votes)) {
+      const uncovered = approval.roles.filter((r) => !votes.some((v) => v.roles.includes(r)));
+      const detail = uncovered.length ? `nobody who may decide holds ${uncovered.join(', ')}` : 'the roles cannot each get a different person';
+      return `the approval needs a different person for each of ${approval.roles.join(', ')}, but ${detail}${why}`;
+    }
+  }
+  return undefined;
 }
 
 export function isAuthor(person: Person, author: string | undefined): boolean {
@@ -54,7 +89,11 @@ export function checkDecision(ctx: DecisionContext, d: SignedDecision): string |
   if (d.decision !== 'approve' && d.decision !== 'reject') return `decision must be "approve" or "reject", not "${String(d.decision)}"`;
   if (d.workflowId !== ctx.workflowId) return `the decision was signed for workflow ${d.workflowId}, not ${ctx.workflowId}`;
   if (d.stage !== ctx.stage) return `the decision was signed for stage ${d.stage}, not ${ctx.stage}`;
-  const channel = ctx.policy.channels[d.channel];
+  if (ctx.subjectDigest !== undefined) {
+    if (typeof d.subjectDigest !== 'string') return 'the decision is not bound to a change (no subjectDigest: a v1 decision); sign it again';
+    if (d.subjectDigest !== ctx.subjectDigest) return 'the decision was signed for another change (its subjectDigest is not this run’s: another commit?)';
+  }
+  const channel = own(ctx.policy.channels, d.channel);
   if (!channel) return `channel "${d.channel}" has no public key pinned in the policy, so its decisions cannot be trusted`;
   if (!verifyDecision(d, channel.publicKey)) return `the signature does not verify against the ${d.channel} channel's public key`;
   const issued = Date.parse(d.issuedAt);

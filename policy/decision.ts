@@ -1,8 +1,14 @@
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { decodeBase64 } from './base64.js';
+import { canonicalJson, utf8 } from './canonical.js';
 import type { Channel } from './types.js';
 
-/** What a channel signs: the workflow ID and stage bind a signature to one approval, so it cannot be replayed elsewhere. */
+/**
+ * What a channel signs. The workflow ID and stage bind a signature to one approval; subjectDigest (v2) binds it
+ * to one change (repository, PR, head commit, author), so an approval read from an earlier run's history cannot
+ * be replayed on a run for another commit. v1 decisions (no subjectDigest) are accepted only in runs recorded
+ * before v2 existed.
+ */
 export interface Decision {
   workflowId: string;
   stage: string;
@@ -12,6 +18,8 @@ export interface Decision {
   comment: string;
   /** ISO 8601, UTC. */
   issuedAt: string;
+  /** subjectDigest() of the change the signer saw (v2). */
+  subjectDigest?: string;
 }
 
 export interface SignedDecision extends Decision {
@@ -19,11 +27,12 @@ export interface SignedDecision extends Decision {
   signature: string;
 }
 
-const DOMAIN = 'secmlops-decision-v1\n';
+const DOMAIN_V1 = 'secmlops-decision-v1\n';
+const DOMAIN_V2 = 'secmlops-decision-v2\n';
 
 /** Deterministic bytes to sign: a domain tag and JSON with sorted keys, so every channel and verifier agree. */
 export function canonicalDecision(d: Decision): Uint8Array {
-  const fields: Decision = {
+  const fields = {
     channel: d.channel,
     comment: d.comment,
     decision: d.decision,
@@ -32,16 +41,23 @@ export function canonicalDecision(d: Decision): Uint8Array {
     stage: d.stage,
     workflowId: d.workflowId,
   };
-  return new TextEncoder().encode(DOMAIN + JSON.stringify(fields));
+  // v1 bytes are kept exactly as they were (plain JSON.stringify of these keys in this order).
+  if (d.subjectDigest === undefined) return utf8(DOMAIN_V1 + JSON.stringify(fields));
+  return utf8(DOMAIN_V2 + canonicalJson({ ...fields, subjectDigest: d.subjectDigest }));
 }
 
 /** True only for a well-formed signature that verifies against the given raw public key (base64). Fails closed. */
 export function verifyDecision(d: SignedDecision, publicKeyBase64: string): boolean {
-  const sig = typeof d.signature === 'string' ? decodeBase64(d.signature) : undefined;
-  const key = decodeBase64(publicKeyBase64);
+  return verifySignature(d.signature, canonicalDecision(d), publicKeyBase64);
+}
+
+/** Ed25519 check of a base64 signature over bytes with a base64 raw public key; false on anything malformed. */
+export function verifySignature(signature: unknown, message: Uint8Array, publicKeyBase64: string): boolean {
+  const sig = typeof signature === 'string' ? decodeBase64(signature) : undefined;
+  const key = typeof publicKeyBase64 === 'string' ? decodeBase64(publicKeyBase64) : undefined;
   if (!sig || sig.length !== 64 || !key || key.length !== 32) return false;
   try {
-    return ed25519.verify(sig, canonicalDecision(d), key);
+    return ed25519.verify(sig, message, key);
   } catch {
     return false;
   }

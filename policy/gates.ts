@@ -34,3 +34,17 @@ export function describeGate(g: GateResult): string {
 export function formatMetric(x: number): string {
   return Number.isInteger(x) ? String(x) : x.toFixed(4);
 }
+
+/** The data stage's gate metrics from each split's counts and pixel statistics (pixels scaled to [0, 1]). */
+export function dataMetrics(splits: { split: string; classCounts: number[]; images: number; pixelMean: number; pixelStd: number }[]): Record<string, number> {
+  const m: Record<string, number> = {};
+  for (const s of splits) {
+    const total = s.classCounts.reduce((a, b) => a + b, 0);
+    m[`data.${s.split}.images`] = s.images;
+    m[`data.${s.split}.min_class_fraction`] = Math.min(...s.classCounts) / total;
+    m[`data.${s.split}.max_class_fraction`] = Math.max(...s.classCounts) / total;
+    m[`data.${s.split}.pixel_mean`] = s.pixelMean;
+    m[`data.${s.split}.pixel_std`] = s.pixelStd;
+  }
+  return m;
+}

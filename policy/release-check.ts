@@ -1,0 +1,269 @@
+// The signer verifies. Before the release key signs, `signRelease` hands everything it was given to checkRelease,
+// which believes nothing the orchestration says: the subject and the policy come from the start evidence a worker
+// signed, digests and metrics from the stages' evidence, approvals from the channel-signed decisions in the audit
+// chain. `secmlops verify` runs the same function on an attestation, so what was checked before signing can be
+// checked again by anyone holding the release public key.
+import { checkChain, type AuditEntry } from './audit.js';
+import { canonicalJson } from './canonical.js';
+import { verifyDecision } from './decision.js';
+import { evidenceProblem, type Evidence, type EvidenceKind, type FileDigest, type ModelPayload } from './evidence.js';
+import { evaluateGate, type GateResult } from './gates.js';
+import { findPerson, isAuthor, quorumMet, rolesOf, type Vote } from './approvals.js';
+import { own } from './own.js';
+import { subjectDigest, type Subject } from './subject.js';
+import { threatMatrix, describeCell } from './threat-model.js';
+import type { Approval, Channel, Policy, StageName } from './types.js';
+
+/** Everything a release stands on, as the pipeline gathered it. Nothing in it is trusted until checked. */
+export interface ReleaseDossier {
+  pipelineId: string;
+  /** The workers' evidence public key (base64 raw Ed25519), from the signer's own configuration. */
+  evidenceKey: string;
+  start: Evidence;
+  /** The evidence each stage before release produced. */
+  stages: { name: StageName; evidence: Evidence[] }[];
+  /** The chained audit trail up to the release stage's approval. */
+  audit: AuditEntry[];
+}
+
+/** What checkRelease established: the facts an attestation may state. */
+export interface CheckedRelease {
+  subject: Subject;
+  subjectDigest: string;
+  policy: Policy;
+  policyDigest: string;
+  /** The dataset files, as the data stage's manifest evidence measured them (and the policy pins). */
+  dataset: FileDigest[];
+  /** The model trained or evaluated, as evidence measured it. */
+  model?: { sha256: string; measuredBy: 'train' | 'evaluate' };
+  stages: { name: StageName; metrics: Record<string, number>; gates: GateResult[] }[];
+}
+
+const SKEW_MS = 5 * 60_000;
+const MAX_AGE_MS = 24 * 3_600_000;
+
+export function checkRelease(d: ReleaseDossier): { problems: string[]; release?: CheckedRelease } {
+  const problems: string[] = [];
+  const startProblem = evidenceProblem(d.start, d.evidenceKey, 'start');
+  if (startProblem) return { problems: [`start: ${startProblem}`] };
+  const start = d.start as Evidence<'start'>;
+  const { subject, policy } = start.body.payload;
+  const digest = subjectDigest(subject);
+  const policyDigest = start.body.policyDigest;
+  if (start.body.pipelineId !== d.pipelineId || start.body.workflowId !== d.pipelineId) {
+    return { problems: [`start: the start evidence is for pipeline ${start.body.workflowId}, not ${d.pipelineId}`] };
+  }
+  if (start.body.subjectDigest !== digest) return { problems: ['start: the start evidence’s subject digest does not match its subject'] };
+
+  const before = policy.stages.slice(0, policy.stages.findIndex((s) => s.name === 'release'));
+  if (before.length === policy.stages.length) problems.push('the policy has no release stage');
+  const ran = d.stages.map((s) => s.name).join(', ');
+  if (ran !== before.map((s) => s.name).join(', ')) problems.push(`the stages before release were [${ran}], but the policy lists [${before.map((s) => s.name).join(', ')}]`);
+
+  const pinned = new Map((policy.artifacts.dataset?.files ?? []).map((f) => [f.path, f.sha256]));
+  const release: CheckedRelease = { subject, subjectDigest: digest, policy, policyDigest, dataset: [], stages: [] };
+  for (const stage of d.stages) {
+    const name = stage.name;
+    const where = `stage ${name}`;
+    const evidence: Evidence[] = [];
+    for (const e of Array.isArray(stage.evidence) ? stage.evidence : []) {
+      const why = evidenceProblem(e, d.evidenceKey);
+      if (why) {
+        problems.push(`${where}: ${why}`);
+        continue;
+      }
+      const b = e.body;
+      if (b.pipelineId !== d.pipelineId || b.workflowId !== `${d.pipelineId}/${name}` || b.stage !== name) {
+        problems.push(`${where}: ${b.kind} evidence was produced by ${b.workflowId} (stage ${String(b.stage)}), not by this pipeline's ${name} stage`);
+      } else if (b.subjectDigest !== digest) problems.push(`${where}: ${b.kind} evidence is for another change (subject digest ${b.subjectDigest.slice(0, 12)}…)`);
+      else if (b.policyDigest !== policyDigest) problems.push(`${where}: ${b.kind} evidence was produced under another policy (digest ${b.policyDigest.slice(0, 12)}…)`);
+      else evidence.push(e);
+    }
+    const one = <K extends EvidenceKind>(kind: K): Evidence<K> | undefined => {
+      const found = evidence.filter((e) => e.body.kind === kind);
+      if (found.length !== 1) problems.push(`${where}: expected one piece of ${kind} evidence with a valid signature, found ${found.length}`);
+      return found.length === 1 ? (found[0] as Evidence<K>) : undefined;
+    };
+    let metrics: Record<string, number> = {};
+    const readAsPinned = (files: FileDigest[], what: string) => {
+      for (const f of files) {
+        const want = pinned.get(f.path);
+        if (want === undefined) problems.push(`${where}: ${what} read ${f.path}, which the policy does not pin`);
+        else if (want !== f.sha256) problems.push(`${where}: ${what} read ${f.path} with SHA-256 ${f.sha256}, but the policy pins ${want}`);
+      }
+    };
+    if (name === 'plan') {
+      const cells = threatMatrix(policy.threatModel);
+      if (cells.length === 0) problems.push(`${where}: the threat model names no assets`);
+      for (const c of cells) if (c.status === 'uncovered') problems.push(`${where}: ${describeCell(c)} has neither a control nor a risk acceptance`);
+    } else if (name === 'data') {
+      const manifest = one('manifest');
+      if (manifest) {
+        const files = manifest.body.payload.files;
+        readAsPinned(files, 'the manifest');
+        const seen = new Set(files.map((f) => f.path));
+        for (const path of pinned.keys()) if (!seen.has(path)) problems.push(`${where}: the manifest does not cover ${path}, which the policy pins`);
+        if (seen.size !== files.length) problems.push(`${where}: the manifest lists a file twice`);
+        release.dataset = files.map((f) => ({ path: f.path, sha256: f.sha256 }));
+      }
+      const validation = one('validation');
+      if (validation) {
+        readAsPinned(validation.body.payload.dataset, 'validation');
+        metrics = validation.body.payload.metrics;
+        const validated = (validation.body.payload.splits ?? []).map((s) => s.split).join(', ');
+        const listed = Object.keys(policy.artifacts.dataset?.splits ?? {}).join(', ');
+        if (validated !== listed) problems.push(`${where}: validation covered splits [${validated}], but the policy lists [${listed}]`);
+      }
+    } else if (name === 'train' || name === 'evaluate') {
+      const e = one(name === 'train' ? 'training' : 'evaluation');
+      if (e) {
+        const p: ModelPayload = e.body.payload;
+        readAsPinned(p.dataset, name === 'train' ? 'training' : 'evaluation');
+        const block = name === 'train' ? policy.train : policy.evaluate;
+        if (!sameJson(p.config, block)) problems.push(`${where}: the work followed another ${name} configuration than the policy's ${name} block`);
+        const split = own(policy.artifacts.dataset?.splits, block?.split);
+        const files = (p.dataset ?? []).map((f) => f.path).join(', ');
+        if (!split || files !== `${split.images}, ${split.labels}`) problems.push(`${where}: read [${files}], not the policy's ${name}.split files`);
+        metrics = p.metrics;
+        if (name === 'train') release.model = { sha256: p.modelSha256, measuredBy: 'train' };
+        else if (release.model && release.model.sha256 !== p.modelSha256) {
+          problems.push(`${where}: evaluated model ${p.modelSha256}, not the trained model ${release.model.sha256}`);
+        } else {
+          const pin = policy.artifacts.model?.sha256;
+          if (!release.model && pin && pin !== p.modelSha256) problems.push(`${where}: evaluated model ${p.modelSha256}, but the policy pins ${pin}`);
+          release.model ??= { sha256: p.modelSha256, measuredBy: 'evaluate' };
+        }
+      }
+    }
+    const gates = policy.gates.filter((g) => g.metric.startsWith(`${name}.`)).map((g) => evaluateGate(g, ownMetrics(metrics)));
+    for (const g of gates) if (!g.passed) problems.push(`${where}: gate ${g.id} (${g.metric} ${g.op} ${g.value}) ${g.measured === undefined ? 'was not measured' : `failed with ${g.measured}`}`);
+    release.stages.push({ name, metrics: ownMetrics(metrics), gates });
+  }
+  problems.push(...checkTrail({ pipelineId: d.pipelineId, policy, subject, audit: d.audit, upTo: 'release' }));
+  return { problems, release };
+}
+
+export interface TrailCheck {
+  pipelineId: string;
+  policy: Policy;
+  subject: Subject;
+  audit: AuditEntry[];
+  /**
+   * 'release': the trail as the release signer sees it — every earlier stage ended passed and the release stage's
+   * approval is met (it approves before it signs). 'complete': a finished pipeline's trail; every stage that ended
+   * passed must have met its approval rule.
+   */
+  upTo: 'release' | 'complete';
+}
+
+/** Problems with the chain, its order and every stage's approval rule; empty when the trail holds. */
+export function checkTrail(t: TrailCheck): string[] {
+  const problems: string[] = [];
+  const audit = Array.isArray(t.audit) ? t.audit : [];
+  if (audit.length === 0) return ['the audit trail is empty'];
+  const chain = checkChain(t.pipelineId, audit);
+  if ('problem' in chain) problems.push(chain.problem);
+  const digest = subjectDigest(t.subject);
+  const first = audit[0];
+  if (first.kind !== 'start' || first.stage !== 'pipeline') problems.push('the audit trail does not begin with the pipeline’s start entry');
+  else if (first.subjectDigest !== digest) problems.push('the audit trail’s start entry is for another change');
+  const order = t.policy.stages.map((s) => s.name as string);
+  let last = -1;
+  let lastAt = -Infinity;
+  audit.forEach((e, i) => {
+    const at = Date.parse(e.at);
+    if (Number.isNaN(at)) problems.push(`audit entry ${i} has no valid time`);
+    else if (at < lastAt) problems.push(`audit entry ${i} (${e.kind}, ${e.stage}) is dated before the entry it follows`);
+    else lastAt = at;
+    if (e.stage === 'pipeline') return;
+    const k = order.indexOf(e.stage);
+    if (k < 0) problems.push(`audit entry ${i} names stage "${e.stage}", which the policy does not run`);
+    else if (k < last) problems.push(`audit entry ${i} (${e.kind}, ${e.stage}) comes after entries of a later stage`);
+    else last = k;
+  });
+  for (const stage of t.policy.stages) {
+    const entries = audit.filter((e) => e.stage === stage.name);
+    const ends = entries.filter((e) => e.kind === 'end');
+    const isRelease = stage.name === 'release';
+    const mustPass = t.upTo === 'release' ? !isRelease : ends.length > 0 && ends[0].state === 'passed';
+    if (t.upTo === 'release') {
+      if (isRelease && ends.length > 0) problems.push('the release stage ended before it was signed');
+      if (!isRelease && (ends.length !== 1 || ends[0].state !== 'passed')) {
+        problems.push(`stage ${stage.name} did not end passed exactly once (${ends.map((e) => e.state).join(', ') || 'no end entry'})`);
+      }
+    } else if (ends.length > 1) problems.push(`stage ${stage.name} ended ${ends.length} times`);
+    if (ends.length === 1 && entries[entries.length - 1] !== ends[0]) problems.push(`stage ${stage.name} has entries after its end`);
+    const decisions = entries.filter((e) => e.kind === 'decision');
+    if (!stage.approval) {
+      if (decisions.length) problems.push(`stage ${stage.name} needs no approval, yet the trail holds decisions for it`);
+      continue;
+    }
+    if (!mustPass && !(t.upTo === 'release' && isRelease)) continue;
+    problems.push(...approvalProblems(t, stage.name, stage.approval, entries, digest));
+  }
+  return problems;
+}
+
+function approvalProblems(t: TrailCheck, stage: string, approval: Approval, entries: AuditEntry[], digest: string): string[] {
+  const problems: string[] = [];
+  const where = `stage ${stage}`;
+  const waiting = entries.findIndex((e) => e.kind === 'task' && e.name === 'approval' && e.state === 'running');
+  const votes: Vote[] = [];
+  entries.forEach((e, i) => {
+    if (e.kind !== 'decision') return;
+    const who = `${where}: the decision by ${String(e.person)}`;
+    if (waiting < 0 || i < waiting) problems.push(`${who} is recorded before the stage waited for approval`);
+    const key = own(t.policy.channels, e.channel)?.publicKey;
+    if (!key) return problems.push(`${who} came through channel ${String(e.channel)}, which has no key pinned in the policy`);
+    if (e.subjectDigest !== digest) return problems.push(`${who} was signed for another change`);
+    const signed = {
+      workflowId: t.pipelineId,
+      stage,
+      person: e.person ?? '',
+      channel: e.channel as Channel,
+      decision: e.decision ?? 'approve',
+      comment: e.comment ?? '',
+      issuedAt: e.issuedAt ?? '',
+      subjectDigest: e.subjectDigest,
+      signature: e.signature ?? '',
+    };
+    if (!verifyDecision(signed, key)) return problems.push(`${who} does not verify against the ${String(e.channel)} channel's key`);
+    const person = findPerson(t.policy, e.person);
+    if (!person) return problems.push(`${who}: no such person in the policy`);
+    const roles = rolesOf(t.policy, person.id).filter((r) => approval.roles.includes(r));
+    if ([...roles].sort().join(',') !== [...(e.roles ?? [])].sort().join(',')) {
+      problems.push(`${who} is recorded with roles [${(e.roles ?? []).join(', ')}], but the policy gives [${roles.join(', ')}]`);
+    }
+    if (roles.length === 0) problems.push(`${who}: ${person.id} holds none of ${approval.roles.join(', ')}`);
+    if (isAuthor(person, t.subject.author)) problems.push(`${who}: ${person.id} is the change's author (separation of duties)`);
+    if (votes.some((v) => v.person === person.id)) problems.push(`${who} is a second decision by the same person`);
+    if (e.decision !== 'approve') problems.push(`${who} rejected the stage`);
+    const issued = Date.parse(signed.issuedAt);
+    const at = Date.parse(e.at);
+    if (Number.isNaN(issued) || at < issued - SKEW_MS || at > issued + MAX_AGE_MS) {
+      problems.push(`${who} is recorded at ${e.at}, outside the validity of its signed issuedAt ${signed.issuedAt}`);
+    }
+    votes.push({ ...signed, roles });
+  });
+  if (!quorumMet(approval, votes)) {
+    const by = votes.filter((v) => v.decision === 'approve').map((v) => `${v.person} (${v.roles.join('+')})`);
+    problems.push(`${where}: the approval rule (${approval.quorum} of ${approval.roles.join(', ')}${approval.everyRole ? ', a different person per role' : ''}) is not met; approved by ${by.join(', ') || 'nobody'}`);
+  }
+  return problems;
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  try {
+    return canonicalJson(a) === canonicalJson(b);
+  } catch {
+    return false;
+  }
+}
+
+/** Metrics as own properties only: a key like "constructor" in signed JSON never reaches a gate as a function. */
+function ownMetrics(m: unknown): Record<string, number> {
+  const out: Record<string, number> = {};
+  if (!m || typeof m !== 'object') return out;
+  for (const [k, v] of Object.entries(m)) if (typeof v === 'number') out[k] = v;
+  return out;
+}
