@@ -12,6 +12,7 @@ RUN npm ci --omit=dev --ignore-scripts \
  && if [ "$ONNXRUNTIME_NODE_INSTALL" != skip ]; then node node_modules/onnxruntime-node/script/install.js; fi
 COPY bin ./bin
 COPY policy ./policy
+COPY client ./client
 COPY workflows ./workflows
 COPY activities ./activities
 COPY engine ./engine

@@ -17,6 +17,8 @@ for (const name of ACTIONS) {
     target: 'node20',
     format: 'cjs',
     minify: true,
+    // Typed workflow handles start workflows by the function's name (client.workflow.start(secmlopsPipeline, …)).
+    keepNames: true,
     legalComments: 'linked',
     logLevel: 'warning',
   });

@@ -3,7 +3,9 @@ import { createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { keyId, rawPublicKey } from './keys.js';
 
 export const PAYLOAD_TYPE = 'application/vnd.in-toto+json';
-export const PREDICATE_TYPE = 'https://secmlops.dev/attestation/release/v1';
+export const PREDICATE_TYPE = 'https://secmlops.dev/attestation/release/v2';
+/** Attestations signed before the trust boundary: no evidence, no audit chain; `verify` needs --allow-legacy. */
+export const LEGACY_PREDICATE_TYPE = 'https://secmlops.dev/attestation/release/v1';
 
 export interface Envelope {
   payloadType: string;

@@ -1,26 +1,47 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { join } from 'node:path';
-import { DatasetError, checkPair, classCounts, pixelStats, readIdx } from '../engine/data/idx.js';
-import type { DatasetSplit } from '../policy/index.js';
+import { DatasetDigestMismatch, DatasetError, checkPair, classCounts, pixelStats, readIdx } from '../engine/data/idx.js';
+import { dataMetrics, own, type DatasetSplit, type Evidence, type FileDigest } from '../policy/index.js';
 import type { SplitReport } from '../workflows/messages.js';
+import type { EvidenceContext, EvidenceSigner } from './evidence.js';
 
 export interface ValidateInput {
   root: string;
   splits: Record<string, DatasetSplit>;
   classes: number;
+  /** The policy's pinned digests: each file is hashed as it is read and refused if it changed since the manifest. */
+  pinned?: FileDigest[];
+  evidence?: EvidenceContext;
+}
+
+export interface ValidateResult {
+  splits: SplitReport[];
+  metrics: Record<string, number>;
+  /** Every file read, with the digest computed while reading it. */
+  dataset: FileDigest[];
+  evidence?: Evidence<'validation'>;
 }
 
 /** IDX structure, agreeing counts, label range, pixel statistics and class balance for every split. */
-export async function validateDataset(input: ValidateInput): Promise<SplitReport[]> {
+export async function validateDataset(signer: () => Promise<EvidenceSigner>, input: ValidateInput): Promise<ValidateResult> {
   const ctx = Context.current();
   const reports: SplitReport[] = [];
-  for (const [split, files] of Object.entries(input.splits)) {
+  const read: FileDigest[] = [];
+  const pinned = (file: string) => {
+    if (!input.pinned) return undefined;
+    const f = input.pinned.find((p) => p.path === file);
+    if (!f) throw ApplicationFailure.nonRetryable(`dataset file ${file} is not pinned in the policy's artifacts.dataset.files`, 'DatasetNotPinned');
+    return f.sha256;
+  };
+  for (const split of Object.keys(input.splits)) {
+    const files = own(input.splits, split)!;
     try {
       ctx.heartbeat({ split, step: 'reading images' });
-      const images = await readIdx(join(input.root, files.images));
+      const images = await readIdx(join(input.root, files.images), pinned(files.images));
       ctx.heartbeat({ split, step: 'reading labels' });
-      const labels = await readIdx(join(input.root, files.labels));
+      const labels = await readIdx(join(input.root, files.labels), pinned(files.labels));
+      read.push({ path: files.images, sha256: images.sha256 }, { path: files.labels, sha256: labels.sha256 });
       ctx.heartbeat({ split, step: 'checking' });
       const pair = checkPair(images, labels, files, input.classes);
       const px = pixelStats(pair.images);
@@ -36,10 +57,14 @@ export async function validateDataset(input: ValidateInput): Promise<SplitReport
         pixelMax: px.max,
       });
     } catch (e) {
+      if (e instanceof DatasetDigestMismatch) throw ApplicationFailure.nonRetryable(`split ${split}: ${e.message}`, 'DatasetDigestMismatch');
       // Bad data does not get better on retry.
       if (e instanceof DatasetError) throw ApplicationFailure.nonRetryable(`split ${split}: ${e.message}`, 'InvalidDataset');
       throw e;
     }
   }
-  return reports;
+  const metrics = dataMetrics(reports);
+  const result: ValidateResult = { splits: reports, metrics, dataset: read };
+  if (input.evidence) result.evidence = (await signer()).sign('validation', input.evidence, { dataset: read, splits: reports, metrics });
+  return result;
 }

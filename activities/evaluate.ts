@@ -8,8 +8,9 @@ import { DEFAULT_MAX_BYTES } from '../engine/onnx/model.js';
 import type { EvaluateResult, JobProgress } from '../engine/jobs/protocol.js';
 import { JobError, runJob } from '../engine/jobs/run-job.js';
 import { executionProviderFromEnv } from '../engine/runtime/session.js';
-import type { DatasetSplit, EvaluateConfig } from '../policy/index.js';
+import type { DatasetSplit, EvaluateConfig, Evidence } from '../policy/index.js';
 import type { EvaluationSummary } from '../workflows/messages.js';
+import { requirePins, splitRead, type EvidenceContext, type EvidenceSigner } from './evidence.js';
 import type { ArtifactStore } from './store.js';
 
 export interface EvaluateInput {
@@ -21,16 +22,22 @@ export interface EvaluateInput {
   split: DatasetSplit;
   classes: number;
   config: EvaluateConfig;
+  /** The split's pinned digests: the engine hashes each file as it reads it and refuses one that changed. */
+  pinned?: { images?: string; labels?: string };
+  evidence?: EvidenceContext;
 }
 
 export interface EvaluateOutput {
   modelRef: string;
   metrics: Record<string, number>;
   summary: EvaluationSummary;
+  evidence?: Evidence<'evaluation'>;
 }
 
-export async function evaluateModel(store: ArtifactStore, input: EvaluateInput): Promise<EvaluateOutput> {
+export async function evaluateModel(store: ArtifactStore, signer: () => Promise<EvidenceSigner>, input: EvaluateInput): Promise<EvaluateOutput> {
   const ctx = Context.current();
+  requirePins(input, 'evaluation');
+  const seal = input.evidence ? await signer() : undefined;
   const stored = input.modelRef ? await fromStore(store, input.modelRef) : await intoStore(store, input.modelPath!, input.modelSha256);
   let last: JobProgress | undefined;
   const beat = setInterval(() => ctx.heartbeat(last), 5000);
@@ -43,6 +50,8 @@ export async function evaluateModel(store: ArtifactStore, input: EvaluateInput):
         modelSha256: stored.digest,
         images: join(input.root, input.split.images),
         labels: join(input.root, input.split.labels),
+        ...(input.pinned?.images ? { imagesSha256: input.pinned.images } : {}),
+        ...(input.pinned?.labels ? { labelsSha256: input.pinned.labels } : {}),
         classes: input.classes,
         limit: input.config.limit,
         range: input.config.range,
@@ -68,12 +77,22 @@ export async function evaluateModel(store: ArtifactStore, input: EvaluateInput):
     // A model the engine refuses (hostile or malformed) will not get better on retry; a crash might.
     // Name the user's file, not its copy in the artifact store.
     const msg = (e as Error).message.split(stored.path).join(input.modelPath ?? input.modelRef!);
-    if (e instanceof JobError && e.permanent) throw ApplicationFailure.nonRetryable(msg, 'InvalidModel');
+    if (e instanceof JobError && e.permanent) throw ApplicationFailure.nonRetryable(msg, e.code ?? 'InvalidModel');
     throw ApplicationFailure.retryable(msg, 'EngineJobFailed');
   } finally {
     clearInterval(beat);
   }
-  return { modelRef: stored.ref, metrics: toMetrics(result, input.config.safetyCritical), summary: summarize(result) };
+  const metrics = toMetrics(result, input.config.safetyCritical);
+  const out: EvaluateOutput = { modelRef: stored.ref, metrics, summary: summarize(result) };
+  if (seal && input.evidence) {
+    out.evidence = seal.sign('evaluation', input.evidence, {
+      modelSha256: stored.digest,
+      dataset: splitRead(input.split, input.pinned),
+      metrics,
+      config: input.config,
+    });
+  }
+  return out;
 }
 
 /** A model an earlier stage stored: read back through the store, which checks its digest. */

@@ -4,12 +4,16 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { GitHubApi, GitHubError, parseRepo, type StatusState } from '../github/api.js';
 import type { GitHubCredentials } from '../github/credentials.js';
 import { REPORT_MARKER, renderReport, type Verdict } from '../github/report.js';
+import { evidenceProblem, type Evidence } from '../policy/index.js';
 import type { PipelineStatus } from '../workflows/messages.js';
+import type { EvidenceSigner } from './evidence.js';
 
 export interface GitHubReport {
   status: PipelineStatus;
   verdict: Exclude<Verdict, 'running'>;
   runId: string;
+  /** The start evidence: a verdict goes only to a PR whose start a worker authenticated through GitHub. */
+  start?: Evidence;
 }
 
 export interface GitHubReportResult {
@@ -20,8 +24,16 @@ export interface GitHubReportResult {
 
 const STATE: Record<GitHubReport['verdict'], StatusState> = { passed: 'success', failed: 'failure', cancelled: 'error' };
 
-export async function reportToGitHub(credentials: GitHubCredentials | undefined, r: GitHubReport): Promise<GitHubReportResult> {
+export async function reportToGitHub(credentials: GitHubCredentials | undefined, signer: () => Promise<EvidenceSigner>, r: GitHubReport): Promise<GitHubReportResult> {
   const { subject } = r.status;
+  // The commit status lands on whatever repository and SHA the subject names: only a subject a worker confirmed
+  // through GitHub (start evidence it signed) may get one.
+  const why = r.start ? evidenceProblem(r.start, (await signer()).publicKey, 'start') : 'the report carries no start evidence';
+  const proven = !why ? (r.start as Evidence<'start'>).body : undefined;
+  const claimed = proven?.payload.subject;
+  if (!proven || proven.pipelineId !== r.status.workflowId || claimed?.source !== 'github' || claimed.repo !== subject.repo || claimed.pr !== subject.pr || claimed.headSha !== subject.headSha) {
+    throw ApplicationFailure.nonRetryable(`not reporting to GitHub: ${why ?? 'the subject is not one a worker confirmed through GitHub for this pipeline'}`, 'UnprovenSubject');
+  }
   if (!credentials) {
     throw ApplicationFailure.nonRetryable('this worker has no GitHub credentials: set SECMLOPS_GITHUB_APP_ID, SECMLOPS_GITHUB_APP_KEY and SECMLOPS_GITHUB_INSTALLATION_ID (a GitHub App), or SECMLOPS_GITHUB_TOKEN', 'NoGitHubCredentials');
   }

@@ -1,20 +1,29 @@
-import { validateDataset } from './dataset.js';
+import { validateDataset, type ValidateInput } from './dataset.js';
 import { evaluateModel, type EvaluateInput } from './evaluate.js';
 import { trainModel, type TrainInput } from './train.js';
-import { hashDatasetFiles } from './manifest.js';
+import { hashDatasetFiles, type ManifestInput } from './manifest.js';
 import { signRelease, type ReleaseRequest } from './release.js';
 import { ArtifactStore } from './store.js';
 import { reportToGitHub, type GitHubReport } from './github.js';
 import type { GitHubCredentials } from '../github/credentials.js';
 import { notifySlack, type SlackCredentials, type SlackNotice } from './slack.js';
+import { evidenceSigner } from './evidence.js';
+import { resolveStart, type GitHubStartResolver } from './start.js';
+import { readGitHubDecision, type CommentDecisionRequest } from './github-decision.js';
+import type { PipelineInput } from '../policy/index.js';
+import type { TrustConfig } from '../worker/trust.js';
 
 export interface ActivityConfig {
   /** Folder of the content-addressed artifact store. */
   artifactsDir: string;
   /** PKCS#8 PEM Ed25519 key that signs release attestations. */
   releaseKeyPath: string;
+  /** What this worker trusts: its evidence key, policy source, start keys, OIDC issuer (see worker/trust.ts). */
+  trust: TrustConfig;
   /** The worker's GitHub credentials for final statuses and PR comments (none: such reports fail, named). */
   github?: GitHubCredentials;
+  /** Confirms GitHub Actions OIDC starts (none: GitHub starts are refused). */
+  githubStarts?: GitHubStartResolver;
   /** The worker's Slack bot token for approval messages (none: such notices fail, named). */
   slack?: SlackCredentials;
 }
@@ -22,13 +31,16 @@ export interface ActivityConfig {
 /** The activities a worker registers; workflows import only their type. */
 export function createActivities(config: ActivityConfig) {
   const store = new ArtifactStore(config.artifactsDir);
+  const signer = evidenceSigner(config.trust.evidenceKeyPath);
   return {
-    hashDatasetFiles,
-    validateDataset,
-    signRelease: (req: ReleaseRequest) => signRelease(store, config.releaseKeyPath, req),
-    evaluateModel: (input: EvaluateInput) => evaluateModel(store, input),
-    trainModel: (input: TrainInput) => trainModel(store, input),
-    reportToGitHub: (r: GitHubReport) => reportToGitHub(config.github, r),
+    resolveStart: (input: PipelineInput) => resolveStart(config.trust, signer, config.githubStarts, input),
+    hashDatasetFiles: (input: ManifestInput) => hashDatasetFiles(signer, input),
+    validateDataset: (input: ValidateInput) => validateDataset(signer, input),
+    signRelease: (req: ReleaseRequest) => signRelease(store, config.releaseKeyPath, signer, req),
+    evaluateModel: (input: EvaluateInput) => evaluateModel(store, signer, input),
+    trainModel: (input: TrainInput) => trainModel(store, signer, input),
+    reportToGitHub: (r: GitHubReport) => reportToGitHub(config.github, signer, r),
+    readGitHubDecision: (r: CommentDecisionRequest) => readGitHubDecision(config.github, config.trust.githubChannelKeyPath, r),
     notifySlack: (n: SlackNotice) => notifySlack(config.slack, n),
   };
 }

@@ -6,8 +6,9 @@ import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { canonicalDecision, type Decision, type SignedDecision } from '../policy/index.js';
 
-// One key per approval channel, one that signs releases, and the operator's key for console sign-in tokens.
-export const DEV_KEY_NAMES = ['cli', 'console', 'slack', 'github', 'release', 'token'] as const;
+// One key per approval channel (cli also signs starts), one that signs releases, the workers' evidence key, and the
+// operator's key for console sign-in tokens.
+export const DEV_KEY_NAMES = ['cli', 'console', 'slack', 'github', 'release', 'evidence', 'token'] as const;
 
 export function rawPublicKey(key: KeyObject): string {
   const der = (key.type === 'public' ? key : createPublicKey(key)).export({ format: 'der', type: 'spki' });

@@ -6,11 +6,15 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Evidence } from '../policy/index.js';
 import type { ManifestEntry } from '../workflows/messages.js';
+import type { EvidenceContext, EvidenceSigner } from './evidence.js';
 
 export interface ManifestInput {
   root: string;
   files: string[];
+  /** Sign the manifest as evidence for this pipeline and stage (runs since the trust boundary). */
+  evidence?: EvidenceContext;
 }
 
 export interface ManifestResult {
@@ -18,6 +22,7 @@ export interface ManifestResult {
   /** How many files the heartbeat of an earlier attempt had already hashed. */
   resumedFrom: number;
   attempt: number;
+  evidence?: Evidence<'manifest'>;
 }
 
 interface Progress {
@@ -26,9 +31,13 @@ interface Progress {
   totalFiles: number;
 }
 
-export async function hashDatasetFiles(input: ManifestInput): Promise<ManifestResult> {
+export async function hashDatasetFiles(signer: () => Promise<EvidenceSigner>, input: ManifestInput): Promise<ManifestResult> {
   const ctx = Context.current();
-  const previous = ctx.info.heartbeatDetails as Progress | undefined;
+  // Evidence-producing runs resume only from progress this worker pool sealed: heartbeat details come back from the
+  // server, and a rogue task poller could have written digests no worker computed.
+  const seal = input.evidence ? await signer() : undefined;
+  const raw = ctx.info.heartbeatDetails as unknown;
+  const previous = seal ? seal.open<Progress>(raw) : (raw as Progress | undefined);
   const done: ManifestEntry[] = Array.isArray(previous?.done) ? previous.done.filter((e, i) => e.path === input.files[i]) : [];
   const resumedFrom = done.length;
   if (resumedFrom > 0) ctx.log.info('resuming the dataset manifest from the last heartbeat', { resumedFrom, total: input.files.length });
@@ -43,9 +52,12 @@ export async function hashDatasetFiles(input: ManifestInput): Promise<ManifestRe
     const entry = await hashFile(path, ctx.cancellationSignal);
     done.push({ path: input.files[i], ...entry });
     bytes += entry.bytes;
-    ctx.heartbeat({ done, bytes, totalFiles: input.files.length } satisfies Progress);
+    const progress: Progress = { done, bytes, totalFiles: input.files.length };
+    ctx.heartbeat(seal ? seal.seal(progress) : progress);
   }
-  return { manifest: done, resumedFrom, attempt: ctx.info.attempt };
+  const result: ManifestResult = { manifest: done, resumedFrom, attempt: ctx.info.attempt };
+  if (seal && input.evidence) result.evidence = seal.sign('manifest', input.evidence, { files: done.map((f) => ({ path: f.path, sha256: f.sha256, bytes: f.bytes })) });
+  return result;
 }
 
 export async function hashFile(path: string, signal?: AbortSignal): Promise<{ sha256: string; bytes: number }> {

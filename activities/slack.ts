@@ -21,6 +21,8 @@ export interface SlackNotice {
   stage: string;
   roles: string[];
   subject: Subject;
+  /** The change's digest (runs since decisions are bound to it). */
+  subjectDigest?: string;
   reason?: string;
 }
 
@@ -28,7 +30,8 @@ export async function notifySlack(creds: SlackCredentials | undefined, n: SlackN
   if (!creds) throw ApplicationFailure.nonRetryable('this worker has no Slack token: set SLACK_BOT_TOKEN (and SLACK_API_URL for a non-default API)', 'NoSlackToken');
   const client = new WebClient(creds.token, { ...(creds.apiUrl ? { slackApiUrl: creds.apiUrl } : {}), retryConfig: { retries: 2 } });
   const change = `${n.subject.repo}${n.subject.pr !== undefined ? ` #${n.subject.pr}` : ''} @ ${n.subject.headSha.slice(0, 12)}`;
-  const value = JSON.stringify({ workflowId: n.pipelineId, stage: n.stage });
+  // The buttons carry the digest of the change the message shows, so a press decides on that change only.
+  const value = JSON.stringify({ workflowId: n.pipelineId, stage: n.stage, ...(n.subjectDigest ? { subjectDigest: n.subjectDigest } : {}) });
   const text =
     n.kind === 'waiting'
       ? `SecMLOps: stage *${n.stage}* of ${n.pipelineId} (${change}) waits for approval by ${n.roles.join(' + ')}`

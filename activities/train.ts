@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TrainProgressMessage, TrainResult } from '../engine/jobs/protocol.js';
 import { JobError, runJob } from '../engine/jobs/run-job.js';
-import type { DatasetSplit, TrainConfig } from '../policy/index.js';
+import type { DatasetSplit, Evidence, TrainConfig } from '../policy/index.js';
+import { requirePins, splitRead, type EvidenceContext, type EvidenceSigner } from './evidence.js';
 import type { ArtifactStore } from './store.js';
 
 export interface TrainInput {
@@ -16,6 +17,9 @@ export interface TrainInput {
   split: DatasetSplit;
   classes: number;
   config: TrainConfig;
+  /** The split's pinned digests: the engine hashes each file as it reads it and refuses one that changed. */
+  pinned?: { images?: string; labels?: string };
+  evidence?: EvidenceContext;
 }
 
 /** What the heartbeat carries: the latest stored checkpoint and the progress. */
@@ -31,11 +35,17 @@ export interface TrainOutput {
   resumedFrom?: { epoch: number; step: number };
   /** The last checkpoint stored. */
   checkpointRef?: string;
+  evidence?: Evidence<'training'>;
 }
 
-export async function trainModel(store: ArtifactStore, input: TrainInput): Promise<TrainOutput> {
+export async function trainModel(store: ArtifactStore, signer: () => Promise<EvidenceSigner>, input: TrainInput): Promise<TrainOutput> {
   const ctx = Context.current();
-  const previous = ctx.info.heartbeatDetails as TrainHeartbeat | undefined;
+  // Evidence-producing runs resume only from a checkpoint this worker pool sealed into its heartbeat.
+  requirePins(input, 'training');
+  const seal = input.evidence ? await signer() : undefined;
+  const raw = ctx.info.heartbeatDetails as unknown;
+  const previous = seal ? seal.open<TrainHeartbeat>(raw) : (raw as TrainHeartbeat | undefined);
+  const heartbeat = (b: TrainHeartbeat) => ctx.heartbeat(seal ? seal.seal(b) : b);
   const beat: TrainHeartbeat = { checkpoint: previous?.checkpoint };
   let resume: { path: string; sha256: string } | undefined;
   if (previous?.checkpoint) {
@@ -47,32 +57,55 @@ export async function trainModel(store: ArtifactStore, input: TrainInput): Promi
   }
   const workDir = await mkdtemp(join(tmpdir(), 'secmlops-train-'));
   // Progress arrives every 20 steps, which a slow configuration may stretch past the heartbeat timeout.
-  const ticker = setInterval(() => ctx.heartbeat(beat), 10_000);
+  const ticker = setInterval(() => heartbeat(beat), 10_000);
   // Checkpoint files are stored one after another, in the order the job wrote them.
   let storing = Promise.resolve();
   const c = input.config;
   try {
     const result = await runJob(
-      { ...c, kind: 'train', images: join(input.root, input.split.images), labels: join(input.root, input.split.labels), classes: input.classes, resume, workDir },
+      {
+        ...c,
+        kind: 'train',
+        images: join(input.root, input.split.images),
+        labels: join(input.root, input.split.labels),
+        ...(input.pinned?.images ? { imagesSha256: input.pinned.images } : {}),
+        ...(input.pinned?.labels ? { labelsSha256: input.pinned.labels } : {}),
+        classes: input.classes,
+        resume,
+        workDir,
+      },
       {
         signal: ctx.cancellationSignal,
         onTrainProgress: (p) => {
           beat.progress = p;
-          ctx.heartbeat(beat);
+          heartbeat(beat);
         },
         onCheckpoint: (m) => {
           storing = storing.then(async () => {
             const stored = await store.put(await readFile(m.path));
             await rm(m.path, { force: true });
             beat.checkpoint = { ref: stored.ref, epoch: m.epoch, step: m.step };
-            ctx.heartbeat(beat);
+            heartbeat(beat);
           });
         },
       },
     );
     await storing;
     const model = await store.put(await readFile(result.modelPath));
-    return { modelRef: model.ref, history: result.history, bestEpoch: result.bestEpoch, resumedFrom: result.resumedFrom, checkpointRef: beat.checkpoint?.ref };
+    const out: TrainOutput = { modelRef: model.ref, history: result.history, bestEpoch: result.bestEpoch, resumedFrom: result.resumedFrom, checkpointRef: beat.checkpoint?.ref };
+    if (seal && input.evidence) {
+      const last = result.history[result.history.length - 1];
+      const robust = result.history.flatMap((h) => (h.robustValidation === undefined ? [] : [h.robustValidation]));
+      const metrics: Record<string, number> = { 'train.epochs': result.history.length, 'train.loss': last.loss, 'train.accuracy': last.accuracy };
+      if (robust.length) metrics['train.robust_validation'] = Math.max(...robust);
+      out.evidence = seal.sign('training', input.evidence, {
+        modelSha256: model.digest,
+        dataset: splitRead(input.split, input.pinned),
+        metrics,
+        config: input.config,
+      });
+    }
+    return out;
   } catch (e) {
     await storing.catch(() => undefined);
     // The SDK's own reason tells a requested cancel (reported as cancelled) from a worker shutdown (retried).
@@ -81,7 +114,7 @@ export async function trainModel(store: ArtifactStore, input: TrainInput): Promi
       throw ctx.cancellationSignal.reason;
     }
     const msg = (e as Error).message;
-    if (e instanceof JobError && e.permanent) throw ApplicationFailure.nonRetryable(msg, 'InvalidTraining');
+    if (e instanceof JobError && e.permanent) throw ApplicationFailure.nonRetryable(msg, e.code ?? 'InvalidTraining');
     throw ApplicationFailure.retryable(msg, 'EngineJobFailed');
   } finally {
     clearInterval(ticker);

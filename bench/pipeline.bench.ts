@@ -5,15 +5,16 @@ import { NativeConnection } from '@temporalio/worker';
 import { installQuietLogger } from '../worker/logger.js';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { appendFile, copyFile, mkdir, mkdtemp } from 'node:fs/promises';
+import { appendFile, copyFile, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureDevKeys, loadPrivateKey } from '../activities/keys.js';
-import { DecisionRefused, sendDecision } from '../cli/decide.js';
+import { DecisionRefused, sendDecision } from '../client/decisions.js';
 import { parsePolicy, type Policy } from '../policy/index.js';
 import { startDevServer } from '../worker/dev-server.js';
 import { createWorkers } from '../worker/workers.js';
-import { TASK_QUEUE, type PipelineResult } from '../workflows/messages.js';
+import type { PipelineResult } from '../workflows/messages.js';
+import { startSigned } from '../client/start.js';
 
 installQuietLogger('ERROR');
 const FASHION = '/usr/share/datasets/fashion-mnist';
@@ -23,7 +24,8 @@ const dir = await mkdtemp(join(tmpdir(), 'secmlops-bench-'));
 await ensureDevKeys(join(dir, 'keys'));
 const key = await loadPrivateKey(join(dir, 'keys', 'cli.key'));
 
-async function policyFor(files: string[], name: string): Promise<Policy> {
+/** A policy file in the bench's policy source (the workers resolve it by reference), and its parsed form. */
+async function policyFor(files: string[], name: string): Promise<{ policy: Policy; ref: string }> {
   const root = join(dir, name);
   await mkdir(root);
   for (const f of files) await copyFile(join(FASHION, f), join(root, f));
@@ -46,12 +48,20 @@ threatModel:
   controls: [{ id: digests, mitigates: [{ asset: data, stride: STRIDE }] }]
 channels: { cli: { publicKeyFile: keys/cli.pub } }
 `;
-  return parsePolicy(text, { file: `${name}.yaml`, readKeyFile: (p) => readFileSync(join(dir, p), 'utf8') });
+  await writeFile(join(dir, `${name}.yaml`), text);
+  return { policy: parsePolicy(text, { file: `${name}.yaml`, readKeyFile: (p) => readFileSync(join(dir, p), 'utf8') }), ref: `${name}.yaml` };
 }
 
 const env = await startDevServer({});
 const native = await NativeConnection.connect({ address: env.address });
-const workers = await createWorkers({ connection: native, namespace: 'default', queues: ['cpu', 'gpu'], artifactsDir: join(dir, 'artifacts'), releaseKeyPath: join(dir, 'keys', 'release.key') });
+const trust = {
+  evidenceKeyPath: join(dir, 'keys', 'evidence.key'),
+  policyRoot: dir,
+  startKeys: [readFileSync(join(dir, 'keys', 'cli.pub'), 'utf8').trim()],
+  githubChannelKeyPath: join(dir, 'keys', 'github.key'),
+  stateDir: join(dir, 'state'),
+};
+const workers = await createWorkers({ connection: native, namespace: 'default', queues: ['cpu', 'gpu'], artifactsDir: join(dir, 'artifacts'), releaseKeyPath: join(dir, 'keys', 'release.key'), trust });
 const running = workers.map((w) => w.run());
 const connection = await Connection.connect({ address: env.address });
 const client = new Client({ connection });
@@ -74,12 +84,12 @@ try {
     }
   }
 
-  async function onePipeline(policy: Policy): Promise<number> {
+  async function onePipeline({ policy, ref }: { policy: Policy; ref: string }): Promise<number> {
     const id = `bench-${Date.now().toString(36)}-${n++}`;
     const t0 = performance.now();
-    const handle = await client.workflow.start('secmlopsPipeline', { taskQueue: TASK_QUEUE, workflowId: id, args: [{ repo: 'bench/repo', headSha: 'b'.repeat(40), author: 'nobody' }, policy] });
+    const { handle } = await startSigned(client, { workflowId: id, subject: { repo: 'bench/repo', headSha: 'b'.repeat(40), author: 'nobody' }, policyRef: ref, key });
     for (const stage of policy.stages) for (const p of APPROVERS[stage.name]) await approve(id, stage.name, p);
-    const r = (await handle.result()) as PipelineResult;
+    const r: PipelineResult = await handle.result();
     if (r.state !== 'passed') throw new Error(`pipeline ${id} ${r.state}: ${r.reason}`);
     return performance.now() - t0;
   }

@@ -1,20 +1,20 @@
 // `secmlops dev` (what `npm start` runs): the embedded stack on one machine, and the example pipeline on it.
-import { Client, Connection, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { installQuietLogger } from '../worker/logger.js';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { createConnection } from 'node:net';
-import { relative } from 'node:path';
-import { ensureDevKeys } from '../activities/keys.js';
+import { join, relative } from 'node:path';
+import { ensureDevKeys, loadPrivateKey } from '../activities/keys.js';
+import { startSigned } from '../client/start.js';
 import { rolesOf, type Policy } from '../policy/index.js';
 import { dataConverter } from '../worker/connection.js';
 import { startDevServer } from '../worker/dev-server.js';
 import { homePaths } from '../worker/paths.js';
 import { createWorkers } from '../worker/workers.js';
 import { TASK_QUEUE, type PipelineResult, type PipelineStatus } from '../workflows/messages.js';
-import { secmlopsPipeline } from '../workflows/pipeline.js';
 import { loadPolicy } from './load-policy.js';
 import { renderAudit, renderStage, renderProgress, stageProgress } from './render.js';
 import { localSubject } from './subject.js';
@@ -78,17 +78,11 @@ export async function dev(opts: DevOptions): Promise<void> {
   process.on('SIGTERM', () => void stop(0));
 
   const workflowId = `secmlops-dev-${policy.name}`;
+  // The dev stack's author is a placeholder nobody in the example policy is, so every approver may decide.
   const subject = localSubject(`local/${policy.name}`, 'local-dev');
-  let handle;
-  try {
-    handle = await client.workflow.start(secmlopsPipeline, { taskQueue: TASK_QUEUE, workflowId, args: [subject, policy], workflowIdConflictPolicy: 'FAIL' });
-    console.log(`Started pipeline ${workflowId}.`);
-  } catch (e) {
-    if (!(e instanceof WorkflowExecutionAlreadyStartedError)) throw e;
-    handle = client.workflow.getHandle(workflowId);
-    console.log(`Pipeline ${workflowId} is already running; attaching to it.`);
-  }
-  const result = await watch(client, workflowId, policy, () => handle.result() as Promise<PipelineResult>);
+  const { handle, attached } = await startSigned(client, { workflowId, subject, policyRef: opts.policy, key: await loadPrivateKey(join(paths.keys, 'cli.key')), attach: true });
+  console.log(attached ? `Pipeline ${workflowId} is already running; attaching to it.` : `Started pipeline ${workflowId}.`);
+  const result = await watch(client, workflowId, policy, () => handle.result());
   console.log(`\nPipeline ${result.state.toUpperCase()}${result.reason ? `: ${result.reason}` : ''}`);
   const attestation = result.stages.find((s) => s.name === 'release')?.artifacts.attestationPath;
   if (attestation) console.log(`Release attestation: ${relative(process.cwd(), attestation)}\n  check it: npx secmlops verify ${relative(process.cwd(), attestation)} --policy ${policy.file}`);

@@ -2,15 +2,16 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { join } from 'node:path';
 import { ensureDevKeys, loadPrivateKey } from '../activities/keys.js';
-import { PolicyError } from '../policy/index.js';
+import { PolicyError, describeSubject } from '../policy/index.js';
 import { connectClient, connectionConfigFromEnv } from '../worker/connection.js';
 import { homePaths } from '../worker/paths.js';
-import { DecisionRefused, sendDecision } from './decide.js';
-import { loadPolicy } from './load-policy.js';
+import { DecisionRefused, sendDecision } from '../client/decisions.js';
+import { pipelineStatus } from '../client/pipelines.js';
+import { startSigned } from '../client/start.js';
+import { loadPolicy, loadPolicyWithDigest } from './load-policy.js';
 import { renderStatus, stageProgress, type ActivityProgress } from './render.js';
 import { localSubject, pipelineId } from './subject.js';
 import { verifyFile } from './verify.js';
-import { TASK_QUEUE, type PipelineStatus } from '../workflows/messages.js';
 
 const program = new Command('secmlops')
   .description('Security controls for every stage of an ML model’s life, as durable Temporal pipelines')
@@ -80,23 +81,24 @@ program
 
 program
   .command('run')
-  .description('start a pipeline for a change (re-running for the same change attaches to its pipeline)')
-  .requiredOption('--policy <file>', 'secmlops.yaml')
+  .description('start a pipeline for a change, signed with a CLI start key the workers pin (re-running for the same change attaches to its pipeline)')
+  .requiredOption('--policy <file>', 'secmlops.yaml, as a path the workers resolve inside their policy source (SECMLOPS_POLICY_ROOT)')
+  .requiredOption('--author <login>', 'GitHub login of the change’s author: never allowed to approve it')
   .option('--repo <owner/name>', 'repository', 'local/repo')
   .option('--pr <n>', 'pull request number', int)
   .option('--sha <sha>', 'head commit (default: git HEAD)')
-  .option('--author <login>', 'GitHub login of the change’s author (never allowed to approve it)', 'local-dev')
+  .option('--key <file>', 'the CLI start key (PEM) whose public key the workers pin', join(homePaths().keys, 'cli.key'))
   .option('--id <workflowId>', 'workflow ID (default: derived from the repository and PR or commit)')
   .option('--wait', 'wait for the verdict; exit non-zero when it fails')
-  .action(async (o: { policy: string; repo: string; pr?: number; sha?: string; author: string; id?: string; wait?: boolean }) => {
+  .action(async (o: { policy: string; repo: string; pr?: number; sha?: string; author: string; key: string; id?: string; wait?: boolean }) => {
     const policy = await loadPolicy(o.policy);
     const subject = { ...localSubject(o.repo, o.author), ...(o.sha ? { headSha: o.sha } : {}), ...(o.pr !== undefined ? { pr: o.pr } : {}) };
     const workflowId = o.id ?? pipelineId(policy.name, subject);
-    const c = await client();
-    const handle = await c.workflow.start('secmlopsPipeline', { taskQueue: TASK_QUEUE, workflowId, args: [subject, policy], workflowIdConflictPolicy: 'USE_EXISTING' });
-    console.log(`Pipeline ${workflowId} (run ${handle.firstExecutionRunId}). Follow it with: npx secmlops status ${workflowId}`);
+    const key = await loadPrivateKey(o.key);
+    const { handle, attached } = await startSigned(await client(), { workflowId, subject, policyRef: o.policy, key, attach: true });
+    console.log(`Pipeline ${workflowId} ${attached ? '(already running; attached)' : 'started'}. Follow it with: npx secmlops status ${workflowId}`);
     if (o.wait) {
-      const r = (await handle.result()) as PipelineStatus;
+      const r = await handle.result();
       console.log(renderStatus(r));
       process.exitCode = r.state === 'passed' ? 0 : 1;
     }
@@ -109,7 +111,7 @@ program
   .option('--json', 'print the status as JSON (an audit trail `verify --policy` can check)')
   .action(async (id: string, o: { json?: boolean }) => {
     const c = await client();
-    const status = await c.workflow.getHandle(id).query<PipelineStatus>('status');
+    const status = await pipelineStatus(c, id);
     if (o.json) return console.log(JSON.stringify(status, null, 2));
     const progress = new Map<string, ActivityProgress[]>();
     for (const s of status.stages) if (s.state === 'running') progress.set(s.name, await stageProgress(c, s.workflowId));
@@ -140,7 +142,11 @@ for (const decision of ['approve', 'reject'] as const) {
       if (o.policy) await loadPolicy(o.policy);
       if (decision === 'reject' && !o.comment.trim()) throw new DecisionRefused('a rejection needs a reason: --comment "…"');
       const key = await loadPrivateKey(o.key);
-      const r = await sendDecision(await client(), { workflowId: id, stage: o.stage, person: o.as, decision, comment: o.comment, keyPath: o.key, key });
+      const c = await client();
+      // The decision is signed for the change shown here (its subject digest), not for whatever runs later.
+      const shown = await pipelineStatus(c, id).catch(() => undefined);
+      if (shown?.subjectDigest) console.log(`Deciding on ${describeSubject(shown.subject)} (subject ${shown.subjectDigest.slice(0, 12)}…)`);
+      const r = await sendDecision(c, { workflowId: id, stage: o.stage, person: o.as, decision, comment: o.comment, keyPath: o.key, key, subjectDigest: shown?.subjectDigest ?? '' });
       const state = r.outcome ? `stage ${r.stage} ${r.outcome}` : `stage ${r.stage} still needs ${r.missingRoles.join(' + ') || 'more approvers'}`;
       console.log(`Accepted: ${o.as} ${decision === 'approve' ? 'approved' : 'rejected'} ${r.stage}; ${state}.`);
     });
@@ -148,20 +154,23 @@ for (const decision of ['approve', 'reject'] as const) {
 
 program
   .command('verify')
-  .description('check a release attestation (DSSE envelope) or an exported audit trail')
+  .description('re-check a release attestation (DSSE envelope) or an exported audit trail: evidence, decisions, chain, approval rules')
   .argument('<file>', 'a file, or sha256:<digest> in the artifact store')
   .option('--key <pub>', 'trusted release public key (base64 raw or PEM)')
-  .option('--policy <file>', 'policy whose release key and channel keys are trusted')
-  .action(async (file: string, o: { key?: string; policy?: string }) => {
-    const policy = o.policy ? await loadPolicy(o.policy) : undefined;
-    const r = await verifyFile(file, { keyPath: o.key, policy, artifactsDir: homePaths().artifacts });
+  .option('--policy <file>', 'the policy the run used: its release and channel keys are trusted, and its digest must be the attested one')
+  .option('--allow-legacy', 'accept attestations and trails from before signed evidence and the audit chain, saying what was not checked')
+  .action(async (file: string, o: { key?: string; policy?: string; allowLegacy?: boolean }) => {
+    const policy = o.policy ? await loadPolicyWithDigest(o.policy) : undefined;
+    const r = await verifyFile(file, { keyPath: o.key, policy, artifactsDir: homePaths().artifacts, allowLegacy: o.allowLegacy });
     if (r.kind === 'attestation') {
       console.log(`✔ envelope signature verifies; pipeline ${r.pipeline}`);
       for (const s of r.subjects) console.log(`  subject ${s.name} sha256:${s.sha256}`);
     }
     for (const d of r.decisions) console.log(`  ${d.valid === true ? '✔' : d.valid === false ? '✘' : '?'} ${d.stage} ${d.decision} by ${d.person} via ${d.channel}${d.reason ? ` — ${d.reason}` : ''}`);
-    if (!r.ok) throw new Error('verification failed');
-    console.log('verified');
+    for (const p of r.problems) console.log(`  ✘ ${p}`);
+    for (const n of r.notChecked) console.log(`  ? not checked: ${n}`);
+    if (!r.ok) throw new Error(`verification failed: ${r.problems.length} problem${r.problems.length === 1 ? '' : 's'}`);
+    console.log(r.notChecked.length ? 'verified, with the gaps listed above' : 'verified');
   });
 
 program

@@ -1,31 +1,50 @@
-// `secmlops verify`: checks a release attestation against a trusted key, and every recorded decision's signature
-// against the channel keys the policy pins (non-repudiation).
+// `secmlops verify`: re-checks a release attestation, or an exported audit trail, with the same module the release
+// signer used before it signed (policy/release-check.ts): every evidence signature, every decision against the
+// policy's channel keys, the audit chain, every stage's approval rule, and the statement's subjects against the
+// evidence. Trusted inputs: the release public key (--key, or the policy's release key) and, optionally, the policy
+// file, whose digest must be the attested one.
 import { readFile } from 'node:fs/promises';
-import { openEnvelope } from '../activities/attestation.js';
+import { LEGACY_PREDICATE_TYPE, PREDICATE_TYPE, openEnvelope } from '../activities/attestation.js';
 import { loadPublicKey } from '../activities/keys.js';
+import type { LoadedPolicy } from '../activities/policy-source.js';
+import type { ReleasePredicate } from '../activities/release.js';
 import { ArtifactStore } from '../activities/store.js';
-import { verifyDecision, type Channel, type Policy } from '../policy/index.js';
-import type { AuditEntry } from '../workflows/messages.js';
+import { canonicalJson, checkRelease, checkTrail, own, subjectDigest, verifyDecision, type Channel } from '../policy/index.js';
+import type { AuditEntry, PipelineStatus } from '../workflows/messages.js';
 
 export interface VerifyReport {
   kind: 'attestation' | 'audit';
   pipeline: string;
   subjects: { name: string; sha256: string }[];
-  /** valid is undefined when no policy was given to check decisions against. */
+  /** Each decision in the trail, for display; `problems` says what failed. */
   decisions: { stage: string; person: string; decision: string; channel: string; valid?: boolean; reason?: string }[];
+  problems: string[];
+  /** For legacy documents accepted with --allow-legacy: what could not be checked. */
+  notChecked: string[];
   ok: boolean;
 }
 
 export interface VerifyOptions {
   keyPath?: string;
-  policy?: Policy;
+  policy?: LoadedPolicy;
   artifactsDir: string;
+  /** Accept attestations and trails from before the trust boundary, saying what could not be checked. */
+  allowLegacy?: boolean;
 }
 
+const LEGACY_GAPS = [
+  'no evidence: the digests and metrics were not signed where they were measured',
+  'no audit chain: removed, reordered or edited entries cannot be detected',
+  'no approval rules: only the signatures of the decisions present',
+  'decisions are not bound to the change (v1)',
+];
+
 export async function verifyFile(target: string, opts: VerifyOptions): Promise<VerifyReport> {
-  const bytes = target.startsWith('sha256:') ? await new ArtifactStore(opts.artifactsDir).get(target) : await readFile(target).catch((e: NodeJS.ErrnoException) => {
-    throw new Error(`cannot read ${target} (${e.code ?? e.message})`);
-  });
+  const bytes = target.startsWith('sha256:')
+    ? await new ArtifactStore(opts.artifactsDir).get(target)
+    : await readFile(target).catch((e: NodeJS.ErrnoException) => {
+        throw new Error(`cannot read ${target} (${e.code ?? e.message})`);
+      });
   let doc: Record<string, unknown>;
   try {
     doc = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
@@ -33,45 +52,97 @@ export async function verifyFile(target: string, opts: VerifyOptions): Promise<V
     throw new Error(`${target} is not JSON: expected a DSSE envelope or a pipeline status with an audit trail`);
   }
   if ('payloadType' in doc) {
-    const trusted = opts.keyPath ? await loadPublicKey(opts.keyPath) : opts.policy?.release?.publicKey;
+    const trusted = opts.keyPath ? await loadPublicKey(opts.keyPath) : opts.policy?.policy.release?.publicKey;
     if (!trusted) throw new Error('no trusted key: give --key PUB, or --policy F whose release.publicKey pins one (the envelope’s own key is never trusted)');
     const statement = openEnvelope(doc, trusted);
-    const p = statement.predicate as { pipeline: string; audit?: AuditEntry[] };
-    const decisions = checkDecisions(p.pipeline, p.audit ?? [], opts.policy);
-    return {
-      kind: 'attestation',
-      pipeline: p.pipeline,
-      subjects: statement.subject.map((s) => ({ name: s.name, sha256: s.digest.sha256 })),
-      decisions,
-      ok: decisions.every((d) => d.valid !== false),
-    };
+    const subjects = statement.subject.map((s) => ({ name: s.name, sha256: s.digest.sha256 }));
+    if (statement.predicateType === LEGACY_PREDICATE_TYPE) {
+      const p = statement.predicate as { pipeline: string; audit?: AuditEntry[] };
+      return legacy('attestation', p.pipeline, subjects, p.audit ?? [], opts);
+    }
+    if (statement.predicateType !== PREDICATE_TYPE) throw new Error(`unknown predicate type ${statement.predicateType}`);
+    return checkAttestation(statement.predicate as unknown as ReleasePredicate, subjects, opts);
   }
   if (Array.isArray(doc.audit) && typeof doc.workflowId === 'string') {
-    if (!opts.policy) throw new Error('an audit trail is checked against the channel keys a policy pins: give --policy F');
-    const decisions = checkDecisions(doc.workflowId, doc.audit as AuditEntry[], opts.policy);
-    return { kind: 'audit', pipeline: doc.workflowId, subjects: [], decisions, ok: decisions.every((d) => d.valid) };
+    if (!opts.policy) throw new Error('an audit trail is checked against the channel keys and approval rules of a policy: give --policy F');
+    const status = doc as unknown as PipelineStatus;
+    if (!status.audit.some((e) => typeof e?.prev === 'string')) return legacy('audit', status.workflowId, [], status.audit, opts);
+    const problems = policyProblems(opts.policy, status.policyDigest);
+    problems.push(...checkTrail({ pipelineId: status.workflowId, policy: opts.policy.policy, subject: status.subject, audit: status.audit, upTo: 'complete' }));
+    return report('audit', status.workflowId, [], status.audit, problems, []);
   }
   throw new Error(`${target} is neither a DSSE envelope nor a pipeline status with an audit trail`);
 }
 
-function checkDecisions(pipeline: string, audit: AuditEntry[], policy: Policy | undefined): VerifyReport['decisions'] {
-  return audit
+function checkAttestation(p: ReleasePredicate, subjects: VerifyReport['subjects'], opts: VerifyOptions): VerifyReport {
+  const problems = opts.policy ? policyProblems(opts.policy, p.policyDigest) : [];
+  if (!p?.dossier || typeof p.evidenceKey !== 'string') throw new Error('the attestation carries no dossier: it cannot be re-checked');
+  const { problems: found, release } = checkRelease({ pipelineId: p.pipeline, evidenceKey: p.evidenceKey, ...p.dossier });
+  problems.push(...found);
+  if (release) {
+    if (release.subjectDigest !== p.subjectDigest || subjectDigest(p.change) !== p.subjectDigest) problems.push('the attested change is not the one the start evidence names');
+    if (release.policyDigest !== p.policyDigest) problems.push('the attested policy digest is not the one the start evidence names');
+    if (!sameJson(release.stages, p.stages)) problems.push('the attested stages, metrics or gates differ from what the evidence shows');
+    const expected = new Map(release.dataset.map((f) => [`dataset/${f.path}`, f.sha256]));
+    if (release.model) expected.set('model', release.model.sha256);
+    else if (p.modelMeasuredBy === 'signer') {
+      const pin = release.policy.artifacts.model?.sha256;
+      const stated = subjects.find((s) => s.name === 'model')?.sha256;
+      if (stated) expected.set('model', pin ?? stated);
+    }
+    const names = new Set(subjects.map((s) => s.name));
+    if (names.size !== subjects.length) problems.push('the statement names a subject twice');
+    for (const s of subjects) {
+      const want = expected.get(s.name);
+      if (want === undefined) problems.push(`the statement names subject ${s.name}, which no evidence supports`);
+      else if (want !== s.sha256) problems.push(`the statement gives ${s.name} the digest ${s.sha256}, but the evidence measured ${want}`);
+    }
+    for (const name of expected.keys()) if (!names.has(name)) problems.push(`the statement leaves out ${name}, which the evidence measured`);
+  }
+  const notChecked = p.modelMeasuredBy === 'signer' && !release?.policy.artifacts.model?.sha256 ? ['the model digest was measured by the release signer alone (the policy pins none and no stage measured it)'] : [];
+  return report('attestation', p.pipeline, subjects, p.dossier.audit, problems, notChecked);
+}
+
+/** Documents from before the trust boundary: refused unless --allow-legacy, then only their decision signatures. */
+function legacy(kind: VerifyReport['kind'], pipeline: string, subjects: VerifyReport['subjects'], audit: AuditEntry[], opts: VerifyOptions): VerifyReport {
+  if (!opts.allowLegacy) {
+    throw new Error(`this ${kind === 'audit' ? 'audit trail' : 'attestation'} predates signed evidence and the audit chain, so it cannot be fully checked; give --allow-legacy to check what it has (${LEGACY_GAPS.join('; ')})`);
+  }
+  const policy = opts.policy?.policy;
+  const decisions: VerifyReport['decisions'] = audit
     .filter((a) => a.kind === 'decision')
     .map((a) => {
       const row = { stage: a.stage, person: a.person ?? '?', decision: a.decision ?? '?', channel: a.channel ?? '?' };
       if (!policy) return { ...row, reason: 'not checked: give --policy to check decisions against the channel keys' };
-      const key = policy.channels[a.channel as Channel]?.publicKey;
+      const key = own(policy.channels, a.channel)?.publicKey;
       if (!key) return { ...row, valid: false, reason: `the policy pins no key for channel ${a.channel}` };
-      const signed = {
-        workflowId: pipeline,
-        stage: a.stage,
-        person: a.person ?? '',
-        channel: a.channel as Channel,
-        decision: a.decision ?? 'approve',
-        comment: a.comment ?? '',
-        issuedAt: a.issuedAt ?? '',
-        signature: a.signature ?? '',
-      };
+      const signed = { workflowId: pipeline, stage: a.stage, person: a.person ?? '', channel: a.channel as Channel, decision: a.decision ?? 'approve', comment: a.comment ?? '', issuedAt: a.issuedAt ?? '', signature: a.signature ?? '' };
       return verifyDecision(signed, key) ? { ...row, valid: true } : { ...row, valid: false, reason: 'signature does not verify' };
     });
+  const problems = decisions.filter((d) => d.valid === false).map((d) => `the decision by ${d.person} on ${d.stage}: ${d.reason}`);
+  if (kind === 'audit' && decisions.some((d) => d.valid === undefined)) problems.push('an audit trail needs --policy');
+  return { kind, pipeline, subjects, decisions, problems, notChecked: LEGACY_GAPS, ok: problems.length === 0 };
+}
+
+function report(kind: VerifyReport['kind'], pipeline: string, subjects: VerifyReport['subjects'], audit: AuditEntry[], problems: string[], notChecked: string[]): VerifyReport {
+  const decisions = (Array.isArray(audit) ? audit : [])
+    .filter((a) => a?.kind === 'decision')
+    .map((a) => {
+      const mine = problems.filter((p) => p.includes(`the decision by ${String(a.person)}`) && p.startsWith(`stage ${a.stage}`));
+      return { stage: a.stage, person: a.person ?? '?', decision: a.decision ?? '?', channel: a.channel ?? '?', valid: mine.length === 0, ...(mine.length ? { reason: mine.join('; ') } : {}) };
+    });
+  return { kind, pipeline, subjects, decisions, problems, notChecked, ok: problems.length === 0 };
+}
+
+function policyProblems(loaded: LoadedPolicy, attested: string | undefined): string[] {
+  if (attested === undefined) return ['the document names no policy digest, so the given policy cannot be matched to it'];
+  return loaded.digest === attested ? [] : [`the policy given has digest ${loaded.digest}, but the attested one has ${attested}: it is not the policy this ran under`];
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  try {
+    return canonicalJson(a) === canonicalJson(b);
+  } catch {
+    return false;
+  }
 }

@@ -80,7 +80,7 @@ export function pipelinePage(s: PipelineStatus, who: { person: string; roles: st
       const canDecide = st.state === 'waiting' && !!st.approval && st.approval.roles.some((r) => who.roles.includes(r)) && !st.approval.approvers.includes(who.person);
       const form = canDecide
         ? `<form method="post" action="/pipelines/${encodeURIComponent(s.workflowId)}/stages/${esc(st.name)}/decision">
-<input type="hidden" name="csrf" value="${esc(who.csrf)}"><p><textarea name="comment" rows="2" placeholder="comment (required to reject)"></textarea></p>
+<input type="hidden" name="csrf" value="${esc(who.csrf)}"><input type="hidden" name="subject" value="${esc(s.subjectDigest ?? '')}"><p><textarea name="comment" rows="2" placeholder="comment (required to reject)"></textarea></p>
 <button class="approve" name="decision" value="approve">Approve ${esc(st.name)}</button> <button class="reject" name="decision" value="reject">Reject</button></form>`
         : '';
       const approval = st.approval ? `<p>Approval: ${esc(st.approval.roles.join(' + '))}${st.approval.approvers.length ? `; approved by ${esc(st.approval.approvers.join(', '))}` : ''}${st.state === 'waiting' ? `; needs ${esc(st.approval.missingRoles.join(', ') || 'quorum')}` : ''}</p>` : '';

@@ -8,12 +8,13 @@ import type { Client } from '@temporalio/client';
 import { WebClient } from '@slack/web-api';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { createHmac, randomBytes, type KeyObject } from 'node:crypto';
-import { DecisionRefused, sendDecision } from '../cli/decide.js';
+import { DecisionRefused, sendDecision } from '../client/decisions.js';
 import type { Policy } from '../policy/index.js';
 import { policyQuery, statusQuery, type PipelineStatus } from '../workflows/messages.js';
 import { pendingPage, pipelinePage, signInPage, type PendingItem } from './pages.js';
 import { checkSlackRequest, parseSlackAction, type SlackAction } from './slack.js';
 import { TokenError, verifyToken, type ConsoleToken } from './tokens.js';
+import type { JtiStore } from '../client/once-store.js';
 
 export interface ConsoleOptions {
   /** Connects to Temporal; called again after a failure, so the console recovers when Temporal comes back. */
@@ -27,6 +28,11 @@ export interface ConsoleOptions {
   /** Set the Secure flag on the session cookie (behind HTTPS). */
   secureCookies?: boolean;
   bodyLimit?: number;
+  /**
+   * Signed-out sessions and Slack request signatures already seen. On disk (a folder shared by every console
+   * process), so a revoked token stays revoked and a replayed Slack request stays refused after a restart.
+   */
+  state: JtiStore;
 }
 
 const COOKIE = 'secmlops_session';
@@ -34,8 +40,6 @@ const COOKIE = 'secmlops_session';
 export function createConsole(o: ConsoleOptions): FastifyInstance {
   const app = Fastify({ bodyLimit: o.bodyLimit ?? 64 * 1024, logger: false });
   const csrfSecret = randomBytes(32);
-  const revoked = new Set<string>();
-  const seenSlack = new Map<string, number>();
   let client: Client | undefined;
   const temporal = async (): Promise<Client> => (client ??= await o.connect());
 
@@ -54,12 +58,10 @@ export function createConsole(o: ConsoleOptions): FastifyInstance {
       const secret = o.slack?.signingSecret;
       const why = secret ? checkSlackRequest(secret, req.headers, raw) : 'SLACK_SIGNING_SECRET is not set on the console';
       if (why) return reply.code(401).send({ error: why });
-      // A signed request is accepted once: the same signature again is a replay.
-      const now = Date.now();
-      for (const [k, t] of seenSlack) if (now - t > 10 * 60_000) seenSlack.delete(k);
+      // A signed request is accepted once: the same signature again is a replay (kept past the timestamp window).
       const sig = String(req.headers['x-slack-signature']);
-      if (seenSlack.has(sig)) return reply.code(401).send({ error: 'this signed request was already received (a replay?)' });
-      seenSlack.set(sig, now);
+      const first = await o.state.claim(`slack:${sig}`, Math.floor(Date.now() / 1000) + 15 * 60).catch(() => false);
+      if (!first) return reply.code(401).send({ error: 'this signed request was already received (a replay?)' });
       let action: SlackAction;
       try {
         action = parseSlackAction(raw);
@@ -76,19 +78,20 @@ export function createConsole(o: ConsoleOptions): FastifyInstance {
     await scope.register(formbody);
     await scope.register(cookie);
 
-    const session = (req: FastifyRequest): (ConsoleToken & { csrf: string }) | undefined => {
+    const session = async (req: FastifyRequest): Promise<(ConsoleToken & { csrf: string }) | undefined> => {
       const token = req.cookies[COOKIE];
       if (!token || !o.tokenPublicKey) return undefined;
       try {
         const claims = verifyToken(token, o.tokenPublicKey);
-        if (revoked.has(claims.jti)) return undefined;
+        // A store that cannot answer counts as revoked (fail closed).
+        if (await o.state.has(`signout:${claims.jti}`).catch(() => true)) return undefined;
         return { ...claims, csrf: createHmac('sha256', csrfSecret).update(claims.jti).digest('base64url') };
       } catch {
         return undefined;
       }
     };
-    const requireSession = (req: FastifyRequest, reply: FastifyReply) => {
-      const s = session(req);
+    const requireSession = async (req: FastifyRequest, reply: FastifyReply) => {
+      const s = await session(req);
       if (!s) void reply.redirect('/signin', 303);
       return s;
     };
@@ -100,7 +103,8 @@ export function createConsole(o: ConsoleOptions): FastifyInstance {
       if (!o.tokenPublicKey) return html(reply, signInPage('Sign-in is not configured on this console.'), 503);
       const token = formOf(req).token ?? '';
       try {
-        verifyToken(token, o.tokenPublicKey);
+        const claims = verifyToken(token, o.tokenPublicKey);
+        if (await o.state.has(`signout:${claims.jti}`).catch(() => true)) throw new TokenError('it was signed out');
       } catch (e) {
         return html(reply, signInPage(e instanceof TokenError ? `That token was refused: ${e.message}.` : 'That token was refused.'), 401);
       }
@@ -108,14 +112,14 @@ export function createConsole(o: ConsoleOptions): FastifyInstance {
       return reply.redirect('/', 303);
     });
     scope.post('/signout', async (req, reply) => {
-      const s = session(req);
-      if (s && formOf(req).csrf === s.csrf) revoked.add(s.jti);
+      const s = await session(req);
+      if (s && formOf(req).csrf === s.csrf) await o.state.claim(`signout:${s.jti}`, s.exp);
       void reply.clearCookie(COOKIE, { path: '/' });
       return reply.redirect('/signin', 303);
     });
 
     scope.get('/', async (req, reply) => {
-      const s = requireSession(req, reply);
+      const s = await requireSession(req, reply);
       if (!s) return reply;
       let items: PendingItem[] = [];
       let others = 0;
@@ -154,13 +158,13 @@ export function createConsole(o: ConsoleOptions): FastifyInstance {
     };
 
     scope.get<{ Params: { id: string } }>('/pipelines/:id', async (req, reply) => {
-      const s = requireSession(req, reply);
+      const s = await requireSession(req, reply);
       if (!s) return reply;
       return showPipeline(reply, s, req.params.id);
     });
 
     scope.post<{ Params: { id: string; stage: string } }>('/pipelines/:id/stages/:stage/decision', async (req, reply) => {
-      const s = session(req);
+      const s = await session(req);
       const form = formOf(req);
       // Without a session or with a missing or wrong CSRF token nothing is sent.
       if (!s || !form.csrf || form.csrf !== s.csrf) return reply.code(403).type('text/plain').send('refused: no valid session or CSRF token');
@@ -168,7 +172,9 @@ export function createConsole(o: ConsoleOptions): FastifyInstance {
       if (decision !== 'approve' && decision !== 'reject') return reply.code(400).type('text/plain').send('decision must be approve or reject');
       if (!o.consoleKey) return showPipeline(reply, s, req.params.id, { ok: false, text: 'This console has no console channel key, so it cannot sign decisions.' }, 503);
       try {
-        const r = await sendDecision(await temporal(), { workflowId: req.params.id, stage: req.params.stage, person: s.person, decision, comment: (form.comment ?? '').trim(), key: o.consoleKey, keyPath: 'console channel key', channel: 'console' });
+        // Signed for the change the page showed (its subject digest), not whatever the pipeline runs for now.
+        const subjectDigest = form.subject ?? '';
+        const r = await sendDecision(await temporal(), { workflowId: req.params.id, stage: req.params.stage, person: s.person, decision, comment: (form.comment ?? '').trim(), key: o.consoleKey, keyPath: 'console channel key', channel: 'console', subjectDigest });
         const more = r.outcome ? `stage ${r.stage} is ${r.outcome}` : `stage ${r.stage} still needs ${r.missingRoles.join(', ') || 'more approvals'}`;
         return showPipeline(reply, s, req.params.id, { ok: true, text: `Your ${decision === 'approve' ? 'approval' : 'rejection'} was accepted; ${more}.` });
       } catch (e) {
@@ -195,7 +201,8 @@ export function createConsole(o: ConsoleOptions): FastifyInstance {
       const person = policy.people.find((p) => p.slack === a.userId);
       if (!person) return await respond({ response_type: 'ephemeral', replace_original: false, text: `Refused: Slack user ${a.userId} is not a person in policy ${policy.name}.` });
       if (!o.slack?.key) return await respond({ response_type: 'ephemeral', replace_original: false, text: 'Refused: the console has no slack channel key to sign decisions with.' });
-      const r = await sendDecision(await temporal(), { workflowId: a.workflowId, stage: a.stage, person: person.id, decision: a.decision, comment: 'via Slack', key: o.slack.key, keyPath: 'slack channel key', channel: 'slack' });
+      // Signed for the change the Slack message showed.
+      const r = await sendDecision(await temporal(), { workflowId: a.workflowId, stage: a.stage, person: person.id, decision: a.decision, comment: 'via Slack', key: o.slack.key, keyPath: 'slack channel key', channel: 'slack', subjectDigest: a.subjectDigest ?? '' });
       const verb = a.decision === 'approve' ? 'approved' : 'rejected';
       await respond({ replace_original: true, text: `${a.decision === 'approve' ? '✅' : '⛔'} ${person.id} ${verb} ${a.stage} of ${a.workflowId}${r.outcome ? `; the stage is ${r.outcome}` : `; it still needs ${r.missingRoles.join(', ') || 'more approvals'}`}.` });
     } catch (e) {

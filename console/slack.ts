@@ -29,6 +29,8 @@ export interface SlackAction {
   responseUrl?: string;
   channel?: string;
   messageTs?: string;
+  /** The change the message showed (its subject digest), which the decision is signed for. */
+  subjectDigest?: string;
 }
 
 /** The button press in a block_actions payload; buttons carry {"workflowId","stage"} as their value. */
@@ -46,7 +48,8 @@ export function parseSlackAction(rawBody: string): SlackAction {
   if (p.type !== 'block_actions') throw new Error(`unsupported interaction type ${p.type ?? '(none)'}`);
   const action = p.actions?.[0];
   if (!p.user?.id || !action || (action.action_id !== 'approve' && action.action_id !== 'reject')) throw new Error('the payload has no approve or reject action from a user');
-  const value = JSON.parse(action.value ?? '{}') as { workflowId?: string; stage?: string };
-  if (!value.workflowId || !value.stage) throw new Error('the button names no pipeline and stage');
-  return { userId: p.user.id, decision: action.action_id, workflowId: value.workflowId, stage: value.stage, responseUrl: p.response_url, channel: p.channel?.id, messageTs: p.container?.message_ts };
+  const value = JSON.parse(action.value ?? '{}') as { workflowId?: unknown; stage?: unknown; subjectDigest?: unknown };
+  if (typeof value.workflowId !== 'string' || typeof value.stage !== 'string' || !value.workflowId || !value.stage) throw new Error('the button names no pipeline and stage');
+  const digest = typeof value.subjectDigest === 'string' ? { subjectDigest: value.subjectDigest } : {};
+  return { userId: p.user.id, decision: action.action_id, workflowId: value.workflowId, stage: value.stage, responseUrl: p.response_url, channel: p.channel?.id, messageTs: p.container?.message_ts, ...digest };
 }

@@ -10,7 +10,23 @@ export interface IssueComment {
   id: number;
   body: string;
   user?: { login: string; type?: string };
+  created_at?: string;
+  updated_at?: string;
+  author_association?: string;
+  /** https://api.github.com/repos/OWNER/REPO/issues/NUMBER */
+  issue_url?: string;
 }
+
+export interface PullRequest {
+  number: number;
+  title?: string;
+  user: { login: string };
+  head: { sha: string };
+  base: { sha: string; ref?: string };
+}
+
+/** Files read from a repository through the API stay small: policies and public keys. */
+export const MAX_CONTENT_BYTES = 1 << 20;
 
 export type StatusState = 'pending' | 'success' | 'failure' | 'error';
 
@@ -88,6 +104,26 @@ export class GitHubApi {
 
   updateComment(r: Repo, id: number, body: string): Promise<IssueComment> {
     return this.request('PATCH', `/repos/${r.owner}/${r.repo}/issues/comments/${id}`, { body });
+  }
+
+  getComment(r: Repo, id: number): Promise<IssueComment> {
+    return this.request('GET', `/repos/${r.owner}/${r.repo}/issues/comments/${id}`);
+  }
+
+  getPull(r: Repo, n: number): Promise<PullRequest> {
+    return this.request('GET', `/repos/${r.owner}/${r.repo}/pulls/${n}`);
+  }
+
+  /** A file's text at a commit (the contents API), refusing directories, symlinks and anything over the limit. */
+  async getFileText(r: Repo, path: string, ref: string): Promise<string> {
+    const encoded = path.split('/').map(encodeURIComponent).join('/');
+    const f = await this.request<{ type?: string; encoding?: string; content?: string; size?: number }>('GET', `/repos/${r.owner}/${r.repo}/contents/${encoded}?ref=${encodeURIComponent(ref)}`);
+    if (!f || Array.isArray(f) || f.type !== 'file') throw new GitHubError(`${path} at ${ref} is not a file`, 422);
+    if ((f.size ?? 0) > MAX_CONTENT_BYTES) throw new GitHubError(`${path} at ${ref} is ${f.size} bytes, over the ${MAX_CONTENT_BYTES}-byte limit`, 422);
+    if (f.encoding !== 'base64' || typeof f.content !== 'string') throw new GitHubError(`${path} at ${ref}: unexpected encoding ${String(f.encoding)}`, 422);
+    const bytes = Buffer.from(f.content, 'base64');
+    if (bytes.length > MAX_CONTENT_BYTES) throw new GitHubError(`${path} at ${ref} is over the ${MAX_CONTENT_BYTES}-byte limit`, 422);
+    return bytes.toString('utf8');
   }
 
   react(r: Repo, commentId: number, content: '+1' | '-1' | 'confused' | 'eyes'): Promise<unknown> {

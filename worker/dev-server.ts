@@ -9,6 +9,13 @@ export interface DevServerOptions {
   log?: (line: string) => void;
 }
 
+/**
+ * Payloads anyone who reaches the namespace can write (Signal and Update arguments, workflow inputs) are capped
+ * well below Temporal's 2 MiB default, so a client cannot bloat a pipeline's history towards its size limit with a
+ * few calls. Production servers need the same dynamic config (README, Security model).
+ */
+export const BLOB_SIZE_LIMITS = { error: 512 * 1024, warn: 256 * 1024 };
+
 export async function startDevServer(opts: DevServerOptions = {}): Promise<TestWorkflowEnvironment> {
   const { path, attempts } = await ensureTemporalCli({ log: opts.log });
   const server = {
@@ -17,6 +24,7 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<TestW
     ui: opts.uiPort !== undefined,
     uiPort: opts.uiPort,
     log: { format: 'pretty', level: 'error' },
+    extraArgs: ['--dynamic-config-value', `limit.blobSize.error=${BLOB_SIZE_LIMITS.error}`, '--dynamic-config-value', `limit.blobSize.warn=${BLOB_SIZE_LIMITS.warn}`],
   };
   if (path) return TestWorkflowEnvironment.createLocal({ server: { ...server, executable: { type: 'existing-path', path } } });
   opts.log?.('Falling back to the Temporal SDK’s own download of the dev server…');

@@ -6,12 +6,16 @@ import { GPU_TASK_QUEUE, TASK_QUEUE } from '../workflows/messages.js';
 import { dataConverter } from './connection.js';
 import { credentialsFromEnv } from '../github/credentials.js';
 import { slackFromEnv } from '../activities/slack.js';
+import { trustFromEnv, type TrustConfig } from './trust.js';
+import { githubStartResolver } from '../github/start.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
 export type Queue = 'cpu' | 'gpu';
 
-export interface WorkerSetup extends ActivityConfig {
+export interface WorkerSetup extends Omit<ActivityConfig, 'trust'> {
+  /** What the workers trust; from the environment (SECMLOPS_*; see README) unless given. */
+  trust?: TrustConfig;
   connection: NativeConnection;
   namespace: string;
   queues: Queue[];
@@ -22,7 +26,9 @@ export interface WorkerSetup extends ActivityConfig {
 
 export async function createWorkers(setup: WorkerSetup): Promise<Worker[]> {
   // GitHub credentials come from the worker's environment unless given (SECMLOPS_GITHUB_*; see README).
-  const activities = createActivities({ ...setup, github: setup.github ?? credentialsFromEnv(), slack: setup.slack ?? slackFromEnv() });
+  const trust = setup.trust ?? trustFromEnv();
+  const github = setup.github ?? credentialsFromEnv();
+  const activities = createActivities({ ...setup, trust, github, githubStarts: githubStartResolver(trust, github), slack: setup.slack ?? slackFromEnv() });
   const common: Partial<WorkerOptions> = {
     connection: setup.connection,
     namespace: setup.namespace,
@@ -43,7 +49,14 @@ export async function createWorkers(setup: WorkerSetup): Promise<Worker[]> {
         ...common,
         taskQueue: TASK_QUEUE,
         ...(bundle ? { workflowBundle: bundle } : { workflowsPath: WORKFLOWS_PATH }),
-        activities: { hashDatasetFiles: activities.hashDatasetFiles, signRelease: activities.signRelease, reportToGitHub: activities.reportToGitHub, notifySlack: activities.notifySlack },
+        activities: {
+          resolveStart: activities.resolveStart,
+          hashDatasetFiles: activities.hashDatasetFiles,
+          signRelease: activities.signRelease,
+          reportToGitHub: activities.reportToGitHub,
+          readGitHubDecision: activities.readGitHubDecision,
+          notifySlack: activities.notifySlack,
+        },
       }),
     );
   }

@@ -1,41 +1,14 @@
 // Message and state definitions shared by workflows and every client (CLI, console, actions).
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { GateResult, Policy, SignedDecision, StageName, ThreatCell, Vote } from '../policy/index.js';
+import type { AuditEntry, Evidence, GateResult, PipelineInput, Policy, SignedDecision, SplitSummary, StageName, Subject, ThreatCell, Vote } from '../policy/index.js';
+
+export type { AuditEntry, Subject };
 
 export const TASK_QUEUE = 'secmlops';
 /** Compute-heavy activities; in the dev stack a CPU worker serves it. */
 export const GPU_TASK_QUEUE = 'gpu';
 
-export interface Subject {
-  repo: string;
-  pr?: number;
-  headSha: string;
-  /** GitHub login of the change's author; never allowed to approve it. */
-  author: string;
-  title?: string;
-  /** Set by the GitHub start action: the worker then reports the verdict to the PR. */
-  source?: 'github';
-  /** Where the run can be seen (console or Temporal UI), for links. */
-  url?: string;
-}
-
 export type StageState = 'pending' | 'running' | 'waiting' | 'blocked' | 'passed' | 'failed' | 'rejected';
-
-export interface AuditEntry {
-  /** Workflow time, ISO 8601. */
-  at: string;
-  stage: string;
-  kind: 'decision' | 'refused' | 'escalated' | 'deadline';
-  person?: string;
-  roles: string[];
-  channel?: string;
-  decision?: 'approve' | 'reject';
-  comment?: string;
-  issuedAt?: string;
-  signature?: string;
-  /** Why a signal's decision was refused, or what an escalation said. */
-  reason?: string;
-}
 
 export interface ManifestEntry {
   path: string;
@@ -43,17 +16,8 @@ export interface ManifestEntry {
   bytes: number;
 }
 
-export interface SplitReport {
-  split: string;
-  images: number;
-  rows: number;
-  cols: number;
-  classCounts: number[];
-  pixelMean: number;
-  pixelStd: number;
-  pixelMin: number;
-  pixelMax: number;
-}
+/** One split as the data stage's validation measured it (the same shape its evidence signs). */
+export type SplitReport = SplitSummary;
 
 export interface EvaluationSummary {
   images: number;
@@ -87,17 +51,24 @@ export interface StageStatus {
   error?: string;
   startedAt?: string;
   endedAt?: string;
+  /** Refused decisions past the per-stage cap: counted here instead of stored in the audit trail. */
+  refusalsNotStored?: number;
 }
 
 export interface StageResult {
   status: StageStatus;
   audit: AuditEntry[];
+  /** Signed measurements of this stage's activities (runs since the trust boundary; absent in older histories). */
+  evidence?: Evidence[];
 }
 
 export interface PipelineStatus {
   workflowId: string;
   policyName: string;
   subject: Subject;
+  /** What decisions are bound to (subjectDigest of the authenticated subject) and the resolved policy's digest. */
+  subjectDigest?: string;
+  policyDigest?: string;
   state: 'running' | 'passed' | 'failed';
   stages: StageStatus[];
   audit: AuditEntry[];
@@ -118,12 +89,21 @@ export interface DecisionAccepted {
 // Updates carry a channel-signed decision; the validator checks it before anything is written to history.
 export const approveUpdate = defineUpdate<DecisionAccepted, [SignedDecision]>('approve');
 export const rejectUpdate = defineUpdate<DecisionAccepted, [SignedDecision]>('reject');
+/** A PR comment to read as a decision: the worker fetches and checks it, and signs it with the github channel's key. */
+export interface CommentRef {
+  repo: string;
+  pr: number;
+  commentId: number;
+}
+export const githubCommentUpdate = defineUpdate<DecisionAccepted, [CommentRef]>('githubComment');
 // Signal twins for channels that cannot wait for an answer; refused ones land in the audit trail with the reason.
 export const approveSignal = defineSignal<[SignedDecision]>('approveSignal');
 export const rejectSignal = defineSignal<[SignedDecision]>('rejectSignal');
 export const statusQuery = defineQuery<PipelineStatus | StageResult>('status');
 /** The policy a pipeline runs under: the console and Slack map their users to its people and roles. */
 export const policyQuery = defineQuery<Policy>('policy');
+/** The pipeline's argument: a start proven by a signature or an OIDC token, and a policy reference (never a body). */
+export type { PipelineInput };
 /** A stage child reports every change to its parent, so the pipeline's status query shows all swimlanes. */
 export const stageUpdateSignal = defineSignal<[StageResult]>('stageUpdate');
 

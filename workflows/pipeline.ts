@@ -1,12 +1,16 @@
 // The pipeline: one child workflow per stage the policy lists, in order; the first stage that does not pass ends it.
 // Versioning: runs wait for approvals for days, so a change to this code that alters the commands it issues
 // must be guarded with patched('<change-id>') and the histories under test/histories/ must keep replaying.
-import { CancellationScope, executeChild, isCancellation, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+//
+// Trust (runs since TRUSTED_PIPELINE): the pipeline is started with a start proof and a policy *reference*; a worker
+// resolves both (resolveStart) and signs what it found. Each stage's own result is kept; stage-update Signals only
+// refresh what the status query shows while a stage runs, and never reach a gate, the verdict or the release signer.
+import { CancellationScope, executeChild, isCancellation, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
-import type { Policy, StageName } from '../policy/index.js';
+import { entryDigest, genesisDigest, appendEntry, bounded, type Evidence, type PipelineInput, type Policy, type StageName } from '../policy/index.js';
 import { TASK_QUEUE, policyQuery, stageUpdateSignal, statusQuery, stageWorkflowId, type AuditEntry, type PipelineResult, type PipelineStatus, type StageResult, type StageStatus, type Subject } from './messages.js';
 import { dataStage, evaluateStage, planStage, releaseStage, trainStage } from './stages.js';
-import { causeMessage } from './swimlane.js';
+import { TRUSTED_PIPELINE, causeMessage } from './swimlane.js';
 
 const github = proxyActivities<Activities>({
   taskQueue: TASK_QUEUE,
@@ -14,7 +18,124 @@ const github = proxyActivities<Activities>({
   retry: { initialInterval: '5s', maximumInterval: '2m', maximumAttempts: 10 },
 });
 
-export async function secmlopsPipeline(subject: Subject, policy: Policy): Promise<PipelineResult> {
+const starter = proxyActivities<Activities>({
+  taskQueue: TASK_QUEUE,
+  startToCloseTimeout: '2m',
+  retry: { initialInterval: '2s', maximumInterval: '30s', maximumAttempts: 5 },
+});
+
+/**
+ * Started as secmlopsPipeline({ start, url }). Histories recorded before the trust boundary were started as
+ * secmlopsPipeline(subject, policy) and replay that way; a new run given a policy body is refused.
+ */
+export async function secmlopsPipeline(input: PipelineInput | Subject, legacyPolicy?: Policy): Promise<PipelineResult> {
+  if (!patched(TRUSTED_PIPELINE)) return legacyPipeline(input as Subject, legacyPolicy as Policy);
+  return trustedPipeline(input as PipelineInput, legacyPolicy !== undefined);
+}
+
+async function trustedPipeline(input: PipelineInput, policyGiven: boolean): Promise<PipelineResult> {
+  const pipelineId = workflowInfo().workflowId;
+  const status: PipelineStatus = { workflowId: pipelineId, policyName: '', subject: { repo: '', headSha: '', author: '' }, state: 'running', stages: [], audit: [] };
+  const resolvedPolicy: { current?: Policy } = {};
+  const trail: AuditEntry[] = [];
+  /** Stages that finished: their own results, which Signals can no longer overwrite. */
+  const finished = new Set<string>();
+  setHandler(statusQuery, () => status);
+  setHandler(policyQuery, () => {
+    if (!resolvedPolicy.current) throw new Error('the pipeline has not resolved its policy yet');
+    return resolvedPolicy.current;
+  });
+  // Display only: a running stage's progress. Anyone who can reach the namespace can send this Signal.
+  setHandler(stageUpdateSignal, (r: StageResult) => {
+    const name = r?.status?.name;
+    const i = status.stages.findIndex((s) => s.name === name);
+    if (i < 0 || finished.has(name) || typeof r.status.revision !== 'number' || r.status.revision < status.stages[i].revision) return;
+    status.stages[i] = { ...r.status, workflowId: status.stages[i].workflowId };
+    status.audit = [...trail, ...(Array.isArray(r.audit) ? r.audit.slice(0, 200) : [])];
+  });
+
+  const fail = (reason: string): PipelineResult => {
+    status.state = 'failed';
+    status.reason = reason;
+    return status as PipelineResult;
+  };
+  if (policyGiven || (input as { policy?: unknown })?.policy !== undefined) {
+    return fail('the start was refused: a policy body from the client is refused; start the pipeline with a policy reference the workers resolve');
+  }
+  let resolved;
+  try {
+    resolved = await starter.resolveStart(input);
+  } catch (e) {
+    return fail(`the start was refused: ${causeMessage(e)}`);
+  }
+  const policy = resolved.policy;
+  resolvedPolicy.current = policy;
+  const url = bounded(input.url, 500);
+  status.policyName = policy.name;
+  status.subject = url ? { ...resolved.subject, url } : resolved.subject;
+  status.subjectDigest = resolved.subjectDigest;
+  status.policyDigest = resolved.policyDigest;
+  status.stages = policy.stages.map((s) => pendingStage(s.name, stageWorkflowId(pipelineId, s.name)));
+  let head = appendEntry(trail, genesisDigest(pipelineId), {
+    at: now(),
+    stage: 'pipeline',
+    kind: 'start',
+    roles: [],
+    subject: resolved.subject,
+    subjectDigest: resolved.subjectDigest,
+    reason: `started through ${resolved.evidence.body.payload.authenticatedBy.channel}; policy ${resolved.policyDigest.slice(0, 12)}…`,
+  });
+  status.audit = [...trail];
+
+  const report = async (verdict: 'passed' | 'failed' | 'cancelled') => {
+    if (resolved.subject.source !== 'github') return;
+    try {
+      await CancellationScope.nonCancellable(() => github.reportToGitHub({ status, verdict, runId: workflowInfo().runId, start: resolved.evidence }));
+      status.github = { reported: true };
+    } catch (e) {
+      status.github = { reported: false, error: causeMessage(e) };
+    }
+  };
+  const evidence: { name: StageName; evidence: Evidence[] }[] = [];
+  try {
+    for (const stage of policy.stages) {
+      const trained = evidence.find((s) => s.name === 'train')?.evidence.find((e) => e.body.kind === 'training');
+      const modelRef = trained ? `sha256:${(trained as Evidence<'training'>).body.payload.modelSha256}` : undefined;
+      const common = { pipelineId, subject: resolved.subject, subjectDigest: resolved.subjectDigest, policy, policyDigest: resolved.policyDigest, stage, chainHead: head, ...(modelRef ? { modelRef } : {}) };
+      const options = { workflowId: stageWorkflowId(pipelineId, stage.name) };
+      const result =
+        stage.name === 'release'
+          ? await executeChild(releaseStage, { ...options, args: [{ ...common, audit: [...trail], start: resolved.evidence, evidence: [...evidence] }] })
+          : await executeChild(STAGES[stage.name], { ...options, args: [common] });
+      finished.add(stage.name);
+      const i = status.stages.findIndex((s) => s.name === stage.name);
+      status.stages[i] = { ...result.status, workflowId: options.workflowId };
+      trail.push(...result.audit);
+      if (result.audit.length) head = entryDigest(result.audit[result.audit.length - 1]);
+      evidence.push({ name: stage.name, evidence: result.evidence ?? [] });
+      status.audit = [...trail];
+      if (result.status.state !== 'passed') {
+        fail(`stage ${stage.name} ${result.status.state}: ${result.status.error ?? 'no reason recorded'}`);
+        break;
+      }
+    }
+    if (status.state === 'running') status.state = 'passed';
+  } catch (e) {
+    if (!isCancellation(e)) throw e;
+    fail('the pipeline was cancelled');
+    appendEntry(trail, head, { at: now(), stage: 'pipeline', kind: 'end', roles: [], state: 'cancelled', reason: status.reason });
+    status.audit = [...trail];
+    await report('cancelled');
+    throw e;
+  }
+  appendEntry(trail, head, { at: now(), stage: 'pipeline', kind: 'end', roles: [], state: status.state, ...(status.reason ? { reason: status.reason } : {}) });
+  status.audit = [...trail];
+  await report(status.state === 'passed' ? 'passed' : 'failed');
+  return status as PipelineResult;
+}
+
+/** The pipeline as it ran before the trust boundary, kept so that the histories recorded then still replay. */
+async function legacyPipeline(subject: Subject, policy: Policy): Promise<PipelineResult> {
   const pipelineId = workflowInfo().workflowId;
   const audits = new Map<string, AuditEntry[]>();
   const status: PipelineStatus = {
@@ -28,7 +149,6 @@ export async function secmlopsPipeline(subject: Subject, policy: Policy): Promis
   const record = (r: StageResult) => {
     const i = status.stages.findIndex((s) => s.name === r.status.name);
     if (i < 0) return;
-    // Signals may arrive out of order or after the final result: keep the newest report.
     if (r.status.revision < status.stages[i].revision) return;
     status.stages[i] = r.status;
     audits.set(r.status.name, r.audit);
@@ -37,9 +157,6 @@ export async function secmlopsPipeline(subject: Subject, policy: Policy): Promis
   setHandler(statusQuery, () => status);
   setHandler(policyQuery, () => policy);
   setHandler(stageUpdateSignal, record);
-
-  // A PR's pipeline tells GitHub its verdict with the worker's credentials. Only subjects from the start action
-  // carry source 'github', which no earlier history does, so this adds no command to any run recorded before it.
   const report = async (verdict: 'passed' | 'failed' | 'cancelled') => {
     if (subject.source !== 'github') return;
     try {
@@ -50,7 +167,26 @@ export async function secmlopsPipeline(subject: Subject, policy: Policy): Promis
     }
   };
   try {
-    await runStages(policy, subject, pipelineId, status, record);
+    for (const stage of policy.stages) {
+      const modelRef = status.stages.find((s) => s.name === 'train')?.artifacts.model;
+      const common = { pipelineId, subject, policy, stage, ...(modelRef ? { modelRef } : {}) };
+      const options = { workflowId: stageWorkflowId(pipelineId, stage.name) };
+      let result: StageResult;
+      if (stage.name === 'release') {
+        const earlier = status.stages.filter((s) => s.name !== 'release');
+        const manifest = status.stages.find((s) => s.name === 'data')?.manifest;
+        result = await executeChild(releaseStage, { ...options, args: [{ ...common, earlier, audit: status.audit, manifest }] });
+      } else {
+        result = await executeChild(STAGES[stage.name], { ...options, args: [common] });
+      }
+      record(result);
+      if (result.status.state !== 'passed') {
+        status.state = 'failed';
+        status.reason = `stage ${stage.name} ${result.status.state}: ${result.status.error ?? 'no reason recorded'}`;
+        break;
+      }
+    }
+    if (status.state === 'running') status.state = 'passed';
   } catch (e) {
     if (!isCancellation(e)) throw e;
     status.state = 'failed';
@@ -62,31 +198,12 @@ export async function secmlopsPipeline(subject: Subject, policy: Policy): Promis
   return status as PipelineResult;
 }
 
-async function runStages(policy: Policy, subject: Subject, pipelineId: string, status: PipelineStatus, record: (r: StageResult) => void): Promise<void> {
-  for (const stage of policy.stages) {
-    const modelRef = status.stages.find((s) => s.name === 'train')?.artifacts.model;
-    const input = { pipelineId, subject, policy, stage, ...(modelRef ? { modelRef } : {}) };
-    const options = { workflowId: stageWorkflowId(pipelineId, stage.name) };
-    let result: StageResult;
-    if (stage.name === 'release') {
-      const earlier = status.stages.filter((s) => s.name !== 'release');
-      const manifest = status.stages.find((s) => s.name === 'data')?.manifest;
-      result = await executeChild(releaseStage, { ...options, args: [{ ...input, earlier, audit: status.audit, manifest }] });
-    } else {
-      result = await executeChild(STAGES[stage.name], { ...options, args: [input] });
-    }
-    record(result);
-    if (result.status.state !== 'passed') {
-      status.state = 'failed';
-      status.reason = `stage ${stage.name} ${result.status.state}: ${result.status.error ?? 'no reason recorded'}`;
-      return;
-    }
-  }
-  status.state = 'passed';
-}
-
 const STAGES: Record<Exclude<StageName, 'release'>, typeof planStage> = { plan: planStage, data: dataStage, train: trainStage, evaluate: evaluateStage };
 
 function pendingStage(name: StageName, workflowId: string): StageStatus {
   return { name, workflowId, state: 'pending', revision: -1, tasks: [], blockers: [], findings: [], metrics: {}, gates: [], artifacts: {} };
+}
+
+function now(): string {
+  return new Date(Date.now()).toISOString();
 }

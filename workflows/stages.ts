@@ -1,7 +1,10 @@
 // One child workflow per lifecycle stage. Each is a swimlane: its tasks, then the approval its policy names.
+// Past the trust boundary every activity that measures something returns it signed (evidence), which the lane keeps
+// for the release signer; the lane's own metrics and gates are for display and for failing early.
 import { ApplicationFailure, isCancellation, proxyActivities } from '@temporalio/workflow';
-import { describeCell, evaluateGate, formatMetric, threatMatrix } from '../policy/index.js';
+import { dataMetrics, describeCell, evaluateGate, formatMetric, own, threatMatrix, type Evidence, type FileDigest } from '../policy/index.js';
 import type { Activities } from '../activities/index.js';
+import type { ReleaseRequest } from '../activities/release.js';
 import { GPU_TASK_QUEUE, type AuditEntry, type ManifestEntry, type StageResult, type StageStatus } from './messages.js';
 import { Swimlane, causeMessage, type StageInput } from './swimlane.js';
 
@@ -20,6 +23,8 @@ const gpu = proxyActivities<Activities>({
 /** plan: every asset × STRIDE cell needs a control or a recorded risk acceptance before anyone may approve. */
 export async function planStage(input: StageInput): Promise<StageResult> {
   const lane = new Swimlane(input, ['threat-model']);
+  const unmeetable = lane.unmeetable();
+  if (unmeetable) return unmeetable;
   await lane.task('threat-model', 'checking the threat model', async () => {
     const cells = threatMatrix(input.policy.threatModel);
     lane.status.threatModel = cells;
@@ -39,9 +44,12 @@ export async function dataStage(input: StageInput): Promise<StageResult> {
   const lane = new Swimlane(input, ['manifest', 'validate', 'gates']);
   const dataset = input.policy.artifacts.dataset;
   if (!dataset) return lane.fail('the policy has no artifacts.dataset to check');
+  const unmeetable = lane.unmeetable();
+  if (unmeetable) return unmeetable;
+  const evidence = lane.evidenceFor();
   try {
-    const { manifest, resumedFrom, attempt } = await lane.task('manifest', `hashing ${dataset.files.length} dataset files`, async () => {
-      const r = await cpu.hashDatasetFiles({ root: dataset.root, files: dataset.files.map((f) => f.path) });
+    const { manifest, resumedFrom, attempt, evidence: signed } = await lane.task('manifest', `hashing ${dataset.files.length} dataset files`, async () => {
+      const r = await cpu.hashDatasetFiles({ root: dataset.root, files: dataset.files.map((f) => f.path), ...(evidence ? { evidence } : {}) });
       const mismatches = dataset.files.flatMap((f) => {
         const got = r.manifest.find((m) => m.path === f.path);
         return got?.sha256 === f.sha256 ? [] : [`dataset file ${f.path} has SHA-256 ${got?.sha256 ?? '(missing)'}, but the policy pins ${f.sha256}`];
@@ -50,23 +58,18 @@ export async function dataStage(input: StageInput): Promise<StageResult> {
       return r;
     });
     lane.status.manifest = manifest;
+    keep(lane, signed);
     lane.status.metrics['data.manifest.attempt'] = attempt;
     lane.status.metrics['data.manifest.resumed_from'] = resumedFrom;
     if (resumedFrom > 0) lane.status.findings.push(`the manifest resumed after ${resumedFrom} files hashed by an earlier attempt (attempt ${attempt})`);
-    const splits = await lane.task('validate', 'validating IDX files', () =>
-      gpu.validateDataset({ root: dataset.root, splits: dataset.splits, classes: dataset.classes }),
+    const validated = await lane.task('validate', 'validating IDX files', () =>
+      gpu.validateDataset({ root: dataset.root, splits: dataset.splits, classes: dataset.classes, ...(evidence ? { evidence, pinned: dataset.files } : {}) }),
     );
+    // Histories recorded before the validation returned its metrics hold the bare list of splits.
+    const splits = Array.isArray(validated) ? validated : validated.splits;
     lane.status.splits = splits;
-    for (const s of splits) {
-      const total = s.classCounts.reduce((a, b) => a + b, 0);
-      Object.assign(lane.status.metrics, {
-        [`data.${s.split}.images`]: s.images,
-        [`data.${s.split}.min_class_fraction`]: Math.min(...s.classCounts) / total,
-        [`data.${s.split}.max_class_fraction`]: Math.max(...s.classCounts) / total,
-        [`data.${s.split}.pixel_mean`]: s.pixelMean,
-        [`data.${s.split}.pixel_std`]: s.pixelStd,
-      });
-    }
+    Object.assign(lane.status.metrics, Array.isArray(validated) ? dataMetrics(splits) : validated.metrics);
+    if (!Array.isArray(validated)) keep(lane, validated.evidence);
   } catch (err) {
     return lane.fail(failureMessage(err));
   }
@@ -90,16 +93,28 @@ export async function trainStage(input: StageInput): Promise<StageResult> {
   const { dataset } = input.policy.artifacts;
   const config = input.policy.train;
   if (!dataset || !config) return lane.fail('the policy needs artifacts.dataset and a train block');
+  const unmeetable = lane.unmeetable();
+  if (unmeetable) return unmeetable;
   const defense = config.defense.kind === 'none' ? 'no defense' : `${config.defense.kind} eps ${config.defense.eps}`;
+  const evidence = lane.evidenceFor();
+  const split = own(dataset.splits, config.split);
+  if (!split) return lane.fail(`train.split "${config.split}" is not a split of artifacts.dataset.splits`);
   try {
     const out = await lane.task('training', `training ${config.arch} with ${defense}, ${config.epochs} epochs`, () =>
       // Policies recorded before the setting existed carry none.
-      trainer(config.heartbeatTimeoutMs ?? 60_000).trainModel({ root: dataset.root, split: dataset.splits[config.split], classes: dataset.classes, config }),
+      trainer(config.heartbeatTimeoutMs ?? 60_000).trainModel({
+        root: dataset.root,
+        split,
+        classes: dataset.classes,
+        config,
+        ...(evidence ? { evidence, pinned: pinnedPair(dataset.files, split) } : {}),
+      }),
     );
     const last = out.history[out.history.length - 1];
     Object.assign(lane.status.metrics, { 'train.epochs': out.history.length, 'train.loss': last.loss, 'train.accuracy': last.accuracy });
     const robust = out.history.flatMap((h) => (h.robustValidation === undefined ? [] : [h.robustValidation]));
     if (robust.length) lane.status.metrics['train.robust_validation'] = Math.max(...robust);
+    keep(lane, out.evidence);
     lane.status.artifacts.model = out.modelRef;
     if (out.checkpointRef) lane.status.artifacts.checkpoint = out.checkpointRef;
     if (out.bestEpoch) lane.status.findings.push(`early stopping kept epoch ${out.bestEpoch} of ${out.history.length}`);
@@ -118,13 +133,28 @@ export async function evaluateStage(input: StageInput): Promise<StageResult> {
   const { dataset, model } = input.policy.artifacts;
   const config = input.policy.evaluate;
   if (!dataset || !(model || input.modelRef) || !config) return lane.fail('the policy needs artifacts.dataset, a model (artifacts.model or a train stage) and an evaluate block');
+  const unmeetable = lane.unmeetable();
+  if (unmeetable) return unmeetable;
+  const evidence = lane.evidenceFor();
+  const split = own(dataset.splits, config.split);
+  if (!split) return lane.fail(`evaluate.split "${config.split}" is not a split of artifacts.dataset.splits`);
   try {
     const out = await lane.task('attacks', `attacking the model: ${config.attacks.map((a) => a.id).join(', ')}`, () =>
-      gpu.evaluateModel({ modelPath: model?.path, modelSha256: model?.sha256, modelRef: input.modelRef, root: dataset.root, split: dataset.splits[config.split], classes: dataset.classes, config }),
+      gpu.evaluateModel({
+        modelPath: model?.path,
+        modelSha256: model?.sha256,
+        modelRef: input.modelRef,
+        root: dataset.root,
+        split,
+        classes: dataset.classes,
+        config,
+        ...(evidence ? { evidence, pinned: pinnedPair(dataset.files, split) } : {}),
+      }),
     );
     Object.assign(lane.status.metrics, out.metrics);
     lane.status.evaluation = out.summary;
     lane.status.artifacts.model = out.modelRef;
+    keep(lane, out.evidence);
     if (out.summary.withoutGradient.length) lane.status.findings.push(`the model has ops without a gradient rule (${out.summary.withoutGradient.join(', ')}): white-box attacks ran as Square Attack`);
   } catch (err) {
     return lane.fail(failureMessage(err));
@@ -137,7 +167,7 @@ export async function evaluateStage(input: StageInput): Promise<StageResult> {
 /** Evaluates the policy's gates on this stage's metrics; returns why the stage fails, if it does. */
 async function checkGates(lane: Swimlane, input: StageInput, stage: string): Promise<string | undefined> {
   const failed = await lane.task('gates', `checking the ${stage} gates`, async () => {
-    lane.status.gates = input.policy.gates.filter((g) => g.metric.startsWith(`${stage}.`)).map((g) => evaluateGate(g, lane.status.metrics));
+    lane.gates(input.policy.gates.filter((g) => g.metric.startsWith(`${stage}.`)).map((g) => evaluateGate(g, lane.status.metrics)));
     return lane.status.gates.filter((g) => !g.passed);
   });
   if (failed.length === 0) return undefined;
@@ -145,35 +175,79 @@ async function checkGates(lane: Swimlane, input: StageInput, stage: string): Pro
 }
 
 export interface ReleaseInput extends StageInput {
-  earlier: StageStatus[];
+  /** Histories before the trust boundary: the earlier stages' statuses, which the release signed as given. */
+  earlier?: StageStatus[];
+  /** The pipeline's audit trail before this stage (chained past the trust boundary). */
   audit: AuditEntry[];
   manifest?: ManifestEntry[];
+  /** Past the trust boundary: the start evidence and each earlier stage's evidence, for the signer to check. */
+  start?: Evidence;
+  evidence?: { name: StageStatus['name']; evidence: Evidence[] }[];
 }
 
-/** release: sign an in-toto statement of what exists and who decided, then a two-person approval. */
+/**
+ * release: the two-person approval, then the signature. The signer re-checks every piece of evidence, every
+ * decision (this stage's included) and the audit chain before the release key signs anything. Runs recorded before
+ * the trust boundary signed first and asked for approval after.
+ */
 export async function releaseStage(input: ReleaseInput): Promise<StageResult> {
   const lane = new Swimlane(input, ['sign']);
+  if (!lane.v2) return legacyRelease(input, lane);
+  const unmeetable = lane.unmeetable();
+  if (unmeetable) return unmeetable;
+  const refused = await lane.approved();
+  if (refused) return refused;
   try {
-    const signed = await lane.task('sign', 'signing the release attestation', () =>
+    const signed = await lane.task('sign', 'checking the evidence and signing the release attestation', () =>
       cpu.signRelease({
+        dossier: { pipelineId: input.pipelineId, start: input.start!, stages: input.evidence ?? [], audit: [...input.audit, ...lane.audit] },
+        ...(input.policy.artifacts.model ? { model: input.policy.artifacts.model } : {}),
+      }),
+    );
+    recordSigned(lane, signed);
+  } catch (err) {
+    return lane.fail(failureMessage(err));
+  }
+  return lane.pass();
+}
+
+function recordSigned(lane: Swimlane, signed: { ref: string; path: string; keyId: string; modelSha256?: string }): void {
+  lane.status.artifacts.attestation = signed.ref;
+  lane.status.artifacts.attestationPath = signed.path;
+  lane.status.artifacts.releaseKeyId = signed.keyId;
+  if (signed.modelSha256) lane.status.artifacts.model = `sha256:${signed.modelSha256}`;
+}
+
+async function legacyRelease(input: ReleaseInput, lane: Swimlane): Promise<StageResult> {
+  try {
+    // The request as runs before the trust boundary sent it. Only their histories replay this path (activities do
+    // not run on replay); a live run that reached it would have its request refused by the signer.
+    const legacyRequest = {
         pipelineId: input.pipelineId,
         subject: input.subject,
         policyName: input.policy.name,
         dataset: input.manifest ?? [],
         model: input.policy.artifacts.model,
         modelRef: input.modelRef,
-        stages: input.earlier.map((s) => ({ name: s.name, state: s.state, metrics: s.metrics, gates: s.gates })),
+        stages: (input.earlier ?? []).map((s) => ({ name: s.name, state: s.state, metrics: s.metrics, gates: s.gates })),
         audit: input.audit,
-      }),
-    );
-    lane.status.artifacts.attestation = signed.ref;
-    lane.status.artifacts.attestationPath = signed.path;
-    lane.status.artifacts.releaseKeyId = signed.keyId;
-    if (signed.modelSha256) lane.status.artifacts.model = `sha256:${signed.modelSha256}`;
+    };
+    const signed = await lane.task('sign', 'signing the release attestation', () => cpu.signRelease(legacyRequest as unknown as ReleaseRequest));
+    recordSigned(lane, signed);
   } catch (err) {
     return lane.fail(failureMessage(err));
   }
   return lane.approval();
+}
+
+/** Keeps an activity's signed result for the release signer (nothing to keep before the trust boundary). */
+function keep(lane: Swimlane, e: Evidence | undefined): void {
+  if (e) lane.evidence.push(e);
+}
+
+/** The pinned digests of a split's two files, which the engine checks while it reads them. */
+function pinnedPair(files: FileDigest[], split: { images: string; labels: string }): { images?: string; labels?: string } {
+  return { images: files.find((f) => f.path === split.images)?.sha256, labels: files.find((f) => f.path === split.labels)?.sha256 };
 }
 
 function failureMessage(err: unknown): string {

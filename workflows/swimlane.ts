@@ -1,16 +1,38 @@
 // The runtime every stage child shares: its status, its audit trail, reports to the parent, and the role-gated approval.
-import { condition, getExternalWorkflowHandle, log, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, condition, getExternalWorkflowHandle, log, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
-import { checkDecision, formatDuration, missingRoles, quorumMet, rolesOf, type Policy, type SignedDecision, type Stage, type Vote } from '../policy/index.js';
+import {
+  AUDIT_LIMITS,
+  appendEntry,
+  bounded,
+  checkDecision,
+  describeGate,
+  own,
+  formatDuration,
+  missingRoles,
+  quorumMet,
+  rolesOf,
+  unmeetableApproval,
+  type AuditEntry as Entry,
+  type Evidence,
+  type GateResult,
+  type Policy,
+  type SignedDecision,
+  type Stage,
+  type Vote,
+} from '../policy/index.js';
 import {
   approveSignal,
   approveUpdate,
+  githubCommentUpdate,
   rejectSignal,
   rejectUpdate,
   TASK_QUEUE,
   stageUpdateSignal,
+  stageWorkflowId,
   statusQuery,
   type AuditEntry,
+  type CommentRef,
   type DecisionAccepted,
   type StageResult,
   type StageStatus,
@@ -24,7 +46,17 @@ export interface StageInput {
   stage: Stage;
   /** The model an earlier stage produced (the train stage), as an artifact reference; it replaces artifacts.model. */
   modelRef?: string;
+  /** Runs since the trust boundary: what decisions and evidence are bound to, and the audit chain's head so far. */
+  subjectDigest?: string;
+  policyDigest?: string;
+  chainHead?: string;
 }
+
+/**
+ * The trust boundary (worker-resolved starts, signed evidence, decisions bound to the change, the audit chain,
+ * release approving before it signs). Histories recorded before it replay the old behaviour.
+ */
+export const TRUSTED_PIPELINE = 'secmlops-trusted-pipeline-v2';
 
 /** An activity failure wraps the activity's own error; its message is what a person needs. */
 export function causeMessage(err: unknown): string {
@@ -34,18 +66,29 @@ export function causeMessage(err: unknown): string {
 }
 
 const slack = proxyActivities<Activities>({ taskQueue: TASK_QUEUE, startToCloseTimeout: '30s', retry: { maximumAttempts: 3 } });
+const comments = proxyActivities<Activities>({ taskQueue: TASK_QUEUE, startToCloseTimeout: '1m', retry: { maximumAttempts: 3 } });
 
 export class Swimlane {
   readonly status: StageStatus;
   readonly audit: AuditEntry[] = [];
+  /** Signed results of this stage's activities, passed on untouched to the release signer. */
+  readonly evidence: Evidence[] = [];
+  /** Whether this run is past the trust boundary (false only when replaying a history recorded before it). */
+  readonly v2: boolean;
   private votes: Vote[] = [];
   private outcome: 'approved' | 'rejected' | undefined;
+  private head: string;
+  private refusals = 0;
 
   constructor(
     private readonly input: StageInput,
     taskNames: string[],
   ) {
     const { stage } = input;
+    // Evaluated once, here, never inside a validator.
+    this.v2 = patched(TRUSTED_PIPELINE);
+    this.head = input.chainHead ?? '';
+    if (this.v2) refuseUnlessStartedByPipeline(input);
     this.status = {
       name: stage.name,
       workflowId: workflowInfo().workflowId,
@@ -66,14 +109,14 @@ export class Swimlane {
     setHandler(statusQuery, () => this.result());
     const validator = (kind: 'approve' | 'reject') => (d: SignedDecision) => {
       const reason = this.refusal(kind, d);
-      if (reason) throw new Error(reason);
+      if (reason) throw ApplicationFailure.nonRetryable(reason, 'DecisionRefused');
     };
     setHandler(approveUpdate, (d) => this.accept('approve', d), { validator: validator('approve') });
     setHandler(rejectUpdate, (d) => this.accept('reject', d), { validator: validator('reject') });
     const signal = (kind: 'approve' | 'reject') => (d: SignedDecision) => {
       const reason = this.refusal(kind, d);
       if (reason) {
-        this.audit.push({ at: now(), stage: stage.name, kind: 'refused', person: str(d?.person), roles: [], channel: str(d?.channel), decision: kind, reason });
+        this.refused(kind, d, reason);
         this.report();
         return;
       }
@@ -81,10 +124,43 @@ export class Swimlane {
     };
     setHandler(approveSignal, signal('approve'));
     setHandler(rejectSignal, signal('reject'));
+    if (this.v2) {
+      // A PR comment becomes a decision on the worker (validators cannot do I/O, so the handler calls the activity).
+      setHandler(githubCommentUpdate, (ref) => this.acceptComment(ref), {
+        validator: (ref: CommentRef) => {
+          const reason = this.commentRefusal(ref);
+          if (reason) throw ApplicationFailure.nonRetryable(reason, 'DecisionRefused');
+        },
+      });
+    }
   }
 
   result(): StageResult {
-    return { status: this.status, audit: this.audit };
+    return this.v2 ? { status: this.status, audit: this.audit, evidence: this.evidence } : { status: this.status, audit: this.audit };
+  }
+
+  /** Adds an entry to the audit trail; past the trust boundary every entry is chained to the one before. */
+  log(entry: Omit<Entry, 'prev'>): void {
+    if (this.v2) this.head = appendEntry(this.audit, this.head, entry);
+    else this.audit.push(entry);
+  }
+
+  /** What this stage's activities sign their evidence for (nothing before the trust boundary). */
+  evidenceFor(): { pipelineId: string; stage: Stage['name']; subjectDigest: string; policyDigest: string } | undefined {
+    const { pipelineId, subjectDigest, policyDigest } = this.input;
+    if (!this.v2 || !subjectDigest || !policyDigest) return undefined;
+    return { pipelineId, stage: this.status.name, subjectDigest, policyDigest };
+  }
+
+  /**
+   * A stage whose approval can never be met (once the change's author is excluded) fails at once, saying why,
+   * instead of waiting for its deadline.
+   */
+  unmeetable(): StageResult | undefined {
+    const a = this.input.stage.approval;
+    if (!this.v2 || !a) return undefined;
+    const why = unmeetableApproval(this.input.policy, a, this.input.subject.author);
+    return why ? this.fail(`the approval cannot be met: ${why}`) : undefined;
   }
 
   /** Sends the current state to the parent pipeline; best effort, the parent also receives the final result. */
@@ -101,15 +177,24 @@ export class Swimlane {
     const t = this.status.tasks.find((x) => x.name === name);
     if (t) t.state = 'running';
     this.status.task = what;
+    if (this.v2) this.log({ at: now(), stage: this.status.name, kind: 'task', roles: [], name, state: 'running', reason: what });
     this.report();
     try {
       const value = await work();
       if (t) t.state = 'done';
+      if (this.v2) this.log({ at: now(), stage: this.status.name, kind: 'task', roles: [], name, state: 'done' });
       return value;
     } catch (err) {
       if (t) t.state = 'failed';
+      if (this.v2) this.log({ at: now(), stage: this.status.name, kind: 'task', roles: [], name, state: 'failed', reason: bounded(causeMessage(err)) });
       throw err;
     }
+  }
+
+  /** Records the gates' outcomes in the trail (the release signer recomputes them from signed metrics). */
+  gates(results: GateResult[]): void {
+    this.status.gates = results;
+    if (this.v2) for (const g of results) this.log({ at: now(), stage: this.status.name, kind: 'gate', roles: [], name: g.id, state: g.passed ? 'passed' : 'failed', reason: describeGate(g) });
   }
 
   fail(error: string): StageResult {
@@ -125,18 +210,24 @@ export class Swimlane {
 
   /** Waits for the policy's approval, escalating after the timeout and failing closed at the deadline. */
   async approval(): Promise<StageResult> {
+    return (await this.approved()) ?? this.pass();
+  }
+
+  /** Waits for the approval; undefined once it is given, or the stage's failed or rejected result. */
+  async approved(): Promise<StageResult | undefined> {
     const a = this.input.stage.approval;
-    if (!a) return this.pass();
+    if (!a) return undefined;
     const task = this.status.tasks.find((x) => x.name === 'approval');
     if (task) task.state = 'running';
     this.status.state = this.status.blockers.length > 0 ? 'blocked' : 'waiting';
     this.status.task = `waiting for ${a.roles.join(' + ')}`;
+    if (this.v2) this.log({ at: now(), stage: this.status.name, kind: 'task', roles: a.roles, name: 'approval', state: 'running', reason: this.status.task });
     this.report();
     this.notify('waiting', a.roles);
     const decided = () => this.outcome !== undefined;
     if (a.timeoutMs !== undefined && !(await condition(decided, a.timeoutMs))) {
       const reason = `no decision after ${formatDuration(a.timeoutMs)}; escalated to ${a.escalation}`;
-      this.audit.push({ at: now(), stage: this.status.name, kind: 'escalated', roles: a.escalation ? [a.escalation] : [], reason });
+      this.log({ at: now(), stage: this.status.name, kind: 'escalated', roles: a.escalation ? [a.escalation] : [], reason });
       log.warn(reason, { stage: this.status.name });
       this.report();
       this.notify('escalated', a.escalation ? [a.escalation] : [], reason);
@@ -144,7 +235,7 @@ export class Swimlane {
     if (a.deadlineMs !== undefined) {
       if (!(await condition(decided, a.deadlineMs - (a.timeoutMs ?? 0)))) {
         const reason = `deadline of ${formatDuration(a.deadlineMs)} passed without approval`;
-        this.audit.push({ at: now(), stage: this.status.name, kind: 'deadline', roles: [], reason });
+        this.log({ at: now(), stage: this.status.name, kind: 'deadline', roles: [], reason });
         if (task) task.state = 'failed';
         return this.fail(reason);
       }
@@ -156,7 +247,8 @@ export class Swimlane {
       this.status.error = `rejected by ${v?.person}: ${v?.comment || 'no reason given'}`;
       return this.finish();
     }
-    return this.pass();
+    this.status.state = 'running';
+    return undefined;
   }
 
   /**
@@ -168,7 +260,8 @@ export class Swimlane {
     const channel = this.input.policy.notifications?.slack?.channel;
     if (!channel) return;
     const { pipelineId, subject } = this.input;
-    slack.notifySlack({ kind, channel, pipelineId, stage: this.status.name, roles, subject, ...(reason ? { reason } : {}) }).catch((e: unknown) => {
+    const digest = this.v2 && this.input.subjectDigest ? { subjectDigest: this.input.subjectDigest } : {};
+    slack.notifySlack({ kind, channel, pipelineId, stage: this.status.name, roles, subject, ...digest, ...(reason ? { reason } : {}) }).catch((e: unknown) => {
       this.status.findings.push(`the Slack ${kind === 'waiting' ? 'approval request' : 'escalation'} was not posted: ${causeMessage(e)}`);
       this.report();
     });
@@ -177,8 +270,24 @@ export class Swimlane {
   private finish(): StageResult {
     this.status.task = undefined;
     this.status.endedAt = now();
+    if (this.v2) this.log({ at: now(), stage: this.status.name, kind: 'end', roles: [], state: this.status.state, ...(this.status.error ? { reason: bounded(this.status.error) } : {}) });
     this.report();
     return this.result();
+  }
+
+  /** A refused Signal lands in the trail with its reason, bounded; past the per-stage cap it is only counted. */
+  private refused(kind: 'approve' | 'reject', d: SignedDecision, reason: string): void {
+    if (!this.v2) {
+      this.audit.push({ at: now(), stage: this.status.name, kind: 'refused', person: str(d?.person), roles: [], channel: str(d?.channel), decision: kind, reason });
+      return;
+    }
+    this.refusals++;
+    if (this.refusals > AUDIT_LIMITS.refusalsPerStage) {
+      this.status.refusalsNotStored = this.refusals - AUDIT_LIMITS.refusalsPerStage;
+      return;
+    }
+    const last = this.refusals === AUDIT_LIMITS.refusalsPerStage ? `; further refusals of stage ${this.status.name} are counted, not stored` : '';
+    this.log({ at: now(), stage: this.status.name, kind: 'refused', person: bounded(d?.person, 100), roles: [], channel: bounded(d?.channel, 40), decision: kind, reason: bounded(reason) + last });
   }
 
   private refusal(kind: 'approve' | 'reject', d: SignedDecision): string | undefined {
@@ -196,20 +305,58 @@ export class Swimlane {
         blockers: this.status.blockers,
         votes: this.votes,
         now: Date.now(),
+        ...(this.v2 ? { subjectDigest: this.input.subjectDigest } : {}),
       },
       d,
     );
   }
 
+  private commentRefusal(ref: CommentRef): string | undefined {
+    if (!ref || typeof ref !== 'object' || typeof ref.repo !== 'string' || !Number.isInteger(ref.pr) || !Number.isInteger(ref.commentId) || ref.commentId <= 0) {
+      return 'expected {repo, pr, commentId} naming a PR comment';
+    }
+    const { subject, policy } = this.input;
+    if (subject.source !== 'github' || subject.repo !== ref.repo || subject.pr !== ref.pr) return `this pipeline was not started for ${ref.repo}#${ref.pr} through GitHub`;
+    if (!own(policy.channels, 'github')) return 'the policy pins no github channel key, so PR comments cannot decide';
+    return this.notWaiting();
+  }
+
+  private async acceptComment(ref: CommentRef): Promise<DecisionAccepted> {
+    const read = comments.readGitHubDecision({
+      repo: ref.repo,
+      pr: ref.pr,
+      commentId: ref.commentId,
+      pipelineId: this.input.pipelineId,
+      stage: this.status.name,
+      subjectDigest: this.input.subjectDigest ?? '',
+      notBefore: workflowInfo().startTime.getTime(),
+      people: this.input.policy.people.filter((p) => p.github).map((p) => ({ id: p.id, github: p.github })),
+    });
+    // The worker's reason for refusing the comment goes back to the caller as the Update's failure.
+    const d = await read.catch((e: unknown) => {
+      throw ApplicationFailure.nonRetryable(causeMessage(e), 'DecisionRefused');
+    });
+    return this.accept(d.decision, d);
+  }
+
+  /** Why the stage takes no decision now, or undefined while it waits for one. */
+  private notWaiting(): string | undefined {
+    if (!this.input.stage.approval) return `stage ${this.status.name} needs no approval`;
+    const state = this.status.state;
+    if ((state === 'waiting' || state === 'blocked') && !this.outcome) return undefined;
+    return `stage ${this.status.name} is not waiting for approval (it is ${this.outcome ?? state})`;
+  }
+
   private accept(kind: 'approve' | 'reject', d: SignedDecision): DecisionAccepted {
-    // Validators and handlers run in order, but a signal and an update may interleave: check again.
+    // Validators and handlers run in order, but a signal and an update may interleave: check again. An
+    // ApplicationFailure rejects the Update; any other error would fail the workflow task and stick the stage.
     const reason = this.refusal(kind, d);
-    if (reason) throw new Error(reason);
+    if (reason) throw ApplicationFailure.nonRetryable(reason, 'DecisionRefused');
     const a = this.input.stage.approval!;
     const roles = rolesOf(this.input.policy, d.person).filter((r) => a.roles.includes(r));
     const vote: Vote = { ...d, roles };
     this.votes.push(vote);
-    this.audit.push({
+    this.log({
       at: now(),
       stage: this.status.name,
       kind: 'decision',
@@ -220,6 +367,7 @@ export class Swimlane {
       comment: d.comment,
       issuedAt: d.issuedAt,
       signature: d.signature,
+      ...(this.v2 ? { subjectDigest: d.subjectDigest } : {}),
     });
     if (kind === 'reject') this.outcome = 'rejected';
     else if (quorumMet(a, this.votes)) this.outcome = 'approved';
@@ -228,6 +376,21 @@ export class Swimlane {
     approval.approvers = this.votes.filter((v) => v.decision === 'approve').map((v) => v.person);
     this.report();
     return { stage: this.status.name, outcome: this.outcome, missingRoles: approval.missingRoles };
+  }
+}
+
+/** A stage runs only as its pipeline's child: a client that starts one directly cannot feed it forged inputs. */
+function refuseUnlessStartedByPipeline(input: StageInput): void {
+  const info = workflowInfo();
+  const parent = info.parent;
+  if (!parent || input.pipelineId !== parent.workflowId || stageWorkflowId(parent.workflowId, input.stage.name) !== info.workflowId) {
+    throw ApplicationFailure.nonRetryable(
+      `stage workflows run only as children of their pipeline; ${info.workflowId} was ${parent ? `started by ${parent.workflowId}` : 'started directly'}`,
+      'NotStartedByPipeline',
+    );
+  }
+  if (!input.subjectDigest || !input.policyDigest || !input.chainHead) {
+    throw ApplicationFailure.nonRetryable(`${info.workflowId} was started without its subject digest, policy digest and audit chain head (a pipeline from before an upgrade?); start the pipeline again`, 'NotStartedByPipeline');
   }
 }
 

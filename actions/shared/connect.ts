@@ -3,7 +3,6 @@
 import * as core from '@actions/core';
 import type { Client } from '@temporalio/client';
 import { readFile } from 'node:fs/promises';
-import { isAbsolute, resolve } from 'node:path';
 import { connectClient } from '../../worker/connection.js';
 
 export interface ActionConnection {
@@ -44,10 +43,6 @@ export async function readContext(): Promise<GitHubContext> {
     throw new Error(`cannot read the event payload ${path} (GITHUB_EVENT_PATH): ${e instanceof SyntaxError ? 'not JSON' : ((e as NodeJS.ErrnoException).code ?? messageOf(e))}`);
   }
   return { eventName: process.env.GITHUB_EVENT_NAME ?? '', event, workspace: process.env.GITHUB_WORKSPACE ?? process.cwd() };
-}
-
-export function inWorkspace(ctx: GitHubContext, path: string): string {
-  return isAbsolute(path) ? path : resolve(ctx.workspace, path);
 }
 
 /** A link to the pipeline in the Temporal Web UI (or the console), for statuses and comments. */

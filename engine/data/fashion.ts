@@ -19,9 +19,20 @@ export async function loadSplit(dir: string, split: 'train' | 'test', opts: { li
   return loadPair({ images: join(dir, FASHION_FILES[split].images), labels: join(dir, FASHION_FILES[split].labels) }, opts.classes ?? 10, opts.limit);
 }
 
-/** Reads and checks an IDX image/label pair and scales pixels to [0, 1]; `limit` keeps the first N images. */
-export async function loadPair(files: { images: string; labels: string }, classes: number, limit?: number): Promise<ImageSet> {
-  const pair = checkPair(await readIdx(files.images), await readIdx(files.labels), files, classes);
+/** An image file and its label file, each with the SHA-256 its bytes must have when one is pinned. */
+export interface PairFiles {
+  images: string;
+  labels: string;
+  imagesSha256?: string;
+  labelsSha256?: string;
+}
+
+/**
+ * Reads and checks an IDX image/label pair and scales pixels to [0, 1]; `limit` keeps the first N images. With
+ * digests, a file whose bytes differ is refused (DatasetDigestMismatch) before any of it is used.
+ */
+export async function loadPair(files: PairFiles, classes: number, limit?: number): Promise<ImageSet> {
+  const pair = checkPair(await readIdx(files.images, files.imagesSha256), await readIdx(files.labels, files.labelsSha256), files, classes);
   const count = Math.min(pair.count, limit ?? pair.count);
   const pixels = pair.rows * pair.cols;
   const images = new Float32Array(count * pixels);

@@ -1,4 +1,5 @@
 // IDX files (the MNIST family's format), raw or gzip, checked before anything trusts their contents.
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
 
@@ -9,6 +10,15 @@ export class DatasetError extends Error {
   ) {
     super(`${file}: ${detail}`);
     this.name = 'DatasetError';
+  }
+}
+
+/** A dataset file whose bytes are not the ones the manifest (and the policy) pinned: changed after it was checked. */
+export class DatasetDigestMismatch extends DatasetError {
+  readonly code = 'DatasetDigestMismatch';
+  constructor(file: string, actual: string, expected: string) {
+    super(file, `SHA-256 ${actual} differs from ${expected}, which the manifest pinned: the file changed after the data stage checked it`);
+    this.name = 'DatasetDigestMismatch';
   }
 }
 
@@ -47,14 +57,20 @@ export function parseIdx(bytes: Uint8Array, file: string): IdxArray {
   return { dims, data: buf.subarray(header) };
 }
 
-export async function readIdx(path: string): Promise<IdxArray> {
+/**
+ * Reads and parses an IDX file. With `sha256`, the bytes read are hashed and must match it: the file is checked
+ * as it is used, not only when the data stage made the manifest.
+ */
+export async function readIdx(path: string, sha256?: string): Promise<IdxArray & { sha256: string }> {
   let bytes: Uint8Array;
   try {
     bytes = await readFile(path);
   } catch (e) {
     throw new DatasetError(path, `cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
-  return parseIdx(bytes, path);
+  const actual = createHash('sha256').update(bytes).digest('hex');
+  if (sha256 !== undefined && actual !== sha256) throw new DatasetDigestMismatch(path, actual, sha256);
+  return { ...parseIdx(bytes, path), sha256: actual };
 }
 
 export interface LabeledImages {

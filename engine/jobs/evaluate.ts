@@ -15,7 +15,7 @@ export async function evaluateJob(req: EvaluateRequest, progress: (p: JobProgres
   const digest = createHash('sha256').update(bytes).digest('hex');
   if (digest !== req.modelSha256) throw new OnnxError(req.modelPath, `SHA-256 is ${digest}, expected ${req.modelSha256}; refusing to load it`);
   const model = parseModel(bytes, req.modelPath);
-  const data = await loadPair({ images: req.images, labels: req.labels }, req.classes, req.limit);
+  const data = await loadPair(req, req.classes, req.limit);
   const withoutGradient = inspectModel(model).withoutGradient;
   const target = await AttackTarget.create(model, { threads: req.threads, executionProvider: req.executionProvider });
   const out: EvaluateResult = { cleanAccuracy: NaN, images: data.count, withoutGradient, attacks: [] };

@@ -29,7 +29,8 @@ process.once('message', (req: JobRequest) => {
       } else throw new Error(`unknown job kind ${(req as { kind: string }).kind}`);
       send({ type: 'result', result });
     } catch (e) {
-      send({ type: 'error', message: (e as Error).message, permanent: isInputError(e) });
+      const code = (e as { code?: unknown }).code;
+      send({ type: 'error', message: (e as Error).message, permanent: isInputError(e), ...(typeof code === 'string' && isInputError(e) ? { code } : {}) });
     } finally {
       process.disconnect?.();
     }

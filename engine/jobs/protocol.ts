@@ -11,6 +11,9 @@ export interface EvaluateRequest {
   modelSha256: string;
   images: string;
   labels: string;
+  /** The digests the dataset files must have (from the manifest); a file that changed is refused. */
+  imagesSha256?: string;
+  labelsSha256?: string;
   classes: number;
   limit?: number;
   range: [number, number];
@@ -35,6 +38,8 @@ export type TrainRequest = Omit<TrainConfig, 'split'> & {
   kind: 'train';
   images: string;
   labels: string;
+  imagesSha256?: string;
+  labelsSha256?: string;
   classes: number;
   /** A checkpoint file (and its digest) to continue from. */
   resume?: { path: string; sha256: string };
@@ -66,4 +71,4 @@ export type JobMessage =
   | { type: 'checkpoint'; path: string; epoch: number; step: number }
   | { type: 'result'; result: unknown }
   /** permanent: the input is at fault (a bad model, dataset or checkpoint), so running again cannot help. */
-  | { type: 'error'; message: string; permanent: boolean };
+  | { type: 'error'; message: string; permanent: boolean; code?: string };

@@ -10,6 +10,8 @@ export class JobError extends Error {
   constructor(
     message: string,
     readonly permanent: boolean,
+    /** The input error's kind when the job named one (e.g. DatasetDigestMismatch). */
+    readonly code?: string,
   ) {
     super(message);
     this.name = 'JobError';
@@ -51,7 +53,7 @@ export function runJob(req: EvaluateRequest | TrainRequest, opts: JobOptions = {
       else if (m.type === 'train-progress') opts.onTrainProgress?.(m.progress);
       else if (m.type === 'checkpoint') opts.onCheckpoint?.(m);
       else if (m.type === 'result') finish(() => resolve(m.result as EvaluateResult | TrainResult));
-      else finish(() => reject(new JobError(m.message, m.permanent)));
+      else finish(() => reject(new JobError(m.message, m.permanent, m.code)));
     });
     child.on('exit', (code, signal) => finish(() => reject(new JobError(`the engine job process died (${signal ?? `exit code ${code}`})${stderr ? `: ${stderr.trim().split('\n').slice(-3).join(' | ')}` : ''}`, false))));
     child.on('spawn', () => {

@@ -18,7 +18,7 @@ export interface TrainCallbacks {
 export async function trainJob(req: TrainRequest, cb: TrainCallbacks): Promise<TrainResult> {
   const arch = ARCHITECTURES[req.arch];
   if (!arch) throw new InputError(`unknown architecture "${req.arch}"`);
-  const all = await loadPair({ images: req.images, labels: req.labels }, req.classes, req.limit);
+  const all = await loadPair(req, req.classes, req.limit);
   const { data, validation } = holdOutValidation(all, req.earlyStop);
   let resume;
   if (req.resume) {

@@ -26,9 +26,15 @@ describe('secmlops CLI', () => {
     const dir = await mkdtemp(join(tmpdir(), 'cli-'));
     await writeFile(join(dir, 'p.yaml'), 'version: 1\nname: x\npeople: { a: {} }\nstages: [plan, deploy]\n');
     // Port 1 has no Temporal: if the command connected first, the error would be about the connection.
-    const r = await secmlops(['run', '--policy', join(dir, 'p.yaml')], { TEMPORAL_ADDRESS: '127.0.0.1:1' });
+    const r = await secmlops(['run', '--policy', join(dir, 'p.yaml'), '--author', 'mia-ml'], { TEMPORAL_ADDRESS: '127.0.0.1:1' });
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('p.yaml: stages[1].name: unknown stage "deploy"; the lifecycle stages are plan, data, train, evaluate, release, monitor');
+  });
+
+  test('run names the change’s author: without --author nothing starts (an author must not approve their own change)', async () => {
+    const r = await secmlops(['run', '--policy', 'examples/fashion-mnist/secmlops.yaml'], { TEMPORAL_ADDRESS: '127.0.0.1:1' });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("required option '--author <login>' not specified");
   });
 
   test('a missing policy file is named', async () => {

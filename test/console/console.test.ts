@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { FastifyInstance } from 'fastify';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { generateKeyPairSync } from 'node:crypto';
 import { loadPrivateKey, loadPublicKey } from '../../activities/keys.js';
@@ -14,6 +15,7 @@ import { rawPublicKey } from '../../activities/keys.js';
 import type { PipelineStatus } from '../../workflows/messages.js';
 import { makeFixture, testPolicy, type Fixture } from '../helpers/fixture.js';
 import { startPipeline, startStack, status, uniqueId, waitForStage, type Stack } from '../helpers/temporal.js';
+import { fileJtiStore } from '../../client/once-store.js';
 import { waitUntil } from '../helpers/processes.js';
 
 const CHROMIUM = process.env.SECMLOPS_CHROMIUM ?? '/usr/bin/chromium';
@@ -56,6 +58,7 @@ beforeAll(async () => {
     tokenPublicKey: await loadPublicKey(`${fx.keys}/token.pub`),
     consoleKey: await loadPrivateKey(fx.key('console')),
     slack: { signingSecret: SECRET, key: await loadPrivateKey(fx.key('slack')) },
+    state: fileJtiStore(join(fx.dir, 'console-state')),
   });
   url = await app.listen({ port: 0, host: '127.0.0.1' });
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
@@ -69,9 +72,8 @@ afterAll(async () => {
 
 /** A pipeline whose plan waits for R3 (alice, bea, mia), then data; the author is mia. */
 async function waitingPipeline() {
-  const policy = await testPolicy(fx, { stages: '  - name: plan\n    approval: { roles: [R3] }\n  - name: data\n    approval: false' });
   // The fixture pins cli and slack; the console channel is pinned here.
-  policy.channels.console = { publicKey: await loadPublicKey(`${fx.keys}/console.pub`) };
+  const policy = await testPolicy(fx, { stages: '  - name: plan\n    approval: { roles: [R3] }\n  - name: data\n    approval: false', consoleChannel: true });
   const id = uniqueId('console');
   const handle = await startPipeline(stack.client, policy, id);
   await waitForStage(handle, 'plan', ['waiting']);
@@ -151,7 +153,7 @@ describe('console in a browser', () => {
     expect((await post(dana.context, { decision: 'approve', csrf: aliceCsrf! })).status()).toBe(403);
     // dana's own valid post reaches the workflow, whose validator refuses her role.
     const danaCsrf = await dana.page.locator('input[name=csrf]').first().getAttribute('value');
-    const refused = await post(dana.context, { decision: 'approve', csrf: danaCsrf! });
+    const refused = await post(dana.context, { decision: 'approve', csrf: danaCsrf!, subject: (await status(handle)).subjectDigest! });
     expect(refused.status()).toBe(409);
     expect(await refused.text()).toContain('Refused: dana holds none of the roles this stage needs');
     expect((await status(handle)).stages[0].state).toBe('waiting');
@@ -160,6 +162,63 @@ describe('console in a browser', () => {
     await alice.context.close();
     await handle.cancel();
   }, 120_000);
+});
+
+describe('console state across restarts', () => {
+  test('a signed-out token stays signed out and a seen Slack request stays refused after the console restarts', async () => {
+    const dir = join(fx.dir, 'restart-state');
+    const open = async () => {
+      const c = createConsole({ connect: async () => stack.client, tokenPublicKey: await loadPublicKey(`${fx.keys}/token.pub`), slack: { signingSecret: SECRET, key: await loadPrivateKey(fx.key('slack')) }, state: fileJtiStore(dir) });
+      return { c, base: await c.listen({ port: 0, host: '127.0.0.1' }) };
+    };
+    const token = issueToken('alice', 3600_000, tokenKey);
+    const cookie = `secmlops_session=${token}`;
+    const first = await open();
+    const home = await fetch(`${first.base}/`, { headers: { cookie }, redirect: 'manual' });
+    expect(home.status).toBe(200);
+    const csrf = /name="csrf" value="([^"]+)"/.exec(await home.text())![1];
+    await fetch(`${first.base}/signout`, { method: 'POST', headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, body: `csrf=${encodeURIComponent(csrf)}`, redirect: 'manual' });
+    // A Slack request for an unknown pipeline: accepted once (answered 200), which records its signature.
+    const raw = `payload=${encodeURIComponent(JSON.stringify({ type: 'block_actions', user: { id: 'U0ALICE01' }, actions: [{ action_id: 'approve', value: JSON.stringify({ workflowId: 'nope', stage: 'plan' }) }] }))}`;
+    const ts = String(Math.floor(Date.now() / 1000));
+    const headers = { 'content-type': 'application/x-www-form-urlencoded', 'x-slack-request-timestamp': ts, 'x-slack-signature': slackSignature(SECRET, ts, raw) };
+    expect((await fetch(`${first.base}/slack/interactivity`, { method: 'POST', headers, body: raw })).status).toBe(200);
+    await first.c.close();
+
+    // A second console process on the same state: the revoked token does not sign in, the replay is refused.
+    const second = await open();
+    try {
+      const again = await fetch(`${second.base}/`, { headers: { cookie }, redirect: 'manual' });
+      expect(again.status).toBe(303);
+      expect(again.headers.get('location')).toBe('/signin');
+      const signin = await fetch(`${second.base}/signin`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `token=${encodeURIComponent(token)}`, redirect: 'manual' });
+      expect(signin.status).toBe(401);
+      expect(await signin.text()).toContain('That token was refused: it was signed out.');
+      const replay = await fetch(`${second.base}/slack/interactivity`, { method: 'POST', headers, body: raw });
+      expect(replay.status).toBe(401);
+      expect(await replay.json()).toEqual({ error: 'this signed request was already received (a replay?)' });
+    } finally {
+      await second.c.close();
+    }
+  });
+});
+
+describe('console decisions are bound to the change shown', () => {
+  test('a decision signed for another change than the pipeline runs for is refused', async () => {
+    const { id, handle } = await waitingPipeline();
+    const alice = await signIn('alice');
+    await alice.page.goto(`${url}/pipelines/${id}`);
+    const shown = await alice.page.locator('section[data-stage=plan] input[name=subject]').getAttribute('value');
+    expect(shown).toBe((await status(handle)).subjectDigest);
+    const csrf = await alice.page.locator('section[data-stage=plan] input[name=csrf]').getAttribute('value');
+    // As if the page had been rendered for an earlier commit: the workflow refuses the signature's subject.
+    const stale = await alice.context.request.post(`${url}/pipelines/${id}/stages/plan/decision`, { form: { decision: 'approve', csrf: csrf!, subject: 'f'.repeat(64) }, maxRedirects: 0 });
+    expect(stale.status()).toBe(409);
+    expect(await stale.text()).toContain('the decision was signed for another change');
+    expect((await status(handle)).stages[0].state).toBe('waiting');
+    await alice.context.close();
+    await handle.cancel();
+  }, 60_000);
 });
 
 describe('pipeline page', () => {
@@ -176,7 +235,8 @@ describe('pipeline page', () => {
 
 describe('console without Temporal', () => {
   test('serves pages that say what is missing, and still refuses unsigned Slack requests', async () => {
-    const down = createConsole({ connect: async () => Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:1')), tokenPublicKey: await loadPublicKey(`${fx.keys}/token.pub`), slack: { signingSecret: SECRET } });
+    const state = fileJtiStore(join(fx.dir, 'down-state'));
+    const down = createConsole({ connect: async () => Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:1')), tokenPublicKey: await loadPublicKey(`${fx.keys}/token.pub`), slack: { signingSecret: SECRET }, state });
     const base = await down.listen({ port: 0, host: '127.0.0.1' });
     try {
       const cookie = `secmlops_session=${issueToken('alice', 60_000, tokenKey)}`;
@@ -186,7 +246,7 @@ describe('console without Temporal', () => {
       const slack = await fetch(`${base}/slack/interactivity`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'payload=%7B%7D' });
       expect(slack.status).toBe(401);
       // No signing secret configured: every Slack request fails the check.
-      const bare = createConsole({ connect: async () => Promise.reject(new Error('down')) });
+      const bare = createConsole({ connect: async () => Promise.reject(new Error('down')), state });
       const bareUrl = await bare.listen({ port: 0, host: '127.0.0.1' });
       const ts = String(Math.floor(Date.now() / 1000));
       const r = await fetch(`${bareUrl}/slack/interactivity`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-slack-request-timestamp': ts, 'x-slack-signature': slackSignature(SECRET, ts, 'a=1') }, body: 'a=1' });
@@ -221,13 +281,15 @@ describe('Slack interactivity', () => {
   });
   afterAll(() => new Promise<void>((r) => hook.close(() => r())));
 
+  const digests = new Map<string, string>();
   const body = (user: string, workflowId: string, action = 'approve') =>
-    `payload=${encodeURIComponent(JSON.stringify({ type: 'block_actions', user: { id: user }, actions: [{ action_id: action, value: JSON.stringify({ workflowId, stage: 'plan' }) }], response_url: hookUrl, channel: { id: 'C0' }, container: { message_ts: '1.2' } }))}`;
+    `payload=${encodeURIComponent(JSON.stringify({ type: 'block_actions', user: { id: user }, actions: [{ action_id: action, value: JSON.stringify({ workflowId, stage: 'plan', subjectDigest: digests.get(workflowId) }) }], response_url: hookUrl, channel: { id: 'C0' }, container: { message_ts: '1.2' } }))}`;
   const send = (raw: string, headers: Record<string, string>) => fetch(`${url}/slack/interactivity`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: raw });
   const signed = (raw: string, ts = Math.floor(Date.now() / 1000)) => ({ 'x-slack-request-timestamp': String(ts), 'x-slack-signature': slackSignature(SECRET, String(ts), raw) });
 
   test('forged, stale, replayed and unsigned requests are refused with no Update sent', async () => {
     const { id, handle } = await waitingPipeline();
+    digests.set(id, (await status(handle)).subjectDigest!);
     const raw = body('U0ALICE01', id);
     const old = Math.floor(Date.now() / 1000) - 600;
     const cases: [string, Record<string, string>, string][] = [
@@ -249,6 +311,7 @@ describe('Slack interactivity', () => {
 
   test('a signed press is answered at once, sends the Update, and updates the message; an unknown user and a replay are refused', async () => {
     const { id, handle } = await waitingPipeline();
+    digests.set(id, (await status(handle)).subjectDigest!);
     const unknown = body('U0NOBODY0', id);
     expect((await send(unknown, signed(unknown))).status).toBe(200);
     await waitUntil('the refusal in Slack', async () => received.find((m) => m.text.includes('U0NOBODY0')));
@@ -279,11 +342,12 @@ describe('Slack notifications', () => {
     expect(ask.text).toBe(`SecMLOps: stage *plan* of ${id} (acme/models #7 @ aaaaaaaaaaaa) waits for approval by R3`);
     const buttons = ask.blocks.find((b) => b.type === 'actions')!.elements!;
     expect(buttons.map((b) => b.action_id)).toEqual(['approve', 'reject']);
-    expect(JSON.parse(buttons[0].value)).toEqual({ workflowId: id, stage: 'plan' });
+    // The buttons carry the digest of the change the message shows: a press decides on that change only.
+    expect(JSON.parse(buttons[0].value)).toEqual({ workflowId: id, stage: 'plan', subjectDigest: (await status(handle)).subjectDigest });
     const escalation = await waitUntil('the escalation in Slack', async () => posted.find((p) => p.text.includes(id) && p.text.startsWith('SecMLOps escalation')));
     expect(escalation.text).toContain('no decision after 2s; escalated to R8');
     // alice presses Approve in Slack: a console with the bot token receives what Slack would send.
-    const withBot = createConsole({ connect: async () => stack.client, slack: { signingSecret: SECRET, key: await loadPrivateKey(fx.key('slack')), botToken: 'xoxb-test-token', apiUrl: slackUrl } });
+    const withBot = createConsole({ connect: async () => stack.client, slack: { signingSecret: SECRET, key: await loadPrivateKey(fx.key('slack')), botToken: 'xoxb-test-token', apiUrl: slackUrl }, state: fileJtiStore(join(fx.dir, 'bot-state')) });
     const botUrl = await withBot.listen({ port: 0, host: '127.0.0.1' });
     const press = { type: 'block_actions', user: { id: 'U0ALICE01' }, actions: [{ action_id: 'approve', value: buttons[0].value }], channel: { id: 'C0SECMLOPS' }, container: { message_ts: '1700000000.000100' } };
     const raw = `payload=${encodeURIComponent(JSON.stringify(press))}`;
@@ -291,7 +355,7 @@ describe('Slack notifications', () => {
     const r = await fetch(`${botUrl}/slack/interactivity`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-slack-request-timestamp': ts, 'x-slack-signature': slackSignature(SECRET, ts, raw) }, body: raw });
     expect(r.status).toBe(200);
     await handle.result();
-    expect((await status(handle)).audit.filter((a) => a.kind !== 'escalated')).toEqual([expect.objectContaining({ person: 'alice', channel: 'slack', decision: 'approve' })]);
+    expect((await status(handle)).audit.filter((a) => a.kind === 'decision')).toEqual([expect.objectContaining({ person: 'alice', channel: 'slack', decision: 'approve' })]);
     // The stand-in for Slack's Web API received the message and then its update, showing who decided.
     const update = await waitUntil('the message update', async () => posted.find((p) => p.method === 'chat.update' && p.text.includes(id)));
     expect(update).toMatchObject({ channel: 'C0SECMLOPS', ts: '1700000000.000100', text: `✅ alice approved plan of ${id}; the stage is approved.` });

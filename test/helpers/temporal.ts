@@ -6,8 +6,10 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { Policy } from '../../policy/index.js';
 import { createWorkers } from '../../worker/workers.js';
-import { TASK_QUEUE, type PipelineResult, type PipelineStatus, type StageState, type Subject } from '../../workflows/messages.js';
-import type { Fixture } from './fixture.js';
+import { loadPrivateKey } from '../../activities/keys.js';
+import { startSigned } from '../../client/start.js';
+import type { PipelineResult, PipelineStatus, StageState, Subject } from '../../workflows/messages.js';
+import { policySource, writePolicy, type Fixture } from './fixture.js';
 import type { GitHubCredentials } from '../../github/credentials.js';
 import type { SlackCredentials } from '../../activities/slack.js';
 
@@ -30,7 +32,7 @@ export interface Stack {
 }
 
 /** A client and in-process CPU and gpu workers. */
-export async function startStack(fx: Fixture, address = testAddress(), github?: GitHubCredentials, slack?: SlackCredentials): Promise<Stack> {
+export async function startStack(fx: Fixture, address = testAddress(), github?: GitHubCredentials, slack?: SlackCredentials, trust = fx.trust): Promise<Stack> {
   const connection = await Connection.connect({ address });
   const client = new Client({ connection });
   const native = await NativeConnection.connect({ address });
@@ -40,6 +42,7 @@ export async function startStack(fx: Fixture, address = testAddress(), github?: 
     queues: ['cpu', 'gpu'],
     artifactsDir: fx.artifacts,
     releaseKeyPath: fx.key('release'),
+    trust,
     workflowBundle: workflowBundle(),
     github,
     slack,
@@ -66,8 +69,13 @@ export function subject(author = AUTHOR): Subject {
   return { repo: 'acme/models', pr: 7, headSha: 'a'.repeat(40), author };
 }
 
-export async function startPipeline(client: Client, policy: Policy, id: string, subj = subject()): Promise<WorkflowHandle> {
-  return client.workflow.start('secmlopsPipeline', { taskQueue: TASK_QUEUE, workflowId: id, args: [subj, policy] });
+/** Writes the policy into the fixture's policy source and starts a pipeline on it with a start signed by the cli key. */
+export async function startPipeline(client: Client, policy: Policy, id: string, subj: Subject = subject()): Promise<WorkflowHandle> {
+  const { fx } = policySource(policy);
+  const policyRef = await writePolicy(policy, id);
+  const claimed = { repo: subj.repo, headSha: subj.headSha, author: subj.author, ...(subj.pr !== undefined ? { pr: subj.pr } : {}), ...(subj.title ? { title: subj.title } : {}) };
+  const { handle } = await startSigned(client, { workflowId: id, subject: claimed, policyRef, key: await loadPrivateKey(fx.key('cli')), ...(subj.url ? { url: subj.url } : {}) });
+  return handle;
 }
 
 export async function status(handle: WorkflowHandle): Promise<PipelineStatus> {

@@ -41,7 +41,7 @@ describe('payload encryption', () => {
     const connection = await Connection.connect({ address: testAddress() });
     const client = new Client({ connection, dataConverter: dataConverter() });
     const native = await NativeConnection.connect({ address: testAddress() });
-    const a = createActivities({ artifactsDir: fx.artifacts, releaseKeyPath: fx.key('release') });
+    const a = createActivities({ artifactsDir: fx.artifacts, releaseKeyPath: fx.key('release'), trust: fx.trust });
     const worker = await Worker.create({ connection: native, taskQueue: TASK_QUEUE, workflowBundle: workflowBundle(), activities: a, dataConverter: dataConverter() });
     await worker.runUntil(async () => {
       const handle = await startPipeline(client, policy, uniqueId('codec'));
@@ -49,10 +49,15 @@ describe('payload encryption', () => {
       expect(s.policyName).toBe('test');
       const history = await handle.fetchHistory();
       const input = history.events![0].workflowExecutionStartedEventAttributes!.input!.payloads!;
+      expect(input).toHaveLength(1);
       expect(new TextDecoder().decode(input[0].metadata!.encoding)).toBe('binary/encrypted');
-      expect(Buffer.from(input[1].data!).toString('latin1')).not.toContain('alice-sec');
-      const [subject] = await decodePayloads([input[0]]);
-      expect(subject).toMatchObject({ repo: 'acme/models', author: 'mia-ml' });
+      expect(Buffer.from(input[0].data!).toString('latin1')).not.toContain('acme/models');
+      const [start] = (await decodePayloads([input[0]])) as { start: { request: { subject: unknown } } }[];
+      expect(start.start.request.subject).toMatchObject({ repo: 'acme/models', author: 'mia-ml' });
+      // The policy the worker resolved travels back as the start activity's result: encrypted too.
+      const resolved = history.events!.find((e) => e.activityTaskCompletedEventAttributes)!.activityTaskCompletedEventAttributes!.result!.payloads!;
+      expect(new TextDecoder().decode(resolved[0].metadata!.encoding)).toBe('binary/encrypted');
+      expect(Buffer.from(resolved[0].data!).toString('latin1')).not.toContain('alice-sec');
       await handle.terminate('test done');
     });
     await native.close();

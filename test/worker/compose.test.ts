@@ -1,7 +1,9 @@
 // docker-compose.yml must stay valid for Debian's docker-compose 1.29 (no Docker engine here to run it).
 import { describe, expect, test } from '@jest/globals';
 import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
+import { BLOB_SIZE_LIMITS } from '../../worker/dev-server.js';
 
 const run = promisify(execFile);
 const env = { ...process.env, POSTGRES_PASSWORD: 'test-only', SECMLOPS_RELEASE_KEY_FILE: './Dockerfile' };
@@ -14,6 +16,18 @@ describe('docker-compose.yml', () => {
     const { stdout } = await run('docker-compose', ['-f', 'docker-compose.yml', 'config'], { env });
     expect(stdout).toMatch(/worker-gpu:[\s\S]*capabilities:\s*\n\s*- gpu[\s\S]*driver: nvidia/);
     expect(stdout).toMatch(/DB: postgres12/);
+  });
+
+  test('caps payload sizes on the server, and gives workers their trust configuration as secrets', async () => {
+    const { stdout } = await run('docker-compose', ['-f', 'docker-compose.yml', 'config'], { env });
+    expect(stdout).toMatch(/DYNAMIC_CONFIG_FILE_PATH: config\/dynamicconfig\/secmlops\.yaml/);
+    expect(stdout).toMatch(/deploy\/temporal-dynamicconfig\.yaml:\/etc\/temporal\/config\/dynamicconfig\/secmlops\.yaml:ro/);
+    const { parse } = await import('yaml');
+    const limits = parse(await readFile('deploy/temporal-dynamicconfig.yaml', 'utf8')) as Record<string, { value: number }[]>;
+    expect(limits['limit.blobSize.error'][0].value).toBe(BLOB_SIZE_LIMITS.error);
+    for (const v of ['SECMLOPS_EVIDENCE_KEY: /run/secrets/evidence_key', 'SECMLOPS_START_KEYS: /run/secrets/start_key_pub', 'SECMLOPS_POLICY_ROOT: /policies', 'SECMLOPS_GITHUB_CHANNEL_KEY: /run/secrets/github_channel_key']) {
+      expect(stdout).toContain(v);
+    }
   });
 
   test('refuses to render without a database password', async () => {

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { Client, Connection } from '@temporalio/client';
 import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { sendDecision } from '../../cli/decide.js';
+import { sendDecision } from '../../client/decisions.js';
 import { saveModel } from '../../engine/onnx/model.js';
 import { Rng } from '../../engine/runtime/rng.js';
 import { deployableModel, initWeights, smallCnn } from '../../engine/train/zoo.js';
@@ -85,8 +85,7 @@ describe('evaluate stage', () => {
   }, 180_000);
 
   test('a model whose bytes differ from the pinned digest is refused before it is loaded', async () => {
-    const policy = await testPolicy(fx, { stages: '  - evaluate', model: EXAMPLE, extra: suite('  - { metric: evaluate.clean_accuracy, op: ">=", value: 0.85 }') });
-    policy.artifacts.model!.sha256 = 'f'.repeat(64);
+    const policy = await testPolicy(fx, { stages: '  - evaluate', model: EXAMPLE, modelSha256: 'f'.repeat(64), extra: suite('  - { metric: evaluate.clean_accuracy, op: ">=", value: 0.85 }') });
     const r = await result(await startPipeline(stack.client, policy, uniqueId('evaluate-digest')));
     expect(r.reason).toMatch(/^stage evaluate failed: model .*model\.onnx has SHA-256 [0-9a-f]{64}, but the policy pins f{64}$/);
   }, 60_000);
@@ -121,7 +120,7 @@ describe('evaluate stage', () => {
       model: EXAMPLE,
       extra: suite('  - { metric: evaluate.clean_accuracy, op: ">=", value: 0.85 }', '    - { id: long, attack: pgd, eps: 0.1, steps: 500 }', 10000),
     });
-    const worker = await spawnWorker({ TEMPORAL_ADDRESS: testAddress(), SECMLOPS_HOME: join(fx.dir, 'home-kill'), SECMLOPS_RELEASE_KEY: fx.key('release'), SECMLOPS_WORKFLOW_BUNDLE: process.env.SECMLOPS_TEST_BUNDLE });
+    const worker = await spawnWorker({ TEMPORAL_ADDRESS: testAddress(), SECMLOPS_HOME: join(fx.dir, 'home-kill'), ...fx.env, SECMLOPS_WORKFLOW_BUNDLE: process.env.SECMLOPS_TEST_BUNDLE });
     spawned.push(worker);
     // Only the spawned worker serves the gpu queue for this run: stop the in-process one.
     await stack.stop();

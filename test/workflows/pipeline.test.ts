@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { sendDecision } from '../../cli/decide.js';
+import { sendDecision } from '../../client/decisions.js';
 import { verifyFile } from '../../cli/verify.js';
 import { stageWorkflowId } from '../../workflows/messages.js';
-import { makeFixture, testPolicy, type Fixture } from '../helpers/fixture.js';
+import { loadWrittenPolicy, makeFixture, policyFromText, sha256, testPolicy, testPolicyText, TEST_FILES, type Fixture } from '../helpers/fixture.js';
 import { recordHistories } from '../helpers/histories.js';
 import { result, startPipeline, startStack, status, uniqueId, waitForStage, type Stack } from '../helpers/temporal.js';
 
@@ -46,20 +46,26 @@ describe('the pipeline on a real Temporal server', () => {
       'release:carol:R5',
     ]);
     const release = r.stages.find((s) => s.name === 'release')!;
-    const report = await verifyFile(release.artifacts.attestation, { policy, artifactsDir: fx.artifacts });
+    const loaded = loadWrittenPolicy(policy, id);
+    const report = await verifyFile(release.artifacts.attestation, { policy: loaded, artifactsDir: fx.artifacts });
+    expect(report.problems).toEqual([]);
     expect(report.ok).toBe(true);
     expect(report.subjects.map((s) => s.name)).toEqual(policy.artifacts.dataset!.files.map((f) => `dataset/${f.path}`));
-    expect(report.decisions.map((d) => d.valid)).toEqual([true, true]);
-    // The whole audit trail, release approvals included, re-checks against the pinned channel keys.
+    // The release approves before it signs, so its two approvers are inside the attestation.
+    expect(report.decisions.map((d) => `${d.stage}:${d.person}:${d.valid}`)).toEqual(['plan:alice:true', 'data:dana:true', 'release:omar:true', 'release:carol:true']);
+    // The whole audit trail re-checks: chain, signatures and every stage's approval rule.
     const exported = join(fx.dir, 'status.json');
     await writeFile(exported, JSON.stringify(r));
-    expect((await verifyFile(exported, { policy, artifactsDir: fx.artifacts })).decisions.every((d) => d.valid)).toBe(true);
-    // A forged audit entry does not.
-    r.audit[0].comment = 'edited later';
+    expect(await verifyFile(exported, { policy: loaded, artifactsDir: fx.artifacts })).toMatchObject({ ok: true, problems: [] });
+    // An edited decision does not.
+    const first = r.audit.findIndex((a) => a.kind === 'decision');
+    r.audit[first].comment = 'edited later';
     await writeFile(exported, JSON.stringify(r));
-    const forged = await verifyFile(exported, { policy, artifactsDir: fx.artifacts });
+    const forged = await verifyFile(exported, { policy: loaded, artifactsDir: fx.artifacts });
     expect(forged.ok).toBe(false);
-    expect(forged.decisions[0]).toMatchObject({ valid: false, reason: 'signature does not verify' });
+    expect(forged.problems).toEqual(
+      expect.arrayContaining([expect.stringMatching(/the chain is broken/), "stage plan: the decision by alice does not verify against the cli channel's key"]),
+    );
     await recordHistories(stack.client, 'whole', [id, ...['plan', 'data', 'release'].map((s) => stageWorkflowId(id, s))]);
   });
 
@@ -76,8 +82,8 @@ describe('the pipeline on a real Temporal server', () => {
   });
 
   test('an uncovered threat-model cell blocks approval and is listed in the status', async () => {
-    const policy = await testPolicy(fx, { stages: '  - plan' });
-    policy.threatModel.assets.push({ id: 'weights' });
+    const text = await testPolicyText(fx, { stages: '  - plan' });
+    const policy = policyFromText(fx, text.replace('assets: [{ id: data }]', 'assets: [{ id: data }, { id: weights }]'));
     const id = uniqueId('blocked');
     const handle = await startPipeline(stack.client, policy, id);
     const s = await waitForStage(handle, 'plan', ['blocked']);
@@ -89,12 +95,12 @@ describe('the pipeline on a real Temporal server', () => {
   });
 
   test('a tampered dataset file fails the data stage, naming the file', async () => {
-    const policy = await testPolicy(fx, { stages: '  - data' });
-    policy.artifacts.dataset!.files[1].sha256 = '0'.repeat(64);
+    const files = [{ path: TEST_FILES[0], sha256: await sha256(join(fx.dataset, TEST_FILES[0])) }, { path: TEST_FILES[1], sha256: 'f'.repeat(64) }];
+    const policy = await testPolicy(fx, { stages: '  - data', files });
     const handle = await startPipeline(stack.client, policy, uniqueId('tamper'));
     const r = await result(handle);
     expect(r.state).toBe('failed');
-    expect(r.reason).toMatch(/^stage data failed: dataset file t10k-labels-idx1-ubyte.gz has SHA-256 [0-9a-f]{64}, but the policy pins 0{64}$/);
+    expect(r.reason).toMatch(/^stage data failed: dataset file t10k-labels-idx1-ubyte.gz has SHA-256 [0-9a-f]{64}, but the policy pins f{64}$/);
     expect(r.stages[0].tasks.map((t) => `${t.name}:${t.state}`)).toEqual(['manifest:failed', 'validate:pending', 'gates:pending', 'approval:pending']);
   });
 
@@ -112,11 +118,12 @@ describe('escalation and deadline', () => {
     const r = await result(await startPipeline(stack.client, policy, id));
     expect(r.state).toBe('failed');
     expect(r.reason).toBe('stage plan failed: deadline of 4s passed without approval');
-    expect(r.audit.map((a) => [a.kind, a.roles.join(','), a.reason])).toEqual([
+    const notices = r.audit.filter((a) => a.kind === 'escalated' || a.kind === 'deadline');
+    expect(notices.map((a) => [a.kind, a.roles.join(','), a.reason])).toEqual([
       ['escalated', 'R8', 'no decision after 2s; escalated to R8'],
       ['deadline', '', 'deadline of 4s passed without approval'],
     ]);
-    const at = r.audit.map((a) => Date.parse(a.at));
+    const at = notices.map((a) => Date.parse(a.at));
     expect(at[1] - at[0]).toBeGreaterThanOrEqual(2000);
     await recordHistories(stack.client, 'deadline', [id, stageWorkflowId(id, 'plan')]);
   });

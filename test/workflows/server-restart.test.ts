@@ -1,7 +1,7 @@
 // The dev server stops while a pipeline waits for approval; it comes back on the same SQLite file and the pipeline completes.
 import { describe, expect, test } from '@jest/globals';
 import { join } from 'node:path';
-import { sendDecision } from '../../cli/decide.js';
+import { sendDecision } from '../../client/decisions.js';
 import { startDevServer } from '../../worker/dev-server.js';
 import { makeFixture, testPolicy } from '../helpers/fixture.js';
 import { recordHistories } from '../helpers/histories.js';
@@ -31,10 +31,10 @@ describe('server restart', () => {
       await sendDecision(stack.client, { workflowId: id, stage: 'data', person: 'dana', decision: 'approve', keyPath: fx.key('cli') });
       const r = await result(again);
       expect(r.state).toBe('passed');
-      expect(r.audit.map((a) => `${a.stage}:${a.person}:${a.comment}`)).toEqual(['plan:alice:after restart', 'data:dana:']);
+      expect(r.audit.filter((a) => a.kind === 'decision').map((a) => `${a.stage}:${a.person}:${a.comment}`)).toEqual(['plan:alice:after restart', 'data:dana:']);
       await recordHistories(stack.client, 'restart', [id, `${id}/plan`, `${id}/data`]);
-      await stack.stop();
     } finally {
+      await stack.stop();
       await server.teardown();
     }
   }, 120_000);

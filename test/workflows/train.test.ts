@@ -37,7 +37,9 @@ async function trainingPolicy(train: string, stages: string, extra = '') {
 
 async function heartbeat(client: Client, id: string): Promise<TrainHeartbeat | undefined> {
   const d = await client.workflow.getHandle(stageWorkflowId(id, 'train')).describe().catch(() => undefined);
-  return (await decodePayloads(d?.raw.pendingActivities?.[0]?.heartbeatDetails?.payloads))[0] as TrainHeartbeat | undefined;
+  // Evidence-producing runs seal their heartbeat: { value, sig }.
+  const sealed = (await decodePayloads(d?.raw.pendingActivities?.[0]?.heartbeatDetails?.payloads))[0] as { value?: TrainHeartbeat } | undefined;
+  return sealed?.value;
 }
 
 
@@ -68,7 +70,7 @@ describe('train stage', () => {
     // The same run without a crash, for comparison.
     const straight = await result(await startPipeline(stack.client, policy, uniqueId('train-straight')));
     await stack.stop();
-    const env = { TEMPORAL_ADDRESS: testAddress(), SECMLOPS_HOME: join(fx.dir, 'home-train'), SECMLOPS_RELEASE_KEY: fx.key('release'), SECMLOPS_WORKFLOW_BUNDLE: process.env.SECMLOPS_TEST_BUNDLE };
+    const env = { TEMPORAL_ADDRESS: testAddress(), SECMLOPS_HOME: join(fx.dir, 'home-train'), ...fx.env, SECMLOPS_WORKFLOW_BUNDLE: process.env.SECMLOPS_TEST_BUNDLE };
     // Both workers share the fixture's artifact store, as compose workers share a volume.
     const shared = { ...env, SECMLOPS_HOME: fx.dir };
     const first = await spawnWorker(shared);

@@ -1,36 +1,17 @@
 // SecMLOps approve: a PR comment `/secmlops approve <stage> [comment]` or `/secmlops reject <stage> <reason>` becomes
-// an approval Update from the comment's author, signed with the github channel's key. The comment's author is the
-// identity; the workflow still checks the person's roles, the author rule and everything else.
+// a decision by the comment's author. The action answers obvious refusals from the event at once, then forwards the
+// comment's ID; a worker fetches the comment with its own credentials, checks it and signs the decision with the
+// github channel's key (held by workers only). The workflow still checks roles, the author rule and the rest.
 import * as core from '@actions/core';
-import { createPrivateKey } from 'node:crypto';
-import { DecisionRefused, sendDecision } from '../../../cli/decide.js';
-import { loadPolicy } from '../../../cli/load-policy.js';
+import { DecisionRefused, sendCommentDecision } from '../../../client/decisions.js';
 import { pipelineId } from '../../../cli/subject.js';
 import { GitHubApi, parseRepo } from '../../../github/api.js';
-import { STAGE_NAMES } from '../../../policy/index.js';
-import { connectFromInputs, inWorkspace, messageOf, readContext } from '../../shared/connect.js';
+
+import { connectFromInputs, messageOf, readContext } from '../../shared/connect.js';
 import { commentFromEvent } from '../../shared/events.js';
+import { TRUSTED_ASSOCIATIONS as TRUSTED, parseCommand } from '../../../github/commands.js';
 
-const TRUSTED = ['OWNER', 'MEMBER', 'COLLABORATOR'];
-const USAGE = 'usage: `/secmlops approve <stage> [comment]` or `/secmlops reject <stage> <reason>`';
-
-export interface Command {
-  decision: 'approve' | 'reject';
-  stage: string;
-  comment: string;
-}
-
-/** The command in a comment, undefined when the comment is not addressed to SecMLOps, or a string saying what is wrong. */
-export function parseCommand(body: string): Command | string | undefined {
-  const first = body.trim().split(/\r?\n/)[0];
-  if (!/^\/secmlops(\s|$)/.test(first)) return undefined;
-  const m = /^\/secmlops\s+(approve|reject)\s+(\S+)(?:\s+(.*))?$/.exec(first.trim());
-  if (!m) return `I could not read that command; ${USAGE}`;
-  const [, decision, stage, text = ''] = m;
-  if (!(STAGE_NAMES as readonly string[]).includes(stage)) return `"${stage}" is not a stage (${STAGE_NAMES.join(', ')}); ${USAGE}`;
-  if (decision === 'reject' && !text.trim()) return `a rejection needs a reason; ${USAGE}`;
-  return { decision: decision as Command['decision'], stage, comment: text.trim() };
-}
+export { parseCommand };
 
 export async function run(): Promise<void> {
   try {
@@ -63,19 +44,15 @@ export async function run(): Promise<void> {
       return await answer(false, `only the repository's owners, members and collaborators may decide; your association is ${ev.comment.association}.`);
     }
     if (typeof command === 'string') return await answer(false, command);
-    const keyText = core.getInput('github-key', { required: true });
-    core.setSecret(keyText);
-    const key = createPrivateKey(keyText.includes('BEGIN') ? keyText : Buffer.from(keyText, 'base64').toString('utf8'));
-    const policy = await loadPolicy(inWorkspace(ctx, core.getInput('policy') || 'secmlops.yaml'));
-    const person = policy.people.find((p) => p.github?.toLowerCase() === ev.comment.login.toLowerCase());
-    if (!person) return await answer(false, `GitHub user ${ev.comment.login} is not a person in policy ${policy.name}; ask for your login to be added to people.`);
+    // Only the comment's ID goes to the pipeline: a worker reads the comment from GitHub itself, checks it and signs
+    // the decision with the github channel's key, which never lives in GitHub.
     const { client } = await connectFromInputs();
-    const workflowId = pipelineId(policy.name, { repo: ev.repo, pr: ev.issue, headSha: '', author: ev.issueAuthor });
+    const workflowId = pipelineId('', { repo: ev.repo, pr: ev.issue, headSha: '', author: ev.issueAuthor });
     try {
-      const r = await sendDecision(client, { workflowId, stage: command.stage, person: person.id, decision: command.decision, comment: command.comment, key, keyPath: 'github-key input', channel: 'github' });
+      const r = await sendCommentDecision(client, { workflowId, stage: command.stage, comment: { repo: ev.repo, pr: ev.issue, commentId: ev.comment.id } });
       const more = r.missingRoles.length ? r.missingRoles.join(', ') : 'more approvals to reach its quorum';
       const settled = r.outcome ? `stage ${command.stage} is ${r.outcome}.` : `stage ${command.stage} still needs ${more}.`;
-      await answer(true, `your ${command.decision === 'approve' ? 'approval' : 'rejection'} of ${command.stage} was accepted as ${person.id}; ${settled}`);
+      await answer(true, `your ${command.decision === 'approve' ? 'approval' : 'rejection'} of ${command.stage} was accepted; ${settled}`);
     } catch (e) {
       if (!(e instanceof DecisionRefused)) throw e;
       await answer(false, `the pipeline refused your ${command.decision === 'approve' ? 'approval' : 'rejection'}: ${e.message}`);

@@ -1,9 +1,8 @@
 // SecMLOps gate: waits (long-polling Temporal) for the PR's pipeline to finish or a timeout, writes the job summary,
 // and fails the step when the verdict is not a pass, naming the failed gates.
 import * as core from '@actions/core';
-import { loadPolicy } from '../../../cli/load-policy.js';
 import { pipelineId } from '../../../cli/subject.js';
-import { connectFromInputs, inWorkspace, messageOf, readContext, runUrl } from '../../shared/connect.js';
+import { connectFromInputs, messageOf, readContext, runUrl } from '../../shared/connect.js';
 import { subjectFromPullRequest } from '../../shared/events.js';
 import { awaitOutcome, settle, timeoutInput } from '../../shared/verdict.js';
 
@@ -12,10 +11,9 @@ export async function run(): Promise<void> {
     const timeout = timeoutInput('timeout', '6h');
     let id = core.getInput('workflow-id');
     if (!id) {
-      // The same ID the start action derived, from the policy's name and the PR.
+      // The same ID the start action derived from the PR (one pipeline per PR).
       const ctx = await readContext();
-      const policy = await loadPolicy(inWorkspace(ctx, core.getInput('policy') || 'secmlops.yaml'));
-      id = pipelineId(policy.name, subjectFromPullRequest(ctx.eventName, ctx.event));
+      id = pipelineId('', subjectFromPullRequest(ctx.eventName, ctx.event));
     }
     const { client, namespace } = await connectFromInputs();
     const handle = client.workflow.getHandle(id);

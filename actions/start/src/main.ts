@@ -1,12 +1,17 @@
-// SecMLOps start: validates the policy, starts the PR's pipeline (or attaches to it for the same commit, or cancels a
-// superseded commit's run first), and sets a pending `secmlops` commit status that links to the run.
+// SecMLOps start: starts the PR's pipeline, proven by the job's GitHub Actions OIDC token (audience: this pipeline),
+// with a reference to the policy that the workers read from the PR's base commit themselves. A re-run attaches to
+// the run whose *authenticated* subject is this commit; anything else under the PR's workflow ID (a superseded
+// commit, or a run someone else started) is cancelled and replaced. Sets a pending `secmlops` commit status.
 import * as core from '@actions/core';
-import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
-import { loadPolicy } from '../../../cli/load-policy.js';
+import type { Client } from '@temporalio/client';
+import { pipelineStatus } from '../../../client/pipelines.js';
+import { startWithInput, type PipelineHandle } from '../../../client/start.js';
 import { pipelineId } from '../../../cli/subject.js';
 import { GitHubApi, parseRepo } from '../../../github/api.js';
-import { TASK_QUEUE, type Subject } from '../../../workflows/messages.js';
-import { connectFromInputs, inWorkspace, messageOf, readContext, runUrl } from '../../shared/connect.js';
+import { startAudience, type ClaimedSubject, type PipelineInput } from '../../../policy/index.js';
+import { statusQuery, type PipelineStatus } from '../../../workflows/messages.js';
+import type { secmlopsPipeline } from '../../../workflows/pipeline.js';
+import { connectFromInputs, messageOf, readContext, runUrl } from '../../shared/connect.js';
 import { PR_ACTIONS, subjectFromPullRequest } from '../../shared/events.js';
 import { awaitOutcome, settle, timeoutInput } from '../../shared/verdict.js';
 
@@ -22,54 +27,84 @@ export async function run(): Promise<void> {
       core.info(`pull_request ${action}: nothing to start (SecMLOps starts on ${PR_ACTIONS.join(', ')})`);
       return;
     }
-    const policyPath = inWorkspace(ctx, core.getInput('policy') || 'secmlops.yaml');
-    const policy = await loadPolicy(policyPath);
+    const policyRef = core.getInput('policy') || 'secmlops.yaml';
+    const { source: _source, ...claimed } = subjectFromPullRequest(ctx.eventName, ctx.event);
+    const id = pipelineId('', claimed);
     const { client, namespace } = await connectFromInputs();
-    let subject: Subject & { pr: number } = subjectFromPullRequest(ctx.eventName, ctx.event);
-    const id = pipelineId(policy.name, subject);
-    subject = { ...subject, url: runUrl(namespace, id) };
-    const { handle, runId, attached } = await startOrAttach(client, id, subject, policy);
+    const url = runUrl(namespace, id);
+    // A fresh token for every start: the workers accept each token ID once.
+    const input = async (): Promise<PipelineInput> => {
+      const token = await core.getIDToken(startAudience(id)).catch((e: Error) => {
+        throw new Error(`cannot get the job's OIDC token (does the job have "permissions: id-token: write"? fork PRs get none): ${e.message}`);
+      });
+      core.setSecret(token);
+      return { start: { kind: 'github-oidc', token, workflowId: id, subject: claimed, policyRef }, url };
+    };
+    const { handle, runId, attached } = await startOrAttach(client, id, claimed, input);
     core.setOutput('workflow-id', id);
     core.setOutput('run-id', runId);
-    core.setOutput('console-url', subject.url);
-    core.info(`${attached ? 'attached to' : 'started'} ${id} (run ${runId}) for ${subject.headSha.slice(0, 12)}: ${subject.url}`);
+    core.setOutput('console-url', url);
+    core.info(`${attached ? 'attached to' : 'started'} ${id} (run ${runId}) for ${claimed.headSha.slice(0, 12)}: ${url}`);
     if (!attached) {
+      // The workers check the start; a refusal (a bad policy, an unconfirmed PR) fails this step with their reason.
+      const resolved = await resolution(handle);
+      // Refused: it ended without a subject a worker confirmed. (A pipeline that resolved may end fast too.)
+      if (resolved.state === 'failed' && !resolved.subjectDigest) throw new Error(`SecMLOps refused the start: ${resolved.reason ?? 'no reason recorded'}`);
       const api = new GitHubApi(githubToken);
-      await api.setStatus(parseRepo(subject.repo), subject.headSha, { state: 'pending', description: `SecMLOps pipeline running: ${policy.stages.map((s) => s.name).join(' → ')}`, targetUrl: subject.url });
+      await api.setStatus(parseRepo(claimed.repo), claimed.headSha, { state: 'pending', description: `SecMLOps pipeline running: ${resolved.stages.map((s) => s.name).join(' → ')}`, targetUrl: url });
     }
-    if (wait) await settle(await awaitOutcome(handle, waitTimeout), subject.url);
+    if (wait) await settle(await awaitOutcome(handle, waitTimeout), url);
   } catch (e) {
     core.setFailed(messageOf(e));
   }
 }
 
 /**
- * One pipeline per PR. For the same commit a re-run attaches to it (running or finished); for a new commit the
- * superseded run is cancelled and a new one starts under the same workflow ID.
+ * One pipeline per PR. A run whose authenticated subject is this commit is attached to (running or finished); any
+ * other run under the ID is cancelled if it still runs, and a new one starts.
  */
-async function startOrAttach(client: Client, id: string, subject: Subject, policy: unknown): Promise<{ handle: WorkflowHandle; runId: string; attached: boolean }> {
+async function startOrAttach(client: Client, id: string, claimed: ClaimedSubject, input: () => Promise<PipelineInput>): Promise<{ handle: PipelineHandle; runId: string; attached: boolean }> {
   for (let attempt = 0; attempt < 3; attempt++) {
     const existing = await client.workflow
       .getHandle(id)
       .describe()
       .catch(() => undefined);
     if (existing) {
-      const sha = existing.memo?.headSha;
-      if (sha === subject.headSha) return { handle: client.workflow.getHandle(id, existing.runId), runId: existing.runId, attached: true };
-      if (existing.status.name === 'RUNNING') {
-        core.info(`cancelling ${id} run ${existing.runId}: commit ${String(sha).slice(0, 12)} is superseded by ${subject.headSha.slice(0, 12)}`);
-        const old = client.workflow.getHandle(id, existing.runId);
-        await old.cancel();
-        await old.result().catch(() => undefined);
+      const handle: PipelineHandle = client.workflow.getHandle<typeof secmlopsPipeline>(id, existing.runId);
+      const running = existing.status.name === 'RUNNING';
+      const status = running ? await resolution(handle).catch(() => undefined) : await pipelineStatus(client, id).catch(() => undefined);
+      if (status && sameChange(status, claimed)) return { handle, runId: existing.runId, attached: true };
+      if (running) {
+        core.info(`cancelling ${id} run ${existing.runId}: it is not an authenticated run for ${claimed.headSha.slice(0, 12)} (superseded, or started by someone else)`);
+        await handle.cancel();
+        await handle.result().catch(() => undefined);
       }
     }
-    try {
-      const handle = await client.workflow.start('secmlopsPipeline', { taskQueue: TASK_QUEUE, workflowId: id, args: [subject, policy], memo: { headSha: subject.headSha } });
-      return { handle, runId: handle.firstExecutionRunId, attached: false };
-    } catch (e) {
-      // Another job started it between our look and our start: look again.
-      if (!(e instanceof WorkflowExecutionAlreadyStartedError)) throw e;
-    }
+    const started = await startWithInput(client, id, await input(), false).catch((e: Error) => (e.name === 'WorkflowExecutionAlreadyStartedError' ? undefined : Promise.reject(e)));
+    // Another job started it between our look and our start: look again.
+    if (started) return { handle: started.handle, runId: started.runId ?? '', attached: false };
   }
   throw new Error(`could not start or attach to ${id}: it kept changing underneath (concurrent starts?)`);
+}
+
+/** A run's subject counts only once a worker confirmed it through GitHub. */
+function sameChange(s: PipelineStatus, c: ClaimedSubject): boolean {
+  return s.subject.source === 'github' && s.subject.repo.toLowerCase() === c.repo.toLowerCase() && s.subject.pr === c.pr && s.subject.headSha === c.headSha;
+}
+
+/** The run's status once its start is resolved (or refused), polled for up to a minute. */
+async function resolution(handle: PipelineHandle): Promise<PipelineStatus> {
+  const until = Date.now() + 60_000;
+  for (;;) {
+    // A query can fail until the run's first workflow task has completed: ask again until the deadline.
+    const s = await handle.query(statusQuery).then(
+      (x) => x as PipelineStatus,
+      (e: Error) => {
+        if (Date.now() > until) throw e;
+        return undefined;
+      },
+    );
+    if (s && (s.subjectDigest || s.state !== 'running' || Date.now() > until)) return s;
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }

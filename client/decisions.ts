@@ -1,9 +1,10 @@
-// Approve or reject from the CLI: sign the decision with the cli channel's key and send it as a Workflow Update.
-import { ServiceError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+// Approve or reject through any channel: sign the decision with the channel's key, bound to the change the signer
+// saw (its subject digest), and send it as a Workflow Update to the stage.
+import { ServiceError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { KeyObject } from 'node:crypto';
 import { loadPrivateKey, signDecision } from '../activities/keys.js';
 import type { Channel, Decision } from '../policy/index.js';
-import { approveUpdate, rejectUpdate, stageWorkflowId, type DecisionAccepted } from '../workflows/messages.js';
+import { approveUpdate, githubCommentUpdate, rejectUpdate, stageWorkflowId, statusQuery, type CommentRef, type DecisionAccepted, type PipelineStatus } from '../workflows/messages.js';
 
 export interface DecisionRequest {
   workflowId: string;
@@ -17,6 +18,11 @@ export interface DecisionRequest {
   channel?: Channel;
   /** For tests of refused decisions; defaults to now. */
   issuedAt?: string;
+  /**
+   * The subject digest of the change the person saw and decides on (the console passes the one it displayed).
+   * Undefined: read from the pipeline's status now.
+   */
+  subjectDigest?: string;
 }
 
 /** A decision the workflow refused, with the workflow's own reason. */
@@ -27,8 +33,18 @@ export class DecisionRefused extends Error {
   }
 }
 
+/**
+ * A PR comment as a decision: only its ID travels; a worker fetches the comment from GitHub with its own credentials,
+ * checks it and signs it with the github channel key no GitHub runner holds.
+ */
+export async function sendCommentDecision(client: Client, req: { workflowId: string; stage: string; comment: CommentRef }): Promise<DecisionAccepted> {
+  const handle = client.workflow.getHandle(stageWorkflowId(req.workflowId, req.stage));
+  return refusalsNamed(handle, req, () => handle.executeUpdate(githubCommentUpdate, { args: [req.comment] }));
+}
+
 export async function sendDecision(client: Client, req: DecisionRequest): Promise<DecisionAccepted> {
   const key = req.key ?? (await loadPrivateKey(req.keyPath));
+  const subjectDigest = req.subjectDigest ?? (await currentSubjectDigest(client, req.workflowId));
   const decision: Decision = {
     workflowId: req.workflowId,
     stage: req.stage,
@@ -37,14 +53,20 @@ export async function sendDecision(client: Client, req: DecisionRequest): Promis
     decision: req.decision,
     comment: req.comment ?? '',
     issuedAt: req.issuedAt ?? new Date().toISOString(),
+    ...(subjectDigest ? { subjectDigest } : {}),
   };
   const signed = signDecision(decision, key);
   const handle = client.workflow.getHandle(stageWorkflowId(req.workflowId, req.stage));
   const update = req.decision === 'approve' ? approveUpdate : rejectUpdate;
+  return refusalsNamed(handle, req, () => handle.executeUpdate(update, { args: [signed] }));
+}
+
+/** Sends an Update, retrying what the server aborted, and turns the workflow's refusals into DecisionRefused. */
+async function refusalsNamed(handle: WorkflowHandle, req: { workflowId: string; stage: string }, send: () => Promise<DecisionAccepted>): Promise<DecisionAccepted> {
   try {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await handle.executeUpdate(update, { args: [signed] });
+        return await send();
       } catch (e) {
         // The server aborts an Update whose workflow task failed for an internal reason (e.g. UnhandledCommand when
         // the stage's own events arrive at the same moment). Nothing was applied, so sending it again is safe.
@@ -61,6 +83,16 @@ export async function sendDecision(client: Client, req: DecisionRequest): Promis
       () => false,
     );
     throw new DecisionRefused(`stage ${req.stage} of ${req.workflowId} is not waiting for approval (it has ${ended ? 'finished' : 'not started'})`);
+  }
+}
+
+/** The digest of the change the pipeline runs for, as its status shows it; undefined when it cannot be read. */
+export async function currentSubjectDigest(client: Client, workflowId: string): Promise<string | undefined> {
+  try {
+    const s = (await client.workflow.getHandle(workflowId).query(statusQuery)) as PipelineStatus;
+    return s.subjectDigest;
+  } catch {
+    return undefined;
   }
 }
 

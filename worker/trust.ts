@@ -1,0 +1,54 @@
+// What a worker trusts, from its own environment (never from a workflow's input or a policy a client names): the
+// evidence key it signs measurements with, the folder it reads policies from, the keys that may sign CLI starts,
+// the GitHub Actions OIDC issuer and repositories that may start PR pipelines, and the github channel's key it
+// signs PR-comment decisions with.
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { secmlopsHome } from './paths.js';
+
+export interface OidcTrust {
+  issuer: string;
+  /** Where the issuer's signing keys are published (a JWKS document). */
+  jwksUrl: string;
+  /** owner/name of every repository whose workflows may start pipelines. */
+  repositories: string[];
+}
+
+export interface TrustConfig {
+  evidenceKeyPath: string;
+  /** The local policy source: policy references resolve inside this folder only. */
+  policyRoot: string;
+  /** Base64 raw Ed25519 public keys that may sign CLI start requests. */
+  startKeys: string[];
+  oidc?: OidcTrust;
+  /** The github channel's private key, held by workers only: it signs decisions read from PR comments. */
+  githubChannelKeyPath: string;
+  /** Worker state shared by the workers on one volume (single-use OIDC token IDs). */
+  stateDir: string;
+}
+
+export const GITHUB_OIDC_ISSUER = 'https://token.actions.githubusercontent.com';
+
+export function trustFromEnv(env: NodeJS.ProcessEnv = process.env): TrustConfig {
+  const home = secmlopsHome(env);
+  const keys = join(home, 'keys');
+  const list = (v: string | undefined) => (v ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+  const startKeyFiles = env.SECMLOPS_START_KEYS !== undefined ? list(env.SECMLOPS_START_KEYS) : [join(keys, 'cli.pub')].filter((f) => existsSync(f));
+  const startKeys = startKeyFiles.map((f) => {
+    try {
+      return readFileSync(f, 'utf8').trim();
+    } catch (e) {
+      throw new Error(`SECMLOPS_START_KEYS: cannot read ${f} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+  });
+  const repositories = list(env.SECMLOPS_OIDC_REPOSITORIES);
+  const issuer = env.SECMLOPS_OIDC_ISSUER ?? GITHUB_OIDC_ISSUER;
+  return {
+    evidenceKeyPath: env.SECMLOPS_EVIDENCE_KEY ?? join(keys, 'evidence.key'),
+    policyRoot: resolve(env.SECMLOPS_POLICY_ROOT ?? '.'),
+    startKeys,
+    ...(repositories.length ? { oidc: { issuer, jwksUrl: env.SECMLOPS_OIDC_JWKS_URL ?? `${issuer}/.well-known/jwks`, repositories } } : {}),
+    githubChannelKeyPath: env.SECMLOPS_GITHUB_CHANNEL_KEY ?? join(keys, 'github.key'),
+    stateDir: join(home, 'state'),
+  };
+}
