@@ -7,28 +7,51 @@ import { ApplicationFailure } from '@temporalio/common';
 import { GitHubApi, GitHubError, parseRepo } from '../github/api.js';
 import { TRUSTED_ASSOCIATIONS, parseCommand } from '../github/commands.js';
 import type { GitHubCredentials } from '../github/credentials.js';
-import type { Person, SignedDecision } from '../policy/index.js';
+import { Context } from '@temporalio/activity';
+import { evidenceProblem, type Evidence, type SignedDecision } from '../policy/index.js';
+import type { EvidenceSigner } from './evidence.js';
 import { loadPrivateKey, signDecision } from './keys.js';
 
 export interface CommentDecisionRequest {
-  repo: string;
-  pr: number;
   commentId: number;
-  pipelineId: string;
   stage: string;
-  subjectDigest: string;
   /** Comments written before this time (ms; the stage's start) are about an earlier state of the PR: refused. */
   notBefore: number;
-  /** The policy's people who have a GitHub login. */
-  people: Pick<Person, 'id' | 'github'>[];
+  /**
+   * The pipeline's start evidence. The repository, PR, subject digest and people come from it once its signature
+   * checks: this activity holds the github channel key, so it believes nothing else its caller says.
+   */
+  start: Evidence;
 }
 
 function refuse(message: string): never {
   throw ApplicationFailure.nonRetryable(message, 'CommentRefused');
 }
 
-export async function readGitHubDecision(credentials: GitHubCredentials | undefined, channelKeyPath: string, r: CommentDecisionRequest): Promise<SignedDecision> {
+export async function readGitHubDecision(credentials: GitHubCredentials | undefined, channelKeyPath: string, signer: () => Promise<EvidenceSigner>, req: CommentDecisionRequest): Promise<SignedDecision> {
   if (!credentials) refuse('this worker has no GitHub credentials, so it cannot read PR comments');
+  const why = evidenceProblem(req?.start, (await signer()).publicKey, 'start');
+  if (why) refuse(`no valid start evidence: ${why}`);
+  const start = (req.start as Evidence<'start'>).body;
+  const { subject, policy } = start.payload;
+  if (subject.source !== 'github' || subject.pr === undefined) refuse(`pipeline ${start.pipelineId} was not started for a pull request through GitHub`);
+  const stage = policy.stages.find((s) => s.name === req.stage);
+  if (!stage?.approval) refuse(`stage ${String(req.stage)} of ${start.pipelineId} takes no decisions`);
+  // Defence in depth: the stage workflow of this pipeline is the one that asks.
+  const caller = Context.current().info.workflowExecution?.workflowId;
+  if (caller !== `${start.pipelineId}/${stage.name}`) refuse(`only ${start.pipelineId}/${stage.name} may ask for its decisions (asked by ${String(caller)})`);
+  const r = {
+    repo: subject.repo,
+    pr: subject.pr,
+    commentId: req.commentId,
+    pipelineId: start.pipelineId,
+    stage: stage.name,
+    subjectDigest: start.subjectDigest,
+    // Never older than this run's start: a comment about an earlier commit does not count.
+    notBefore: Math.max(Number(req.notBefore) || 0, Date.parse(start.issuedAt)),
+    people: policy.people,
+  };
+  if (!Number.isInteger(r.commentId) || r.commentId <= 0) refuse('expected a comment ID');
   const repo = parseRepo(r.repo);
   let comment;
   try {

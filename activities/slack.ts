@@ -2,7 +2,9 @@
 // (pressed in Slack, they reach the console's /slack/interactivity); when an approval times out, the escalation.
 import { ApplicationFailure } from '@temporalio/activity';
 import { WebClient } from '@slack/web-api';
+import { evidenceProblem, type Evidence } from '../policy/index.js';
 import type { Subject } from '../workflows/messages.js';
+import type { EvidenceSigner } from './evidence.js';
 
 export interface SlackCredentials {
   token: string;
@@ -24,10 +26,25 @@ export interface SlackNotice {
   /** The change's digest (runs since decisions are bound to it). */
   subjectDigest?: string;
   reason?: string;
+  /**
+   * The pipeline's start evidence (runs since the trust boundary). Where it is given, the channel, pipeline, change
+   * and digest come from it, not from the caller: the bot token posts only what a worker confirmed.
+   */
+  start?: Evidence;
 }
 
-export async function notifySlack(creds: SlackCredentials | undefined, n: SlackNotice): Promise<{ ts?: string }> {
+export async function notifySlack(creds: SlackCredentials | undefined, signer: () => Promise<EvidenceSigner>, notice: SlackNotice): Promise<{ ts?: string }> {
   if (!creds) throw ApplicationFailure.nonRetryable('this worker has no Slack token: set SLACK_BOT_TOKEN (and SLACK_API_URL for a non-default API)', 'NoSlackToken');
+  let n = notice;
+  if (notice.start) {
+    const why = evidenceProblem(notice.start, (await signer()).publicKey, 'start');
+    if (why) throw ApplicationFailure.nonRetryable(`not posting to Slack: ${why}`, 'UnprovenNotice');
+    const b = (notice.start as Evidence<'start'>).body;
+    const channel = b.payload.policy.notifications?.slack?.channel;
+    const stage = b.payload.policy.stages.find((s) => s.name === notice.stage);
+    if (!channel || !stage) throw ApplicationFailure.nonRetryable(`not posting to Slack: the policy names no Slack channel or no stage ${notice.stage}`, 'UnprovenNotice');
+    n = { ...notice, channel, pipelineId: b.pipelineId, subject: b.payload.subject, subjectDigest: b.subjectDigest, roles: notice.roles.filter((r) => typeof r === 'string').slice(0, 10) };
+  }
   const client = new WebClient(creds.token, { ...(creds.apiUrl ? { slackApiUrl: creds.apiUrl } : {}), retryConfig: { retries: 2 } });
   const change = `${n.subject.repo}${n.subject.pr !== undefined ? ` #${n.subject.pr}` : ''} @ ${n.subject.headSha.slice(0, 12)}`;
   // The buttons carry the digest of the change the message shows, so a press decides on that change only.

@@ -14,6 +14,7 @@ import { dataConverter } from '../worker/connection.js';
 import { startDevServer } from '../worker/dev-server.js';
 import { homePaths } from '../worker/paths.js';
 import { createWorkers } from '../worker/workers.js';
+import { trustFromEnv } from '../worker/trust.js';
 import { TASK_QUEUE, type PipelineResult, type PipelineStatus } from '../workflows/messages.js';
 import { loadPolicy } from './load-policy.js';
 import { renderAudit, renderStage, renderProgress, stageProgress } from './render.js';
@@ -51,7 +52,9 @@ export async function dev(opts: DevOptions): Promise<void> {
     console.log(`Temporal web UI: http://localhost:${opts.uiPort}`);
   }
   const native = await NativeConnection.connect({ address });
-  const workers = await createWorkers({ connection: native, namespace: 'default', queues: ['cpu', 'gpu'], artifactsDir: paths.artifacts, releaseKeyPath: paths.releaseKey });
+  // The dev stack trusts its own folder as policy source and the dev cli key for starts.
+  const trust = trustFromEnv(process.env, { dev: true });
+  const workers = await createWorkers({ connection: native, namespace: 'default', queues: ['cpu', 'gpu'], artifactsDir: paths.artifacts, releaseKeyPath: paths.releaseKey, trust });
   const running = workers.map((w) => w.run());
   console.log(`Workers polling task queues ${TASK_QUEUE} (CPU) and gpu (CPU fallback).`);
   const connection = await Connection.connect({ address });

@@ -68,7 +68,7 @@ export async function verifyFile(target: string, opts: VerifyOptions): Promise<V
     const status = doc as unknown as PipelineStatus;
     if (!status.audit.some((e) => typeof e?.prev === 'string')) return legacy('audit', status.workflowId, [], status.audit, opts);
     const problems = policyProblems(opts.policy, status.policyDigest);
-    problems.push(...checkTrail({ pipelineId: status.workflowId, policy: opts.policy.policy, subject: status.subject, audit: status.audit, upTo: 'complete' }));
+    problems.push(...checkTrail({ pipelineId: status.workflowId, policy: opts.policy.policy, subject: status.subject, audit: status.audit, upTo: 'complete', state: status.state }));
     return report('audit', status.workflowId, [], status.audit, problems, []);
   }
   throw new Error(`${target} is neither a DSSE envelope nor a pipeline status with an audit trail`);

@@ -10,7 +10,8 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { createHmac, randomBytes, type KeyObject } from 'node:crypto';
 import { DecisionRefused, sendDecision } from '../client/decisions.js';
 import type { Policy } from '../policy/index.js';
-import { policyQuery, statusQuery, type PipelineStatus } from '../workflows/messages.js';
+import { TASK_QUEUE, policyQuery, statusQuery, type PipelineStatus } from '../workflows/messages.js';
+import { ourPipeline } from '../client/pipelines.js';
 import { pendingPage, pipelinePage, signInPage, type PendingItem } from './pages.js';
 import { checkSlackRequest, parseSlackAction, type SlackAction } from './slack.js';
 import { TokenError, verifyToken, type ConsoleToken } from './tokens.js';
@@ -127,14 +128,20 @@ export function createConsole(o: ConsoleOptions): FastifyInstance {
       let myRoles = new Set<string>();
       try {
         const c = await temporal();
-        for await (const wf of c.workflow.list({ query: "WorkflowType = 'secmlopsPipeline' AND ExecutionStatus = 'Running'" })) {
-          const h = c.workflow.getHandle(wf.workflowId);
-          const [status, policy] = await Promise.all([h.query(statusQuery) as Promise<PipelineStatus>, h.query(policyQuery)]);
-          const roles = rolesOf(policy, s.person);
-          roles.forEach((r) => myRoles.add(r));
-          for (const stage of status.stages.filter((st) => st.state === 'waiting' && st.approval)) {
-            if (stage.approval!.roles.some((r) => roles.includes(r))) items.push({ workflowId: status.workflowId, policyName: status.policyName, subject: describeSubject(status), stage });
-            else others++;
+        // Only pipelines on our workers' task queue: a namespace user can run a look-alike on a queue they poll.
+        for await (const wf of c.workflow.list({ query: `WorkflowType = 'secmlopsPipeline' AND TaskQueue = '${TASK_QUEUE}' AND ExecutionStatus = 'Running'` })) {
+          // One pipeline that cannot be read (not resolved yet, or showing a malformed report) does not hide the rest.
+          try {
+            const h = c.workflow.getHandle(wf.workflowId);
+            const [status, policy] = await Promise.all([h.query(statusQuery) as Promise<PipelineStatus>, h.query(policyQuery)]);
+            const roles = rolesOf(policy, s.person);
+            roles.forEach((r) => myRoles.add(r));
+            for (const stage of status.stages.filter((st) => st.state === 'waiting' && st.approval)) {
+              if (stage.approval!.roles.some((r) => roles.includes(r))) items.push({ workflowId: status.workflowId, policyName: status.policyName, subject: describeSubject(status), stage });
+              else others++;
+            }
+          } catch {
+            others++;
           }
           if (items.length + others > 500) break;
         }
@@ -149,6 +156,7 @@ export function createConsole(o: ConsoleOptions): FastifyInstance {
 
     const showPipeline = async (reply: FastifyReply, s: ConsoleToken & { csrf: string }, id: string, flash?: { ok: boolean; text: string }, code = 200) => {
       try {
+        await ourPipeline(await temporal(), id);
         const h = (await temporal()).workflow.getHandle(id);
         const [status, policy] = await Promise.all([h.query(statusQuery) as Promise<PipelineStatus>, h.query(policyQuery)]);
         return html(reply, pipelinePage(status, { person: s.person, roles: rolesOf(policy, s.person), csrf: s.csrf }, flash), code);
@@ -174,6 +182,9 @@ export function createConsole(o: ConsoleOptions): FastifyInstance {
       try {
         // Signed for the change the page showed (its subject digest), not whatever the pipeline runs for now.
         const subjectDigest = form.subject ?? '';
+        await ourPipeline(await temporal(), req.params.id).catch((e: Error) => {
+          throw new DecisionRefused(e.message);
+        });
         const r = await sendDecision(await temporal(), { workflowId: req.params.id, stage: req.params.stage, person: s.person, decision, comment: (form.comment ?? '').trim(), key: o.consoleKey, keyPath: 'console channel key', channel: 'console', subjectDigest });
         const more = r.outcome ? `stage ${r.stage} is ${r.outcome}` : `stage ${r.stage} still needs ${r.missingRoles.join(', ') || 'more approvals'}`;
         return showPipeline(reply, s, req.params.id, { ok: true, text: `Your ${decision === 'approve' ? 'approval' : 'rejection'} was accepted; ${more}.` });
@@ -196,6 +207,8 @@ export function createConsole(o: ConsoleOptions): FastifyInstance {
       if (a.responseUrl) await fetch(a.responseUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
     };
     try {
+      // The person is mapped through the pipeline's policy: only a pipeline our workers run may answer that query.
+      await ourPipeline(await temporal(), a.workflowId);
       const h = (await temporal()).workflow.getHandle(a.workflowId);
       const policy = await h.query(policyQuery);
       const person = policy.people.find((p) => p.slack === a.userId);

@@ -110,6 +110,14 @@ export class GitHubApi {
     return this.request('GET', `/repos/${r.owner}/${r.repo}/issues/comments/${id}`);
   }
 
+  async defaultBranch(r: Repo): Promise<string> {
+    return (await this.request<{ default_branch: string }>('GET', `/repos/${r.owner}/${r.repo}`)).default_branch;
+  }
+
+  async branchHead(r: Repo, branch: string): Promise<string> {
+    return (await this.request<{ commit: { sha: string } }>('GET', `/repos/${r.owner}/${r.repo}/branches/${encodeURIComponent(branch)}`)).commit.sha;
+  }
+
   getPull(r: Repo, n: number): Promise<PullRequest> {
     return this.request('GET', `/repos/${r.owner}/${r.repo}/pulls/${n}`);
   }

@@ -1,8 +1,10 @@
 // A pull request's pipeline, started by the GitHub start action and proven by a GitHub Actions OIDC ID token. The
 // worker checks the token (issuer, audience naming this pipeline, expiry, single use, repository allow-list), then
 // confirms through GitHub's API, with its own credentials, that the PR the token's ref names has the head commit the
-// action claims, takes the author from GitHub, and reads the policy from the PR's *base* commit: a pull request
-// cannot rewrite the roles that approve it.
+// action claims, takes the author from GitHub, and reads the policy from the path and branch the worker is
+// configured with (default: the repository's default branch), at that branch's current head. A PR that targets
+// another branch is refused: a pull request can neither rewrite the roles that approve it nor pick a branch whose
+// policy it wrote.
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { parse as parseYaml } from 'yaml';
@@ -46,9 +48,14 @@ export function githubStartResolver(trust: TrustConfig, credentials: GitHubCrede
     if (pull.head?.sha !== claimed.headSha) refuse(`PR #${pr}'s head is ${String(pull.head?.sha)}, not ${claimed.headSha} (a newer push supersedes this start)`);
     const author = pull.user?.login;
     if (typeof author !== 'string' || !author) refuse(`GitHub names no author for PR #${pr}`);
-    const base = pull.base?.sha;
-    if (typeof base !== 'string' || !/^[0-9a-f]{40}$/.test(base)) refuse(`GitHub names no base commit for PR #${pr}`);
-    const { policy, digest } = await policyAt(api, repo, start.policyRef, base);
+    if (start.policyRef !== undefined && start.policyRef !== oidc.policyPath) {
+      refuse(`the start names policy ${String(start.policyRef)}, but the workers read ${oidc.policyPath} (SECMLOPS_GITHUB_POLICY_PATH)`);
+    }
+    const branch = oidc.policyBranch ?? (await github(() => api.defaultBranch(repo), `${claims.repository}`));
+    if (pull.base?.ref !== branch) refuse(`PR #${pr} targets ${String(pull.base?.ref)}, but policies are read from ${branch}: only PRs into ${branch} are checked`);
+    const base = await github(() => api.branchHead(repo, branch), `branch ${branch}`);
+    if (typeof base !== 'string' || !/^[0-9a-f]{40}$/.test(base)) refuse(`GitHub names no head commit for ${branch}`);
+    const { policy, digest } = await policyAt(api, repo, oidc.policyPath, base);
     return {
       subject: { repo: claims.repository, pr, headSha: pull.head.sha, author, ...(pull.title ? { title: pull.title.slice(0, 500) } : {}), source: 'github' },
       policy,

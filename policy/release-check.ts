@@ -42,7 +42,13 @@ export interface CheckedRelease {
 const SKEW_MS = 5 * 60_000;
 const MAX_AGE_MS = 24 * 3_600_000;
 
-export function checkRelease(d: ReleaseDossier): { problems: string[]; release?: CheckedRelease } {
+/**
+ * `upTo: 'release'` (the release signer, `verify`): everything before the release stage, and the release approval.
+ * `upTo: 'passed'` (the GitHub verdict): a finished pipeline that passed, release or not — every stage's evidence,
+ * every stage ended passed, every approval met.
+ */
+export function checkRelease(d: ReleaseDossier, opts: { upTo?: 'release' | 'passed' } = {}): { problems: string[]; release?: CheckedRelease } {
+  const upTo = opts.upTo ?? 'release';
   const problems: string[] = [];
   const startProblem = evidenceProblem(d.start, d.evidenceKey, 'start');
   if (startProblem) return { problems: [`start: ${startProblem}`] };
@@ -55,8 +61,9 @@ export function checkRelease(d: ReleaseDossier): { problems: string[]; release?:
   }
   if (start.body.subjectDigest !== digest) return { problems: ['start: the start evidence’s subject digest does not match its subject'] };
 
-  const before = policy.stages.slice(0, policy.stages.findIndex((s) => s.name === 'release'));
-  if (before.length === policy.stages.length) problems.push('the policy has no release stage');
+  const releaseAt = policy.stages.findIndex((s) => s.name === 'release');
+  if (releaseAt < 0 && upTo === 'release') return { problems: ['the policy has no release stage, so nothing may be released under it'] };
+  const before = releaseAt < 0 ? policy.stages : policy.stages.slice(0, releaseAt);
   const ran = d.stages.map((s) => s.name).join(', ');
   if (ran !== before.map((s) => s.name).join(', ')) problems.push(`the stages before release were [${ran}], but the policy lists [${before.map((s) => s.name).join(', ')}]`);
 
@@ -139,7 +146,7 @@ export function checkRelease(d: ReleaseDossier): { problems: string[]; release?:
     for (const g of gates) if (!g.passed) problems.push(`${where}: gate ${g.id} (${g.metric} ${g.op} ${g.value}) ${g.measured === undefined ? 'was not measured' : `failed with ${g.measured}`}`);
     release.stages.push({ name, metrics: ownMetrics(metrics), gates });
   }
-  problems.push(...checkTrail({ pipelineId: d.pipelineId, policy, subject, audit: d.audit, upTo: 'release' }));
+  problems.push(...checkTrail({ pipelineId: d.pipelineId, policy, subject, audit: d.audit, upTo }));
   return { problems, release };
 }
 
@@ -150,15 +157,21 @@ export interface TrailCheck {
   audit: AuditEntry[];
   /**
    * 'release': the trail as the release signer sees it — every earlier stage ended passed and the release stage's
-   * approval is met (it approves before it signs). 'complete': a finished pipeline's trail; every stage that ended
-   * passed must have met its approval rule.
+   * approval is met (it approves before it signs). 'passed': a pipeline that passed — every stage ended passed once,
+   * every approval met, and the pipeline's own end entry closes the trail. 'complete': a finished pipeline's trail,
+   * whatever its verdict — it must close with the pipeline's end entry (whose state is `state`), stages end in order
+   * and every stage that ended passed met its approval rule.
    */
-  upTo: 'release' | 'complete';
+  upTo: 'release' | 'passed' | 'complete';
+  /** With 'complete': the verdict the document claims, which the trail's end entry must agree with. */
+  state?: string;
 }
 
 /** Problems with the chain, its order and every stage's approval rule; empty when the trail holds. */
 export function checkTrail(t: TrailCheck): string[] {
   const problems: string[] = [];
+  // A finished trail that claims a pass is held to everything a pass means.
+  const mode: TrailCheck['upTo'] = t.upTo === 'complete' && t.state === 'passed' ? 'passed' : t.upTo;
   const audit = Array.isArray(t.audit) ? t.audit : [];
   if (audit.length === 0) return ['the audit trail is empty'];
   const chain = checkChain(t.pipelineId, audit);
@@ -181,24 +194,40 @@ export function checkTrail(t: TrailCheck): string[] {
     else if (k < last) problems.push(`audit entry ${i} (${e.kind}, ${e.stage}) comes after entries of a later stage`);
     else last = k;
   });
+  if (mode !== 'release') {
+    // A finished pipeline's trail closes with its own end entry; nothing may be cut from its end.
+    const close = audit[audit.length - 1];
+    if (close.stage !== 'pipeline' || close.kind !== 'end') problems.push('the audit trail does not close with the pipeline’s end entry (entries cut from its end?)');
+    else if (mode === 'passed' && close.state !== 'passed') problems.push(`the pipeline ended ${String(close.state)}, not passed`);
+    else if (t.state !== undefined && close.state !== t.state) problems.push(`the document says the pipeline ${t.state}, but its trail ends ${String(close.state)}`);
+  }
+  let stopped = false;
   for (const stage of t.policy.stages) {
     const entries = audit.filter((e) => e.stage === stage.name);
     const ends = entries.filter((e) => e.kind === 'end');
     const isRelease = stage.name === 'release';
-    const mustPass = t.upTo === 'release' ? !isRelease : ends.length > 0 && ends[0].state === 'passed';
-    if (t.upTo === 'release') {
+    const mustPass = mode === 'release' ? !isRelease : mode === 'passed' || (ends.length > 0 && ends[0].state === 'passed');
+    if (mode === 'release') {
       if (isRelease && ends.length > 0) problems.push('the release stage ended before it was signed');
       if (!isRelease && (ends.length !== 1 || ends[0].state !== 'passed')) {
         problems.push(`stage ${stage.name} did not end passed exactly once (${ends.map((e) => e.state).join(', ') || 'no end entry'})`);
       }
-    } else if (ends.length > 1) problems.push(`stage ${stage.name} ended ${ends.length} times`);
+    } else {
+      if (mode === 'passed' && (ends.length !== 1 || ends[0].state !== 'passed')) {
+        problems.push(`stage ${stage.name} did not end passed exactly once (${ends.map((e) => e.state).join(', ') || 'no end entry'})`);
+      }
+      if (ends.length > 1) problems.push(`stage ${stage.name} ended ${ends.length} times`);
+      // After a stage that did not pass, no later stage runs.
+      if (stopped && entries.length) problems.push(`stage ${stage.name} has entries after an earlier stage stopped the pipeline`);
+      if (ends.length === 0 || ends[0].state !== 'passed') stopped = true;
+    }
     if (ends.length === 1 && entries[entries.length - 1] !== ends[0]) problems.push(`stage ${stage.name} has entries after its end`);
     const decisions = entries.filter((e) => e.kind === 'decision');
     if (!stage.approval) {
       if (decisions.length) problems.push(`stage ${stage.name} needs no approval, yet the trail holds decisions for it`);
       continue;
     }
-    if (!mustPass && !(t.upTo === 'release' && isRelease)) continue;
+    if (!mustPass && !(mode === 'release' && isRelease)) continue;
     problems.push(...approvalProblems(t, stage.name, stage.approval, entries, digest));
   }
   return problems;

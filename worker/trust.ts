@@ -12,6 +12,13 @@ export interface OidcTrust {
   jwksUrl: string;
   /** owner/name of every repository whose workflows may start pipelines. */
   repositories: string[];
+  /**
+   * Where a repository's policy lives: this path on this branch (default: the repository's default branch), read
+   * at the branch's current head. A PR that targets another branch is refused, since anyone who can push a branch
+   * could otherwise open a PR against a branch holding a policy of their own.
+   */
+  policyPath: string;
+  policyBranch?: string;
 }
 
 export interface TrustConfig {
@@ -29,11 +36,20 @@ export interface TrustConfig {
 
 export const GITHUB_OIDC_ISSUER = 'https://token.actions.githubusercontent.com';
 
-export function trustFromEnv(env: NodeJS.ProcessEnv = process.env): TrustConfig {
+/**
+ * The trust configuration from the environment. A worker (`secmlops worker`) must be told its policy source and
+ * start keys; only the embedded dev stack (`dev: true`) falls back to the working directory and the dev cli key, so a
+ * misconfigured production worker refuses to start instead of trusting whatever lies in its folder.
+ */
+export function trustFromEnv(env: NodeJS.ProcessEnv = process.env, opts: { dev?: boolean } = {}): TrustConfig {
   const home = secmlopsHome(env);
   const keys = join(home, 'keys');
   const list = (v: string | undefined) => (v ?? '').split(',').map((x) => x.trim()).filter(Boolean);
-  const startKeyFiles = env.SECMLOPS_START_KEYS !== undefined ? list(env.SECMLOPS_START_KEYS) : [join(keys, 'cli.pub')].filter((f) => existsSync(f));
+  if (!opts.dev && !env.SECMLOPS_POLICY_ROOT) {
+    throw new Error('set SECMLOPS_POLICY_ROOT to the folder this worker reads policies from (nothing outside it is trusted)');
+  }
+  const devKey = opts.dev ? [join(keys, 'cli.pub')].filter((f) => existsSync(f)) : [];
+  const startKeyFiles = env.SECMLOPS_START_KEYS !== undefined ? list(env.SECMLOPS_START_KEYS) : devKey;
   const startKeys = startKeyFiles.map((f) => {
     try {
       return readFileSync(f, 'utf8').trim();
@@ -47,7 +63,17 @@ export function trustFromEnv(env: NodeJS.ProcessEnv = process.env): TrustConfig 
     evidenceKeyPath: env.SECMLOPS_EVIDENCE_KEY ?? join(keys, 'evidence.key'),
     policyRoot: resolve(env.SECMLOPS_POLICY_ROOT ?? '.'),
     startKeys,
-    ...(repositories.length ? { oidc: { issuer, jwksUrl: env.SECMLOPS_OIDC_JWKS_URL ?? `${issuer}/.well-known/jwks`, repositories } } : {}),
+    ...(repositories.length
+      ? {
+          oidc: {
+            issuer,
+            jwksUrl: env.SECMLOPS_OIDC_JWKS_URL ?? `${issuer}/.well-known/jwks`,
+            repositories,
+            policyPath: env.SECMLOPS_GITHUB_POLICY_PATH ?? 'secmlops.yaml',
+            ...(env.SECMLOPS_GITHUB_POLICY_BRANCH ? { policyBranch: env.SECMLOPS_GITHUB_POLICY_BRANCH } : {}),
+          },
+        }
+      : {}),
     githubChannelKeyPath: env.SECMLOPS_GITHUB_CHANNEL_KEY ?? join(keys, 'github.key'),
     stateDir: join(home, 'state'),
   };

@@ -45,13 +45,18 @@ async function trustedPipeline(input: PipelineInput, policyGiven: boolean): Prom
     if (!resolvedPolicy.current) throw new Error('the pipeline has not resolved its policy yet');
     return resolvedPolicy.current;
   });
-  // Display only: a running stage's progress. Anyone who can reach the namespace can send this Signal.
+  /** The stage that runs now: the only one whose progress a Signal may show. */
+  let current: string | undefined;
+  // Display only: a running stage's progress. Anyone who can reach the namespace can send this Signal, so it must be
+  // for the stage that runs, well-formed, small, and a plausible next revision; the stage's own result replaces it.
   setHandler(stageUpdateSignal, (r: StageResult) => {
     const name = r?.status?.name;
     const i = status.stages.findIndex((s) => s.name === name);
-    if (i < 0 || finished.has(name) || typeof r.status.revision !== 'number' || r.status.revision < status.stages[i].revision) return;
+    if (i < 0 || name !== current || finished.has(name) || !displayable(r)) return;
+    const revision = r.status.revision;
+    if (revision < status.stages[i].revision || revision > status.stages[i].revision + 1000) return;
     status.stages[i] = { ...r.status, workflowId: status.stages[i].workflowId };
-    status.audit = [...trail, ...(Array.isArray(r.audit) ? r.audit.slice(0, 200) : [])];
+    status.audit = [...trail, ...r.audit];
   });
 
   const fail = (reason: string): PipelineResult => {
@@ -87,25 +92,40 @@ async function trustedPipeline(input: PipelineInput, policyGiven: boolean): Prom
   });
   status.audit = [...trail];
 
-  const report = async (verdict: 'passed' | 'failed' | 'cancelled') => {
+  const report = async (verdict: 'running' | 'passed' | 'failed' | 'cancelled') => {
     if (resolved.subject.source !== 'github') return;
     try {
-      await CancellationScope.nonCancellable(() => github.reportToGitHub({ status, verdict, runId: workflowInfo().runId, start: resolved.evidence }));
+      const dossier = { pipelineId, start: resolved.evidence, stages: evidence.filter((s) => s.name !== 'release'), audit: [...trail] };
+      await CancellationScope.nonCancellable(() => github.reportToGitHub({ status, verdict, runId: workflowInfo().runId, start: resolved.evidence, dossier }));
       status.github = { reported: true };
     } catch (e) {
       status.github = { reported: false, error: causeMessage(e) };
     }
   };
   const evidence: { name: StageName; evidence: Evidence[] }[] = [];
+  // The pending status comes from the worker too: the CI job then needs no permission to write statuses.
+  await report('running');
+  if (status.github?.reported === false) status.github = { reported: false, error: `pending status: ${status.github.error ?? ''}` };
   try {
     for (const stage of policy.stages) {
+      current = stage.name;
       const trained = evidence.find((s) => s.name === 'train')?.evidence.find((e) => e.body.kind === 'training');
       const modelRef = trained ? `sha256:${(trained as Evidence<'training'>).body.payload.modelSha256}` : undefined;
-      const common = { pipelineId, subject: resolved.subject, subjectDigest: resolved.subjectDigest, policy, policyDigest: resolved.policyDigest, stage, chainHead: head, ...(modelRef ? { modelRef } : {}) };
+      const common = {
+        pipelineId,
+        subject: resolved.subject,
+        subjectDigest: resolved.subjectDigest,
+        policy,
+        policyDigest: resolved.policyDigest,
+        stage,
+        chainHead: head,
+        start: resolved.evidence,
+        ...(modelRef ? { modelRef } : {}),
+      };
       const options = { workflowId: stageWorkflowId(pipelineId, stage.name) };
       const result =
         stage.name === 'release'
-          ? await executeChild(releaseStage, { ...options, args: [{ ...common, audit: [...trail], start: resolved.evidence, evidence: [...evidence] }] })
+          ? await executeChild(releaseStage, { ...options, args: [{ ...common, audit: [...trail], evidence: [...evidence] }] })
           : await executeChild(STAGES[stage.name], { ...options, args: [common] });
       finished.add(stage.name);
       const i = status.stages.findIndex((s) => s.name === stage.name);
@@ -199,6 +219,21 @@ async function legacyPipeline(subject: Subject, policy: Policy): Promise<Pipelin
 }
 
 const STAGES: Record<Exclude<StageName, 'release'>, typeof planStage> = { plan: planStage, data: dataStage, train: trainStage, evaluate: evaluateStage };
+
+const STATES = ['pending', 'running', 'waiting', 'blocked', 'passed', 'failed', 'rejected'];
+const strings = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'string');
+
+/** A stage report fit to show: the shape the console and the reports read, at most 64 KiB. */
+function displayable(r: StageResult): boolean {
+  const s = r.status as Partial<StageStatus> | undefined;
+  if (!s || typeof s !== 'object' || !Number.isInteger(s.revision) || !STATES.includes(String(s.state))) return false;
+  if (!Array.isArray(s.tasks) || !strings(s.blockers) || !strings(s.findings) || !Array.isArray(s.gates) || !Array.isArray(r.audit) || r.audit.length > 200) return false;
+  if (!s.metrics || typeof s.metrics !== 'object' || !Object.values(s.metrics).every((v) => typeof v === 'number')) return false;
+  if (!s.artifacts || typeof s.artifacts !== 'object' || !Object.values(s.artifacts).every((v) => typeof v === 'string')) return false;
+  const a = s.approval;
+  if (a !== undefined && (!a || !strings(a.roles) || !strings(a.missingRoles) || !strings(a.approvers))) return false;
+  return JSON.stringify(r).length <= 64 * 1024;
+}
 
 function pendingStage(name: StageName, workflowId: string): StageStatus {
   return { name, workflowId, state: 'pending', revision: -1, tasks: [], blockers: [], findings: [], metrics: {}, gates: [], artifacts: {} };

@@ -50,6 +50,8 @@ export interface StageInput {
   subjectDigest?: string;
   policyDigest?: string;
   chainHead?: string;
+  /** The pipeline's start evidence: what a worker needs to act for this pipeline (PR comments). */
+  start?: Evidence;
 }
 
 /**
@@ -260,7 +262,7 @@ export class Swimlane {
     const channel = this.input.policy.notifications?.slack?.channel;
     if (!channel) return;
     const { pipelineId, subject } = this.input;
-    const digest = this.v2 && this.input.subjectDigest ? { subjectDigest: this.input.subjectDigest } : {};
+    const digest = this.v2 && this.input.subjectDigest ? { subjectDigest: this.input.subjectDigest, ...(this.input.start ? { start: this.input.start } : {}) } : {};
     slack.notifySlack({ kind, channel, pipelineId, stage: this.status.name, roles, subject, ...digest, ...(reason ? { reason } : {}) }).catch((e: unknown) => {
       this.status.findings.push(`the Slack ${kind === 'waiting' ? 'approval request' : 'escalation'} was not posted: ${causeMessage(e)}`);
       this.report();
@@ -318,20 +320,12 @@ export class Swimlane {
     const { subject, policy } = this.input;
     if (subject.source !== 'github' || subject.repo !== ref.repo || subject.pr !== ref.pr) return `this pipeline was not started for ${ref.repo}#${ref.pr} through GitHub`;
     if (!own(policy.channels, 'github')) return 'the policy pins no github channel key, so PR comments cannot decide';
+    if (!this.input.start) return 'this stage has no start evidence to act on';
     return this.notWaiting();
   }
 
   private async acceptComment(ref: CommentRef): Promise<DecisionAccepted> {
-    const read = comments.readGitHubDecision({
-      repo: ref.repo,
-      pr: ref.pr,
-      commentId: ref.commentId,
-      pipelineId: this.input.pipelineId,
-      stage: this.status.name,
-      subjectDigest: this.input.subjectDigest ?? '',
-      notBefore: workflowInfo().startTime.getTime(),
-      people: this.input.policy.people.filter((p) => p.github).map((p) => ({ id: p.id, github: p.github })),
-    });
+    const read = comments.readGitHubDecision({ commentId: ref.commentId, stage: this.status.name, notBefore: workflowInfo().startTime.getTime(), start: this.input.start! });
     // The worker's reason for refusing the comment goes back to the caller as the Update's failure.
     const d = await read.catch((e: unknown) => {
       throw ApplicationFailure.nonRetryable(causeMessage(e), 'DecisionRefused');

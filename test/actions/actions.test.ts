@@ -5,13 +5,16 @@ import { execFile } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { appCredentials, tokenCredentials } from '../../github/credentials.js';
 import { REPORT_MARKER } from '../../github/report.js';
 import type { PipelineResult, PipelineStatus } from '../../workflows/messages.js';
 import { startAudience, type ClaimedSubject, type PipelineInput } from '../../policy/index.js';
 import { startWithInput } from '../../client/start.js';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { decodePayloads } from '../../worker/connection.js';
+import type { Evidence } from '../../policy/index.js';
 import { makeFixture, testPolicy, testPolicyText, type Fixture, type PolicyOptions } from '../helpers/fixture.js';
 import { startGitHubStandIn, type GitHubStandIn } from '../helpers/github-api.js';
 import { recordHistories } from '../helpers/histories.js';
@@ -31,7 +34,8 @@ beforeAll(async () => {
   gh = await startGitHubStandIn({ tokens: [JOB_TOKEN, WORKER_TOKEN] });
   // The worker holds its own GitHub credentials and trusts the stand-in's OIDC issuer for acme/vision only; the
   // actions only ever get the job's token and an OIDC token.
-  const trust = { ...fx.trust, oidc: { issuer: gh.oidc.issuer, jwksUrl: gh.oidc.jwksUrl, repositories: ['acme/vision'] } };
+  const trust = { ...fx.trust, oidc: { issuer: gh.oidc.issuer, jwksUrl: gh.oidc.jwksUrl, repositories: ['acme/vision'], policyPath: 'secmlops.yaml' } };
+  gh.branches.set('acme/vision:main', BASE_SHA);
   stack = await startStack(fx, testAddress(), tokenCredentials(WORKER_TOKEN, gh.url), undefined, trust);
 });
 afterAll(async () => {
@@ -153,7 +157,10 @@ describe('start', () => {
     expect(first.code).toBe(0);
     expect(first.outputs['workflow-id']).toBe('secmlops-acme-vision-pr101');
     expect(first.outputs['console-url']).toBe('http://localhost:8233/namespaces/default/workflows/secmlops-acme-vision-pr101');
-    expect(gh.statuses.filter((s) => s.sha === sha1)).toEqual([expect.objectContaining({ state: 'pending', context: 'secmlops', token: JOB_TOKEN, target_url: first.outputs['console-url'] })]);
+    // The pending status comes from the worker's credentials, not the job's token.
+    await waitUntil('the pending status', async () => gh.statuses.find((s) => s.sha === sha1 && s.state === 'pending'));
+    expect(gh.statuses.filter((s) => s.sha === sha1)).toEqual([expect.objectContaining({ state: 'pending', context: 'secmlops', token: WORKER_TOKEN, target_url: first.outputs['console-url'] })]);
+    expect(gh.statuses.some((s) => s.token === JOB_TOKEN)).toBe(false);
 
     // A re-run of the same job attaches to the same run.
     const again = await runAction('start', 'pull_request', opened, ws);
@@ -249,6 +256,11 @@ describe('GitHub starts are proven by the job’s OIDC token and confirmed throu
   test('a head commit GitHub does not confirm (a forged or superseded SHA) is refused', async () => {
     await event('pull_request.opened', 113);
     await refused('secmlops-acme-vision-pr113', claimed(113, 'c'.repeat(40)), /PR #113's head is 9f3c2a1b7d4e6f8a0b1c2d3e4f5a6b7c8d9e0f1a, not c{40}/);
+  });
+
+  test('a PR into a branch other than the policy branch is refused (its author may have written that branch’s policy)', async () => {
+    await event('pull_request.opened', 118, (e) => Object.assign((e.pull_request as Json).base as Json, { ref: 'feature-x' }));
+    await refused('secmlops-acme-vision-pr118', claimed(118), /PR #118 targets feature-x, but policies are read from main: only PRs into main are checked/);
   });
 
   test('a token for one PR cannot start another PR’s pipeline', async () => {
@@ -362,6 +374,44 @@ describe('PR-comment decisions are read and signed by a worker', () => {
   }, 120_000);
 });
 
+describe('a rogue worker cannot borrow the workers’ GitHub credentials and keys', () => {
+  test('the comment signer and the verdict report believe only signed start evidence and a checked dossier', async () => {
+    await basePolicy({ stages: '  - name: plan\n    approval: { roles: [R3] }', githubChannel: true });
+    const opened = await event('pull_request.opened', 130);
+    expect((await runAction('start', 'pull_request', opened, await mkdtemp(join(fx.dir, 'ws-')))).code).toBe(0);
+    const pipeline = stack.client.workflow.getHandle('secmlops-acme-vision-pr130');
+    // Genuine start evidence, as anyone can read it from the pipeline's history.
+    const history = await pipeline.fetchHistory();
+    const completed = history.events!.find((e) => e.activityTaskCompletedEventAttributes)!.activityTaskCompletedEventAttributes!;
+    const [resolved] = (await decodePayloads(completed.result!.payloads)) as { evidence: Evidence<'start'> }[];
+    const start = resolved.evidence;
+    const native = await NativeConnection.connect({ address: testAddress() });
+    const rogue = await Worker.create({ connection: native, taskQueue: 'rogue', workflowsPath: resolve('test/helpers/rogue-workflows.ts') });
+    try {
+      await rogue.runUntil(async () => {
+        const run = <T,>(fn: string, arg: T) => stack.client.workflow.execute(fn, { taskQueue: 'rogue', workflowId: uniqueId('rogue'), args: [arg] }) as Promise<string>;
+        const aliceComment = gh.addComment({ repo: 'acme/vision', issue: 130, login: 'alice-sec', body: '/secmlops approve plan' });
+        // A forged start evidence that maps the rogue's login to alice: its signature no longer verifies.
+        const forged = JSON.parse(JSON.stringify(start)) as Evidence<'start'>;
+        forged.body.payload.policy.people.find((p) => p.id === 'alice')!.github = 'mallory';
+        expect(await run('rogueCommentDecision', { commentId: aliceComment.id, stage: 'plan', notBefore: 0, start: forged })).toMatch(/^no valid start evidence: the start evidence's signature does not verify/);
+        // Genuine evidence, asked by a workflow that is not this pipeline's plan stage.
+        expect(await run('rogueCommentDecision', { commentId: aliceComment.id, stage: 'plan', notBefore: 0, start })).toMatch(/^only secmlops-acme-vision-pr130\/plan may ask for its decisions \(asked by test-rogue-/);
+        // A green status for the PR without a dossier that checks out: refused, nothing set.
+        const statusesBefore = gh.statuses.length;
+        const status = { workflowId: 'secmlops-acme-vision-pr130', policyName: 'test', subject: start.body.payload.subject, state: 'passed', stages: [], audit: [] };
+        expect(await run('rogueReport', { status, verdict: 'passed', runId: 'x', start })).toBe('not reporting a pass to GitHub: no dossier');
+        const hollow = { pipelineId: 'secmlops-acme-vision-pr130', start, stages: [], audit: [] };
+        expect(await run('rogueReport', { status, verdict: 'passed', runId: 'x', start, dossier: hollow })).toMatch(/^not reporting a pass to GitHub: .*the audit trail is empty/);
+        expect(gh.statuses.slice(statusesBefore)).toEqual([]);
+      });
+    } finally {
+      await native.close();
+      await pipeline.terminate('test done');
+    }
+  }, 120_000);
+});
+
 describe('gate', () => {
   test('fails the step on a failed gate, naming it, and passes on a pass', async () => {
     const gate = (value: number) => `gates:\n  - { id: enough-images, metric: data.test.images, op: ">=", value: ${value} }`;
@@ -427,7 +477,7 @@ describe('the example workflow for users', () => {
         for (const input of Object.keys(step.with ?? {})) expect({ action, input, declared: declared.includes(input) }).toEqual({ action, input, declared: true });
       }
     }
-    expect(wf.jobs.start.permissions).toEqual({ contents: 'read', statuses: 'write', 'id-token': 'write' });
+    expect(wf.jobs.start.permissions).toEqual({ contents: 'read', 'id-token': 'write' });
     expect(wf.jobs.approve.permissions).toMatchObject({ issues: 'write', 'pull-requests': 'write' });
   });
 });

@@ -164,6 +164,28 @@ describe('console in a browser', () => {
   }, 120_000);
 });
 
+describe('look-alike pipelines', () => {
+  test('a secmlopsPipeline on a task queue our workers do not poll is neither shown nor signed for', async () => {
+    // A namespace user starts a look-alike on a queue they poll themselves: its queries could answer anything.
+    const id = uniqueId('lookalike');
+    const fake = await stack.client.workflow.start('secmlopsPipeline', { taskQueue: 'not-ours', workflowId: id, args: [{}] });
+    try {
+      const alice = await signIn('alice');
+      const page = await alice.context.request.get(`${url}/pipelines/${id}`);
+      expect(page.status()).toBe(404);
+      expect(await page.text()).toContain(`${id} is a secmlopsPipeline on task queue not-ours, not a SecMLOps pipeline run by its workers`);
+      const csrf = await alice.page.locator('header input[name=csrf]').getAttribute('value');
+      const post = await alice.context.request.post(`${url}/pipelines/${id}/stages/plan/decision`, { form: { decision: 'approve', csrf: csrf!, subject: 'f'.repeat(64) }, maxRedirects: 0 });
+      // Refused before anything is signed; the page cannot show the look-alike either.
+      expect(post.status()).toBe(404);
+      expect(await post.text()).toContain('not a SecMLOps pipeline run by its workers');
+      await alice.context.close();
+    } finally {
+      await fake.terminate('test done');
+    }
+  }, 60_000);
+});
+
 describe('console state across restarts', () => {
   test('a signed-out token stays signed out and a seen Slack request stays refused after the console restarts', async () => {
     const dir = join(fx.dir, 'restart-state');

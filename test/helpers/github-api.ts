@@ -47,6 +47,8 @@ export interface GitHubStandIn {
   /** Pull requests by "owner/name#number", and file texts by "owner/name@sha:path", as the test sets them. */
   pulls: Map<string, StoredPull>;
   files: Map<string, string>;
+  /** Branch heads by "owner/name:branch"; every repository's default branch is main. */
+  branches: Map<string, string>;
   /** A comment a person wrote on a PR, as GitHub stores it; returns it (its id goes into the webhook payload). */
   addComment: (c: { repo: string; issue: number; login: string; body: string; association?: string; type?: string; createdAt?: string; updatedAt?: string }) => StoredComment;
   /** The Actions OIDC issuer: its URL (`iss`), JWKS URL, the token-request URL and bearer a job uses, and claims. */
@@ -67,6 +69,7 @@ export async function startGitHubStandIn(opts: { tokens: string[]; app?: { id: s
     tokens: new Set(opts.tokens),
     pulls: new Map(),
     files: new Map(),
+    branches: new Map(),
     oidc: { claims: { repository: 'acme/vision', ref: 'refs/pull/1/merge', sha: '0'.repeat(40), event_name: 'pull_request' }, minted: [] },
   };
   const now = () => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -116,6 +119,11 @@ export async function startGitHubStandIn(opts: { tokens: string[]; app?: { id: s
         return send(200, { value: jwt });
       }
       if (!auth || !state.tokens.has(auth)) return send(401, { message: 'Bad credentials' });
+      if (req.method === 'GET' && (m = /^\/repos\/([^/]+\/[^/]+)$/.exec(url.pathname))) return send(200, { full_name: m[1], default_branch: 'main' });
+      if (req.method === 'GET' && (m = /^\/repos\/([^/]+\/[^/]+)\/branches\/([^/]+)$/.exec(url.pathname))) {
+        const sha = state.branches.get(`${m[1]}:${decodeURIComponent(m[2])}`);
+        return sha ? send(200, { name: decodeURIComponent(m[2]), commit: { sha } }) : send(404, { message: 'Branch not found' });
+      }
       if (req.method === 'GET' && (m = /^\/repos\/([^/]+\/[^/]+)\/pulls\/(\d+)$/.exec(url.pathname))) {
         const pull = state.pulls.get(`${m[1]}#${m[2]}`);
         return pull ? send(200, pull) : send(404, { message: 'Not Found' });

@@ -57,6 +57,15 @@ describe('the pipeline on a real Temporal server', () => {
     const exported = join(fx.dir, 'status.json');
     await writeFile(exported, JSON.stringify(r));
     expect(await verifyFile(exported, { policy: loaded, artifactsDir: fx.artifacts })).toMatchObject({ ok: true, problems: [] });
+    // A trail cut short (the pipeline's end and the release decisions dropped) does not verify, nor one whose
+    // verdict the document misstates.
+    const cut = { ...r, audit: r.audit.slice(0, r.audit.findIndex((a) => a.stage === 'release')) };
+    await writeFile(exported, JSON.stringify(cut));
+    expect((await verifyFile(exported, { policy: loaded, artifactsDir: fx.artifacts })).problems).toEqual(
+      expect.arrayContaining(['the audit trail does not close with the pipeline’s end entry (entries cut from its end?)', 'stage release did not end passed exactly once (no end entry)']),
+    );
+    await writeFile(exported, JSON.stringify({ ...r, state: 'failed' }));
+    expect((await verifyFile(exported, { policy: loaded, artifactsDir: fx.artifacts })).problems).toEqual(['the document says the pipeline failed, but its trail ends passed']);
     // An edited decision does not.
     const first = r.audit.findIndex((a) => a.kind === 'decision');
     r.audit[first].comment = 'edited later';

@@ -4,6 +4,7 @@ import * as core from '@actions/core';
 import { pipelineId } from '../../../cli/subject.js';
 import { connectFromInputs, messageOf, readContext, runUrl } from '../../shared/connect.js';
 import { subjectFromPullRequest } from '../../shared/events.js';
+import { TASK_QUEUE } from '../../../workflows/messages.js';
 import { awaitOutcome, settle, timeoutInput } from '../../shared/verdict.js';
 
 export async function run(): Promise<void> {
@@ -17,9 +18,11 @@ export async function run(): Promise<void> {
     }
     const { client, namespace } = await connectFromInputs();
     const handle = client.workflow.getHandle(id);
-    await handle.describe().catch((e: unknown) => {
+    const d = await handle.describe().catch((e: unknown) => {
       throw new Error(`no SecMLOps pipeline ${id} in namespace ${namespace} (${messageOf(e)}); did the start action run?`);
     });
+    // Anyone who reaches the namespace can start a workflow under this ID; only our workers' pipelines give verdicts.
+    if (d.type !== 'secmlopsPipeline' || d.taskQueue !== TASK_QUEUE) throw new Error(`${id} is a ${d.type} on task queue ${d.taskQueue}, not a SecMLOps pipeline: no verdict to wait for`);
     core.info(`waiting up to ${core.getInput('timeout') || '6h'} for ${id}`);
     core.setOutput('workflow-id', id);
     await settle(await awaitOutcome(handle, timeout), runUrl(namespace, id));

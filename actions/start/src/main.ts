@@ -1,15 +1,14 @@
 // SecMLOps start: starts the PR's pipeline, proven by the job's GitHub Actions OIDC token (audience: this pipeline),
 // with a reference to the policy that the workers read from the PR's base commit themselves. A re-run attaches to
 // the run whose *authenticated* subject is this commit; anything else under the PR's workflow ID (a superseded
-// commit, or a run someone else started) is cancelled and replaced. Sets a pending `secmlops` commit status.
+// commit, or a run someone else started) is cancelled and replaced. The worker, not this job, sets the pending status.
 import * as core from '@actions/core';
 import type { Client } from '@temporalio/client';
 import { pipelineStatus } from '../../../client/pipelines.js';
 import { startWithInput, type PipelineHandle } from '../../../client/start.js';
 import { pipelineId } from '../../../cli/subject.js';
-import { GitHubApi, parseRepo } from '../../../github/api.js';
 import { startAudience, type ClaimedSubject, type PipelineInput } from '../../../policy/index.js';
-import { statusQuery, type PipelineStatus } from '../../../workflows/messages.js';
+import { TASK_QUEUE, statusQuery, type PipelineStatus } from '../../../workflows/messages.js';
 import type { secmlopsPipeline } from '../../../workflows/pipeline.js';
 import { connectFromInputs, messageOf, readContext, runUrl } from '../../shared/connect.js';
 import { PR_ACTIONS, subjectFromPullRequest } from '../../shared/events.js';
@@ -18,8 +17,6 @@ import { awaitOutcome, settle, timeoutInput } from '../../shared/verdict.js';
 export async function run(): Promise<void> {
   try {
     const ctx = await readContext();
-    const githubToken = core.getInput('github-token', { required: true });
-    core.setSecret(githubToken);
     const wait = (core.getInput('wait') || 'false').toLowerCase() === 'true';
     const waitTimeout = timeoutInput('wait-timeout', '6h');
     const action = typeof ctx.event.action === 'string' ? ctx.event.action : '';
@@ -50,8 +47,7 @@ export async function run(): Promise<void> {
       const resolved = await resolution(handle);
       // Refused: it ended without a subject a worker confirmed. (A pipeline that resolved may end fast too.)
       if (resolved.state === 'failed' && !resolved.subjectDigest) throw new Error(`SecMLOps refused the start: ${resolved.reason ?? 'no reason recorded'}`);
-      const api = new GitHubApi(githubToken);
-      await api.setStatus(parseRepo(claimed.repo), claimed.headSha, { state: 'pending', description: `SecMLOps pipeline running: ${resolved.stages.map((s) => s.name).join(' → ')}`, targetUrl: url });
+      // The worker sets the pending `secmlops` status itself once it has confirmed the PR.
     }
     if (wait) await settle(await awaitOutcome(handle, waitTimeout), url);
   } catch (e) {
@@ -72,12 +68,19 @@ async function startOrAttach(client: Client, id: string, claimed: ClaimedSubject
     if (existing) {
       const handle: PipelineHandle = client.workflow.getHandle<typeof secmlopsPipeline>(id, existing.runId);
       const running = existing.status.name === 'RUNNING';
-      const status = running ? await resolution(handle).catch(() => undefined) : await pipelineStatus(client, id).catch(() => undefined);
+      // Only a run our workers execute can answer truthfully: anyone can start another type, or poll another queue.
+      const ours = existing.type === 'secmlopsPipeline' && existing.taskQueue === TASK_QUEUE;
+      const status = !ours ? undefined : running ? await resolution(handle).catch(() => undefined) : await pipelineStatus(client, id).catch(() => undefined);
       if (status && sameChange(status, claimed)) return { handle, runId: existing.runId, attached: true };
-      if (running) {
+      if (running && !ours) {
+        core.info(`terminating ${id} run ${existing.runId}: a ${existing.type} on task queue ${existing.taskQueue} is not a SecMLOps pipeline`);
+        await handle.terminate('not a SecMLOps pipeline run by its workers');
+      } else if (running) {
         core.info(`cancelling ${id} run ${existing.runId}: it is not an authenticated run for ${claimed.headSha.slice(0, 12)} (superseded, or started by someone else)`);
         await handle.cancel();
-        await handle.result().catch(() => undefined);
+        // A run that does not end within a minute of being cancelled is terminated.
+        const ended = await Promise.race([handle.result().then(() => true, () => true), new Promise<boolean>((r) => setTimeout(() => r(false), 60_000).unref())]);
+        if (!ended) await handle.terminate('did not end after cancellation').catch(() => undefined);
       }
     }
     const started = await startWithInput(client, id, await input(), false).catch((e: Error) => (e.name === 'WorkflowExecutionAlreadyStartedError' ? undefined : Promise.reject(e)));
