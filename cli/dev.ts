@@ -17,7 +17,7 @@ import { createWorkers } from '../worker/workers.js';
 import { trustFromEnv } from '../worker/trust.js';
 import { TASK_QUEUE, type PipelineResult, type PipelineStatus } from '../workflows/messages.js';
 import { loadPolicy } from './load-policy.js';
-import { renderAudit, renderStage, renderProgress, stageProgress } from './render.js';
+import { notable, renderAudit, renderStage, renderProgress, stageProgress } from './render.js';
 import { localSubject } from './subject.js';
 import { startConsole } from './console-command.js';
 
@@ -110,7 +110,7 @@ async function watch(client: Client, workflowId: string, policy: Policy, result:
         console.log(text);
         if (stage.state === 'waiting' && stage.approval) console.log(approvalHints(workflowId, stage.name, stage.approval.missingRoles, policy, status));
       }
-      for (const a of status.audit.slice(audits)) console.log(`  audit: ${renderAudit(a)}`);
+      for (const a of status.audit.slice(audits).filter(notable)) console.log(`  audit: ${renderAudit(a)}`);
       audits = status.audit.length;
     }
     if (final) return final;

@@ -30,12 +30,18 @@ export async function stageProgress(client: Client, stageWorkflowId: string): Pr
       pending.map(async (a) => ({
         activity: a.activityType?.name ?? '?',
         attempt: a.attempt ?? 1,
-        details: (await decodePayloads(a.heartbeatDetails?.payloads))[0],
+        details: unsealed((await decodePayloads(a.heartbeatDetails?.payloads))[0]),
       })),
     );
   } catch {
     return [];
   }
+}
+
+/** Evidence-producing activities seal their heartbeats as { value, sig }: progress is the value. */
+function unsealed(details: unknown): unknown {
+  const d = details as { value?: unknown; sig?: unknown } | undefined;
+  return d && typeof d === 'object' && typeof d.sig === 'string' && 'value' in d ? d.value : details;
 }
 
 export function progressBar(done: number, total: number, width = 24): string {
@@ -83,7 +89,15 @@ export function renderStage(s: StageStatus): string[] {
 export function renderAudit(a: AuditEntry): string {
   const who = a.person ? `${a.person}${a.roles.length ? ` (${a.roles.join(', ')})` : ''} via ${a.channel}` : a.roles.join(', ');
   const what = a.kind === 'decision' ? a.decision : a.kind;
-  return `${a.at}  ${a.stage.padEnd(8)} ${what?.padEnd(9)} ${who}${a.comment ? ` — "${a.comment}"` : ''}${a.reason ? ` — ${a.reason}` : ''}`;
+  // Task, gate and end entries say what and how it went: "task manifest done", "gate test-size passed".
+  const step = [a.name, a.state].filter(Boolean).join(' ');
+  const head = `${a.at}  ${a.stage.padEnd(8)} ${what?.padEnd(9)} ${step ? `${step} ` : ''}${who}`.trimEnd();
+  return `${head}${a.comment ? ` — "${a.comment}"` : ''}${a.reason ? ` — ${a.reason}` : ''}`;
+}
+
+/** The entries worth printing as they happen: decisions, refusals, escalations, stage ends; not every task step. */
+export function notable(a: AuditEntry): boolean {
+  return a.kind !== 'task' && a.kind !== 'gate';
 }
 
 export function renderStatus(s: PipelineStatus, progress: Map<string, ActivityProgress[]> = new Map()): string {
