@@ -2,10 +2,39 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
-const NODE_BUILTINS = ['fs', 'path', 'os', 'crypto', 'child_process', 'net', 'http', 'https', 'worker_threads', 'zlib', 'stream', 'url', 'util', 'timers', 'dns', 'process'];
+const NODE_BUILTINS = [
+  'fs',
+  'path',
+  'os',
+  'crypto',
+  'child_process',
+  'net',
+  'http',
+  'https',
+  'worker_threads',
+  'zlib',
+  'stream',
+  'url',
+  'util',
+  'timers',
+  'dns',
+  'process',
+];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.secmlops/**', 'actions/*/dist/**', 'actions/build.mjs', 'bin/**', 'test/global-*.js', 'test/environment.js', 'eslint.config.js', 'jest.config.js'] },
+  {
+    ignores: [
+      'node_modules/**',
+      '.secmlops/**',
+      'actions/*/dist/**',
+      'actions/build.mjs',
+      'bin/**',
+      'test/global-*.js',
+      'test/environment.js',
+      'eslint.config.js',
+      'jest.config.js',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -23,13 +52,24 @@ export default tseslint.config(
       'no-restricted-imports': [
         'error',
         {
-          paths: NODE_BUILTINS.flatMap((m) => [m, `node:${m}`]).map((name) => ({ name, message: 'workflow code must be deterministic: no Node built-ins or I/O (see DESIGN.md)' })),
+          paths: NODE_BUILTINS.flatMap((m) => [m, `node:${m}`]).map((name) => ({
+            name,
+            message: 'workflow code must be deterministic: no Node built-ins or I/O (see DESIGN.md)',
+          })),
           patterns: [
-            { group: ['../activities/*', '../worker/*', '../engine/*', '../cli/*'], allowTypeImports: true, message: 'workflows import only the types of activities; policy imports nothing with I/O' },
+            {
+              group: ['../activities/*', '../worker/*', '../engine/*', '../cli/*'],
+              allowTypeImports: true,
+              message: 'workflows import only the types of activities; policy imports nothing with I/O',
+            },
           ],
         },
       ],
-      'no-restricted-globals': ['error', { name: 'setTimeout', message: 'use sleep() or condition() from @temporalio/workflow' }, { name: 'Buffer', message: 'Buffer is not available in the workflow sandbox' }],
+      'no-restricted-globals': [
+        'error',
+        { name: 'setTimeout', message: 'use sleep() or condition() from @temporalio/workflow' },
+        { name: 'Buffer', message: 'Buffer is not available in the workflow sandbox' },
+      ],
     },
   },
   {

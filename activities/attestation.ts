@@ -29,7 +29,11 @@ export function pae(payloadType: string, payload: Buffer): Buffer {
 export function signEnvelope(statement: Statement, key: KeyObject): Envelope {
   const payload = Buffer.from(JSON.stringify(statement), 'utf8');
   const sig = sign(null, pae(PAYLOAD_TYPE, payload), key).toString('base64');
-  return { payloadType: PAYLOAD_TYPE, payload: payload.toString('base64'), signatures: [{ keyid: keyId(rawPublicKey(key)), sig }] };
+  return {
+    payloadType: PAYLOAD_TYPE,
+    payload: payload.toString('base64'),
+    signatures: [{ keyid: keyId(rawPublicKey(key)), sig }],
+  };
 }
 
 export function publicKeyFromRaw(base64: string): KeyObject {
@@ -44,15 +48,25 @@ export function publicKeyFromRaw(base64: string): KeyObject {
  */
 export function openEnvelope(envelope: unknown, trustedKeyBase64: string): Statement {
   const e = envelope as Envelope;
-  if (!e || typeof e !== 'object' || typeof e.payload !== 'string' || typeof e.payloadType !== 'string' || !Array.isArray(e.signatures)) {
+  if (
+    !e ||
+    typeof e !== 'object' ||
+    typeof e.payload !== 'string' ||
+    typeof e.payloadType !== 'string' ||
+    !Array.isArray(e.signatures)
+  ) {
     throw new Error('not a DSSE envelope: expected payloadType, payload and signatures');
   }
-  if (e.payloadType !== PAYLOAD_TYPE) throw new Error(`unexpected payloadType ${e.payloadType}; expected ${PAYLOAD_TYPE}`);
+  if (e.payloadType !== PAYLOAD_TYPE)
+    throw new Error(`unexpected payloadType ${e.payloadType}; expected ${PAYLOAD_TYPE}`);
   const key = publicKeyFromRaw(trustedKeyBase64);
   const payload = Buffer.from(e.payload, 'base64');
-  const ok = e.signatures.some((s) => typeof s?.sig === 'string' && verify(null, pae(e.payloadType, payload), key, Buffer.from(s.sig, 'base64')));
+  const ok = e.signatures.some(
+    (s) => typeof s?.sig === 'string' && verify(null, pae(e.payloadType, payload), key, Buffer.from(s.sig, 'base64')),
+  );
   if (!ok) throw new Error(`no signature in the envelope verifies with the trusted key ${keyId(trustedKeyBase64)}`);
   const statement = JSON.parse(payload.toString('utf8')) as Statement;
-  if (statement._type !== 'https://in-toto.io/Statement/v1') throw new Error(`payload is not an in-toto Statement v1 (_type ${String(statement._type)})`);
+  if (statement._type !== 'https://in-toto.io/Statement/v1')
+    throw new Error(`payload is not an in-toto Statement v1 (_type ${String(statement._type)})`);
   return statement;
 }

@@ -1,7 +1,14 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { join } from 'node:path';
-import { DatasetDigestMismatch, DatasetError, checkPair, classCounts, pixelStats, readIdx } from '../engine/data/idx.js';
+import {
+  DatasetDigestMismatch,
+  DatasetError,
+  checkPair,
+  classCounts,
+  pixelStats,
+  readIdx,
+} from '../engine/data/idx.js';
 import { dataMetrics, own, type DatasetSplit, type Evidence, type FileDigest } from '../policy/index.js';
 import type { SplitReport } from '../workflows/messages.js';
 import type { EvidenceContext, EvidenceSigner } from './evidence.js';
@@ -24,14 +31,21 @@ export interface ValidateResult {
 }
 
 /** IDX structure, agreeing counts, label range, pixel statistics and class balance for every split. */
-export async function validateDataset(signer: () => Promise<EvidenceSigner>, input: ValidateInput): Promise<ValidateResult> {
+export async function validateDataset(
+  signer: () => Promise<EvidenceSigner>,
+  input: ValidateInput,
+): Promise<ValidateResult> {
   const ctx = Context.current();
   const reports: SplitReport[] = [];
   const read: FileDigest[] = [];
   const pinned = (file: string) => {
     if (!input.pinned) return undefined;
     const f = input.pinned.find((p) => p.path === file);
-    if (!f) throw ApplicationFailure.nonRetryable(`dataset file ${file} is not pinned in the policy's artifacts.dataset.files`, 'DatasetNotPinned');
+    if (!f)
+      throw ApplicationFailure.nonRetryable(
+        `dataset file ${file} is not pinned in the policy's artifacts.dataset.files`,
+        'DatasetNotPinned',
+      );
     return f.sha256;
   };
   for (const split of Object.keys(input.splits)) {
@@ -57,14 +71,17 @@ export async function validateDataset(signer: () => Promise<EvidenceSigner>, inp
         pixelMax: px.max,
       });
     } catch (e) {
-      if (e instanceof DatasetDigestMismatch) throw ApplicationFailure.nonRetryable(`split ${split}: ${e.message}`, 'DatasetDigestMismatch');
+      if (e instanceof DatasetDigestMismatch)
+        throw ApplicationFailure.nonRetryable(`split ${split}: ${e.message}`, 'DatasetDigestMismatch');
       // Bad data does not get better on retry.
-      if (e instanceof DatasetError) throw ApplicationFailure.nonRetryable(`split ${split}: ${e.message}`, 'InvalidDataset');
+      if (e instanceof DatasetError)
+        throw ApplicationFailure.nonRetryable(`split ${split}: ${e.message}`, 'InvalidDataset');
       throw e;
     }
   }
   const metrics = dataMetrics(reports);
   const result: ValidateResult = { splits: reports, metrics, dataset: read };
-  if (input.evidence) result.evidence = (await signer()).sign('validation', input.evidence, { dataset: read, splits: reports, metrics });
+  if (input.evidence)
+    result.evidence = (await signer()).sign('validation', input.evidence, { dataset: read, splits: reports, metrics });
   return result;
 }

@@ -34,11 +34,17 @@ export interface EvaluateOutput {
   evidence?: Evidence<'evaluation'>;
 }
 
-export async function evaluateModel(store: ArtifactStore, signer: () => Promise<EvidenceSigner>, input: EvaluateInput): Promise<EvaluateOutput> {
+export async function evaluateModel(
+  store: ArtifactStore,
+  signer: () => Promise<EvidenceSigner>,
+  input: EvaluateInput,
+): Promise<EvaluateOutput> {
   const ctx = Context.current();
   requirePins(input, 'evaluation');
   const seal = input.evidence ? await signer() : undefined;
-  const stored = input.modelRef ? await fromStore(store, input.modelRef) : await intoStore(store, input.modelPath!, input.modelSha256);
+  const stored = input.modelRef
+    ? await fromStore(store, input.modelRef)
+    : await intoStore(store, input.modelPath!, input.modelSha256);
   let last: JobProgress | undefined;
   const beat = setInterval(() => ctx.heartbeat(last), 5000);
   let result: EvaluateResult;
@@ -112,9 +118,17 @@ async function intoStore(store: ArtifactStore, path: string, pinned?: string) {
       throw ApplicationFailure.nonRetryable(`model ${path} cannot be read (${e.code ?? e.message})`, 'ModelMissing');
     },
   );
-  if (size > DEFAULT_MAX_BYTES) throw ApplicationFailure.nonRetryable(`model ${path} is ${size} bytes, over the ${DEFAULT_MAX_BYTES}-byte limit`, 'ModelTooLarge');
+  if (size > DEFAULT_MAX_BYTES)
+    throw ApplicationFailure.nonRetryable(
+      `model ${path} is ${size} bytes, over the ${DEFAULT_MAX_BYTES}-byte limit`,
+      'ModelTooLarge',
+    );
   const stored = await store.put(await readFile(path));
-  if (pinned && stored.digest !== pinned) throw ApplicationFailure.nonRetryable(`model ${path} has SHA-256 ${stored.digest}, but the policy pins ${pinned}`, 'ModelDigestMismatch');
+  if (pinned && stored.digest !== pinned)
+    throw ApplicationFailure.nonRetryable(
+      `model ${path} has SHA-256 ${stored.digest}, but the policy pins ${pinned}`,
+      'ModelDigestMismatch',
+    );
   return stored;
 }
 

@@ -6,7 +6,16 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { sign, type KeyObject } from 'node:crypto';
-import { canonicalEvidence, canonicalJson, verifySignature, type Evidence, type EvidenceKind, type EvidencePayloads, type FileDigest, type StageName } from '../policy/index.js';
+import {
+  canonicalEvidence,
+  canonicalJson,
+  verifySignature,
+  type Evidence,
+  type EvidenceKind,
+  type EvidencePayloads,
+  type FileDigest,
+  type StageName,
+} from '../policy/index.js';
 import { keyId, loadPrivateKey, rawPublicKey } from './keys.js';
 
 /** What the workflow says the evidence is about; the signer adds which workflow actually asked. */
@@ -36,14 +45,18 @@ export function evidenceSigner(keyPath: string): () => Promise<EvidenceSigner> {
   return () =>
     (loaded ??= loadPrivateKey(keyPath).then(makeSigner, (e: Error) => {
       loaded = undefined;
-      throw ApplicationFailure.nonRetryable(`evidence signing key: ${e.message} (set SECMLOPS_EVIDENCE_KEY)`, 'EvidenceKey');
+      throw ApplicationFailure.nonRetryable(
+        `evidence signing key: ${e.message} (set SECMLOPS_EVIDENCE_KEY)`,
+        'EvidenceKey',
+      );
     }));
 }
 
 export function makeSigner(key: KeyObject): EvidenceSigner {
   const publicKey = rawPublicKey(key);
   const id = keyId(publicKey);
-  const sealBytes = (scope: string, value: unknown) => new TextEncoder().encode(`secmlops-progress-v1\n${scope}\n${canonicalJson(value)}`);
+  const sealBytes = (scope: string, value: unknown) =>
+    new TextEncoder().encode(`secmlops-progress-v1\n${scope}\n${canonicalJson(value)}`);
   return {
     publicKey,
     keyId: id,
@@ -82,7 +95,10 @@ export function makeSigner(key: KeyObject): EvidenceSigner {
  * The two files of a split that train or evaluate read, with the digests the engine checked them against while
  * reading (evidence runs only: they refuse to start without the pins, see requirePins).
  */
-export function splitRead(split: { images: string; labels: string }, pinned: { images?: string; labels?: string } | undefined): FileDigest[] {
+export function splitRead(
+  split: { images: string; labels: string },
+  pinned: { images?: string; labels?: string } | undefined,
+): FileDigest[] {
   return [
     { path: split.images, sha256: pinned?.images ?? '' },
     { path: split.labels, sha256: pinned?.labels ?? '' },
@@ -90,9 +106,15 @@ export function splitRead(split: { images: string; labels: string }, pinned: { i
 }
 
 /** Evidence about a split is only worth signing when the engine checked the files against pinned digests. */
-export function requirePins(input: { evidence?: unknown; pinned?: { images?: string; labels?: string } }, work: string): void {
+export function requirePins(
+  input: { evidence?: unknown; pinned?: { images?: string; labels?: string } },
+  work: string,
+): void {
   if (input.evidence && (!input.pinned?.images || !input.pinned.labels)) {
-    throw ApplicationFailure.nonRetryable(`${work} evidence needs the split’s pinned digests (artifacts.dataset.files)`, 'DatasetNotPinned');
+    throw ApplicationFailure.nonRetryable(
+      `${work} evidence needs the split’s pinned digests (artifacts.dataset.files)`,
+      'DatasetNotPinned',
+    );
   }
 }
 
@@ -108,7 +130,11 @@ function callingWorkflow(): string {
 
 function scheduledBy(): { workflowId: string; runId: string } {
   const w = Context.current().info.workflowExecution;
-  if (!w) throw ApplicationFailure.nonRetryable('evidence is signed only for activities that a workflow scheduled', 'EvidenceContext');
+  if (!w)
+    throw ApplicationFailure.nonRetryable(
+      'evidence is signed only for activities that a workflow scheduled',
+      'EvidenceContext',
+    );
   return w;
 }
 

@@ -28,17 +28,38 @@ export interface GitHubReportResult {
   created: boolean;
 }
 
-const STATE: Record<GitHubReport['verdict'], StatusState> = { passed: 'success', failed: 'failure', cancelled: 'error', running: 'pending' };
+const STATE: Record<GitHubReport['verdict'], StatusState> = {
+  passed: 'success',
+  failed: 'failure',
+  cancelled: 'error',
+  running: 'pending',
+};
 
-export async function reportToGitHub(credentials: GitHubCredentials | undefined, signer: () => Promise<EvidenceSigner>, r: GitHubReport): Promise<GitHubReportResult> {
+export async function reportToGitHub(
+  credentials: GitHubCredentials | undefined,
+  signer: () => Promise<EvidenceSigner>,
+  r: GitHubReport,
+): Promise<GitHubReportResult> {
   const { subject } = r.status;
   // The commit status lands on whatever repository and SHA the subject names: only a subject a worker confirmed
   // through GitHub (start evidence it signed) may get one.
-  const why = r.start ? evidenceProblem(r.start, (await signer()).publicKey, 'start') : 'the report carries no start evidence';
+  const why = r.start
+    ? evidenceProblem(r.start, (await signer()).publicKey, 'start')
+    : 'the report carries no start evidence';
   const proven = !why ? (r.start as Evidence<'start'>).body : undefined;
   const claimed = proven?.payload.subject;
-  if (!proven || proven.pipelineId !== r.status.workflowId || claimed?.source !== 'github' || claimed.repo !== subject.repo || claimed.pr !== subject.pr || claimed.headSha !== subject.headSha) {
-    throw ApplicationFailure.nonRetryable(`not reporting to GitHub: ${why ?? 'the subject is not one a worker confirmed through GitHub for this pipeline'}`, 'UnprovenSubject');
+  if (
+    !proven ||
+    proven.pipelineId !== r.status.workflowId ||
+    claimed?.source !== 'github' ||
+    claimed.repo !== subject.repo ||
+    claimed.pr !== subject.pr ||
+    claimed.headSha !== subject.headSha
+  ) {
+    throw ApplicationFailure.nonRetryable(
+      `not reporting to GitHub: ${why ?? 'the subject is not one a worker confirmed through GitHub for this pipeline'}`,
+      'UnprovenSubject',
+    );
   }
   if (r.verdict === 'passed') {
     // Failures and cancellations are safe to report as told; a pass is reported only once it checks out.
@@ -49,28 +70,47 @@ export async function reportToGitHub(credentials: GitHubCredentials | undefined,
       : dossier.pipelineId !== proven.pipelineId || dossier.start?.signature !== r.start!.signature
         ? ['the dossier is for another pipeline or start']
         : checkRelease({ ...dossier, evidenceKey }, { upTo: 'passed' }).problems;
-    if (found.length) throw ApplicationFailure.nonRetryable(`not reporting a pass to GitHub: ${found.slice(0, 10).join('; ')}`, 'UnprovenVerdict');
+    if (found.length)
+      throw ApplicationFailure.nonRetryable(
+        `not reporting a pass to GitHub: ${found.slice(0, 10).join('; ')}`,
+        'UnprovenVerdict',
+      );
   }
   if (!credentials) {
-    throw ApplicationFailure.nonRetryable('this worker has no GitHub credentials: set SECMLOPS_GITHUB_APP_ID, SECMLOPS_GITHUB_APP_KEY and SECMLOPS_GITHUB_INSTALLATION_ID (a GitHub App), or SECMLOPS_GITHUB_TOKEN', 'NoGitHubCredentials');
+    throw ApplicationFailure.nonRetryable(
+      'this worker has no GitHub credentials: set SECMLOPS_GITHUB_APP_ID, SECMLOPS_GITHUB_APP_KEY and SECMLOPS_GITHUB_INSTALLATION_ID (a GitHub App), or SECMLOPS_GITHUB_TOKEN',
+      'NoGitHubCredentials',
+    );
   }
-  if (subject.pr === undefined) throw ApplicationFailure.nonRetryable(`the subject of ${r.status.workflowId} names no pull request`, 'NotAPullRequest');
+  if (subject.pr === undefined)
+    throw ApplicationFailure.nonRetryable(
+      `the subject of ${r.status.workflowId} names no pull request`,
+      'NotAPullRequest',
+    );
   const repo = parseRepo(subject.repo);
   try {
     const api = new GitHubApi(await credentials.token(), credentials.apiUrl);
     const state = STATE[r.verdict];
     if (r.verdict === 'running') {
-      await api.setStatus(repo, subject.headSha, { state, description: `SecMLOps pipeline running: ${r.status.stages.map((s) => s.name).join(' → ')}`, targetUrl: subject.url });
+      await api.setStatus(repo, subject.headSha, {
+        state,
+        description: `SecMLOps pipeline running: ${r.status.stages.map((s) => s.name).join(' → ')}`,
+        targetUrl: subject.url,
+      });
       return { state, commentId: 0, created: false };
     }
-    const description = r.verdict === 'passed' ? 'SecMLOps pipeline passed' : `SecMLOps ${r.verdict}: ${r.status.reason ?? 'no reason recorded'}`;
+    const description =
+      r.verdict === 'passed'
+        ? 'SecMLOps pipeline passed'
+        : `SecMLOps ${r.verdict}: ${r.status.reason ?? 'no reason recorded'}`;
     await api.setStatus(repo, subject.headSha, { state, description, targetUrl: subject.url });
     const body = renderReport(r.status, { verdict: r.verdict, url: subject.url, runId: r.runId });
     const comment = await api.upsertComment(repo, subject.pr, REPORT_MARKER, body);
     return { state, commentId: comment.id, created: comment.created };
   } catch (e) {
     // A refusal (bad token, no access, unknown repository) will not change on retry; an outage may.
-    if (e instanceof GitHubError && e.status >= 400 && e.status < 500 && e.status !== 429) throw ApplicationFailure.nonRetryable(e.message, 'GitHubRefused');
+    if (e instanceof GitHubError && e.status >= 400 && e.status < 500 && e.status !== 429)
+      throw ApplicationFailure.nonRetryable(e.message, 'GitHubRefused');
     throw e;
   }
 }

@@ -40,7 +40,8 @@ export function createActivities(config: ActivityConfig) {
     evaluateModel: (input: EvaluateInput) => evaluateModel(store, signer, input),
     trainModel: (input: TrainInput) => trainModel(store, signer, input),
     reportToGitHub: (r: GitHubReport) => reportToGitHub(config.github, signer, r),
-    readGitHubDecision: (r: CommentDecisionRequest) => readGitHubDecision(config.github, config.trust.githubChannelKeyPath, signer, r),
+    readGitHubDecision: (r: CommentDecisionRequest) =>
+      readGitHubDecision(config.github, config.trust.githubChannelKeyPath, signer, r),
     notifySlack: (n: SlackNotice) => notifySlack(config.slack, signer, n),
   };
 }

@@ -24,7 +24,9 @@ export async function loadPrivateKey(path: string): Promise<KeyObject> {
   try {
     pem = await readFile(path, 'utf8');
   } catch (e) {
-    throw new Error(`cannot read the private key ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new Error(
+      `cannot read the private key ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+    );
   }
   let key: KeyObject;
   try {
@@ -32,7 +34,8 @@ export async function loadPrivateKey(path: string): Promise<KeyObject> {
   } catch {
     throw new Error(`${path} is not a PEM private key`);
   }
-  if (key.asymmetricKeyType !== 'ed25519') throw new Error(`${path} holds a ${key.asymmetricKeyType} key; an Ed25519 key is required`);
+  if (key.asymmetricKeyType !== 'ed25519')
+    throw new Error(`${path} holds a ${key.asymmetricKeyType} key; an Ed25519 key is required`);
   return key;
 }
 

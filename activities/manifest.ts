@@ -31,23 +31,32 @@ interface Progress {
   totalFiles: number;
 }
 
-export async function hashDatasetFiles(signer: () => Promise<EvidenceSigner>, input: ManifestInput): Promise<ManifestResult> {
+export async function hashDatasetFiles(
+  signer: () => Promise<EvidenceSigner>,
+  input: ManifestInput,
+): Promise<ManifestResult> {
   const ctx = Context.current();
   // Evidence-producing runs resume only from progress this worker pool sealed: heartbeat details come back from the
   // server, and a rogue task poller could have written digests no worker computed.
   const seal = input.evidence ? await signer() : undefined;
   const raw = ctx.info.heartbeatDetails as unknown;
   const previous = seal ? seal.open<Progress>(raw) : (raw as Progress | undefined);
-  const done: ManifestEntry[] = Array.isArray(previous?.done) ? previous.done.filter((e, i) => e.path === input.files[i]) : [];
+  const done: ManifestEntry[] = Array.isArray(previous?.done)
+    ? previous.done.filter((e, i) => e.path === input.files[i])
+    : [];
   const resumedFrom = done.length;
-  if (resumedFrom > 0) ctx.log.info('resuming the dataset manifest from the last heartbeat', { resumedFrom, total: input.files.length });
+  if (resumedFrom > 0)
+    ctx.log.info('resuming the dataset manifest from the last heartbeat', { resumedFrom, total: input.files.length });
   let bytes = done.reduce((a, e) => a + e.bytes, 0);
   for (let i = done.length; i < input.files.length; i++) {
     const path = join(input.root, input.files[i]);
     try {
       await stat(path);
     } catch (e) {
-      throw ApplicationFailure.nonRetryable(`dataset file ${input.files[i]} is missing under ${input.root} (${(e as NodeJS.ErrnoException).code})`, 'DatasetFileMissing');
+      throw ApplicationFailure.nonRetryable(
+        `dataset file ${input.files[i]} is missing under ${input.root} (${(e as NodeJS.ErrnoException).code})`,
+        'DatasetFileMissing',
+      );
     }
     const entry = await hashFile(path, ctx.cancellationSignal);
     done.push({ path: input.files[i], ...entry });
@@ -56,7 +65,10 @@ export async function hashDatasetFiles(signer: () => Promise<EvidenceSigner>, in
     ctx.heartbeat(seal ? seal.seal(progress) : progress);
   }
   const result: ManifestResult = { manifest: done, resumedFrom, attempt: ctx.info.attempt };
-  if (seal && input.evidence) result.evidence = seal.sign('manifest', input.evidence, { files: done.map((f) => ({ path: f.path, sha256: f.sha256, bytes: f.bytes })) });
+  if (seal && input.evidence)
+    result.evidence = seal.sign('manifest', input.evidence, {
+      files: done.map((f) => ({ path: f.path, sha256: f.sha256, bytes: f.bytes })),
+    });
   return result;
 }
 

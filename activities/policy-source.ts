@@ -26,14 +26,16 @@ export function readPolicyFile(path: string, opts: { root?: string; shownAs?: st
   const target = resolve(root ?? process.cwd(), path);
   const shown = opts.shownAs ?? (relative(root ?? process.cwd(), target) || path);
   const real = realpathOr(target, shown, '');
-  if (root !== undefined && !inside(root, real)) throw new PolicyError(shown, '', `the policy file is outside the policy source ${root}`);
+  if (root !== undefined && !inside(root, real))
+    throw new PolicyError(shown, '', `the policy file is outside the policy source ${root}`);
   const text = readBounded(real, MAX_POLICY_BYTES, (why) => new PolicyError(shown, '', why));
   const dir = dirname(real);
   const { policy, digest } = parsePolicyWithDigest(text, {
     file: shown,
     readKeyFile: (p) => {
       const keyPath = realpathOr(resolve(dir, p), shown, `key file ${p}`);
-      if (root !== undefined && !inside(root, keyPath)) throw new PolicyError(shown, '', `key file ${p} is outside the policy source ${root}`);
+      if (root !== undefined && !inside(root, keyPath))
+        throw new PolicyError(shown, '', `key file ${p} is outside the policy source ${root}`);
       return readBounded(keyPath, MAX_KEY_FILE_BYTES, (why) => new PolicyError(shown, '', `key file ${p}: ${why}`));
     },
   });
@@ -51,7 +53,11 @@ function realpathOr(path: string, shown: string, what: string): string {
   try {
     return realpathSync(path);
   } catch (e) {
-    throw new PolicyError(shown, '', `cannot read ${what || 'the policy file'} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new PolicyError(
+      shown,
+      '',
+      `cannot read ${what || 'the policy file'} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+    );
   }
 }
 

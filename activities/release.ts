@@ -39,9 +39,17 @@ export interface ReleasePredicate {
   dossier: Omit<ReleaseDossier, 'evidenceKey' | 'pipelineId'>;
 }
 
-export async function signRelease(store: ArtifactStore, keyPath: string, signer: () => Promise<EvidenceSigner>, req: ReleaseRequest): Promise<ReleaseSigned> {
+export async function signRelease(
+  store: ArtifactStore,
+  keyPath: string,
+  signer: () => Promise<EvidenceSigner>,
+  req: ReleaseRequest,
+): Promise<ReleaseSigned> {
   if (!req || typeof req !== 'object' || !req.dossier) {
-    throw ApplicationFailure.nonRetryable('refusing to sign: the request carries no dossier to check (a request shaped as before the trust boundary is never signed)', 'ReleaseRefused');
+    throw ApplicationFailure.nonRetryable(
+      'refusing to sign: the request carries no dossier to check (a request shaped as before the trust boundary is never signed)',
+      'ReleaseRefused',
+    );
   }
   const key = await loadPrivateKey(keyPath).catch((e: Error) => {
     throw ApplicationFailure.nonRetryable(`release signing key: ${e.message}`, 'SigningKey');
@@ -50,18 +58,32 @@ export async function signRelease(store: ArtifactStore, keyPath: string, signer:
   const dossier: ReleaseDossier = { ...req.dossier, evidenceKey };
   const { problems, release } = checkRelease(dossier);
   if (problems.length || !release) {
-    throw ApplicationFailure.nonRetryable(`refusing to sign the release: ${problems.slice(0, 20).join('; ')}${problems.length > 20 ? `; and ${problems.length - 20} more` : ''}`, 'ReleaseRefused');
+    throw ApplicationFailure.nonRetryable(
+      `refusing to sign the release: ${problems.slice(0, 20).join('; ')}${problems.length > 20 ? `; and ${problems.length - 20} more` : ''}`,
+      'ReleaseRefused',
+    );
   }
-  const subjects: Statement['subject'] = release.dataset.map((f) => ({ name: `dataset/${f.path}`, digest: { sha256: f.sha256 } }));
-  let model: { sha256: string; by: 'train' | 'evaluate' | 'signer' } | undefined = release.model ? { sha256: release.model.sha256, by: release.model.measuredBy } : undefined;
+  const subjects: Statement['subject'] = release.dataset.map((f) => ({
+    name: `dataset/${f.path}`,
+    digest: { sha256: f.sha256 },
+  }));
+  let model: { sha256: string; by: 'train' | 'evaluate' | 'signer' } | undefined = release.model
+    ? { sha256: release.model.sha256, by: release.model.measuredBy }
+    : undefined;
   const policyModel = release.policy.artifacts.model;
   if (!model && policyModel) {
     // The policy names a model no stage measured: hash it here, against its pin when it has one.
     const got = await hashFile(policyModel.path).catch((e: NodeJS.ErrnoException) => {
-      throw ApplicationFailure.nonRetryable(`model ${policyModel.path} cannot be read (${e.code ?? e.message})`, 'ModelMissing');
+      throw ApplicationFailure.nonRetryable(
+        `model ${policyModel.path} cannot be read (${e.code ?? e.message})`,
+        'ModelMissing',
+      );
     });
     if (policyModel.sha256 && policyModel.sha256 !== got.sha256) {
-      throw ApplicationFailure.nonRetryable(`model ${policyModel.path} has SHA-256 ${got.sha256}, but the policy pins ${policyModel.sha256}`, 'ModelDigestMismatch');
+      throw ApplicationFailure.nonRetryable(
+        `model ${policyModel.path} has SHA-256 ${got.sha256}, but the policy pins ${policyModel.sha256}`,
+        'ModelDigestMismatch',
+      );
     }
     model = { sha256: got.sha256, by: 'signer' };
   }
@@ -72,7 +94,8 @@ export async function signRelease(store: ArtifactStore, keyPath: string, signer:
     });
   }
   if (model) subjects.push({ name: 'model', digest: { sha256: model.sha256 } });
-  if (subjects.length === 0) throw ApplicationFailure.nonRetryable('nothing to attest: no dataset manifest and no model', 'EmptyRelease');
+  if (subjects.length === 0)
+    throw ApplicationFailure.nonRetryable('nothing to attest: no dataset manifest and no model', 'EmptyRelease');
   const { pipelineId: _pipelineId, evidenceKey: _evidenceKey, ...rest } = dossier;
   const predicate: ReleasePredicate = {
     pipeline: dossier.pipelineId,
@@ -85,7 +108,12 @@ export async function signRelease(store: ArtifactStore, keyPath: string, signer:
     stages: release.stages,
     dossier: rest,
   };
-  const statement: Statement = { _type: 'https://in-toto.io/Statement/v1', subject: subjects, predicateType: PREDICATE_TYPE, predicate: predicate as unknown as Record<string, unknown> };
+  const statement: Statement = {
+    _type: 'https://in-toto.io/Statement/v1',
+    subject: subjects,
+    predicateType: PREDICATE_TYPE,
+    predicate: predicate as unknown as Record<string, unknown>,
+  };
   const envelope = signEnvelope(statement, key);
   const stored = await store.put(Buffer.from(JSON.stringify(envelope, null, 2) + '\n'));
   return { ref: stored.ref, path: stored.path, keyId: keyId(rawPublicKey(key)), modelSha256: model?.sha256 };

@@ -33,8 +33,16 @@ export interface SlackNotice {
   start?: Evidence;
 }
 
-export async function notifySlack(creds: SlackCredentials | undefined, signer: () => Promise<EvidenceSigner>, notice: SlackNotice): Promise<{ ts?: string }> {
-  if (!creds) throw ApplicationFailure.nonRetryable('this worker has no Slack token: set SLACK_BOT_TOKEN (and SLACK_API_URL for a non-default API)', 'NoSlackToken');
+export async function notifySlack(
+  creds: SlackCredentials | undefined,
+  signer: () => Promise<EvidenceSigner>,
+  notice: SlackNotice,
+): Promise<{ ts?: string }> {
+  if (!creds)
+    throw ApplicationFailure.nonRetryable(
+      'this worker has no Slack token: set SLACK_BOT_TOKEN (and SLACK_API_URL for a non-default API)',
+      'NoSlackToken',
+    );
   let n = notice;
   if (notice.start) {
     const why = evidenceProblem(notice.start, (await signer()).publicKey, 'start');
@@ -42,13 +50,31 @@ export async function notifySlack(creds: SlackCredentials | undefined, signer: (
     const b = (notice.start as Evidence<'start'>).body;
     const channel = b.payload.policy.notifications?.slack?.channel;
     const stage = b.payload.policy.stages.find((s) => s.name === notice.stage);
-    if (!channel || !stage) throw ApplicationFailure.nonRetryable(`not posting to Slack: the policy names no Slack channel or no stage ${notice.stage}`, 'UnprovenNotice');
-    n = { ...notice, channel, pipelineId: b.pipelineId, subject: b.payload.subject, subjectDigest: b.subjectDigest, roles: notice.roles.filter((r) => typeof r === 'string').slice(0, 10) };
+    if (!channel || !stage)
+      throw ApplicationFailure.nonRetryable(
+        `not posting to Slack: the policy names no Slack channel or no stage ${notice.stage}`,
+        'UnprovenNotice',
+      );
+    n = {
+      ...notice,
+      channel,
+      pipelineId: b.pipelineId,
+      subject: b.payload.subject,
+      subjectDigest: b.subjectDigest,
+      roles: notice.roles.filter((r) => typeof r === 'string').slice(0, 10),
+    };
   }
-  const client = new WebClient(creds.token, { ...(creds.apiUrl ? { slackApiUrl: creds.apiUrl } : {}), retryConfig: { retries: 2 } });
+  const client = new WebClient(creds.token, {
+    ...(creds.apiUrl ? { slackApiUrl: creds.apiUrl } : {}),
+    retryConfig: { retries: 2 },
+  });
   const change = `${n.subject.repo}${n.subject.pr !== undefined ? ` #${n.subject.pr}` : ''} @ ${n.subject.headSha.slice(0, 12)}`;
   // The buttons carry the digest of the change the message shows, so a press decides on that change only.
-  const value = JSON.stringify({ workflowId: n.pipelineId, stage: n.stage, ...(n.subjectDigest ? { subjectDigest: n.subjectDigest } : {}) });
+  const value = JSON.stringify({
+    workflowId: n.pipelineId,
+    stage: n.stage,
+    ...(n.subjectDigest ? { subjectDigest: n.subjectDigest } : {}),
+  });
   const text =
     n.kind === 'waiting'
       ? `SecMLOps: stage *${n.stage}* of ${n.pipelineId} (${change}) waits for approval by ${n.roles.join(' + ')}`
@@ -62,7 +88,13 @@ export async function notifySlack(creds: SlackCredentials | undefined, signer: (
         type: 'actions',
         block_id: 'secmlops-decision',
         elements: [
-          { type: 'button', action_id: 'approve', style: 'primary', text: { type: 'plain_text', text: 'Approve' }, value },
+          {
+            type: 'button',
+            action_id: 'approve',
+            style: 'primary',
+            text: { type: 'plain_text', text: 'Approve' },
+            value,
+          },
           { type: 'button', action_id: 'reject', style: 'danger', text: { type: 'plain_text', text: 'Reject' }, value },
         ],
       },

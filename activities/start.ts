@@ -36,7 +36,13 @@ export interface ResolvedStart {
 export type GitHubStartResolver = (
   start: Extract<PipelineInput['start'], { kind: 'github-oidc' }>,
   pipelineId: string,
-) => Promise<{ subject: Subject; policy: StartPayload['policy']; digest: string; source: StartPayload['policySource']; auth: StartAuthentication }>;
+) => Promise<{
+  subject: Subject;
+  policy: StartPayload['policy'];
+  digest: string;
+  source: StartPayload['policySource'];
+  auth: StartAuthentication;
+}>;
 
 const PIPELINE_WORKFLOW = 'secmlopsPipeline';
 
@@ -53,28 +59,51 @@ export async function resolveStart(
   const info = Context.current().info;
   const pipelineId = info.workflowExecution?.workflowId;
   if (!pipelineId) refuse('a start is resolved only for a pipeline workflow');
-  if (info.workflowType !== PIPELINE_WORKFLOW) refuse(`starts are resolved for ${PIPELINE_WORKFLOW} only, not ${info.workflowType}`);
+  if (info.workflowType !== PIPELINE_WORKFLOW)
+    refuse(`starts are resolved for ${PIPELINE_WORKFLOW} only, not ${info.workflowType}`);
   const start = input?.start;
   let resolved: Awaited<ReturnType<GitHubStartResolver>>;
   if (start?.kind === 'cli') resolved = resolveCliStart(trust, start, pipelineId);
   else if (start?.kind === 'github-oidc') {
-    if (!github) refuse('this worker accepts no GitHub starts: set SECMLOPS_OIDC_REPOSITORIES and its GitHub credentials');
+    if (!github)
+      refuse('this worker accepts no GitHub starts: set SECMLOPS_OIDC_REPOSITORIES and its GitHub credentials');
     resolved = await github(start, pipelineId);
-  } else refuse(`unknown start kind ${JSON.stringify((start as { kind?: unknown } | undefined)?.kind)}; expected cli or github-oidc`);
+  } else
+    refuse(
+      `unknown start kind ${JSON.stringify((start as { kind?: unknown } | undefined)?.kind)}; expected cli or github-oidc`,
+    );
   const digest = subjectDigest(resolved.subject);
   const evidence = (await signer()).sign(
     'start',
     { pipelineId, subjectDigest: digest, policyDigest: resolved.digest },
-    { subject: resolved.subject, policy: resolved.policy, policyRef: start.kind === 'cli' ? start.request.policyRef : start.policyRef, policySource: resolved.source, authenticatedBy: resolved.auth },
+    {
+      subject: resolved.subject,
+      policy: resolved.policy,
+      policyRef: start.kind === 'cli' ? start.request.policyRef : start.policyRef,
+      policySource: resolved.source,
+      authenticatedBy: resolved.auth,
+    },
   );
-  return { subject: resolved.subject, subjectDigest: digest, policy: resolved.policy, policyDigest: resolved.digest, evidence };
+  return {
+    subject: resolved.subject,
+    subjectDigest: digest,
+    policy: resolved.policy,
+    policyDigest: resolved.digest,
+    evidence,
+  };
 }
 
-function resolveCliStart(trust: TrustConfig, start: CliStart, pipelineId: string): Awaited<ReturnType<GitHubStartResolver>> {
+function resolveCliStart(
+  trust: TrustConfig,
+  start: CliStart,
+  pipelineId: string,
+): Awaited<ReturnType<GitHubStartResolver>> {
   const r = start.request;
   if (!r || typeof r !== 'object' || r.v !== 1) refuse('the start request is not a version 1 request');
-  if (r.workflowId !== pipelineId) refuse(`the start request was signed for pipeline ${String(r.workflowId)}, not ${pipelineId}`);
-  if (trust.startKeys.length === 0) refuse('this worker pins no CLI start keys (SECMLOPS_START_KEYS), so it accepts no CLI starts');
+  if (r.workflowId !== pipelineId)
+    refuse(`the start request was signed for pipeline ${String(r.workflowId)}, not ${pipelineId}`);
+  if (trust.startKeys.length === 0)
+    refuse('this worker pins no CLI start keys (SECMLOPS_START_KEYS), so it accepts no CLI starts');
   let bytes: Uint8Array;
   try {
     bytes = canonicalStart(r);
@@ -87,9 +116,13 @@ function resolveCliStart(trust: TrustConfig, start: CliStart, pipelineId: string
   const now = Date.now();
   if (Number.isNaN(issued)) refuse(`the start request's issuedAt "${String(r.issuedAt)}" is not a date`);
   if (issued > now + 5 * 60_000) refuse(`the start request's issuedAt ${r.issuedAt} is in the future`);
-  if (issued < now - START_MAX_AGE_MS) refuse(`the start request was issued at ${r.issuedAt}, more than ${START_MAX_AGE_MS / 60_000} minutes ago; sign a new one`);
+  if (issued < now - START_MAX_AGE_MS)
+    refuse(
+      `the start request was issued at ${r.issuedAt}, more than ${START_MAX_AGE_MS / 60_000} minutes ago; sign a new one`,
+    );
   const subject = checkClaimedSubject(r.subject);
-  if (typeof r.policyRef !== 'string' || r.policyRef.length === 0 || r.policyRef.length > 1024) refuse('the start request names no policy reference');
+  if (typeof r.policyRef !== 'string' || r.policyRef.length === 0 || r.policyRef.length > 1024)
+    refuse('the start request names no policy reference');
   let loaded;
   try {
     loaded = readPolicyFile(r.policyRef, { root: trust.policyRoot, shownAs: r.policyRef });
@@ -110,12 +143,18 @@ function resolveCliStart(trust: TrustConfig, start: CliStart, pipelineId: string
 export function checkClaimedSubject(s: ClaimedSubject): ClaimedSubject {
   if (!s || typeof s !== 'object') refuse('the start names no subject');
   const text = (v: unknown, what: string, max: number) => {
-    if (typeof v !== 'string' || v.length === 0 || v.length > max) refuse(`the subject's ${what} must be text of 1 to ${max} characters`);
+    if (typeof v !== 'string' || v.length === 0 || v.length > max)
+      refuse(`the subject's ${what} must be text of 1 to ${max} characters`);
     return v;
   };
-  const subject: ClaimedSubject = { repo: text(s.repo, 'repo', 200), headSha: text(s.headSha, 'headSha', 100), author: text(s.author, 'author', 100) };
+  const subject: ClaimedSubject = {
+    repo: text(s.repo, 'repo', 200),
+    headSha: text(s.headSha, 'headSha', 100),
+    author: text(s.author, 'author', 100),
+  };
   if (s.pr !== undefined) {
-    if (typeof s.pr !== 'number' || !Number.isInteger(s.pr) || s.pr <= 0) refuse('the subject’s pr must be a positive whole number');
+    if (typeof s.pr !== 'number' || !Number.isInteger(s.pr) || s.pr <= 0)
+      refuse('the subject’s pr must be a positive whole number');
     subject.pr = s.pr;
   }
   if (s.title !== undefined) subject.title = text(s.title, 'title', 500);

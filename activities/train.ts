@@ -38,7 +38,11 @@ export interface TrainOutput {
   evidence?: Evidence<'training'>;
 }
 
-export async function trainModel(store: ArtifactStore, signer: () => Promise<EvidenceSigner>, input: TrainInput): Promise<TrainOutput> {
+export async function trainModel(
+  store: ArtifactStore,
+  signer: () => Promise<EvidenceSigner>,
+  input: TrainInput,
+): Promise<TrainOutput> {
   const ctx = Context.current();
   // Evidence-producing runs resume only from a checkpoint this worker pool sealed into its heartbeat.
   requirePins(input, 'training');
@@ -92,11 +96,21 @@ export async function trainModel(store: ArtifactStore, signer: () => Promise<Evi
     );
     await storing;
     const model = await store.put(await readFile(result.modelPath));
-    const out: TrainOutput = { modelRef: model.ref, history: result.history, bestEpoch: result.bestEpoch, resumedFrom: result.resumedFrom, checkpointRef: beat.checkpoint?.ref };
+    const out: TrainOutput = {
+      modelRef: model.ref,
+      history: result.history,
+      bestEpoch: result.bestEpoch,
+      resumedFrom: result.resumedFrom,
+      checkpointRef: beat.checkpoint?.ref,
+    };
     if (seal && input.evidence) {
       const last = result.history[result.history.length - 1];
       const robust = result.history.flatMap((h) => (h.robustValidation === undefined ? [] : [h.robustValidation]));
-      const metrics: Record<string, number> = { 'train.epochs': result.history.length, 'train.loss': last.loss, 'train.accuracy': last.accuracy };
+      const metrics: Record<string, number> = {
+        'train.epochs': result.history.length,
+        'train.loss': last.loss,
+        'train.accuracy': last.accuracy,
+      };
       if (robust.length) metrics['train.robust_validation'] = Math.max(...robust);
       out.evidence = seal.sign('training', input.evidence, {
         modelSha256: model.digest,

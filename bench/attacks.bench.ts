@@ -36,12 +36,22 @@ for (const c of cases) {
   const median = [...runs].sort((a, b) => a - b)[1];
   const ips = data.count / median;
   const gflops = (ips * c.flopsPerImage) / 1e9;
-  rows.push([c.label, `${data.count}`, `${median.toFixed(2)} s`, `${Math.round(ips)}`, gflops.toFixed(1), `${((gflops / PEAK_GFLOPS) * 100).toFixed(1)}%`, `${(robust * 100).toFixed(2)}%`]);
+  rows.push([
+    c.label,
+    `${data.count}`,
+    `${median.toFixed(2)} s`,
+    `${Math.round(ips)}`,
+    gflops.toFixed(1),
+    `${((gflops / PEAK_GFLOPS) * 100).toFixed(1)}%`,
+    `${(robust * 100).toFixed(2)}%`,
+  ]);
 }
 const header = ['attack', 'images', 'median of 3', 'images/s', 'GFLOP/s', 'of fp32 peak', 'robust accuracy'];
 const table = [header, header.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
 const machine = `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, Node ${process.version}, onnxruntime-node 1.30.0, 2 threads`;
-console.log(`\nAttack throughput, example small CNN (${(fwd / 1e6).toFixed(2)} MFLOP per forward)\n${machine}\n\n${table}\n`);
+console.log(
+  `\nAttack throughput, example small CNN (${(fwd / 1e6).toFixed(2)} MFLOP per forward)\n${machine}\n\n${table}\n`,
+);
 await appendFile(
   'bench/RESULTS.md',
   `\n## Attack throughput — ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC\n\n${machine}. Example small CNN, ${(fwd / 1e6).toFixed(2)} MFLOP per forward; FLOPs per image count gradient passes as 2 forwards; peak ${PEAK_GFLOPS} GFLOP/s from ENGINE-NOTES.\n\n${table}\n`,

@@ -29,8 +29,14 @@ async function policyFor(files: string[], name: string): Promise<{ policy: Polic
   const root = join(dir, name);
   await mkdir(root);
   for (const f of files) await copyFile(join(FASHION, f), join(root, f));
-  const digest = (f: string) => createHash('sha256').update(readFileSync(join(root, f))).digest('hex');
-  const splits = files.length === 4 ? 'train: { images: train-images-idx3-ubyte.gz, labels: train-labels-idx1-ubyte.gz }\n      test: { images: t10k-images-idx3-ubyte.gz, labels: t10k-labels-idx1-ubyte.gz }' : 'test: { images: t10k-images-idx3-ubyte.gz, labels: t10k-labels-idx1-ubyte.gz }';
+  const digest = (f: string) =>
+    createHash('sha256')
+      .update(readFileSync(join(root, f)))
+      .digest('hex');
+  const splits =
+    files.length === 4
+      ? 'train: { images: train-images-idx3-ubyte.gz, labels: train-labels-idx1-ubyte.gz }\n      test: { images: t10k-images-idx3-ubyte.gz, labels: t10k-labels-idx1-ubyte.gz }'
+      : 'test: { images: t10k-images-idx3-ubyte.gz, labels: t10k-labels-idx1-ubyte.gz }';
   const text = `version: 1
 name: bench-${name}
 people: { alice: {}, dana: {}, omar: {}, carol: {} }
@@ -49,7 +55,10 @@ threatModel:
 channels: { cli: { publicKeyFile: keys/cli.pub } }
 `;
   await writeFile(join(dir, `${name}.yaml`), text);
-  return { policy: parsePolicy(text, { file: `${name}.yaml`, readKeyFile: (p) => readFileSync(join(dir, p), 'utf8') }), ref: `${name}.yaml` };
+  return {
+    policy: parsePolicy(text, { file: `${name}.yaml`, readKeyFile: (p) => readFileSync(join(dir, p), 'utf8') }),
+    ref: `${name}.yaml`,
+  };
 }
 
 const env = await startDevServer({});
@@ -61,7 +70,14 @@ const trust = {
   githubChannelKeyPath: join(dir, 'keys', 'github.key'),
   stateDir: join(dir, 'state'),
 };
-const workers = await createWorkers({ connection: native, namespace: 'default', queues: ['cpu', 'gpu'], artifactsDir: join(dir, 'artifacts'), releaseKeyPath: join(dir, 'keys', 'release.key'), trust });
+const workers = await createWorkers({
+  connection: native,
+  namespace: 'default',
+  queues: ['cpu', 'gpu'],
+  artifactsDir: join(dir, 'artifacts'),
+  releaseKeyPath: join(dir, 'keys', 'release.key'),
+  trust,
+});
 const running = workers.map((w) => w.run());
 const connection = await Connection.connect({ address: env.address });
 const client = new Client({ connection });
@@ -87,36 +103,70 @@ try {
   async function onePipeline({ policy, ref }: { policy: Policy; ref: string }): Promise<number> {
     const id = `bench-${Date.now().toString(36)}-${n++}`;
     const t0 = performance.now();
-    const { handle } = await startSigned(client, { workflowId: id, subject: { repo: 'bench/repo', headSha: 'b'.repeat(40), author: 'nobody' }, policyRef: ref, key });
+    const { handle } = await startSigned(client, {
+      workflowId: id,
+      subject: { repo: 'bench/repo', headSha: 'b'.repeat(40), author: 'nobody' },
+      policyRef: ref,
+      key,
+    });
     for (const stage of policy.stages) for (const p of APPROVERS[stage.name]) await approve(id, stage.name, p);
     const r: PipelineResult = await handle.result();
     if (r.state !== 'passed') throw new Error(`pipeline ${id} ${r.state}: ${r.reason}`);
     return performance.now() - t0;
   }
 
-  const q = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil(p * xs.length) - 1)];
+  const q = (xs: number[], p: number) =>
+    [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil(p * xs.length) - 1)];
   const rows: string[][] = [];
   const testSplit = await policyFor(['t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'], 'test-split');
-  const full = await policyFor(['train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz', 't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'], 'full');
+  const full = await policyFor(
+    [
+      'train-images-idx3-ubyte.gz',
+      'train-labels-idx1-ubyte.gz',
+      't10k-images-idx3-ubyte.gz',
+      't10k-labels-idx1-ubyte.gz',
+    ],
+    'full',
+  );
   await onePipeline(testSplit); // warm-up: workflow bundle and caches
 
-  for (const [label, policy] of [['full Fashion-MNIST (70k images)', full], ['test split (10k images)', testSplit]] as const) {
+  for (const [label, policy] of [
+    ['full Fashion-MNIST (70k images)', full],
+    ['test split (10k images)', testSplit],
+  ] as const) {
     const times: number[] = [];
     for (let i = 0; i < 10; i++) times.push(await onePipeline(policy));
-    rows.push([`1 pipeline × 10, ${label}`, `${(q(times, 0.5) / 1000).toFixed(2)} s`, `${(q(times, 0.95) / 1000).toFixed(2)} s`, '—', '10/10']);
+    rows.push([
+      `1 pipeline × 10, ${label}`,
+      `${(q(times, 0.5) / 1000).toFixed(2)} s`,
+      `${(q(times, 0.95) / 1000).toFixed(2)} s`,
+      '—',
+      '10/10',
+    ]);
   }
   const t0 = performance.now();
   const results = await Promise.allSettled(Array.from({ length: 50 }, () => onePipeline(testSplit)));
   const total = performance.now() - t0;
   const ok = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-  rows.push(['50 pipelines at once, test split', `${(q(ok, 0.5) / 1000).toFixed(2)} s`, `${(q(ok, 0.95) / 1000).toFixed(2)} s`, `${(total / 1000).toFixed(1)} s`, `${ok.length}/50`]);
+  rows.push([
+    '50 pipelines at once, test split',
+    `${(q(ok, 0.5) / 1000).toFixed(2)} s`,
+    `${(q(ok, 0.95) / 1000).toFixed(2)} s`,
+    `${(total / 1000).toFixed(1)} s`,
+    `${ok.length}/50`,
+  ]);
   for (const r of results) if (r.status === 'rejected') console.error(String(r.reason));
 
   const header = ['scenario', 'median', 'p95', 'total', 'completed'];
   const table = [header, header.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
   const machine = `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, Node ${process.version}`;
-  console.log(`\nPipeline latency (plan+data+release, approvals given as soon as each stage waits)\n${machine}\n\n${table}\n`);
-  await appendFile('bench/RESULTS.md', `\n## Pipeline latency — ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC\n\n${machine}; one CPU worker and one gpu-queue worker in one process; Temporal dev server ${'(in memory)'}.\n\n${table}\n`);
+  console.log(
+    `\nPipeline latency (plan+data+release, approvals given as soon as each stage waits)\n${machine}\n\n${table}\n`,
+  );
+  await appendFile(
+    'bench/RESULTS.md',
+    `\n## Pipeline latency — ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC\n\n${machine}; one CPU worker and one gpu-queue worker in one process; Temporal dev server ${'(in memory)'}.\n\n${table}\n`,
+  );
 } finally {
   for (const w of workers) w.shutdown();
   await Promise.allSettled(running);

@@ -10,8 +10,19 @@ import { deployableModel, smallCnn, wideCnn, type Architecture } from '../engine
 
 const PEAK_GFLOPS = 294;
 const all = await loadSplit('/usr/share/datasets/fashion-mnist', 'train', { limit: 6400 });
-const subset = (n: number) => ({ ...all, count: n, images: all.images.subarray(0, n * 784), labels: all.labels.subarray(0, n) });
-const forward = (arch: Architecture) => forwardFlops(deployableModel(arch, new Map(arch.params.map((p) => [p.name, new Float32Array(p.dims.reduce((a, b) => a * b, 1))]))));
+const subset = (n: number) => ({
+  ...all,
+  count: n,
+  images: all.images.subarray(0, n * 784),
+  labels: all.labels.subarray(0, n),
+});
+const forward = (arch: Architecture) =>
+  forwardFlops(
+    deployableModel(
+      arch,
+      new Map(arch.params.map((p) => [p.name, new Float32Array(p.dims.reduce((a, b) => a * b, 1))])),
+    ),
+  );
 const fwd = forward(smallCnn);
 const wideFwd = forward(wideCnn);
 // FLOPs per training image: a weight-gradient step is about 3 forwards; each attack step adds an input-gradient
@@ -19,8 +30,20 @@ const wideFwd = forward(wideCnn);
 const cases: { label: string; arch: Architecture; images: number; defense: Defense; flops: number }[] = [
   { label: 'standard', arch: smallCnn, images: 6400, defense: { kind: 'none' }, flops: 3 * fwd },
   { label: 'FGSM-RS', arch: smallCnn, images: 6400, defense: { kind: 'fgsm-rs', eps: 0.1 }, flops: 3 * fwd + 2 * fwd },
-  { label: 'PGD-7 AT', arch: smallCnn, images: 6400, defense: { kind: 'pgd', eps: 0.1, steps: 7 }, flops: 3 * fwd + 7 * 2 * fwd },
-  { label: 'PGD-3 AT, wide CNN', arch: wideCnn, images: 1280, defense: { kind: 'pgd', eps: 0.1, steps: 3 }, flops: 3 * wideFwd + 3 * 2 * wideFwd },
+  {
+    label: 'PGD-7 AT',
+    arch: smallCnn,
+    images: 6400,
+    defense: { kind: 'pgd', eps: 0.1, steps: 7 },
+    flops: 3 * fwd + 7 * 2 * fwd,
+  },
+  {
+    label: 'PGD-3 AT, wide CNN',
+    arch: wideCnn,
+    images: 1280,
+    defense: { kind: 'pgd', eps: 0.1, steps: 3 },
+    flops: 3 * wideFwd + 3 * 2 * wideFwd,
+  },
 ];
 const rows: string[][] = [];
 const trained = new Map<string, Map<string, Float32Array>>();
@@ -52,9 +75,17 @@ async function latency(weights: Map<string, Float32Array>): Promise<number> {
 const standardLatency = await latency(trained.get('standard')!);
 const defendedLatency = await latency(trained.get('PGD-7 AT')!);
 
-const header = ['training (small CNN, 1 epoch on 6400 images; wide CNN on 1280)', 'images/s (median of 3)', 'GFLOP/s', 'of fp32 peak'];
+const header = [
+  'training (small CNN, 1 epoch on 6400 images; wide CNN on 1280)',
+  'images/s (median of 3)',
+  'GFLOP/s',
+  'of fp32 peak',
+];
 const table = [header, header.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
 const lat = `Inference latency, batch 1, median of 2000 runs: standard ${(standardLatency * 1000).toFixed(1)} µs, PGD-7 AT ${(defendedLatency * 1000).toFixed(1)} µs (ratio ${(defendedLatency / standardLatency).toFixed(3)}; the same graph, different weights).`;
 const machine = `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, Node ${process.version}, onnxruntime-node 1.30.0`;
 console.log(`\nTraining throughput\n${machine}\n\n${table}\n\n${lat}\n`);
-await appendFile('bench/RESULTS.md', `\n## Training throughput — ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC\n\n${machine}. FLOPs per image: a weight-gradient step ≈ 3 forwards, each attack step ≈ 2 (${(fwd / 1e6).toFixed(2)} MFLOP per small-CNN forward, ${(wideFwd / 1e6).toFixed(1)} wide); peak ${PEAK_GFLOPS} GFLOP/s from ENGINE-NOTES.\n\n${table}\n\n${lat}\n`);
+await appendFile(
+  'bench/RESULTS.md',
+  `\n## Training throughput — ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC\n\n${machine}. FLOPs per image: a weight-gradient step ≈ 3 forwards, each attack step ≈ 2 (${(fwd / 1e6).toFixed(2)} MFLOP per small-CNN forward, ${(wideFwd / 1e6).toFixed(1)} wide); peak ${PEAK_GFLOPS} GFLOP/s from ENGINE-NOTES.\n\n${table}\n\n${lat}\n`,
+);

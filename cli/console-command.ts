@@ -18,7 +18,8 @@ export interface RunningConsole {
 export async function startConsole(opts: { port: number; host: string; client?: Client }): Promise<RunningConsole> {
   const keys = homePaths().keys;
   const env = process.env;
-  const file = (envName: string, name: string) => env[envName] ?? (existsSync(join(keys, name)) ? join(keys, name) : undefined);
+  const file = (envName: string, name: string) =>
+    env[envName] ?? (existsSync(join(keys, name)) ? join(keys, name) : undefined);
   const tokenPub = file('SECMLOPS_TOKEN_PUBLIC_KEY_FILE', 'token.pub');
   const consoleKey = file('SECMLOPS_CONSOLE_KEY', 'console.key');
   const slackKey = file('SECMLOPS_SLACK_KEY', 'slack.key');
@@ -26,7 +27,12 @@ export async function startConsole(opts: { port: number; host: string; client?: 
     connect: async () => opts.client ?? (await connectClient()),
     tokenPublicKey: tokenPub ? await loadPublicKey(tokenPub) : undefined,
     consoleKey: consoleKey ? await loadPrivateKey(consoleKey) : undefined,
-    slack: { signingSecret: env.SLACK_SIGNING_SECRET, key: slackKey ? await loadPrivateKey(slackKey) : undefined, botToken: env.SLACK_BOT_TOKEN, apiUrl: env.SLACK_API_URL },
+    slack: {
+      signingSecret: env.SLACK_SIGNING_SECRET,
+      key: slackKey ? await loadPrivateKey(slackKey) : undefined,
+      botToken: env.SLACK_BOT_TOKEN,
+      apiUrl: env.SLACK_API_URL,
+    },
     secureCookies: env.SECMLOPS_CONSOLE_SECURE_COOKIES === '1',
     state: fileJtiStore(env.SECMLOPS_CONSOLE_STATE ?? join(homePaths().home, 'console-state')),
   });

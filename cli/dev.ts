@@ -34,11 +34,14 @@ export async function dev(opts: DevOptions): Promise<void> {
   const paths = homePaths();
   await mkdir(paths.home, { recursive: true });
   const created = await ensureDevKeys(paths.keys);
-  if (created.length) console.log(`Created development keys in ${relative(process.cwd(), paths.keys)}: ${created.join(', ')}`);
+  if (created.length)
+    console.log(`Created development keys in ${relative(process.cwd(), paths.keys)}: ${created.join(', ')}`);
   const policy = await loadPolicy(opts.policy);
   const dataset = policy.artifacts.dataset;
   if (dataset && !existsSync(dataset.root)) {
-    throw new Error(`${policy.file}: artifacts.dataset.root: ${dataset.root} does not exist; on Debian install it with \`apt-get install dataset-fashion-mnist\``);
+    throw new Error(
+      `${policy.file}: artifacts.dataset.root: ${dataset.root} does not exist; on Debian install it with \`apt-get install dataset-fashion-mnist\``,
+    );
   }
 
   let env: TestWorkflowEnvironment | undefined;
@@ -47,14 +50,26 @@ export async function dev(opts: DevOptions): Promise<void> {
     console.log(`A Temporal server already listens on ${address}; using it.`);
   } else {
     console.log(`Starting Temporal's dev server (state in ${relative(process.cwd(), paths.db)})…`);
-    env = await startDevServer({ dbFilename: paths.db, port: opts.port, uiPort: opts.uiPort, log: (l) => console.log(l) });
+    env = await startDevServer({
+      dbFilename: paths.db,
+      port: opts.port,
+      uiPort: opts.uiPort,
+      log: (l) => console.log(l),
+    });
     address = env.address;
     console.log(`Temporal web UI: http://localhost:${opts.uiPort}`);
   }
   const native = await NativeConnection.connect({ address });
   // The dev stack trusts its own folder as policy source and the dev cli key for starts.
   const trust = trustFromEnv(process.env, { dev: true });
-  const workers = await createWorkers({ connection: native, namespace: 'default', queues: ['cpu', 'gpu'], artifactsDir: paths.artifacts, releaseKeyPath: paths.releaseKey, trust });
+  const workers = await createWorkers({
+    connection: native,
+    namespace: 'default',
+    queues: ['cpu', 'gpu'],
+    artifactsDir: paths.artifacts,
+    releaseKeyPath: paths.releaseKey,
+    trust,
+  });
   const running = workers.map((w) => w.run());
   console.log(`Workers polling task queues ${TASK_QUEUE} (CPU) and gpu (CPU fallback).`);
   const connection = await Connection.connect({ address });
@@ -63,7 +78,10 @@ export async function dev(opts: DevOptions): Promise<void> {
     console.log(`The approvals console did not start: ${e.message}`);
     return undefined;
   });
-  if (web) console.log(`Approvals console: ${web.url} — sign in with a token from \`npx secmlops token issue --person alice\``);
+  if (web)
+    console.log(
+      `Approvals console: ${web.url} — sign in with a token from \`npx secmlops token issue --person alice\``,
+    );
 
   let stopping = false;
   const stop = async (code: number) => {
@@ -83,32 +101,55 @@ export async function dev(opts: DevOptions): Promise<void> {
   const workflowId = `secmlops-dev-${policy.name}`;
   // The dev stack's author is a placeholder nobody in the example policy is, so every approver may decide.
   const subject = localSubject(`local/${policy.name}`, 'local-dev');
-  const { handle, attached } = await startSigned(client, { workflowId, subject, policyRef: opts.policy, key: await loadPrivateKey(join(paths.keys, 'cli.key')), attach: true });
-  console.log(attached ? `Pipeline ${workflowId} is already running; attaching to it.` : `Started pipeline ${workflowId}.`);
+  const { handle, attached } = await startSigned(client, {
+    workflowId,
+    subject,
+    policyRef: opts.policy,
+    key: await loadPrivateKey(join(paths.keys, 'cli.key')),
+    attach: true,
+  });
+  console.log(
+    attached ? `Pipeline ${workflowId} is already running; attaching to it.` : `Started pipeline ${workflowId}.`,
+  );
   const result = await watch(client, workflowId, policy, () => handle.result());
   console.log(`\nPipeline ${result.state.toUpperCase()}${result.reason ? `: ${result.reason}` : ''}`);
   const attestation = result.stages.find((s) => s.name === 'release')?.artifacts.attestationPath;
-  if (attestation) console.log(`Release attestation: ${relative(process.cwd(), attestation)}\n  check it: npx secmlops verify ${relative(process.cwd(), attestation)} --policy ${policy.file}`);
+  if (attestation)
+    console.log(
+      `Release attestation: ${relative(process.cwd(), attestation)}\n  check it: npx secmlops verify ${relative(process.cwd(), attestation)} --policy ${policy.file}`,
+    );
   await stop(result.state === 'passed' ? 0 : 1);
 }
 
 /** Prints each stage as it changes, and at each approval the commands that give it. */
-async function watch(client: Client, workflowId: string, policy: Policy, result: () => Promise<PipelineResult>): Promise<PipelineResult> {
+async function watch(
+  client: Client,
+  workflowId: string,
+  policy: Policy,
+  result: () => Promise<PipelineResult>,
+): Promise<PipelineResult> {
   const printed = new Map<string, string>();
   let audits = 0;
   let done: PipelineResult | undefined;
   const finished = result().then((r) => (done = r));
   for (;;) {
     const final = done;
-    const status = final ?? (await client.workflow.getHandle(workflowId).query<PipelineStatus>('status').catch(() => undefined));
+    const status =
+      final ??
+      (await client.workflow
+        .getHandle(workflowId)
+        .query<PipelineStatus>('status')
+        .catch(() => undefined));
     if (status) {
       for (const stage of status.stages) {
         let text = renderStage(stage).join('\n');
-        if (stage.state === 'running' && !final) for (const p of await stageProgress(client, stage.workflowId)) text += `\n    ${renderProgress(p)}`;
+        if (stage.state === 'running' && !final)
+          for (const p of await stageProgress(client, stage.workflowId)) text += `\n    ${renderProgress(p)}`;
         if (printed.get(stage.name) === text) continue;
         printed.set(stage.name, text);
         console.log(text);
-        if (stage.state === 'waiting' && stage.approval) console.log(approvalHints(workflowId, stage.name, stage.approval.missingRoles, policy, status));
+        if (stage.state === 'waiting' && stage.approval)
+          console.log(approvalHints(workflowId, stage.name, stage.approval.missingRoles, policy, status));
       }
       for (const a of status.audit.slice(audits).filter(notable)) console.log(`  audit: ${renderAudit(a)}`);
       audits = status.audit.length;
@@ -118,12 +159,20 @@ async function watch(client: Client, workflowId: string, policy: Policy, result:
   }
 }
 
-function approvalHints(workflowId: string, stage: string, roles: string[], policy: Policy, status: PipelineStatus): string {
+function approvalHints(
+  workflowId: string,
+  stage: string,
+  roles: string[],
+  policy: Policy,
+  status: PipelineStatus,
+): string {
   const decided = new Set(status.audit.filter((a) => a.stage === stage && a.kind === 'decision').map((a) => a.person));
   const lines = [`    To approve, run one of (as a person holding ${roles.join(' or ')}):`];
   for (const person of policy.people) {
     if (decided.has(person.id) || !rolesOf(policy, person.id).some((r) => roles.includes(r))) continue;
-    lines.push(`      npx secmlops approve ${workflowId} --stage ${stage} --as ${person.id} --key .secmlops/keys/cli.key --comment "looks good"`);
+    lines.push(
+      `      npx secmlops approve ${workflowId} --stage ${stage} --as ${person.id} --key .secmlops/keys/cli.key --comment "looks good"`,
+    );
   }
   return lines.join('\n');
 }

@@ -35,23 +35,31 @@ export async function trainCommand(o: TrainCommand): Promise<void> {
   const arch = ARCHITECTURES[o.arch];
   if (!arch) throw new Error(`unknown --arch "${o.arch}"; available: ${Object.keys(ARCHITECTURES).join(', ')}`);
   const defense = parseDefense(o);
-  if (o.optimizer !== 'adam' && o.optimizer !== 'sgd') throw new Error(`--optimizer must be adam or sgd, not "${o.optimizer}"`);
-  if (!['constant', 'cosine', 'one-cycle'].includes(o.schedule)) throw new Error(`--schedule must be constant, cosine or one-cycle, not "${o.schedule}"`);
+  if (o.optimizer !== 'adam' && o.optimizer !== 'sgd')
+    throw new Error(`--optimizer must be adam or sgd, not "${o.optimizer}"`);
+  if (!['constant', 'cosine', 'one-cycle'].includes(o.schedule))
+    throw new Error(`--schedule must be constant, cosine or one-cycle, not "${o.schedule}"`);
   if (o.resume && !o.checkpointDir) throw new Error('--resume needs --checkpoint-dir');
   const all = await loadSplit(o.data, 'train', { limit: o.limit });
   const test = await loadSplit(o.data, 'test');
   const { data, validation } = holdOutValidation(all, !!o.earlyStop);
-  if (o.earlyStop && !defense.eps) throw new Error('--early-stop needs --eps (robust validation accuracy is measured at that budget)');
+  if (o.earlyStop && !defense.eps)
+    throw new Error('--early-stop needs --eps (robust validation accuracy is measured at that budget)');
   const ckptPath = o.checkpointDir ? join(o.checkpointDir, 'latest.ckpt') : undefined;
   let resume: Checkpoint | undefined;
   if (o.resume && ckptPath) {
-    resume = decodeCheckpoint(await readFile(ckptPath).catch((e: NodeJS.ErrnoException) => {
-      throw new Error(`cannot resume: ${ckptPath} (${e.code ?? e.message})`);
-    }), ckptPath);
+    resume = decodeCheckpoint(
+      await readFile(ckptPath).catch((e: NodeJS.ErrnoException) => {
+        throw new Error(`cannot resume: ${ckptPath} (${e.code ?? e.message})`);
+      }),
+      ckptPath,
+    );
     console.error(`resuming from ${ckptPath}: epoch ${resume.epoch} done, step ${resume.step} of the next`);
   }
   if (o.checkpointDir) await mkdir(o.checkpointDir, { recursive: true });
-  console.error(`training ${arch.name} on ${data.count} images, defense ${describeDefense(defense.defense)}, ${o.epochs} epochs (${o.optimizer} ${o.lr}, ${o.schedule}, batch ${o.batch}, seed ${o.seed})`);
+  console.error(
+    `training ${arch.name} on ${data.count} images, defense ${describeDefense(defense.defense)}, ${o.epochs} epochs (${o.optimizer} ${o.lr}, ${o.schedule}, batch ${o.batch}, seed ${o.seed})`,
+  );
   const result = await train({
     arch,
     data,
@@ -76,8 +84,11 @@ export async function trainCommand(o: TrainCommand): Promise<void> {
       process.stderr.write(process.stderr.isTTY ? `\r${line}` : `${line}\n`);
     },
     onEpoch: (r) => {
-      const robust = r.robustValidation === undefined ? '' : `, robust validation ${(r.robustValidation * 100).toFixed(2)}%`;
-      process.stderr.write(`${process.stderr.isTTY ? '\n' : ''}epoch ${r.epoch}: loss ${r.loss.toFixed(4)}, accuracy ${(r.accuracy * 100).toFixed(2)}%${robust}, ${r.seconds.toFixed(0)} s\n`);
+      const robust =
+        r.robustValidation === undefined ? '' : `, robust validation ${(r.robustValidation * 100).toFixed(2)}%`;
+      process.stderr.write(
+        `${process.stderr.isTTY ? '\n' : ''}epoch ${r.epoch}: loss ${r.loss.toFixed(4)}, accuracy ${(r.accuracy * 100).toFixed(2)}%${robust}, ${r.seconds.toFixed(0)} s\n`,
+      );
     },
   });
   const model = deployableModel(arch, result.deploy);
@@ -90,11 +101,13 @@ export async function trainCommand(o: TrainCommand): Promise<void> {
 function parseDefense(o: TrainCommand): { defense: Defense; eps?: number } {
   if (o.defense === 'none') return { defense: { kind: 'none' }, eps: o.eps };
   if (o.eps === undefined || !(o.eps > 0)) throw new Error(`--defense ${o.defense} needs --eps > 0`);
-  if (o.stepSize !== undefined && !(o.stepSize > 0 && o.stepSize <= 2 * o.eps)) throw new Error(`--step-size must be above 0 and at most 2·eps (${2 * o.eps}), got ${o.stepSize}`);
+  if (o.stepSize !== undefined && !(o.stepSize > 0 && o.stepSize <= 2 * o.eps))
+    throw new Error(`--step-size must be above 0 and at most 2·eps (${2 * o.eps}), got ${o.stepSize}`);
   const step = o.stepSize === undefined ? {} : { stepSize: o.stepSize };
   if (o.defense === 'fgsm-rs') return { defense: { kind: 'fgsm-rs', eps: o.eps, ...step }, eps: o.eps };
   if (o.defense === 'pgd') return { defense: { kind: 'pgd', eps: o.eps, steps: o.pgdSteps, ...step }, eps: o.eps };
-  if (o.defense === 'trades') return { defense: { kind: 'trades', eps: o.eps, steps: o.pgdSteps, beta: o.beta, ...step }, eps: o.eps };
+  if (o.defense === 'trades')
+    return { defense: { kind: 'trades', eps: o.eps, steps: o.pgdSteps, beta: o.beta, ...step }, eps: o.eps };
   throw new Error(`unknown --defense "${o.defense}"; expected none, fgsm-rs, pgd or trades`);
 }
 
@@ -126,7 +139,8 @@ export async function attackCommand(o: AttackCommand): Promise<void> {
   const { computeMetrics } = await import('../engine/metrics/metrics.js');
   const { inspectModel } = await import('../engine/inspect.js');
   const { loadModel } = await import('../engine/onnx/model.js');
-  if (!(ATTACKS as readonly string[]).includes(o.attack)) throw new Error(`unknown --attack "${o.attack}"; expected one of ${ATTACKS.join(', ')}`);
+  if (!(ATTACKS as readonly string[]).includes(o.attack))
+    throw new Error(`unknown --attack "${o.attack}"; expected one of ${ATTACKS.join(', ')}`);
   if (o.attack !== 'deepfool' && o.eps === undefined) throw new Error(`--eps is required for ${o.attack}`);
   if (o.norm !== 'linf' && o.norm !== 'l2') throw new Error(`--norm must be linf or l2, not "${o.norm}"`);
   const [min, max] = o.range.split(',').map(Number);
@@ -136,8 +150,11 @@ export async function attackCommand(o: AttackCommand): Promise<void> {
   let attack = o.attack as (typeof ATTACKS)[number];
   const missing = inspectModel(model).withoutGradient;
   if (missing.length > 0 && attack !== 'square') {
-    if (attack === 'deepfool') throw new Error(`DeepFool needs gradients, but the model has ops without a gradient rule: ${missing.join(', ')}`);
-    console.error(`the model has ops without a gradient rule (${missing.join(', ')}): using the forward-only Square Attack instead of ${attack}`);
+    if (attack === 'deepfool')
+      throw new Error(`DeepFool needs gradients, but the model has ops without a gradient rule: ${missing.join(', ')}`);
+    console.error(
+      `the model has ops without a gradient rule (${missing.join(', ')}): using the forward-only Square Attack instead of ${attack}`,
+    );
     attack = 'square';
   }
   const norm: 'linf' | 'l2' = o.norm === 'l2' ? 'l2' : 'linf';
@@ -147,18 +164,38 @@ export async function attackCommand(o: AttackCommand): Promise<void> {
   const results = await runAttack(target, data, spec, {
     range: { min, max },
     seed: o.seed,
-    onProgress: (done, total) => process.stderr.write(`${process.stderr.isTTY ? '\r' : ''}${describeSpec(spec)} ${progressBar(done, total)} ${done}/${total} images${process.stderr.isTTY ? '' : '\n'}`),
+    onProgress: (done, total) =>
+      process.stderr.write(
+        `${process.stderr.isTTY ? '\r' : ''}${describeSpec(spec)} ${progressBar(done, total)} ${done}/${total} images${process.stderr.isTTY ? '' : '\n'}`,
+      ),
   });
   if (process.stderr.isTTY) process.stderr.write('\n');
   const seconds = (performance.now() - started) / 1000;
   const m = computeMetrics(results, target.classes);
   const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
-  console.log(`| attack | images | clean accuracy | robust accuracy | success rate | median Linf | median L2 | images/s |`);
+  console.log(
+    `| attack | images | clean accuracy | robust accuracy | success rate | median Linf | median L2 | images/s |`,
+  );
   console.log(`| --- | --- | --- | --- | --- | --- | --- | --- |`);
-  console.log(`| ${describeSpec(spec)} | ${m.images} | ${pct(m.clean_accuracy)} | ${pct(m.robust_accuracy)} | ${pct(m.attack_success_rate)} | ${m.median_linf.toFixed(4)} | ${m.median_l2.toFixed(4)} | ${(m.images / seconds).toFixed(0)} |`);
+  console.log(
+    `| ${describeSpec(spec)} | ${m.images} | ${pct(m.clean_accuracy)} | ${pct(m.robust_accuracy)} | ${pct(m.attack_success_rate)} | ${m.median_linf.toFixed(4)} | ${m.median_l2.toFixed(4)} | ${(m.images / seconds).toFixed(0)} |`,
+  );
   if (o.json) {
     const { confusion, classes, ...summary } = m;
-    const report = { model: o.model, data: o.data, ...summary, attack: { ...spec, stepSize: spec.attack === 'pgd' && o.eps !== undefined ? (2.5 * o.eps) / (o.steps ?? 20) : undefined, range: [min, max], seed: o.seed }, seconds, confusion, classes };
+    const report = {
+      model: o.model,
+      data: o.data,
+      ...summary,
+      attack: {
+        ...spec,
+        stepSize: spec.attack === 'pgd' && o.eps !== undefined ? (2.5 * o.eps) / (o.steps ?? 20) : undefined,
+        range: [min, max],
+        seed: o.seed,
+      },
+      seconds,
+      confusion,
+      classes,
+    };
     await writeFile(o.json, JSON.stringify(report, null, 2) + '\n');
   }
 }

@@ -66,7 +66,10 @@ program
   .action(async () => {
     const { ensureTemporalCli } = await import('../worker/temporal-cli.js');
     const { path, attempts } = await ensureTemporalCli({ log: (l) => console.error(l) });
-    if (!path) throw new Error(`could not install the Temporal CLI:\n${attempts.map((a) => `  - ${a.way}: ${a.error}`).join('\n')}\nThe dev server will fall back to the Temporal SDK's own download.`);
+    if (!path)
+      throw new Error(
+        `could not install the Temporal CLI:\n${attempts.map((a) => `  - ${a.way}: ${a.error}`).join('\n')}\nThe dev server will fall back to the Temporal SDK's own download.`,
+      );
     console.log(path);
   });
 
@@ -76,13 +79,20 @@ program
   .argument('<policy>', 'secmlops.yaml')
   .action(async (file: string) => {
     const p = await loadPolicy(file);
-    console.log(`${p.file}: valid. Stages: ${p.stages.map((s) => s.name + (s.approval ? ` (approval: ${s.approval.roles.join(' + ')})` : '')).join(' → ')}; ${p.people.length} people; ${p.gates.length} gates.`);
+    console.log(
+      `${p.file}: valid. Stages: ${p.stages.map((s) => s.name + (s.approval ? ` (approval: ${s.approval.roles.join(' + ')})` : '')).join(' → ')}; ${p.people.length} people; ${p.gates.length} gates.`,
+    );
   });
 
 program
   .command('run')
-  .description('start a pipeline for a change, signed with a CLI start key the workers pin (re-running for the same change attaches to its pipeline)')
-  .requiredOption('--policy <file>', 'secmlops.yaml, as a path the workers resolve inside their policy source (SECMLOPS_POLICY_ROOT)')
+  .description(
+    'start a pipeline for a change, signed with a CLI start key the workers pin (re-running for the same change attaches to its pipeline)',
+  )
+  .requiredOption(
+    '--policy <file>',
+    'secmlops.yaml, as a path the workers resolve inside their policy source (SECMLOPS_POLICY_ROOT)',
+  )
   .requiredOption('--author <login>', 'GitHub login of the change’s author: never allowed to approve it')
   .option('--repo <owner/name>', 'repository', 'local/repo')
   .option('--pr <n>', 'pull request number', int)
@@ -90,19 +100,42 @@ program
   .option('--key <file>', 'the CLI start key (PEM) whose public key the workers pin', join(homePaths().keys, 'cli.key'))
   .option('--id <workflowId>', 'workflow ID (default: derived from the repository and PR or commit)')
   .option('--wait', 'wait for the verdict; exit non-zero when it fails')
-  .action(async (o: { policy: string; repo: string; pr?: number; sha?: string; author: string; key: string; id?: string; wait?: boolean }) => {
-    const policy = await loadPolicy(o.policy);
-    const subject = { ...localSubject(o.repo, o.author), ...(o.sha ? { headSha: o.sha } : {}), ...(o.pr !== undefined ? { pr: o.pr } : {}) };
-    const workflowId = o.id ?? pipelineId(policy.name, subject);
-    const key = await loadPrivateKey(o.key);
-    const { handle, attached } = await startSigned(await client(), { workflowId, subject, policyRef: o.policy, key, attach: true });
-    console.log(`Pipeline ${workflowId} ${attached ? '(already running; attached)' : 'started'}. Follow it with: npx secmlops status ${workflowId}`);
-    if (o.wait) {
-      const r = await handle.result();
-      console.log(renderStatus(r));
-      process.exitCode = r.state === 'passed' ? 0 : 1;
-    }
-  });
+  .action(
+    async (o: {
+      policy: string;
+      repo: string;
+      pr?: number;
+      sha?: string;
+      author: string;
+      key: string;
+      id?: string;
+      wait?: boolean;
+    }) => {
+      const policy = await loadPolicy(o.policy);
+      const subject = {
+        ...localSubject(o.repo, o.author),
+        ...(o.sha ? { headSha: o.sha } : {}),
+        ...(o.pr !== undefined ? { pr: o.pr } : {}),
+      };
+      const workflowId = o.id ?? pipelineId(policy.name, subject);
+      const key = await loadPrivateKey(o.key);
+      const { handle, attached } = await startSigned(await client(), {
+        workflowId,
+        subject,
+        policyRef: o.policy,
+        key,
+        attach: true,
+      });
+      console.log(
+        `Pipeline ${workflowId} ${attached ? '(already running; attached)' : 'started'}. Follow it with: npx secmlops status ${workflowId}`,
+      );
+      if (o.wait) {
+        const r = await handle.result();
+        console.log(renderStatus(r));
+        process.exitCode = r.state === 'passed' ? 0 : 1;
+      }
+    },
+  );
 
 program
   .command('status')
@@ -114,7 +147,8 @@ program
     const status = await pipelineStatus(c, id);
     if (o.json) return console.log(JSON.stringify(status, null, 2));
     const progress = new Map<string, ActivityProgress[]>();
-    for (const s of status.stages) if (s.state === 'running') progress.set(s.name, await stageProgress(c, s.workflowId));
+    for (const s of status.stages)
+      if (s.state === 'running') progress.set(s.name, await stageProgress(c, s.workflowId));
     console.log(renderStatus(status, progress));
   });
 
@@ -140,36 +174,66 @@ for (const decision of ['approve', 'reject'] as const) {
     .option('--policy <file>', 'validate this policy first')
     .action(async (id: string, o: { stage: string; as: string; key: string; comment: string; policy?: string }) => {
       if (o.policy) await loadPolicy(o.policy);
-      if (decision === 'reject' && !o.comment.trim()) throw new DecisionRefused('a rejection needs a reason: --comment "…"');
+      if (decision === 'reject' && !o.comment.trim())
+        throw new DecisionRefused('a rejection needs a reason: --comment "…"');
       const key = await loadPrivateKey(o.key);
       const c = await client();
       // The decision is signed for the change shown here (its subject digest), not for whatever runs later.
       const shown = await pipelineStatus(c, id).catch(() => undefined);
-      if (shown?.subjectDigest) console.log(`Deciding on ${describeSubject(shown.subject)} (subject ${shown.subjectDigest.slice(0, 12)}…)`);
-      const r = await sendDecision(c, { workflowId: id, stage: o.stage, person: o.as, decision, comment: o.comment, keyPath: o.key, key, subjectDigest: shown?.subjectDigest ?? '' });
-      const state = r.outcome ? `stage ${r.stage} ${r.outcome}` : `stage ${r.stage} still needs ${r.missingRoles.join(' + ') || 'more approvers'}`;
+      if (shown?.subjectDigest)
+        console.log(`Deciding on ${describeSubject(shown.subject)} (subject ${shown.subjectDigest.slice(0, 12)}…)`);
+      const r = await sendDecision(c, {
+        workflowId: id,
+        stage: o.stage,
+        person: o.as,
+        decision,
+        comment: o.comment,
+        keyPath: o.key,
+        key,
+        subjectDigest: shown?.subjectDigest ?? '',
+      });
+      const state = r.outcome
+        ? `stage ${r.stage} ${r.outcome}`
+        : `stage ${r.stage} still needs ${r.missingRoles.join(' + ') || 'more approvers'}`;
       console.log(`Accepted: ${o.as} ${decision === 'approve' ? 'approved' : 'rejected'} ${r.stage}; ${state}.`);
     });
 }
 
 program
   .command('verify')
-  .description('re-check a release attestation (DSSE envelope) or an exported audit trail: evidence, decisions, chain, approval rules')
+  .description(
+    're-check a release attestation (DSSE envelope) or an exported audit trail: evidence, decisions, chain, approval rules',
+  )
   .argument('<file>', 'a file, or sha256:<digest> in the artifact store')
   .option('--key <pub>', 'trusted release public key (base64 raw or PEM)')
-  .option('--policy <file>', 'the policy the run used: its release and channel keys are trusted, and its digest must be the attested one')
-  .option('--allow-legacy', 'accept attestations and trails from before signed evidence and the audit chain, saying what was not checked')
+  .option(
+    '--policy <file>',
+    'the policy the run used: its release and channel keys are trusted, and its digest must be the attested one',
+  )
+  .option(
+    '--allow-legacy',
+    'accept attestations and trails from before signed evidence and the audit chain, saying what was not checked',
+  )
   .action(async (file: string, o: { key?: string; policy?: string; allowLegacy?: boolean }) => {
     const policy = o.policy ? await loadPolicyWithDigest(o.policy) : undefined;
-    const r = await verifyFile(file, { keyPath: o.key, policy, artifactsDir: homePaths().artifacts, allowLegacy: o.allowLegacy });
+    const r = await verifyFile(file, {
+      keyPath: o.key,
+      policy,
+      artifactsDir: homePaths().artifacts,
+      allowLegacy: o.allowLegacy,
+    });
     if (r.kind === 'attestation') {
       console.log(`✔ envelope signature verifies; pipeline ${r.pipeline}`);
       for (const s of r.subjects) console.log(`  subject ${s.name} sha256:${s.sha256}`);
     }
-    for (const d of r.decisions) console.log(`  ${d.valid === true ? '✔' : d.valid === false ? '✘' : '?'} ${d.stage} ${d.decision} by ${d.person} via ${d.channel}${d.reason ? ` — ${d.reason}` : ''}`);
+    for (const d of r.decisions)
+      console.log(
+        `  ${d.valid === true ? '✔' : d.valid === false ? '✘' : '?'} ${d.stage} ${d.decision} by ${d.person} via ${d.channel}${d.reason ? ` — ${d.reason}` : ''}`,
+      );
     for (const p of r.problems) console.log(`  ✘ ${p}`);
     for (const n of r.notChecked) console.log(`  ? not checked: ${n}`);
-    if (!r.ok) throw new Error(`verification failed: ${r.problems.length} problem${r.problems.length === 1 ? '' : 's'}`);
+    if (!r.ok)
+      throw new Error(`verification failed: ${r.problems.length} problem${r.problems.length === 1 ? '' : 's'}`);
     console.log(r.notChecked.length ? 'verified, with the gaps listed above' : 'verified');
   });
 
@@ -182,7 +246,11 @@ program
   .option('--eps <e>', 'perturbation budget of the defense (Linf)', Number)
   .option('--pgd-steps <n>', 'PGD steps per batch for --defense pgd and trades', int, 7)
   .option('--beta <b>', 'TRADES weight of the KL term', Number, 6)
-  .option('--step-size <a>', 'attack step size of the defense (default: 1.25·eps for fgsm-rs, 2.5·eps/steps for pgd and trades)', Number)
+  .option(
+    '--step-size <a>',
+    'attack step size of the defense (default: 1.25·eps for fgsm-rs, 2.5·eps/steps for pgd and trades)',
+    Number,
+  )
   .option('--early-stop', 'keep the epoch with the best robust validation accuracy (PGD-10 at --eps)')
   .option('--epochs <n>', 'epochs', int, 8)
   .option('--batch <n>', 'batch size', int, 128)
@@ -230,12 +298,21 @@ program
     const s = inspectModel(await loadModel(file));
     if (o.json) return console.log(JSON.stringify(s, null, 2));
     const dims = (d: (number | string)[]) => `[${d.join(', ')}]`;
-    console.log(`${file}: opset ${s.opset}${s.producer ? `, from ${s.producer}` : ''}, ${s.parameters.toLocaleString('en')} parameters`);
+    console.log(
+      `${file}: opset ${s.opset}${s.producer ? `, from ${s.producer}` : ''}, ${s.parameters.toLocaleString('en')} parameters`,
+    );
     for (const i of s.inputs) console.log(`  input  ${i.name} ${dims(i.shape)}`);
     for (const out of s.outputs) console.log(`  output ${out.name} ${dims(out.shape)}`);
     console.log('  ops:');
-    for (const op of s.ops) console.log(`    ${op.op.padEnd(22)} ×${String(op.count).padEnd(4)} ${op.gradient ? 'gradient rule' : 'NO gradient rule'}`);
-    console.log(s.withoutGradient.length ? `  white-box attacks cannot run: no gradient rule for ${s.withoutGradient.join(', ')}` : '  every op has a gradient rule: white-box attacks can run');
+    for (const op of s.ops)
+      console.log(
+        `    ${op.op.padEnd(22)} ×${String(op.count).padEnd(4)} ${op.gradient ? 'gradient rule' : 'NO gradient rule'}`,
+      );
+    console.log(
+      s.withoutGradient.length
+        ? `  white-box attacks cannot run: no gradient rule for ${s.withoutGradient.join(', ')}`
+        : '  every op has a gradient rule: white-box attacks can run',
+    );
   });
 
 program
@@ -269,7 +346,9 @@ program
   .command('keys')
   .description('development keys')
   .command('init')
-  .description('create any missing Ed25519 key pairs (cli, console, slack, github, release, token) under .secmlops/keys')
+  .description(
+    'create any missing Ed25519 key pairs (cli, console, slack, github, release, token) under .secmlops/keys',
+  )
   .action(async () => {
     const dir = homePaths().keys;
     const created = await ensureDevKeys(dir);

@@ -52,7 +52,15 @@ export function progressBar(done: number, total: number, width = 24): string {
 
 export function renderProgress(p: ActivityProgress): string {
   const d = p.details as
-    | { done?: unknown[] | number; totalFiles?: number; bytes?: number; task?: string; total?: number; progress?: TrainProgressMessage; checkpoint?: { epoch: number; step: number } }
+    | {
+        done?: unknown[] | number;
+        totalFiles?: number;
+        bytes?: number;
+        task?: string;
+        total?: number;
+        progress?: TrainProgressMessage;
+        checkpoint?: { epoch: number; step: number };
+      }
     | undefined;
   const attempt = p.attempt > 1 ? ` (attempt ${p.attempt})` : '';
   if (d?.progress) {
@@ -72,14 +80,22 @@ export function renderProgress(p: ActivityProgress): string {
 export function renderStage(s: StageStatus): string[] {
   const lines = [`${MARK[s.state]} ${s.name.padEnd(8)} ${s.state}${s.task ? ` — ${s.task}` : ''}`];
   if (s.approval && (s.state === 'waiting' || s.state === 'blocked')) {
-    lines.push(`    needs ${s.approval.missingRoles.join(' + ') || 'more approvers'} (quorum ${s.approval.quorum}); approved so far: ${s.approval.approvers.join(', ') || 'nobody'}`);
+    lines.push(
+      `    needs ${s.approval.missingRoles.join(' + ') || 'more approvers'} (quorum ${s.approval.quorum}); approved so far: ${s.approval.approvers.join(', ') || 'nobody'}`,
+    );
   }
   for (const b of s.blockers) lines.push(`    blocker: ${b}`);
   if (s.evaluation) {
     const e = s.evaluation;
     lines.push(`    clean accuracy ${(e.cleanAccuracy * 100).toFixed(2)}% on ${e.images} images`);
-    if (e.curve) lines.push(`    accuracy vs eps (${e.curve[0]?.attack}): ${e.curve.map((c) => `${c.eps}→${(c.robustAccuracy * 100).toFixed(1)}%`).join(', ')}`);
-    for (const a of e.attacks) lines.push(`    ${a.id} (${a.attack}${a.eps !== undefined ? ` eps ${a.eps}` : ''}): robust accuracy ${(a.robustAccuracy * 100).toFixed(2)}%, success rate ${(a.successRate * 100).toFixed(2)}%, ${a.seconds.toFixed(1)} s`);
+    if (e.curve)
+      lines.push(
+        `    accuracy vs eps (${e.curve[0]?.attack}): ${e.curve.map((c) => `${c.eps}→${(c.robustAccuracy * 100).toFixed(1)}%`).join(', ')}`,
+      );
+    for (const a of e.attacks)
+      lines.push(
+        `    ${a.id} (${a.attack}${a.eps !== undefined ? ` eps ${a.eps}` : ''}): robust accuracy ${(a.robustAccuracy * 100).toFixed(2)}%, success rate ${(a.successRate * 100).toFixed(2)}%, ${a.seconds.toFixed(1)} s`,
+      );
   }
   for (const g of s.gates) lines.push(`    gate ${describeGate(g)}`);
   if (s.error) lines.push(`    ${s.error}`);
@@ -87,7 +103,9 @@ export function renderStage(s: StageStatus): string[] {
 }
 
 export function renderAudit(a: AuditEntry): string {
-  const who = a.person ? `${a.person}${a.roles.length ? ` (${a.roles.join(', ')})` : ''} via ${a.channel}` : a.roles.join(', ');
+  const who = a.person
+    ? `${a.person}${a.roles.length ? ` (${a.roles.join(', ')})` : ''} via ${a.channel}`
+    : a.roles.join(', ');
   const what = a.kind === 'decision' ? a.decision : a.kind;
   // Task, gate and end entries say what and how it went: "task manifest done", "gate test-size passed".
   const step = [a.name, a.state].filter(Boolean).join(' ');
@@ -101,7 +119,9 @@ export function notable(a: AuditEntry): boolean {
 }
 
 export function renderStatus(s: PipelineStatus, progress: Map<string, ActivityProgress[]> = new Map()): string {
-  const lines = [`${s.workflowId}  policy ${s.policyName}  ${s.subject.repo}${s.subject.pr ? `#${s.subject.pr}` : ''} @ ${s.subject.headSha.slice(0, 12)}  — ${s.state.toUpperCase()}`];
+  const lines = [
+    `${s.workflowId}  policy ${s.policyName}  ${s.subject.repo}${s.subject.pr ? `#${s.subject.pr}` : ''} @ ${s.subject.headSha.slice(0, 12)}  — ${s.state.toUpperCase()}`,
+  ];
   for (const stage of s.stages) {
     lines.push(...renderStage(stage));
     for (const p of progress.get(stage.name) ?? []) lines.push(`    ${renderProgress(p)}`);

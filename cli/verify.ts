@@ -9,7 +9,15 @@ import { loadPublicKey } from '../activities/keys.js';
 import type { LoadedPolicy } from '../activities/policy-source.js';
 import type { ReleasePredicate } from '../activities/release.js';
 import { ArtifactStore } from '../activities/store.js';
-import { canonicalJson, checkRelease, checkTrail, own, subjectDigest, verifyDecision, type Channel } from '../policy/index.js';
+import {
+  canonicalJson,
+  checkRelease,
+  checkTrail,
+  own,
+  subjectDigest,
+  verifyDecision,
+  type Channel,
+} from '../policy/index.js';
 import type { AuditEntry, PipelineStatus } from '../workflows/messages.js';
 
 export interface VerifyReport {
@@ -53,22 +61,39 @@ export async function verifyFile(target: string, opts: VerifyOptions): Promise<V
   }
   if ('payloadType' in doc) {
     const trusted = opts.keyPath ? await loadPublicKey(opts.keyPath) : opts.policy?.policy.release?.publicKey;
-    if (!trusted) throw new Error('no trusted key: give --key PUB, or --policy F whose release.publicKey pins one (the envelope’s own key is never trusted)');
+    if (!trusted)
+      throw new Error(
+        'no trusted key: give --key PUB, or --policy F whose release.publicKey pins one (the envelope’s own key is never trusted)',
+      );
     const statement = openEnvelope(doc, trusted);
     const subjects = statement.subject.map((s) => ({ name: s.name, sha256: s.digest.sha256 }));
     if (statement.predicateType === LEGACY_PREDICATE_TYPE) {
       const p = statement.predicate as { pipeline: string; audit?: AuditEntry[] };
       return legacy('attestation', p.pipeline, subjects, p.audit ?? [], opts);
     }
-    if (statement.predicateType !== PREDICATE_TYPE) throw new Error(`unknown predicate type ${statement.predicateType}`);
+    if (statement.predicateType !== PREDICATE_TYPE)
+      throw new Error(`unknown predicate type ${statement.predicateType}`);
     return checkAttestation(statement.predicate as unknown as ReleasePredicate, subjects, opts);
   }
   if (Array.isArray(doc.audit) && typeof doc.workflowId === 'string') {
-    if (!opts.policy) throw new Error('an audit trail is checked against the channel keys and approval rules of a policy: give --policy F');
+    if (!opts.policy)
+      throw new Error(
+        'an audit trail is checked against the channel keys and approval rules of a policy: give --policy F',
+      );
     const status = doc as unknown as PipelineStatus;
-    if (!status.audit.some((e) => typeof e?.prev === 'string')) return legacy('audit', status.workflowId, [], status.audit, opts);
+    if (!status.audit.some((e) => typeof e?.prev === 'string'))
+      return legacy('audit', status.workflowId, [], status.audit, opts);
     const problems = policyProblems(opts.policy, status.policyDigest);
-    problems.push(...checkTrail({ pipelineId: status.workflowId, policy: opts.policy.policy, subject: status.subject, audit: status.audit, upTo: 'complete', state: status.state }));
+    problems.push(
+      ...checkTrail({
+        pipelineId: status.workflowId,
+        policy: opts.policy.policy,
+        subject: status.subject,
+        audit: status.audit,
+        upTo: 'complete',
+        state: status.state,
+      }),
+    );
     return report('audit', status.workflowId, [], status.audit, problems, []);
   }
   throw new Error(`${target} is neither a DSSE envelope nor a pipeline status with an audit trail`);
@@ -76,13 +101,21 @@ export async function verifyFile(target: string, opts: VerifyOptions): Promise<V
 
 function checkAttestation(p: ReleasePredicate, subjects: VerifyReport['subjects'], opts: VerifyOptions): VerifyReport {
   const problems = opts.policy ? policyProblems(opts.policy, p.policyDigest) : [];
-  if (!p?.dossier || typeof p.evidenceKey !== 'string') throw new Error('the attestation carries no dossier: it cannot be re-checked');
-  const { problems: found, release } = checkRelease({ pipelineId: p.pipeline, evidenceKey: p.evidenceKey, ...p.dossier });
+  if (!p?.dossier || typeof p.evidenceKey !== 'string')
+    throw new Error('the attestation carries no dossier: it cannot be re-checked');
+  const { problems: found, release } = checkRelease({
+    pipelineId: p.pipeline,
+    evidenceKey: p.evidenceKey,
+    ...p.dossier,
+  });
   problems.push(...found);
   if (release) {
-    if (release.subjectDigest !== p.subjectDigest || subjectDigest(p.change) !== p.subjectDigest) problems.push('the attested change is not the one the start evidence names');
-    if (release.policyDigest !== p.policyDigest) problems.push('the attested policy digest is not the one the start evidence names');
-    if (!sameJson(release.stages, p.stages)) problems.push('the attested stages, metrics or gates differ from what the evidence shows');
+    if (release.subjectDigest !== p.subjectDigest || subjectDigest(p.change) !== p.subjectDigest)
+      problems.push('the attested change is not the one the start evidence names');
+    if (release.policyDigest !== p.policyDigest)
+      problems.push('the attested policy digest is not the one the start evidence names');
+    if (!sameJson(release.stages, p.stages))
+      problems.push('the attested stages, metrics or gates differ from what the evidence shows');
     const expected = new Map(release.dataset.map((f) => [`dataset/${f.path}`, f.sha256]));
     if (release.model) expected.set('model', release.model.sha256);
     else if (p.modelMeasuredBy === 'signer') {
@@ -95,18 +128,31 @@ function checkAttestation(p: ReleasePredicate, subjects: VerifyReport['subjects'
     for (const s of subjects) {
       const want = expected.get(s.name);
       if (want === undefined) problems.push(`the statement names subject ${s.name}, which no evidence supports`);
-      else if (want !== s.sha256) problems.push(`the statement gives ${s.name} the digest ${s.sha256}, but the evidence measured ${want}`);
+      else if (want !== s.sha256)
+        problems.push(`the statement gives ${s.name} the digest ${s.sha256}, but the evidence measured ${want}`);
     }
-    for (const name of expected.keys()) if (!names.has(name)) problems.push(`the statement leaves out ${name}, which the evidence measured`);
+    for (const name of expected.keys())
+      if (!names.has(name)) problems.push(`the statement leaves out ${name}, which the evidence measured`);
   }
-  const notChecked = p.modelMeasuredBy === 'signer' && !release?.policy.artifacts.model?.sha256 ? ['the model digest was measured by the release signer alone (the policy pins none and no stage measured it)'] : [];
+  const notChecked =
+    p.modelMeasuredBy === 'signer' && !release?.policy.artifacts.model?.sha256
+      ? ['the model digest was measured by the release signer alone (the policy pins none and no stage measured it)']
+      : [];
   return report('attestation', p.pipeline, subjects, p.dossier.audit, problems, notChecked);
 }
 
 /** Documents from before the trust boundary: refused unless --allow-legacy, then only their decision signatures. */
-function legacy(kind: VerifyReport['kind'], pipeline: string, subjects: VerifyReport['subjects'], audit: AuditEntry[], opts: VerifyOptions): VerifyReport {
+function legacy(
+  kind: VerifyReport['kind'],
+  pipeline: string,
+  subjects: VerifyReport['subjects'],
+  audit: AuditEntry[],
+  opts: VerifyOptions,
+): VerifyReport {
   if (!opts.allowLegacy) {
-    throw new Error(`this ${kind === 'audit' ? 'audit trail' : 'attestation'} predates signed evidence and the audit chain, so it cannot be fully checked; give --allow-legacy to check what it has (${LEGACY_GAPS.join('; ')})`);
+    throw new Error(
+      `this ${kind === 'audit' ? 'audit trail' : 'attestation'} predates signed evidence and the audit chain, so it cannot be fully checked; give --allow-legacy to check what it has (${LEGACY_GAPS.join('; ')})`,
+    );
   }
   const policy = opts.policy?.policy;
   const decisions: VerifyReport['decisions'] = audit
@@ -116,27 +162,61 @@ function legacy(kind: VerifyReport['kind'], pipeline: string, subjects: VerifyRe
       if (!policy) return { ...row, reason: 'not checked: give --policy to check decisions against the channel keys' };
       const key = own(policy.channels, a.channel)?.publicKey;
       if (!key) return { ...row, valid: false, reason: `the policy pins no key for channel ${a.channel}` };
-      const signed = { workflowId: pipeline, stage: a.stage, person: a.person ?? '', channel: a.channel as Channel, decision: a.decision ?? 'approve', comment: a.comment ?? '', issuedAt: a.issuedAt ?? '', signature: a.signature ?? '' };
-      return verifyDecision(signed, key) ? { ...row, valid: true } : { ...row, valid: false, reason: 'signature does not verify' };
+      const signed = {
+        workflowId: pipeline,
+        stage: a.stage,
+        person: a.person ?? '',
+        channel: a.channel as Channel,
+        decision: a.decision ?? 'approve',
+        comment: a.comment ?? '',
+        issuedAt: a.issuedAt ?? '',
+        signature: a.signature ?? '',
+      };
+      return verifyDecision(signed, key)
+        ? { ...row, valid: true }
+        : { ...row, valid: false, reason: 'signature does not verify' };
     });
-  const problems = decisions.filter((d) => d.valid === false).map((d) => `the decision by ${d.person} on ${d.stage}: ${d.reason}`);
+  const problems = decisions
+    .filter((d) => d.valid === false)
+    .map((d) => `the decision by ${d.person} on ${d.stage}: ${d.reason}`);
   if (kind === 'audit' && decisions.some((d) => d.valid === undefined)) problems.push('an audit trail needs --policy');
   return { kind, pipeline, subjects, decisions, problems, notChecked: LEGACY_GAPS, ok: problems.length === 0 };
 }
 
-function report(kind: VerifyReport['kind'], pipeline: string, subjects: VerifyReport['subjects'], audit: AuditEntry[], problems: string[], notChecked: string[]): VerifyReport {
+function report(
+  kind: VerifyReport['kind'],
+  pipeline: string,
+  subjects: VerifyReport['subjects'],
+  audit: AuditEntry[],
+  problems: string[],
+  notChecked: string[],
+): VerifyReport {
   const decisions = (Array.isArray(audit) ? audit : [])
     .filter((a) => a?.kind === 'decision')
     .map((a) => {
-      const mine = problems.filter((p) => p.includes(`the decision by ${String(a.person)}`) && p.startsWith(`stage ${a.stage}`));
-      return { stage: a.stage, person: a.person ?? '?', decision: a.decision ?? '?', channel: a.channel ?? '?', valid: mine.length === 0, ...(mine.length ? { reason: mine.join('; ') } : {}) };
+      const mine = problems.filter(
+        (p) => p.includes(`the decision by ${String(a.person)}`) && p.startsWith(`stage ${a.stage}`),
+      );
+      return {
+        stage: a.stage,
+        person: a.person ?? '?',
+        decision: a.decision ?? '?',
+        channel: a.channel ?? '?',
+        valid: mine.length === 0,
+        ...(mine.length ? { reason: mine.join('; ') } : {}),
+      };
     });
   return { kind, pipeline, subjects, decisions, problems, notChecked, ok: problems.length === 0 };
 }
 
 function policyProblems(loaded: LoadedPolicy, attested: string | undefined): string[] {
-  if (attested === undefined) return ['the document names no policy digest, so the given policy cannot be matched to it'];
-  return loaded.digest === attested ? [] : [`the policy given has digest ${loaded.digest}, but the attested one has ${attested}: it is not the policy this ran under`];
+  if (attested === undefined)
+    return ['the document names no policy digest, so the given policy cannot be matched to it'];
+  return loaded.digest === attested
+    ? []
+    : [
+        `the policy given has digest ${loaded.digest}, but the attested one has ${attested}: it is not the policy this ran under`,
+      ];
 }
 
 function sameJson(a: unknown, b: unknown): boolean {

@@ -1,10 +1,25 @@
 // Approve or reject through any channel: sign the decision with the channel's key, bound to the change the signer
 // saw (its subject digest), and send it as a Workflow Update to the stage.
-import { ServiceError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import {
+  ServiceError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  type Client,
+  type WorkflowHandle,
+} from '@temporalio/client';
 import type { KeyObject } from 'node:crypto';
 import { loadPrivateKey, signDecision } from '../activities/keys.js';
 import type { Channel, Decision } from '../policy/index.js';
-import { approveUpdate, githubCommentUpdate, rejectUpdate, stageWorkflowId, statusQuery, type CommentRef, type DecisionAccepted, type PipelineStatus } from '../workflows/messages.js';
+import {
+  approveUpdate,
+  githubCommentUpdate,
+  rejectUpdate,
+  stageWorkflowId,
+  statusQuery,
+  type CommentRef,
+  type DecisionAccepted,
+  type PipelineStatus,
+} from '../workflows/messages.js';
 
 export interface DecisionRequest {
   workflowId: string;
@@ -37,7 +52,10 @@ export class DecisionRefused extends Error {
  * A PR comment as a decision: only its ID travels; a worker fetches the comment from GitHub with its own credentials,
  * checks it and signs it with the github channel key no GitHub runner holds.
  */
-export async function sendCommentDecision(client: Client, req: { workflowId: string; stage: string; comment: CommentRef }): Promise<DecisionAccepted> {
+export async function sendCommentDecision(
+  client: Client,
+  req: { workflowId: string; stage: string; comment: CommentRef },
+): Promise<DecisionAccepted> {
   const handle = client.workflow.getHandle(stageWorkflowId(req.workflowId, req.stage));
   return refusalsNamed(handle, req, () => handle.executeUpdate(githubCommentUpdate, { args: [req.comment] }));
 }
@@ -62,7 +80,11 @@ export async function sendDecision(client: Client, req: DecisionRequest): Promis
 }
 
 /** Sends an Update, retrying what the server aborted, and turns the workflow's refusals into DecisionRefused. */
-async function refusalsNamed(handle: WorkflowHandle, req: { workflowId: string; stage: string }, send: () => Promise<DecisionAccepted>): Promise<DecisionAccepted> {
+async function refusalsNamed(
+  handle: WorkflowHandle,
+  req: { workflowId: string; stage: string },
+  send: () => Promise<DecisionAccepted>,
+): Promise<DecisionAccepted> {
   try {
     for (let attempt = 1; ; attempt++) {
       try {
@@ -82,7 +104,9 @@ async function refusalsNamed(handle: WorkflowHandle, req: { workflowId: string; 
       (d) => d.status.name !== 'RUNNING',
       () => false,
     );
-    throw new DecisionRefused(`stage ${req.stage} of ${req.workflowId} is not waiting for approval (it has ${ended ? 'finished' : 'not started'})`);
+    throw new DecisionRefused(
+      `stage ${req.stage} of ${req.workflowId} is not waiting for approval (it has ${ended ? 'finished' : 'not started'})`,
+    );
   }
 }
 

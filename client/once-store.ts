@@ -36,9 +36,10 @@ export function fileJtiStore(dir: string): JtiStore {
       const path = join(dir, name);
       try {
         const exp = Number((await readFile(path, 'utf8')).trim());
-        const stale = Number.isFinite(exp) && exp > 0
-          ? exp * 1000 < now - KEEP_AFTER_EXP_S * 1000
-          : (await stat(path)).mtimeMs < now - UNREADABLE_MAX_AGE_MS;
+        const stale =
+          Number.isFinite(exp) && exp > 0
+            ? exp * 1000 < now - KEEP_AFTER_EXP_S * 1000
+            : (await stat(path)).mtimeMs < now - UNREADABLE_MAX_AGE_MS;
         if (stale) await unlink(path);
       } catch {
         // Another worker may have swept the same file first; best effort.

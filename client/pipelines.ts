@@ -2,7 +2,13 @@
 import type { Client } from '@temporalio/client';
 import { TASK_QUEUE } from '../workflows/messages.js';
 import type { Policy } from '../policy/index.js';
-import { policyQuery, statusQuery, stageWorkflowId, type PipelineStatus, type StageResult } from '../workflows/messages.js';
+import {
+  policyQuery,
+  statusQuery,
+  stageWorkflowId,
+  type PipelineStatus,
+  type StageResult,
+} from '../workflows/messages.js';
 
 export async function pipelineStatus(client: Client, workflowId: string): Promise<PipelineStatus> {
   return (await client.workflow.getHandle(workflowId).query(statusQuery)) as PipelineStatus;
@@ -23,6 +29,8 @@ export async function stageResult(client: Client, workflowId: string, stage: str
 export async function ourPipeline(client: Client, workflowId: string): Promise<void> {
   const d = await client.workflow.getHandle(workflowId).describe();
   if (d.type !== 'secmlopsPipeline' || d.taskQueue !== TASK_QUEUE) {
-    throw new Error(`${workflowId} is a ${d.type} on task queue ${d.taskQueue}, not a SecMLOps pipeline run by its workers`);
+    throw new Error(
+      `${workflowId} is a ${d.type} on task queue ${d.taskQueue}, not a SecMLOps pipeline run by its workers`,
+    );
   }
 }

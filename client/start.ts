@@ -2,7 +2,13 @@
 // Actions OIDC token) and a policy reference; the workers resolve both and never take a policy from the starter.
 import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { sign, type KeyObject } from 'node:crypto';
-import { canonicalStart, type ClaimedSubject, type CliStart, type PipelineInput, type StartRequest } from '../policy/index.js';
+import {
+  canonicalStart,
+  type ClaimedSubject,
+  type CliStart,
+  type PipelineInput,
+  type StartRequest,
+} from '../policy/index.js';
 import { TASK_QUEUE } from '../workflows/messages.js';
 import { secmlopsPipeline } from '../workflows/pipeline.js';
 
@@ -10,7 +16,13 @@ export type PipelineHandle = WorkflowHandle<typeof secmlopsPipeline>;
 
 /** Signs a start request for one pipeline with a CLI start key (one the workers pin in SECMLOPS_START_KEYS). */
 export function signStart(r: Omit<StartRequest, 'v' | 'issuedAt'> & { issuedAt?: string }, key: KeyObject): CliStart {
-  const request: StartRequest = { v: 1, workflowId: r.workflowId, subject: r.subject, policyRef: r.policyRef, issuedAt: r.issuedAt ?? new Date().toISOString() };
+  const request: StartRequest = {
+    v: 1,
+    workflowId: r.workflowId,
+    subject: r.subject,
+    policyRef: r.policyRef,
+    issuedAt: r.issuedAt ?? new Date().toISOString(),
+  };
   return { kind: 'cli', request, signature: sign(null, canonicalStart(request), key).toString('base64') };
 }
 
@@ -37,9 +49,19 @@ export async function startSigned(client: Client, o: CliStartOptions): Promise<S
   return startWithInput(client, o.workflowId, input, o.attach ?? false);
 }
 
-export async function startWithInput(client: Client, workflowId: string, input: PipelineInput, attach: boolean): Promise<Started> {
+export async function startWithInput(
+  client: Client,
+  workflowId: string,
+  input: PipelineInput,
+  attach: boolean,
+): Promise<Started> {
   try {
-    const handle = await client.workflow.start(secmlopsPipeline, { taskQueue: TASK_QUEUE, workflowId, args: [input], workflowIdConflictPolicy: 'FAIL' });
+    const handle = await client.workflow.start(secmlopsPipeline, {
+      taskQueue: TASK_QUEUE,
+      workflowId,
+      args: [input],
+      workflowIdConflictPolicy: 'FAIL',
+    });
     return { handle, runId: handle.firstExecutionRunId, attached: false };
   } catch (e) {
     if (!attach || !(e instanceof WorkflowExecutionAlreadyStartedError)) throw e;

@@ -45,7 +45,10 @@ export function createConsole(o: ConsoleOptions): FastifyInstance {
   const temporal = async (): Promise<Client> => (client ??= await o.connect());
 
   app.addHook('onSend', async (_req, reply) => {
-    reply.header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'");
+    reply.header(
+      'content-security-policy',
+      "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'",
+    );
     reply.header('x-content-type-options', 'nosniff');
     reply.header('referrer-policy', 'no-referrer');
   });
@@ -53,11 +56,15 @@ export function createConsole(o: ConsoleOptions): FastifyInstance {
   // Slack's endpoint reads the raw body (the signature covers its exact bytes), so it lives in its own scope with
   // a string parser; everything else gets parsed forms.
   void app.register(async (scope) => {
-    scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => done(null, body));
+    scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) =>
+      done(null, body),
+    );
     scope.post('/slack/interactivity', async (req, reply) => {
       const raw = typeof req.body === 'string' ? req.body : '';
       const secret = o.slack?.signingSecret;
-      const why = secret ? checkSlackRequest(secret, req.headers, raw) : 'SLACK_SIGNING_SECRET is not set on the console';
+      const why = secret
+        ? checkSlackRequest(secret, req.headers, raw)
+        : 'SLACK_SIGNING_SECRET is not set on the console';
       if (why) return reply.code(401).send({ error: why });
       // A signed request is accepted once: the same signature again is a replay (kept past the timestamp window).
       const sig = String(req.headers['x-slack-signature']);
@@ -96,10 +103,20 @@ export function createConsole(o: ConsoleOptions): FastifyInstance {
       if (!s) void reply.redirect('/signin', 303);
       return s;
     };
-    const html = (reply: FastifyReply, page: string, code = 200) => reply.code(code).type('text/html; charset=utf-8').send(page);
+    const html = (reply: FastifyReply, page: string, code = 200) =>
+      reply.code(code).type('text/html; charset=utf-8').send(page);
     const formOf = (req: FastifyRequest) => (req.body ?? {}) as Record<string, string | undefined>;
 
-    scope.get('/signin', async (_req, reply) => html(reply, signInPage(o.tokenPublicKey ? undefined : 'Sign-in is not configured: the console has no operator public key (SECMLOPS_TOKEN_PUBLIC_KEY or .secmlops/keys/token.pub).')));
+    scope.get('/signin', async (_req, reply) =>
+      html(
+        reply,
+        signInPage(
+          o.tokenPublicKey
+            ? undefined
+            : 'Sign-in is not configured: the console has no operator public key (SECMLOPS_TOKEN_PUBLIC_KEY or .secmlops/keys/token.pub).',
+        ),
+      ),
+    );
     scope.post('/signin', async (req, reply) => {
       if (!o.tokenPublicKey) return html(reply, signInPage('Sign-in is not configured on this console.'), 503);
       const token = formOf(req).token ?? '';
@@ -107,9 +124,18 @@ export function createConsole(o: ConsoleOptions): FastifyInstance {
         const claims = verifyToken(token, o.tokenPublicKey);
         if (await o.state.has(`signout:${claims.jti}`).catch(() => true)) throw new TokenError('it was signed out');
       } catch (e) {
-        return html(reply, signInPage(e instanceof TokenError ? `That token was refused: ${e.message}.` : 'That token was refused.'), 401);
+        return html(
+          reply,
+          signInPage(e instanceof TokenError ? `That token was refused: ${e.message}.` : 'That token was refused.'),
+          401,
+        );
       }
-      void reply.setCookie(COOKIE, token.trim(), { httpOnly: true, sameSite: 'strict', secure: !!o.secureCookies, path: '/' });
+      void reply.setCookie(COOKIE, token.trim(), {
+        httpOnly: true,
+        sameSite: 'strict',
+        secure: !!o.secureCookies,
+        path: '/',
+      });
       return reply.redirect('/', 303);
     });
     scope.post('/signout', async (req, reply) => {
@@ -129,15 +155,26 @@ export function createConsole(o: ConsoleOptions): FastifyInstance {
       try {
         const c = await temporal();
         // Only pipelines on our workers' task queue: a namespace user can run a look-alike on a queue they poll.
-        for await (const wf of c.workflow.list({ query: `WorkflowType = 'secmlopsPipeline' AND TaskQueue = '${TASK_QUEUE}' AND ExecutionStatus = 'Running'` })) {
+        for await (const wf of c.workflow.list({
+          query: `WorkflowType = 'secmlopsPipeline' AND TaskQueue = '${TASK_QUEUE}' AND ExecutionStatus = 'Running'`,
+        })) {
           // One pipeline that cannot be read (not resolved yet, or showing a malformed report) does not hide the rest.
           try {
             const h = c.workflow.getHandle(wf.workflowId);
-            const [status, policy] = await Promise.all([h.query(statusQuery) as Promise<PipelineStatus>, h.query(policyQuery)]);
+            const [status, policy] = await Promise.all([
+              h.query(statusQuery) as Promise<PipelineStatus>,
+              h.query(policyQuery),
+            ]);
             const roles = rolesOf(policy, s.person);
             roles.forEach((r) => myRoles.add(r));
             for (const stage of status.stages.filter((st) => st.state === 'waiting' && st.approval)) {
-              if (stage.approval!.roles.some((r) => roles.includes(r))) items.push({ workflowId: status.workflowId, policyName: status.policyName, subject: describeSubject(status), stage });
+              if (stage.approval!.roles.some((r) => roles.includes(r)))
+                items.push({
+                  workflowId: status.workflowId,
+                  policyName: status.policyName,
+                  subject: describeSubject(status),
+                  stage,
+                });
               else others++;
             }
           } catch {
@@ -151,17 +188,41 @@ export function createConsole(o: ConsoleOptions): FastifyInstance {
         items = [];
         myRoles = new Set();
       }
-      return html(reply, pendingPage({ person: s.person, roles: [...myRoles].sort(), csrf: s.csrf }, items, problem, others));
+      return html(
+        reply,
+        pendingPage({ person: s.person, roles: [...myRoles].sort(), csrf: s.csrf }, items, problem, others),
+      );
     });
 
-    const showPipeline = async (reply: FastifyReply, s: ConsoleToken & { csrf: string }, id: string, flash?: { ok: boolean; text: string }, code = 200) => {
+    const showPipeline = async (
+      reply: FastifyReply,
+      s: ConsoleToken & { csrf: string },
+      id: string,
+      flash?: { ok: boolean; text: string },
+      code = 200,
+    ) => {
       try {
         await ourPipeline(await temporal(), id);
         const h = (await temporal()).workflow.getHandle(id);
-        const [status, policy] = await Promise.all([h.query(statusQuery) as Promise<PipelineStatus>, h.query(policyQuery)]);
-        return html(reply, pipelinePage(status, { person: s.person, roles: rolesOf(policy, s.person), csrf: s.csrf }, flash), code);
+        const [status, policy] = await Promise.all([
+          h.query(statusQuery) as Promise<PipelineStatus>,
+          h.query(policyQuery),
+        ]);
+        return html(
+          reply,
+          pipelinePage(status, { person: s.person, roles: rolesOf(policy, s.person), csrf: s.csrf }, flash),
+          code,
+        );
       } catch (e) {
-        return html(reply, pendingPage({ person: s.person, roles: [], csrf: s.csrf }, [], `Pipeline ${id} cannot be shown: ${(e as Error).message}`), 404);
+        return html(
+          reply,
+          pendingPage(
+            { person: s.person, roles: [], csrf: s.csrf },
+            [],
+            `Pipeline ${id} cannot be shown: ${(e as Error).message}`,
+          ),
+          404,
+        );
       }
     };
 
@@ -171,28 +232,55 @@ export function createConsole(o: ConsoleOptions): FastifyInstance {
       return showPipeline(reply, s, req.params.id);
     });
 
-    scope.post<{ Params: { id: string; stage: string } }>('/pipelines/:id/stages/:stage/decision', async (req, reply) => {
-      const s = await session(req);
-      const form = formOf(req);
-      // Without a session or with a missing or wrong CSRF token nothing is sent.
-      if (!s || !form.csrf || form.csrf !== s.csrf) return reply.code(403).type('text/plain').send('refused: no valid session or CSRF token');
-      const decision = form.decision;
-      if (decision !== 'approve' && decision !== 'reject') return reply.code(400).type('text/plain').send('decision must be approve or reject');
-      if (!o.consoleKey) return showPipeline(reply, s, req.params.id, { ok: false, text: 'This console has no console channel key, so it cannot sign decisions.' }, 503);
-      try {
-        // Signed for the change the page showed (its subject digest), not whatever the pipeline runs for now.
-        const subjectDigest = form.subject ?? '';
-        await ourPipeline(await temporal(), req.params.id).catch((e: Error) => {
-          throw new DecisionRefused(e.message);
-        });
-        const r = await sendDecision(await temporal(), { workflowId: req.params.id, stage: req.params.stage, person: s.person, decision, comment: (form.comment ?? '').trim(), key: o.consoleKey, keyPath: 'console channel key', channel: 'console', subjectDigest });
-        const more = r.outcome ? `stage ${r.stage} is ${r.outcome}` : `stage ${r.stage} still needs ${r.missingRoles.join(', ') || 'more approvals'}`;
-        return showPipeline(reply, s, req.params.id, { ok: true, text: `Your ${decision === 'approve' ? 'approval' : 'rejection'} was accepted; ${more}.` });
-      } catch (e) {
-        if (!(e instanceof DecisionRefused)) throw e;
-        return showPipeline(reply, s, req.params.id, { ok: false, text: `Refused: ${e.message}` }, 409);
-      }
-    });
+    scope.post<{ Params: { id: string; stage: string } }>(
+      '/pipelines/:id/stages/:stage/decision',
+      async (req, reply) => {
+        const s = await session(req);
+        const form = formOf(req);
+        // Without a session or with a missing or wrong CSRF token nothing is sent.
+        if (!s || !form.csrf || form.csrf !== s.csrf)
+          return reply.code(403).type('text/plain').send('refused: no valid session or CSRF token');
+        const decision = form.decision;
+        if (decision !== 'approve' && decision !== 'reject')
+          return reply.code(400).type('text/plain').send('decision must be approve or reject');
+        if (!o.consoleKey)
+          return showPipeline(
+            reply,
+            s,
+            req.params.id,
+            { ok: false, text: 'This console has no console channel key, so it cannot sign decisions.' },
+            503,
+          );
+        try {
+          // Signed for the change the page showed (its subject digest), not whatever the pipeline runs for now.
+          const subjectDigest = form.subject ?? '';
+          await ourPipeline(await temporal(), req.params.id).catch((e: Error) => {
+            throw new DecisionRefused(e.message);
+          });
+          const r = await sendDecision(await temporal(), {
+            workflowId: req.params.id,
+            stage: req.params.stage,
+            person: s.person,
+            decision,
+            comment: (form.comment ?? '').trim(),
+            key: o.consoleKey,
+            keyPath: 'console channel key',
+            channel: 'console',
+            subjectDigest,
+          });
+          const more = r.outcome
+            ? `stage ${r.stage} is ${r.outcome}`
+            : `stage ${r.stage} still needs ${r.missingRoles.join(', ') || 'more approvals'}`;
+          return showPipeline(reply, s, req.params.id, {
+            ok: true,
+            text: `Your ${decision === 'approve' ? 'approval' : 'rejection'} was accepted; ${more}.`,
+          });
+        } catch (e) {
+          if (!(e instanceof DecisionRefused)) throw e;
+          return showPipeline(reply, s, req.params.id, { ok: false, text: `Refused: ${e.message}` }, 409);
+        }
+      },
+    );
   });
 
   async function decideFromSlack(a: SlackAction): Promise<void> {
@@ -201,10 +289,21 @@ export function createConsole(o: ConsoleOptions): FastifyInstance {
       // answers only the presser should see, through the interaction's response_url.
       if (body.replace_original && o.slack?.botToken && a.channel && a.messageTs) {
         const web = new WebClient(o.slack.botToken, o.slack.apiUrl ? { slackApiUrl: o.slack.apiUrl } : {});
-        await web.chat.update({ channel: a.channel, ts: a.messageTs, text: body.text, blocks: [{ type: 'section', text: { type: 'mrkdwn', text: body.text } }] });
+        await web.chat.update({
+          channel: a.channel,
+          ts: a.messageTs,
+          text: body.text,
+          blocks: [{ type: 'section', text: { type: 'mrkdwn', text: body.text } }],
+        });
         return;
       }
-      if (a.responseUrl) await fetch(a.responseUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+      if (a.responseUrl)
+        await fetch(a.responseUrl, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+          signal: AbortSignal.timeout(10_000),
+        });
     };
     try {
       // The person is mapped through the pipeline's policy: only a pipeline our workers run may answer that query.
@@ -212,12 +311,35 @@ export function createConsole(o: ConsoleOptions): FastifyInstance {
       const h = (await temporal()).workflow.getHandle(a.workflowId);
       const policy = await h.query(policyQuery);
       const person = policy.people.find((p) => p.slack === a.userId);
-      if (!person) return await respond({ response_type: 'ephemeral', replace_original: false, text: `Refused: Slack user ${a.userId} is not a person in policy ${policy.name}.` });
-      if (!o.slack?.key) return await respond({ response_type: 'ephemeral', replace_original: false, text: 'Refused: the console has no slack channel key to sign decisions with.' });
+      if (!person)
+        return await respond({
+          response_type: 'ephemeral',
+          replace_original: false,
+          text: `Refused: Slack user ${a.userId} is not a person in policy ${policy.name}.`,
+        });
+      if (!o.slack?.key)
+        return await respond({
+          response_type: 'ephemeral',
+          replace_original: false,
+          text: 'Refused: the console has no slack channel key to sign decisions with.',
+        });
       // Signed for the change the Slack message showed.
-      const r = await sendDecision(await temporal(), { workflowId: a.workflowId, stage: a.stage, person: person.id, decision: a.decision, comment: 'via Slack', key: o.slack.key, keyPath: 'slack channel key', channel: 'slack', subjectDigest: a.subjectDigest ?? '' });
+      const r = await sendDecision(await temporal(), {
+        workflowId: a.workflowId,
+        stage: a.stage,
+        person: person.id,
+        decision: a.decision,
+        comment: 'via Slack',
+        key: o.slack.key,
+        keyPath: 'slack channel key',
+        channel: 'slack',
+        subjectDigest: a.subjectDigest ?? '',
+      });
       const verb = a.decision === 'approve' ? 'approved' : 'rejected';
-      await respond({ replace_original: true, text: `${a.decision === 'approve' ? '✅' : '⛔'} ${person.id} ${verb} ${a.stage} of ${a.workflowId}${r.outcome ? `; the stage is ${r.outcome}` : `; it still needs ${r.missingRoles.join(', ') || 'more approvals'}`}.` });
+      await respond({
+        replace_original: true,
+        text: `${a.decision === 'approve' ? '✅' : '⛔'} ${person.id} ${verb} ${a.stage} of ${a.workflowId}${r.outcome ? `; the stage is ${r.outcome}` : `; it still needs ${r.missingRoles.join(', ') || 'more approvals'}`}.`,
+      });
     } catch (e) {
       await respond({ response_type: 'ephemeral', replace_original: false, text: `Refused: ${(e as Error).message}` });
     }

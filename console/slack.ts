@@ -9,15 +9,23 @@ export function slackSignature(secret: string, timestamp: string, rawBody: strin
 }
 
 /** Why the request is not Slack's, or undefined when it is. */
-export function checkSlackRequest(secret: string, headers: Record<string, string | string[] | undefined>, rawBody: string, nowMs = Date.now()): string | undefined {
+export function checkSlackRequest(
+  secret: string,
+  headers: Record<string, string | string[] | undefined>,
+  rawBody: string,
+  nowMs = Date.now(),
+): string | undefined {
   const ts = headers['x-slack-request-timestamp'];
   const sig = headers['x-slack-signature'];
-  if (typeof ts !== 'string' || typeof sig !== 'string') return 'missing X-Slack-Request-Timestamp or X-Slack-Signature';
+  if (typeof ts !== 'string' || typeof sig !== 'string')
+    return 'missing X-Slack-Request-Timestamp or X-Slack-Signature';
   if (!/^\d{1,12}$/.test(ts)) return 'the timestamp is not a number of seconds';
-  if (Math.abs(nowMs / 1000 - Number(ts)) > MAX_SKEW_SECONDS) return 'the timestamp is more than five minutes from now (a replay?)';
+  if (Math.abs(nowMs / 1000 - Number(ts)) > MAX_SKEW_SECONDS)
+    return 'the timestamp is more than five minutes from now (a replay?)';
   const expected = Buffer.from(slackSignature(secret, ts, rawBody));
   const given = Buffer.from(sig);
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return 'the signature does not match the body';
+  if (given.length !== expected.length || !timingSafeEqual(given, expected))
+    return 'the signature does not match the body';
   return undefined;
 }
 
@@ -47,9 +55,20 @@ export function parseSlackAction(rawBody: string): SlackAction {
   };
   if (p.type !== 'block_actions') throw new Error(`unsupported interaction type ${p.type ?? '(none)'}`);
   const action = p.actions?.[0];
-  if (!p.user?.id || !action || (action.action_id !== 'approve' && action.action_id !== 'reject')) throw new Error('the payload has no approve or reject action from a user');
+  if (!p.user?.id || !action || (action.action_id !== 'approve' && action.action_id !== 'reject'))
+    throw new Error('the payload has no approve or reject action from a user');
   const value = JSON.parse(action.value ?? '{}') as { workflowId?: unknown; stage?: unknown; subjectDigest?: unknown };
-  if (typeof value.workflowId !== 'string' || typeof value.stage !== 'string' || !value.workflowId || !value.stage) throw new Error('the button names no pipeline and stage');
+  if (typeof value.workflowId !== 'string' || typeof value.stage !== 'string' || !value.workflowId || !value.stage)
+    throw new Error('the button names no pipeline and stage');
   const digest = typeof value.subjectDigest === 'string' ? { subjectDigest: value.subjectDigest } : {};
-  return { userId: p.user.id, decision: action.action_id, workflowId: value.workflowId, stage: value.stage, responseUrl: p.response_url, channel: p.channel?.id, messageTs: p.container?.message_ts, ...digest };
+  return {
+    userId: p.user.id,
+    decision: action.action_id,
+    workflowId: value.workflowId,
+    stage: value.stage,
+    responseUrl: p.response_url,
+    channel: p.channel?.id,
+    messageTs: p.container?.message_ts,
+    ...digest,
+  };
 }

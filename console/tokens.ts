@@ -21,7 +21,12 @@ export class TokenError extends Error {
 const PREFIX = 'smc1';
 
 export function issueToken(person: string, ttlMs: number, key: KeyObject, now = Date.now()): string {
-  const body: ConsoleToken = { person, iat: Math.floor(now / 1000), exp: Math.floor((now + ttlMs) / 1000), jti: randomUUID() };
+  const body: ConsoleToken = {
+    person,
+    iat: Math.floor(now / 1000),
+    exp: Math.floor((now + ttlMs) / 1000),
+    jti: randomUUID(),
+  };
   const payload = Buffer.from(JSON.stringify(body)).toString('base64url');
   const signature = sign(null, Buffer.from(`${PREFIX}.${payload}`), key).toString('base64url');
   return `${PREFIX}.${payload}.${signature}`;
@@ -31,21 +36,28 @@ export function issueToken(person: string, ttlMs: number, key: KeyObject, now = 
 export function verifyToken(token: string, publicKey: string, now = Date.now()): ConsoleToken {
   const parts = token.trim().split('.');
   if (parts.length !== 3 || parts[0] !== PREFIX) throw new TokenError('not a SecMLOps console token');
-  const key = createPublicKey({ key: Buffer.concat([Buffer.from('302a300506032b6570032100', 'hex'), Buffer.from(publicKey, 'base64')]), format: 'der', type: 'spki' });
+  const key = createPublicKey({
+    key: Buffer.concat([Buffer.from('302a300506032b6570032100', 'hex'), Buffer.from(publicKey, 'base64')]),
+    format: 'der',
+    type: 'spki',
+  });
   let ok = false;
   try {
     ok = verify(null, Buffer.from(`${parts[0]}.${parts[1]}`), key, Buffer.from(parts[2], 'base64url'));
   } catch {
     ok = false;
   }
-  if (!ok) throw new TokenError('the token’s signature is not the operator key’s (tampered, or issued with another key)');
+  if (!ok)
+    throw new TokenError('the token’s signature is not the operator key’s (tampered, or issued with another key)');
   let claims: ConsoleToken;
   try {
     claims = JSON.parse(Buffer.from(parts[1], 'base64url').toString()) as ConsoleToken;
   } catch {
     throw new TokenError('the token’s claims are unreadable');
   }
-  if (typeof claims.person !== 'string' || typeof claims.exp !== 'number' || typeof claims.jti !== 'string') throw new TokenError('the token’s claims are incomplete');
-  if (claims.exp * 1000 <= now) throw new TokenError(`the token expired at ${new Date(claims.exp * 1000).toISOString()}`);
+  if (typeof claims.person !== 'string' || typeof claims.exp !== 'number' || typeof claims.jti !== 'string')
+    throw new TokenError('the token’s claims are incomplete');
+  if (claims.exp * 1000 <= now)
+    throw new TokenError(`the token expired at ${new Date(claims.exp * 1000).toISOString()}`);
   return claims;
 }

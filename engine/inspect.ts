@@ -23,11 +23,15 @@ export function inspectModel(model: ModelProto): ModelSummary {
   const initializers = new Set((graph.initializer ?? []).map((t) => t.name));
   const counts = new Map<string, number>();
   visitGraph(graph, (n) => counts.set(n.opType!, (counts.get(n.opType!) ?? 0) + 1));
-  const ops = [...counts].sort(([a], [b]) => a.localeCompare(b)).map(([op, count]) => ({ op, count, gradient: hasGradient(op) }));
+  const ops = [...counts]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([op, count]) => ({ op, count, gradient: hasGradient(op) }));
   return {
     opset: num((model.opsetImport ?? []).find((o) => !o.domain || o.domain === 'ai.onnx')?.version),
     producer: [model.producerName, model.producerVersion].filter(Boolean).join(' '),
-    inputs: (graph.input ?? []).filter((i) => !initializers.has(i.name)).map((i) => ({ name: i.name!, shape: shapeOf(i) })),
+    inputs: (graph.input ?? [])
+      .filter((i) => !initializers.has(i.name))
+      .map((i) => ({ name: i.name!, shape: shapeOf(i) })),
     outputs: (graph.output ?? []).map((o) => ({ name: o.name!, shape: shapeOf(o) })),
     parameters: (graph.initializer ?? []).reduce((a, t) => a + (t.dims ?? []).map(num).reduce((x, y) => x * y, 1), 0),
     ops,
@@ -44,7 +48,12 @@ export function forwardFlops(model: ModelProto): number {
   const shapes = new Map<string, number[]>();
   const constants = new Map((graph.initializer ?? []).map((t) => [t.name!, t]));
   for (const t of graph.initializer ?? []) shapes.set(t.name!, (t.dims ?? []).map(num));
-  for (const i of graph.input ?? []) if (!shapes.has(i.name!)) shapes.set(i.name!, (i.type?.tensorType?.shape?.dim ?? []).map((d, k) => (k === 0 ? 1 : num(d.dimValue))));
+  for (const i of graph.input ?? [])
+    if (!shapes.has(i.name!))
+      shapes.set(
+        i.name!,
+        (i.type?.tensorType?.shape?.dim ?? []).map((d, k) => (k === 0 ? 1 : num(d.dimValue))),
+      );
   let flops = 0;
   for (const node of graph.node ?? []) {
     const op = OPS[node.opType!];
@@ -54,7 +63,8 @@ export function forwardFlops(model: ModelProto): number {
     outs.forEach((s, k) => shapes.set(node.output![k], s));
     const y = outs[0];
     if (node.opType === 'Conv') flops += 2 * y.reduce((a, b) => a * b, 1) * ins[1]!.slice(1).reduce((a, b) => a * b, 1);
-    if (node.opType === 'Gemm' || node.opType === 'MatMul') flops += 2 * y.reduce((a, b) => a * b, 1) * ins[0]![ins[0]!.length - 1];
+    if (node.opType === 'Gemm' || node.opType === 'MatMul')
+      flops += 2 * y.reduce((a, b) => a * b, 1) * ins[0]![ins[0]!.length - 1];
   }
   return flops;
 }

@@ -83,16 +83,28 @@ export class GitHubApi {
     return (text ? JSON.parse(text) : undefined) as T;
   }
 
-  setStatus(r: Repo, sha: string, s: { state: StatusState; description: string; targetUrl?: string; context?: string }): Promise<unknown> {
+  setStatus(
+    r: Repo,
+    sha: string,
+    s: { state: StatusState; description: string; targetUrl?: string; context?: string },
+  ): Promise<unknown> {
     // GitHub refuses descriptions over 140 characters.
     const description = s.description.length > 140 ? `${s.description.slice(0, 139)}…` : s.description;
-    return this.request('POST', `/repos/${r.owner}/${r.repo}/statuses/${sha}`, { state: s.state, description, context: s.context ?? 'secmlops', ...(s.targetUrl ? { target_url: s.targetUrl } : {}) });
+    return this.request('POST', `/repos/${r.owner}/${r.repo}/statuses/${sha}`, {
+      state: s.state,
+      description,
+      context: s.context ?? 'secmlops',
+      ...(s.targetUrl ? { target_url: s.targetUrl } : {}),
+    });
   }
 
   async listComments(r: Repo, issue: number): Promise<IssueComment[]> {
     const all: IssueComment[] = [];
     for (let page = 1; ; page++) {
-      const batch = await this.request<IssueComment[]>('GET', `/repos/${r.owner}/${r.repo}/issues/${issue}/comments?per_page=100&page=${page}`);
+      const batch = await this.request<IssueComment[]>(
+        'GET',
+        `/repos/${r.owner}/${r.repo}/issues/${issue}/comments?per_page=100&page=${page}`,
+      );
       all.push(...batch);
       if (batch.length < 100) return all;
     }
@@ -115,7 +127,12 @@ export class GitHubApi {
   }
 
   async branchHead(r: Repo, branch: string): Promise<string> {
-    return (await this.request<{ commit: { sha: string } }>('GET', `/repos/${r.owner}/${r.repo}/branches/${encodeURIComponent(branch)}`)).commit.sha;
+    return (
+      await this.request<{ commit: { sha: string } }>(
+        'GET',
+        `/repos/${r.owner}/${r.repo}/branches/${encodeURIComponent(branch)}`,
+      )
+    ).commit.sha;
   }
 
   getPull(r: Repo, n: number): Promise<PullRequest> {
@@ -125,12 +142,18 @@ export class GitHubApi {
   /** A file's text at a commit (the contents API), refusing directories, symlinks and anything over the limit. */
   async getFileText(r: Repo, path: string, ref: string): Promise<string> {
     const encoded = path.split('/').map(encodeURIComponent).join('/');
-    const f = await this.request<{ type?: string; encoding?: string; content?: string; size?: number }>('GET', `/repos/${r.owner}/${r.repo}/contents/${encoded}?ref=${encodeURIComponent(ref)}`);
+    const f = await this.request<{ type?: string; encoding?: string; content?: string; size?: number }>(
+      'GET',
+      `/repos/${r.owner}/${r.repo}/contents/${encoded}?ref=${encodeURIComponent(ref)}`,
+    );
     if (!f || Array.isArray(f) || f.type !== 'file') throw new GitHubError(`${path} at ${ref} is not a file`, 422);
-    if ((f.size ?? 0) > MAX_CONTENT_BYTES) throw new GitHubError(`${path} at ${ref} is ${f.size} bytes, over the ${MAX_CONTENT_BYTES}-byte limit`, 422);
-    if (f.encoding !== 'base64' || typeof f.content !== 'string') throw new GitHubError(`${path} at ${ref}: unexpected encoding ${String(f.encoding)}`, 422);
+    if ((f.size ?? 0) > MAX_CONTENT_BYTES)
+      throw new GitHubError(`${path} at ${ref} is ${f.size} bytes, over the ${MAX_CONTENT_BYTES}-byte limit`, 422);
+    if (f.encoding !== 'base64' || typeof f.content !== 'string')
+      throw new GitHubError(`${path} at ${ref}: unexpected encoding ${String(f.encoding)}`, 422);
     const bytes = Buffer.from(f.content, 'base64');
-    if (bytes.length > MAX_CONTENT_BYTES) throw new GitHubError(`${path} at ${ref} is over the ${MAX_CONTENT_BYTES}-byte limit`, 422);
+    if (bytes.length > MAX_CONTENT_BYTES)
+      throw new GitHubError(`${path} at ${ref} is over the ${MAX_CONTENT_BYTES}-byte limit`, 422);
     return bytes.toString('utf8');
   }
 

@@ -18,7 +18,8 @@ export function parseCommand(body: string): Command | string | undefined {
   const m = /^\/secmlops\s+(approve|reject)\s+(\S+)(?:\s+(.*))?$/.exec(first.trim());
   if (!m) return `I could not read that command; ${USAGE}`;
   const [, decision, stage, text = ''] = m;
-  if (!(STAGE_NAMES as readonly string[]).includes(stage)) return `"${stage}" is not a stage (${STAGE_NAMES.join(', ')}); ${USAGE}`;
+  if (!(STAGE_NAMES as readonly string[]).includes(stage))
+    return `"${stage}" is not a stage (${STAGE_NAMES.join(', ')}); ${USAGE}`;
   if (decision === 'reject' && !text.trim()) return `a rejection needs a reason; ${USAGE}`;
   return { decision: decision as Command['decision'], stage, comment: text.trim().slice(0, 1000) };
 }

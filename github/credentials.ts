@@ -14,10 +14,18 @@ export interface GitHubCredentials {
 }
 
 export function credentialsFromEnv(env: NodeJS.ProcessEnv = process.env): GitHubCredentials | undefined {
-  const { SECMLOPS_GITHUB_TOKEN: token, SECMLOPS_GITHUB_APP_ID: appId, SECMLOPS_GITHUB_APP_KEY: keyPath, SECMLOPS_GITHUB_INSTALLATION_ID: installation } = env;
+  const {
+    SECMLOPS_GITHUB_TOKEN: token,
+    SECMLOPS_GITHUB_APP_ID: appId,
+    SECMLOPS_GITHUB_APP_KEY: keyPath,
+    SECMLOPS_GITHUB_INSTALLATION_ID: installation,
+  } = env;
   const app = [appId, keyPath, installation];
   if (app.some(Boolean)) {
-    if (!app.every(Boolean)) throw new Error('a GitHub App needs all of SECMLOPS_GITHUB_APP_ID, SECMLOPS_GITHUB_APP_KEY (the private key PEM file) and SECMLOPS_GITHUB_INSTALLATION_ID');
+    if (!app.every(Boolean))
+      throw new Error(
+        'a GitHub App needs all of SECMLOPS_GITHUB_APP_ID, SECMLOPS_GITHUB_APP_KEY (the private key PEM file) and SECMLOPS_GITHUB_INSTALLATION_ID',
+      );
     return appCredentials(appId!, keyPath!, installation!, apiBase(env));
   }
   if (token) return tokenCredentials(token, apiBase(env));
@@ -48,10 +56,18 @@ export function appCredentials(appId: string, keyPath: string, installation: str
       });
       const res = await fetch(`${base}/app/installations/${installation}/access_tokens`, {
         method: 'POST',
-        headers: { accept: 'application/vnd.github+json', authorization: `Bearer ${appJwt(appId, pem)}`, 'user-agent': 'secmlops', 'x-github-api-version': '2022-11-28' },
+        headers: {
+          accept: 'application/vnd.github+json',
+          authorization: `Bearer ${appJwt(appId, pem)}`,
+          'user-agent': 'secmlops',
+          'x-github-api-version': '2022-11-28',
+        },
         signal: AbortSignal.timeout(30_000),
       });
-      if (!res.ok) throw new Error(`GitHub refused an installation token for App ${appId}, installation ${installation}: ${res.status} ${(await res.text()).slice(0, 200)}`);
+      if (!res.ok)
+        throw new Error(
+          `GitHub refused an installation token for App ${appId}, installation ${installation}: ${res.status} ${(await res.text()).slice(0, 200)}`,
+        );
       const body = (await res.json()) as { token: string; expires_at: string };
       cached = { token: body.token, expires: Date.parse(body.expires_at) };
       return body.token;

@@ -26,26 +26,46 @@ export function renderReport(s: PipelineStatus, o: ReportOptions): string {
   lines.push(`### SecMLOps ${ICON[o.verdict]} ${o.verdict}${reason}`);
   lines.push('');
   const link = o.url ? ` · [run](${o.url})` : '';
-  lines.push(`Policy \`${s.policyName}\` · \`${s.subject.headSha.slice(0, 12)}\` · pipeline \`${s.workflowId}\`${o.runId ? ` (run \`${o.runId}\`)` : ''}${link}`);
+  lines.push(
+    `Policy \`${s.policyName}\` · \`${s.subject.headSha.slice(0, 12)}\` · pipeline \`${s.workflowId}\`${o.runId ? ` (run \`${o.runId}\`)` : ''}${link}`,
+  );
   lines.push('');
   lines.push('| stage | state | detail |', '| --- | --- | --- |');
   for (const st of s.stages) {
-    const detail = st.error ?? (st.state === 'waiting' && st.approval ? `waiting for ${st.approval.missingRoles.join(', ')}` : (st.task ?? ''));
+    const detail =
+      st.error ??
+      (st.state === 'waiting' && st.approval ? `waiting for ${st.approval.missingRoles.join(', ')}` : (st.task ?? ''));
     lines.push(`| ${st.name} | ${st.state} | ${cell(detail)} |`);
   }
   const gates = s.stages.flatMap((st) => st.gates.map((g) => ({ stage: st.name, ...g })));
   if (gates.length > 0) {
-    lines.push('', '**Gates**', '', '| gate | stage | metric | threshold | measured | result |', '| --- | --- | --- | --- | --- | --- |');
+    lines.push(
+      '',
+      '**Gates**',
+      '',
+      '| gate | stage | metric | threshold | measured | result |',
+      '| --- | --- | --- | --- | --- | --- |',
+    );
     for (const g of gates) {
       const measured = g.measured === undefined ? 'not measured' : formatMetric(g.measured);
-      lines.push(`| ${cell(g.id)} | ${g.stage} | \`${g.metric}\` | ${g.op} ${formatMetric(g.value)} | ${measured} | ${g.passed ? 'pass' : '**fail**'} |`);
+      lines.push(
+        `| ${cell(g.id)} | ${g.stage} | \`${g.metric}\` | ${g.op} ${formatMetric(g.value)} | ${measured} | ${g.passed ? 'pass' : '**fail**'} |`,
+      );
     }
   }
   const decisions = s.audit.filter((a) => a.kind === 'decision');
   if (decisions.length > 0) {
-    lines.push('', '**Approvals**', '', '| stage | decision | who | roles | channel | when | comment |', '| --- | --- | --- | --- | --- | --- | --- |');
+    lines.push(
+      '',
+      '**Approvals**',
+      '',
+      '| stage | decision | who | roles | channel | when | comment |',
+      '| --- | --- | --- | --- | --- | --- | --- |',
+    );
     for (const d of decisions) {
-      lines.push(`| ${d.stage} | ${d.decision ?? ''} | ${cell(d.person ?? '')} | ${d.roles.join(', ')} | ${d.channel ?? ''} | ${d.at} | ${cell(d.comment ?? '')} |`);
+      lines.push(
+        `| ${d.stage} | ${d.decision ?? ''} | ${cell(d.person ?? '')} | ${d.roles.join(', ')} | ${d.channel ?? ''} | ${d.at} | ${cell(d.comment ?? '')} |`,
+      );
     }
   }
   const artifacts = artifactDigests(s);

@@ -21,47 +21,80 @@ function refuse(message: string): never {
   throw ApplicationFailure.nonRetryable(message, 'StartRefused');
 }
 
-export function githubStartResolver(trust: TrustConfig, credentials: GitHubCredentials | undefined): GitHubStartResolver | undefined {
+export function githubStartResolver(
+  trust: TrustConfig,
+  credentials: GitHubCredentials | undefined,
+): GitHubStartResolver | undefined {
   const oidc = trust.oidc;
   if (!oidc) return undefined;
   const jti = fileJtiStore(join(trust.stateDir, 'oidc-jti'));
   return async (start: OidcStart, pipelineId: string) => {
     if (!credentials) refuse('this worker has no GitHub credentials, so it cannot confirm a pull request');
-    if (start.workflowId !== pipelineId) refuse(`the start names pipeline ${String(start.workflowId)}, not ${pipelineId}`);
+    if (start.workflowId !== pipelineId)
+      refuse(`the start names pipeline ${String(start.workflowId)}, not ${pipelineId}`);
     if (typeof start.token !== 'string') refuse('the start carries no OIDC token');
     let claims;
     try {
-      claims = await verifyActionsToken(start.token, { issuer: oidc.issuer, jwksUrl: oidc.jwksUrl, audience: startAudience(pipelineId), repositories: oidc.repositories, jti });
+      claims = await verifyActionsToken(start.token, {
+        issuer: oidc.issuer,
+        jwksUrl: oidc.jwksUrl,
+        audience: startAudience(pipelineId),
+        repositories: oidc.repositories,
+        jti,
+      });
     } catch (e) {
       if (e instanceof OidcError) refuse(`the OIDC token was refused: ${e.message}`);
       throw e;
     }
     const claimed = checkClaimedSubject(start.subject);
-    if (claimed.repo.toLowerCase() !== claims.repository.toLowerCase()) refuse(`the token is for ${claims.repository}, not ${claimed.repo}`);
+    if (claimed.repo.toLowerCase() !== claims.repository.toLowerCase())
+      refuse(`the token is for ${claims.repository}, not ${claimed.repo}`);
     // On pull_request events the token's ref is refs/pull/N/merge (and its sha the merge commit, not the head).
     const pr = prFromRef(claims.ref);
-    if (pr === undefined) refuse(`the token's ref ${String(claims.ref)} names no pull request (event ${String(claims.event_name)})`);
+    if (pr === undefined)
+      refuse(`the token's ref ${String(claims.ref)} names no pull request (event ${String(claims.event_name)})`);
     if (claimed.pr !== pr) refuse(`the start claims PR #${String(claimed.pr)}, but the token was issued for PR #${pr}`);
     const repo = parseRepo(claims.repository);
     const api = new GitHubApi(await credentials.token(), credentials.apiUrl);
     const pull = await github(() => api.getPull(repo, pr), `PR #${pr}`);
-    if (pull.head?.sha !== claimed.headSha) refuse(`PR #${pr}'s head is ${String(pull.head?.sha)}, not ${claimed.headSha} (a newer push supersedes this start)`);
+    if (pull.head?.sha !== claimed.headSha)
+      refuse(
+        `PR #${pr}'s head is ${String(pull.head?.sha)}, not ${claimed.headSha} (a newer push supersedes this start)`,
+      );
     const author = pull.user?.login;
     if (typeof author !== 'string' || !author) refuse(`GitHub names no author for PR #${pr}`);
     if (start.policyRef !== undefined && start.policyRef !== oidc.policyPath) {
-      refuse(`the start names policy ${String(start.policyRef)}, but the workers read ${oidc.policyPath} (SECMLOPS_GITHUB_POLICY_PATH)`);
+      refuse(
+        `the start names policy ${String(start.policyRef)}, but the workers read ${oidc.policyPath} (SECMLOPS_GITHUB_POLICY_PATH)`,
+      );
     }
     const branch = oidc.policyBranch ?? (await github(() => api.defaultBranch(repo), `${claims.repository}`));
-    if (pull.base?.ref !== branch) refuse(`PR #${pr} targets ${String(pull.base?.ref)}, but policies are read from ${branch}: only PRs into ${branch} are checked`);
+    if (pull.base?.ref !== branch)
+      refuse(
+        `PR #${pr} targets ${String(pull.base?.ref)}, but policies are read from ${branch}: only PRs into ${branch} are checked`,
+      );
     const base = await github(() => api.branchHead(repo, branch), `branch ${branch}`);
     if (typeof base !== 'string' || !/^[0-9a-f]{40}$/.test(base)) refuse(`GitHub names no head commit for ${branch}`);
     const { policy, digest } = await policyAt(api, repo, oidc.policyPath, base);
     return {
-      subject: { repo: claims.repository, pr, headSha: pull.head.sha, author, ...(pull.title ? { title: pull.title.slice(0, 500) } : {}), source: 'github' },
+      subject: {
+        repo: claims.repository,
+        pr,
+        headSha: pull.head.sha,
+        author,
+        ...(pull.title ? { title: pull.title.slice(0, 500) } : {}),
+        source: 'github',
+      },
       policy,
       digest,
       source: { kind: 'github', repo: claims.repository, ref: base },
-      auth: { channel: 'github-oidc', repository: claims.repository, jti: claims.jti, ...(claims.run_id ? { runId: String(claims.run_id) } : {}), ...(claims.actor ? { actor: String(claims.actor) } : {}) },
+      auth: {
+        channel: 'github-oidc',
+        repository: claims.repository,
+        jti: claims.jti,
+        ...(claims.run_id ? { runId: String(claims.run_id) } : {}),
+        ...(claims.actor ? { actor: String(claims.actor) } : {}),
+      },
     };
   };
 }
@@ -80,15 +113,20 @@ async function policyAt(api: GitHubApi, repo: Repo, ref: unknown, commit: string
   const shown = `${repo.owner}/${repo.repo}@${commit.slice(0, 12)}:${path}`;
   let parsed;
   try {
-    parsed = parsePolicyWithDigest(text, { file: shown, readKeyFile: (p) => keys.get(p) ?? refuse(`${shown}: key file ${p} was not fetched`) });
+    parsed = parsePolicyWithDigest(text, {
+      file: shown,
+      readKeyFile: (p) => keys.get(p) ?? refuse(`${shown}: key file ${p} was not fetched`),
+    });
   } catch (e) {
     if (e instanceof PolicyError) refuse(`policy: ${e.message}`);
     throw e;
   }
   // A worker cannot resolve paths relative to a repository it has not checked out.
   const { dataset, model } = parsed.policy.artifacts;
-  if (dataset && !dataset.root.startsWith('/')) refuse(`${shown}: artifacts.dataset.root must be an absolute path on the workers for a policy read from GitHub`);
-  if (model && !model.path.startsWith('/')) refuse(`${shown}: artifacts.model.path must be an absolute path on the workers for a policy read from GitHub`);
+  if (dataset && !dataset.root.startsWith('/'))
+    refuse(`${shown}: artifacts.dataset.root must be an absolute path on the workers for a policy read from GitHub`);
+  if (model && !model.path.startsWith('/'))
+    refuse(`${shown}: artifacts.model.path must be an absolute path on the workers for a policy read from GitHub`);
   return parsed;
 }
 
@@ -123,7 +161,8 @@ async function github<T>(call: () => Promise<T>, what: string): Promise<T> {
     return await call();
   } catch (e) {
     // A refusal (no such PR or file, no access) will not change on retry; an outage may.
-    if (e instanceof GitHubError && e.status >= 400 && e.status < 500 && e.status !== 429) refuse(`GitHub refused ${what}: ${e.message}`);
+    if (e instanceof GitHubError && e.status >= 400 && e.status < 500 && e.status !== 429)
+      refuse(`GitHub refused ${what}: ${e.message}`);
     throw e;
   }
 }

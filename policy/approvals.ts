@@ -43,7 +43,9 @@ export function findPerson(policy: Policy, personId: unknown): Person | undefine
  * can: a stage that could only wait until its deadline fails at once instead, saying who is missing.
  */
 export function unmeetableApproval(policy: Policy, approval: Approval, author: string | undefined): string | undefined {
-  const eligible = policy.people.filter((p) => !isAuthor(p, author) && rolesOf(policy, p.id).some((r) => approval.roles.includes(r)));
+  const eligible = policy.people.filter(
+    (p) => !isAuthor(p, author) && rolesOf(policy, p.id).some((r) => approval.roles.includes(r)),
+  );
   const excluded = policy.people.filter((p) => isAuthor(p, author)).map((p) => p.id);
   const why = excluded.length ? ` (${excluded.join(', ')} excluded as the change's author)` : '';
   if (eligible.length < approval.quorum) {
@@ -63,7 +65,9 @@ export function unmeetableApproval(policy: Policy, approval: Approval, author: s
     }));
     if (!quorumMet(approval, votes)) {
       const uncovered = approval.roles.filter((r) => !votes.some((v) => v.roles.includes(r)));
-      const detail = uncovered.length ? `nobody who may decide holds ${uncovered.join(', ')}` : 'the roles cannot each get a different person';
+      const detail = uncovered.length
+        ? `nobody who may decide holds ${uncovered.join(', ')}`
+        : 'the roles cannot each get a different person';
       return `the approval needs a different person for each of ${approval.roles.join(', ')}, but ${detail}${why}`;
     }
   }
@@ -86,16 +90,22 @@ export function checkDecision(ctx: DecisionContext, d: SignedDecision): string |
     if (typeof d[k] !== 'string' || d[k].length === 0) return `the decision has no ${k}`;
   }
   if (typeof d.comment !== 'string') return 'the decision has no comment text (an empty string is allowed)';
-  if (d.decision !== 'approve' && d.decision !== 'reject') return `decision must be "approve" or "reject", not "${String(d.decision)}"`;
-  if (d.workflowId !== ctx.workflowId) return `the decision was signed for workflow ${d.workflowId}, not ${ctx.workflowId}`;
+  if (d.decision !== 'approve' && d.decision !== 'reject')
+    return `decision must be "approve" or "reject", not "${String(d.decision)}"`;
+  if (d.workflowId !== ctx.workflowId)
+    return `the decision was signed for workflow ${d.workflowId}, not ${ctx.workflowId}`;
   if (d.stage !== ctx.stage) return `the decision was signed for stage ${d.stage}, not ${ctx.stage}`;
   if (ctx.subjectDigest !== undefined) {
-    if (typeof d.subjectDigest !== 'string') return 'the decision is not bound to a change (no subjectDigest: a v1 decision); sign it again';
-    if (d.subjectDigest !== ctx.subjectDigest) return 'the decision was signed for another change (its subjectDigest is not this run’s: another commit?)';
+    if (typeof d.subjectDigest !== 'string')
+      return 'the decision is not bound to a change (no subjectDigest: a v1 decision); sign it again';
+    if (d.subjectDigest !== ctx.subjectDigest)
+      return 'the decision was signed for another change (its subjectDigest is not this run’s: another commit?)';
   }
   const channel = own(ctx.policy.channels, d.channel);
-  if (!channel) return `channel "${d.channel}" has no public key pinned in the policy, so its decisions cannot be trusted`;
-  if (!verifyDecision(d, channel.publicKey)) return `the signature does not verify against the ${d.channel} channel's public key`;
+  if (!channel)
+    return `channel "${d.channel}" has no public key pinned in the policy, so its decisions cannot be trusted`;
+  if (!verifyDecision(d, channel.publicKey))
+    return `the signature does not verify against the ${d.channel} channel's public key`;
   const issued = Date.parse(d.issuedAt);
   if (Number.isNaN(issued)) return `issuedAt "${d.issuedAt}" is not a date`;
   if (issued > ctx.now + FUTURE_SKEW_MS) return `issuedAt ${d.issuedAt} is in the future`;
@@ -104,10 +114,13 @@ export function checkDecision(ctx: DecisionContext, d: SignedDecision): string |
   const person = findPerson(ctx.policy, d.person);
   if (!person) return `unknown person "${d.person}"`;
   const roles = rolesOf(ctx.policy, person.id).filter((r) => ctx.approval.roles.includes(r));
-  if (roles.length === 0) return `${person.id} holds none of the roles this stage needs (${ctx.approval.roles.join(', ')})`;
-  if (isAuthor(person, ctx.author)) return `${person.id} is the author of this change and cannot decide on it (separation of duties)`;
+  if (roles.length === 0)
+    return `${person.id} holds none of the roles this stage needs (${ctx.approval.roles.join(', ')})`;
+  if (isAuthor(person, ctx.author))
+    return `${person.id} is the author of this change and cannot decide on it (separation of duties)`;
   if (ctx.votes.some((v) => v.person === person.id)) return `${person.id} has already decided on stage ${ctx.stage}`;
-  if (d.decision === 'approve' && ctx.blockers.length > 0) return `stage ${ctx.stage} cannot be approved while it has open findings: ${ctx.blockers.join('; ')}`;
+  if (d.decision === 'approve' && ctx.blockers.length > 0)
+    return `stage ${ctx.stage} cannot be approved while it has open findings: ${ctx.blockers.join('; ')}`;
   return undefined;
 }
 
@@ -119,7 +132,9 @@ export function quorumMet(approval: Approval, votes: Vote[]): boolean {
   const assign = (roleIndex: number, used: Set<string>): boolean => {
     if (roleIndex === approval.roles.length) return true;
     const role = approval.roles[roleIndex];
-    return approvers.some((v) => !used.has(v.person) && v.roles.includes(role) && assign(roleIndex + 1, new Set([...used, v.person])));
+    return approvers.some(
+      (v) => !used.has(v.person) && v.roles.includes(role) && assign(roleIndex + 1, new Set([...used, v.person])),
+    );
   };
   return assign(0, new Set());
 }

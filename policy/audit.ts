@@ -57,7 +57,9 @@ export function checkChain(pipelineId: string, entries: AuditEntry[]): { head: s
     const e = entries[i];
     if (e === null || typeof e !== 'object') return { problem: `audit entry ${i} is not an object` };
     if (e.prev !== head) {
-      return { problem: `audit entry ${i} (${String(e.kind)} at ${String(e.at)}) does not follow entry ${i - 1}: the chain is broken (an entry was removed, inserted, moved or edited)` };
+      return {
+        problem: `audit entry ${i} (${String(e.kind)} at ${String(e.at)}) does not follow entry ${i - 1}: the chain is broken (an entry was removed, inserted, moved or edited)`,
+      };
     }
     try {
       head = entryDigest(e);

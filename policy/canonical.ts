@@ -30,7 +30,8 @@ function write(v: unknown, seen: Set<object>): string {
   try {
     if (Array.isArray(o)) return `[${o.map((x) => (x === undefined ? 'null' : write(x, seen))).join(',')}]`;
     const proto = Object.getPrototypeOf(o) as unknown;
-    if (proto !== Object.prototype && proto !== null) throw new CanonicalError('only plain objects have a canonical JSON form');
+    if (proto !== Object.prototype && proto !== null)
+      throw new CanonicalError('only plain objects have a canonical JSON form');
     const keys = Object.keys(o)
       .filter((k) => (o as Record<string, unknown>)[k] !== undefined)
       .sort();

@@ -107,7 +107,8 @@ export function keyIdOf(publicKeyBase64: string): string {
 /** Why the evidence must not be believed, or undefined when its signature checks with the trusted key. */
 export function evidenceProblem(e: unknown, publicKeyBase64: string, kind?: EvidenceKind): string | undefined {
   const ev = e as Evidence;
-  if (!ev || typeof ev !== 'object' || !ev.body || typeof ev.body !== 'object') return 'evidence is not an object with a body';
+  if (!ev || typeof ev !== 'object' || !ev.body || typeof ev.body !== 'object')
+    return 'evidence is not an object with a body';
   if (ev.body.v !== 1) return `evidence version ${String(ev.body.v)} is not 1`;
   if (kind && ev.body.kind !== kind) return `expected ${kind} evidence, got ${String(ev.body.kind)}`;
   let bytes: Uint8Array;

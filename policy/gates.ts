@@ -1,14 +1,16 @@
 import type { Gate } from './types.js';
 
 /** Metrics the data stage measures per split; gates may name them. */
-export const DATA_METRIC_PATTERN = /^data\.([A-Za-z0-9_-]+)\.(images|min_class_fraction|max_class_fraction|pixel_mean|pixel_std)$/;
+export const DATA_METRIC_PATTERN =
+  /^data\.([A-Za-z0-9_-]+)\.(images|min_class_fraction|max_class_fraction|pixel_mean|pixel_std)$/;
 /** Metrics the train stage records: the last epoch's loss and accuracy, the best robust validation accuracy. */
 export const TRAIN_METRIC_PATTERN = /^train\.(loss|accuracy|robust_validation|epochs)$/;
 /**
  * Metrics the evaluate stage measures: evaluate.clean_accuracy, evaluate.class.<k>.miss_rate, and per attack
  * evaluate.<id>.{robust_accuracy,attack_success_rate,median_linf,median_l2} and evaluate.<id>.class.<k>.miss_rate.
  */
-export const EVALUATE_METRIC_PATTERN = /^evaluate\.(?:clean_accuracy|class\.(\d+)\.miss_rate|([A-Za-z0-9_-]+)\.(?:robust_accuracy|attack_success_rate|median_linf|median_l2|class\.(\d+)\.miss_rate))$/;
+export const EVALUATE_METRIC_PATTERN =
+  /^evaluate\.(?:clean_accuracy|class\.(\d+)\.miss_rate|([A-Za-z0-9_-]+)\.(?:robust_accuracy|attack_success_rate|median_linf|median_l2|class\.(\d+)\.miss_rate))$/;
 
 export interface GateResult extends Gate {
   /** Undefined when no stage measured the metric: such a gate fails closed. */
@@ -21,7 +23,15 @@ export function evaluateGate(gate: Gate, metrics: Record<string, number>): GateR
   if (measured === undefined || Number.isNaN(measured)) return { ...gate, passed: false };
   const v = gate.value;
   const passed =
-    gate.op === '>=' ? measured >= v : gate.op === '>' ? measured > v : gate.op === '<=' ? measured <= v : gate.op === '<' ? measured < v : measured === v;
+    gate.op === '>='
+      ? measured >= v
+      : gate.op === '>'
+        ? measured > v
+        : gate.op === '<='
+          ? measured <= v
+          : gate.op === '<'
+            ? measured < v
+            : measured === v;
   return { ...gate, measured, passed };
 }
 
@@ -36,7 +46,9 @@ export function formatMetric(x: number): string {
 }
 
 /** The data stage's gate metrics from each split's counts and pixel statistics (pixels scaled to [0, 1]). */
-export function dataMetrics(splits: { split: string; classCounts: number[]; images: number; pixelMean: number; pixelStd: number }[]): Record<string, number> {
+export function dataMetrics(
+  splits: { split: string; classCounts: number[]; images: number; pixelMean: number; pixelStd: number }[],
+): Record<string, number> {
   const m: Record<string, number> = {};
   for (const s of splits) {
     const total = s.classCounts.reduce((a, b) => a + b, 0);

@@ -10,8 +10,18 @@ export function own<T>(record: Partial<Record<string, T>> | undefined, key: unkn
 
 /** Whether key names an own property of record (a string key only). */
 export function hasOwn(record: object | undefined, key: unknown): boolean {
-  return record !== undefined && record !== null && typeof key === 'string' && Object.prototype.hasOwnProperty.call(record, key);
+  return (
+    record !== undefined &&
+    record !== null &&
+    typeof key === 'string' &&
+    Object.prototype.hasOwnProperty.call(record, key)
+  );
 }
 
 /** Keys that name Object.prototype's members: refused wherever a client names a key. */
-export const PROTOTYPE_KEYS: readonly string[] = ['__proto__', 'constructor', 'prototype', ...Object.getOwnPropertyNames(Object.prototype)];
+export const PROTOTYPE_KEYS: readonly string[] = [
+  '__proto__',
+  'constructor',
+  'prototype',
+  ...Object.getOwnPropertyNames(Object.prototype),
+];

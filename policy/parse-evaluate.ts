@@ -11,18 +11,38 @@ export function readEvaluate(r: Reader, v: unknown, stages: Stage[], artifacts: 
     if (runs) r.fail('evaluate', 'the evaluate stage needs an evaluate block with its attacks');
     return undefined;
   }
-  const m = r.mapping(v, 'evaluate', { required: ['attacks'], optional: ['split', 'limit', 'range', 'seed', 'safetyCritical', 'curve'] });
-  if (runs && !artifacts.model && !stages.some((s) => s.name === 'train')) r.fail('artifacts.model', 'the evaluate stage needs a model to attack: artifacts.model, or a train stage before it');
+  const m = r.mapping(v, 'evaluate', {
+    required: ['attacks'],
+    optional: ['split', 'limit', 'range', 'seed', 'safetyCritical', 'curve'],
+  });
+  if (runs && !artifacts.model && !stages.some((s) => s.name === 'train'))
+    r.fail(
+      'artifacts.model',
+      'the evaluate stage needs a model to attack: artifacts.model, or a train stage before it',
+    );
   const split = m.split === undefined ? 'test' : r.string(m.split, 'evaluate.split');
-  if (!artifacts.dataset?.splits[split]) r.fail('evaluate.split', `split "${split}" is not in artifacts.dataset.splits`);
+  if (!artifacts.dataset?.splits[split])
+    r.fail('evaluate.split', `split "${split}" is not in artifacts.dataset.splits`);
   const classes = artifacts.dataset.classes;
-  const range = m.range === undefined ? [0, 1] : r.list(m.range, 'evaluate.range').map((x, i) => r.number(x, join('evaluate.range', i)));
-  if (range.length !== 2 || !(range[0] < range[1])) r.fail('evaluate.range', `expected [min, max] with min < max, got [${range.join(', ')}]`);
-  const safetyCritical = m.safetyCritical === undefined ? [] : r.list(m.safetyCritical, 'evaluate.safetyCritical').map((x, i) => r.integer(x, join('evaluate.safetyCritical', i), 0, classes - 1));
+  const range =
+    m.range === undefined
+      ? [0, 1]
+      : r.list(m.range, 'evaluate.range').map((x, i) => r.number(x, join('evaluate.range', i)));
+  if (range.length !== 2 || !(range[0] < range[1]))
+    r.fail('evaluate.range', `expected [min, max] with min < max, got [${range.join(', ')}]`);
+  const safetyCritical =
+    m.safetyCritical === undefined
+      ? []
+      : r
+          .list(m.safetyCritical, 'evaluate.safetyCritical')
+          .map((x, i) => r.integer(x, join('evaluate.safetyCritical', i), 0, classes - 1));
   const ids = new Set<string>();
   const attacks = r.list(m.attacks, 'evaluate.attacks', { nonEmpty: true }).map((raw, i) => {
     const path = join('evaluate.attacks', i);
-    const a = r.mapping(raw, path, { required: ['id', 'attack'], optional: ['eps', 'steps', 'stepSize', 'restarts', 'randomStart', 'norm', 'overshoot', 'maxIter', 'queries'] });
+    const a = r.mapping(raw, path, {
+      required: ['id', 'attack'],
+      optional: ['eps', 'steps', 'stepSize', 'restarts', 'randomStart', 'norm', 'overshoot', 'maxIter', 'queries'],
+    });
     const id = r.string(a.id, join(path, 'id'), ID, 'an attack id of letters, digits, "_" or "-"');
     if (ids.has(id)) r.fail(join(path, 'id'), `attack id "${id}" is used twice`);
     if (id === 'class' || id === 'clean_accuracy') r.fail(join(path, 'id'), `"${id}" is reserved for metric names`);
@@ -43,7 +63,9 @@ export function readEvaluate(r: Reader, v: unknown, stages: Stage[], artifacts: 
   let curve: EvaluateConfig['curve'];
   if (m.curve !== undefined) {
     const c = r.mapping(m.curve, 'evaluate.curve', { required: ['attack', 'eps'], optional: ['steps'] });
-    const eps = r.list(c.eps, 'evaluate.curve.eps', { nonEmpty: true }).map((x, i) => r.number(x, join('evaluate.curve.eps', i), 0, range[1] - range[0]));
+    const eps = r
+      .list(c.eps, 'evaluate.curve.eps', { nonEmpty: true })
+      .map((x, i) => r.number(x, join('evaluate.curve.eps', i), 0, range[1] - range[0]));
     curve = { attack: r.oneOf(c.attack, 'evaluate.curve.attack', ['fgsm', 'pgd'] as const), eps };
     if (c.steps !== undefined) curve.steps = r.integer(c.steps, 'evaluate.curve.steps', 1, 10_000);
   }
@@ -59,25 +81,37 @@ export function readEvaluate(r: Reader, v: unknown, stages: Stage[], artifacts: 
 }
 
 /** Checks that a gate's metric is one a stage of this policy measures. */
-export function checkGateMetric(r: Reader, path: string, metric: string, stages: Stage[], artifacts: Artifacts, evaluate: EvaluateConfig | undefined): void {
+export function checkGateMetric(
+  r: Reader,
+  path: string,
+  metric: string,
+  stages: Stage[],
+  artifacts: Artifacts,
+  evaluate: EvaluateConfig | undefined,
+): void {
   const runs = (name: string) => stages.some((s) => s.name === name);
   const data = DATA_METRIC_PATTERN.exec(metric);
   if (data) {
     if (!runs('data')) r.fail(path, `metric "${metric}" is measured by the data stage, which this policy does not run`);
-    if (!artifacts.dataset?.splits[data[1]]) r.fail(path, `metric "${metric}" names split "${data[1]}", which artifacts.dataset.splits does not define`);
+    if (!artifacts.dataset?.splits[data[1]])
+      r.fail(path, `metric "${metric}" names split "${data[1]}", which artifacts.dataset.splits does not define`);
     return;
   }
   if (TRAIN_METRIC_PATTERN.test(metric)) {
-    if (!runs('train')) r.fail(path, `metric "${metric}" is measured by the train stage, which this policy does not run`);
+    if (!runs('train'))
+      r.fail(path, `metric "${metric}" is measured by the train stage, which this policy does not run`);
     return;
   }
   const ev = EVALUATE_METRIC_PATTERN.exec(metric);
   if (ev) {
-    if (!runs('evaluate') || !evaluate) r.fail(path, `metric "${metric}" is measured by the evaluate stage, which this policy does not run`);
+    if (!runs('evaluate') || !evaluate)
+      r.fail(path, `metric "${metric}" is measured by the evaluate stage, which this policy does not run`);
     const [, cleanClass, attack, attackClass] = ev;
-    if (attack && !evaluate.attacks.some((a) => a.id === attack)) r.fail(path, `metric "${metric}" names attack "${attack}", which evaluate.attacks does not define`);
+    if (attack && !evaluate.attacks.some((a) => a.id === attack))
+      r.fail(path, `metric "${metric}" names attack "${attack}", which evaluate.attacks does not define`);
     const k = cleanClass ?? attackClass;
-    if (k !== undefined && Number(k) >= (artifacts.dataset?.classes ?? 0)) r.fail(path, `metric "${metric}" names class ${k}, outside 0..${(artifacts.dataset?.classes ?? 1) - 1}`);
+    if (k !== undefined && Number(k) >= (artifacts.dataset?.classes ?? 0))
+      r.fail(path, `metric "${metric}" names class ${k}, outside 0..${(artifacts.dataset?.classes ?? 1) - 1}`);
     return;
   }
   r.fail(

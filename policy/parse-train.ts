@@ -11,36 +11,72 @@ export function readTrain(r: Reader, v: unknown, stages: Stage[], artifacts: Art
   }
   const m = r.mapping(v, 'train', {
     required: ['arch', 'epochs'],
-    optional: ['split', 'defense', 'batch', 'lr', 'optimizer', 'schedule', 'weightDecay', 'earlyStop', 'limit', 'seed', 'range', 'checkpointEvery', 'heartbeatTimeout'],
+    optional: [
+      'split',
+      'defense',
+      'batch',
+      'lr',
+      'optimizer',
+      'schedule',
+      'weightDecay',
+      'earlyStop',
+      'limit',
+      'seed',
+      'range',
+      'checkpointEvery',
+      'heartbeatTimeout',
+    ],
   });
   const split = m.split === undefined ? 'train' : r.string(m.split, 'train.split');
   if (!artifacts.dataset?.splits[split]) r.fail('train.split', `split "${split}" is not in artifacts.dataset.splits`);
   let defense: TrainConfig['defense'] = { kind: 'none' };
   if (m.defense !== undefined) {
-    const d = r.mapping(m.defense, 'train.defense', { required: ['kind'], optional: ['eps', 'steps', 'beta', 'stepSize'] });
+    const d = r.mapping(m.defense, 'train.defense', {
+      required: ['kind'],
+      optional: ['eps', 'steps', 'beta', 'stepSize'],
+    });
     const kind = r.oneOf(d.kind, 'train.defense.kind', ['none', 'fgsm-rs', 'pgd', 'trades'] as const);
-    if (d.steps !== undefined && kind !== 'pgd' && kind !== 'trades') r.fail('train.defense.steps', 'steps applies to pgd and trades only');
+    if (d.steps !== undefined && kind !== 'pgd' && kind !== 'trades')
+      r.fail('train.defense.steps', 'steps applies to pgd and trades only');
     if (d.beta !== undefined && kind !== 'trades') r.fail('train.defense.beta', 'beta applies to trades only');
-    if (d.stepSize !== undefined && kind === 'none') r.fail('train.defense.stepSize', 'stepSize applies to fgsm-rs, pgd and trades');
+    if (d.stepSize !== undefined && kind === 'none')
+      r.fail('train.defense.stepSize', 'stepSize applies to fgsm-rs, pgd and trades');
     if (kind !== 'none') {
       const eps = r.number(d.eps, 'train.defense.eps', 0, 1);
       const steps = d.steps === undefined ? undefined : r.integer(d.steps, 'train.defense.steps', 1, 100);
-      const step = d.stepSize === undefined ? {} : { stepSize: r.number(d.stepSize, 'train.defense.stepSize', Number.MIN_VALUE, 2 * eps) };
+      const step =
+        d.stepSize === undefined
+          ? {}
+          : { stepSize: r.number(d.stepSize, 'train.defense.stepSize', Number.MIN_VALUE, 2 * eps) };
       if (kind === 'fgsm-rs') defense = { kind, eps, ...step };
       if (kind === 'pgd') defense = { kind, eps, ...(steps !== undefined && { steps }), ...step };
-      if (kind === 'trades') defense = { kind, eps, ...(steps !== undefined && { steps }), ...(d.beta !== undefined && { beta: r.number(d.beta, 'train.defense.beta', 0, 100) }), ...step };
+      if (kind === 'trades')
+        defense = {
+          kind,
+          eps,
+          ...(steps !== undefined && { steps }),
+          ...(d.beta !== undefined && { beta: r.number(d.beta, 'train.defense.beta', 0, 100) }),
+          ...step,
+        };
     }
   }
   const earlyStop = m.earlyStop === undefined ? false : r.boolean(m.earlyStop, 'train.earlyStop');
-  if (earlyStop && defense.kind === 'none') r.fail('train.earlyStop', 'early stopping measures robust validation accuracy at the defense’s eps: give a defense');
-  const range = m.range === undefined ? [0, 1] : r.list(m.range, 'train.range').map((x, i) => r.number(x, join('train.range', i)));
-  if (range.length !== 2 || !(range[0] < range[1])) r.fail('train.range', `expected [min, max] with min < max, got [${range.join(', ')}]`);
+  if (earlyStop && defense.kind === 'none')
+    r.fail(
+      'train.earlyStop',
+      'early stopping measures robust validation accuracy at the defense’s eps: give a defense',
+    );
+  const range =
+    m.range === undefined ? [0, 1] : r.list(m.range, 'train.range').map((x, i) => r.number(x, join('train.range', i)));
+  if (range.length !== 2 || !(range[0] < range[1]))
+    r.fail('train.range', `expected [min, max] with min < max, got [${range.join(', ')}]`);
   let heartbeatTimeoutMs = 60_000;
   if (m.heartbeatTimeout !== undefined) {
     const text = r.string(m.heartbeatTimeout, 'train.heartbeatTimeout');
     const ms = parseDuration(text);
     // The activity heartbeats every 10 s even between progress reports; less than that would time out healthy runs.
-    if (ms === undefined || ms < 15_000) r.fail('train.heartbeatTimeout', `expected a duration of at least 15s such as "60s" or "2m", got "${text}"`);
+    if (ms === undefined || ms < 15_000)
+      r.fail('train.heartbeatTimeout', `expected a duration of at least 15s such as "60s" or "2m", got "${text}"`);
     heartbeatTimeoutMs = ms;
   }
   return {
@@ -51,7 +87,10 @@ export function readTrain(r: Reader, v: unknown, stages: Stage[], artifacts: Art
     batch: m.batch === undefined ? 128 : r.integer(m.batch, 'train.batch', 1, 65536),
     lr: m.lr === undefined ? 1e-3 : r.number(m.lr, 'train.lr', 0, 10),
     optimizer: m.optimizer === undefined ? 'adam' : r.oneOf(m.optimizer, 'train.optimizer', ['adam', 'sgd'] as const),
-    schedule: m.schedule === undefined ? 'constant' : r.oneOf(m.schedule, 'train.schedule', ['constant', 'cosine', 'one-cycle'] as const),
+    schedule:
+      m.schedule === undefined
+        ? 'constant'
+        : r.oneOf(m.schedule, 'train.schedule', ['constant', 'cosine', 'one-cycle'] as const),
     weightDecay: m.weightDecay === undefined ? 0 : r.number(m.weightDecay, 'train.weightDecay', 0, 1),
     earlyStop,
     limit: m.limit === undefined ? undefined : r.integer(m.limit, 'train.limit', 1),

@@ -48,7 +48,17 @@ export function parsePolicy(text: string, opts: ParseOptions): Policy {
   }
   const top = r.mapping(doc.toJS(), '', {
     required: ['version', 'name', 'people', 'stages'],
-    optional: ['roles', 'gates', 'artifacts', 'train', 'evaluate', 'threatModel', 'channels', 'release', 'notifications'],
+    optional: [
+      'roles',
+      'gates',
+      'artifacts',
+      'train',
+      'evaluate',
+      'threatModel',
+      'channels',
+      'release',
+      'notifications',
+    ],
   });
   if (top.version !== 1) r.fail('version', `expected 1 (the only schema version), got ${JSON.stringify(top.version)}`);
   const name = r.string(top.name, 'name');
@@ -59,7 +69,9 @@ export function parsePolicy(text: string, opts: ParseOptions): Policy {
   const artifacts = readArtifacts(r, top.artifacts);
   const trainConfig = readTrain(r, top.train, stages, artifacts);
   const evaluate = readEvaluate(r, top.evaluate, stages, artifacts);
-  const gates = readGates(r, top.gates, (path, metric) => checkGateMetric(r, path, metric, stages, artifacts, evaluate));
+  const gates = readGates(r, top.gates, (path, metric) =>
+    checkGateMetric(r, path, metric, stages, artifacts, evaluate),
+  );
   const threatModel = readThreatModel(r, top.threatModel, roleIds);
   const channels = readChannels(r, top.channels, opts);
   let release: Policy['release'];
@@ -67,7 +79,19 @@ export function parsePolicy(text: string, opts: ParseOptions): Policy {
     const m = r.mapping(top.release, 'release', { optional: ['publicKey', 'publicKeyFile'] });
     release = { publicKey: readKey(r, m, 'release', opts) };
   }
-  const policy: Policy = { version: 1, name, file: opts.file, people, roles, stages, gates, artifacts, threatModel, channels, release };
+  const policy: Policy = {
+    version: 1,
+    name,
+    file: opts.file,
+    people,
+    roles,
+    stages,
+    gates,
+    artifacts,
+    threatModel,
+    channels,
+    release,
+  };
   if (trainConfig) policy.train = trainConfig;
   if (evaluate) policy.evaluate = evaluate;
   if (top.notifications !== undefined) {
@@ -75,7 +99,8 @@ export function parsePolicy(text: string, opts: ParseOptions): Policy {
     if (n.slack !== undefined) {
       const s = r.mapping(n.slack, 'notifications.slack', { required: ['channel'] });
       const channel = r.string(s.channel, 'notifications.slack.channel');
-      if (!/^[CGD][A-Z0-9]{6,}$/.test(channel)) r.fail('notifications.slack.channel', `expected a Slack channel ID such as C0123ABCD, got "${channel}"`);
+      if (!/^[CGD][A-Z0-9]{6,}$/.test(channel))
+        r.fail('notifications.slack.channel', `expected a Slack channel ID such as C0123ABCD, got "${channel}"`);
       policy.notifications = { slack: { channel } };
     }
   }
@@ -98,7 +123,11 @@ function readPeople(r: Reader, v: unknown): Person[] {
       if (k === 'name') continue;
       const key = `${k}:${k === 'github' ? value.toLowerCase() : value}`;
       const other = seen.get(key);
-      if (other) r.fail(join(path, k), `${k} identity "${value}" is already used by person "${other}"; each identity maps to one person`);
+      if (other)
+        r.fail(
+          join(path, k),
+          `${k} identity "${value}" is already used by person "${other}"; each identity maps to one person`,
+        );
       seen.set(key, id);
     }
     people.push(person);
@@ -110,7 +139,9 @@ function readPeople(r: Reader, v: unknown): Person[] {
 function readRoles(r: Reader, v: unknown, people: Person[]): Role[] {
   const m = v === undefined ? {} : r.mapping(v, 'roles', 'any');
   const ids = new Set(people.map((p) => p.id));
-  const roles = new Map<string, Role>(Object.entries(DEFAULT_ROLES).map(([id, name]) => [id, { id, name, members: [] }]));
+  const roles = new Map<string, Role>(
+    Object.entries(DEFAULT_ROLES).map(([id, name]) => [id, { id, name, members: [] }]),
+  );
   for (const [id, raw] of Object.entries(m)) {
     const path = join('roles', id);
     r.string(id, path, ID, 'a role id of letters, digits, ".", "_" or "-"');
@@ -120,7 +151,8 @@ function readRoles(r: Reader, v: unknown, people: Person[]): Role[] {
     const members = rm.members === undefined ? [] : r.list(rm.members, join(path, 'members'));
     const checked = members.map((x, i) => {
       const pid = r.string(x, join(join(path, 'members'), i));
-      if (!ids.has(pid)) r.fail(join(join(path, 'members'), i), `unknown person "${pid}"; people are: ${[...ids].join(', ')}`);
+      if (!ids.has(pid))
+        r.fail(join(join(path, 'members'), i), `unknown person "${pid}"; people are: ${[...ids].join(', ')}`);
       return pid;
     });
     roles.set(id, { id, name, members: checked });
@@ -134,19 +166,31 @@ function readStages(r: Reader, v: unknown, roleIds: Set<string>): Stage[] {
   let lastIndex = -1;
   list.forEach((raw, i) => {
     const path = join('stages', i);
-    const m = typeof raw === 'string' ? { name: raw } : r.mapping(raw, path, { required: ['name'], optional: ['approval'] });
+    const m =
+      typeof raw === 'string' ? { name: raw } : r.mapping(raw, path, { required: ['name'], optional: ['approval'] });
     const name = r.string(m.name, join(path, 'name'));
     const lifecycleIndex = (LIFECYCLE as readonly string[]).indexOf(name);
-    if (lifecycleIndex < 0) r.fail(join(path, 'name'), `unknown stage "${name}"; the lifecycle stages are ${LIFECYCLE.join(', ')}`);
+    if (lifecycleIndex < 0)
+      r.fail(join(path, 'name'), `unknown stage "${name}"; the lifecycle stages are ${LIFECYCLE.join(', ')}`);
     if (!(STAGE_NAMES as readonly string[]).includes(name)) {
-      r.fail(join(path, 'name'), `stage "${name}" is planned but not built yet; the stages available now are ${STAGE_NAMES.join(', ')}`);
+      r.fail(
+        join(path, 'name'),
+        `stage "${name}" is planned but not built yet; the stages available now are ${STAGE_NAMES.join(', ')}`,
+      );
     }
-    if (lifecycleIndex <= lastIndex) r.fail(join(path, 'name'), `stage "${name}" is out of order or repeated; stages run in the order ${LIFECYCLE.join(' → ')}`);
+    if (lifecycleIndex <= lastIndex)
+      r.fail(
+        join(path, 'name'),
+        `stage "${name}" is out of order or repeated; stages run in the order ${LIFECYCLE.join(' → ')}`,
+      );
     lastIndex = lifecycleIndex;
     const stage: Stage = { name: name as StageName };
     if (m.approval === false) stages.push(stage);
     else {
-      stage.approval = m.approval === undefined ? { ...DEFAULT_APPROVALS[stage.name] } : readApproval(r, m.approval, join(path, 'approval'), roleIds);
+      stage.approval =
+        m.approval === undefined
+          ? { ...DEFAULT_APPROVALS[stage.name] }
+          : readApproval(r, m.approval, join(path, 'approval'), roleIds);
       stages.push(stage);
     }
   });
@@ -154,10 +198,14 @@ function readStages(r: Reader, v: unknown, roleIds: Set<string>): Stage[] {
 }
 
 function readApproval(r: Reader, v: unknown, path: string, roleIds: Set<string>): Approval {
-  const m = r.mapping(v, path, { required: ['roles'], optional: ['quorum', 'everyRole', 'timeout', 'escalation', 'deadline'] });
+  const m = r.mapping(v, path, {
+    required: ['roles'],
+    optional: ['quorum', 'everyRole', 'timeout', 'escalation', 'deadline'],
+  });
   const roles = r.list(m.roles, join(path, 'roles'), { nonEmpty: true }).map((x, i) => {
     const id = r.string(x, join(join(path, 'roles'), i));
-    if (!roleIds.has(id)) r.fail(join(join(path, 'roles'), i), `unknown role "${id}"; roles are: ${[...roleIds].join(', ')}`);
+    if (!roleIds.has(id))
+      r.fail(join(join(path, 'roles'), i), `unknown role "${id}"; roles are: ${[...roleIds].join(', ')}`);
     return id;
   });
   const everyRole = m.everyRole === undefined ? true : r.boolean(m.everyRole, join(path, 'everyRole'));
@@ -167,18 +215,25 @@ function readApproval(r: Reader, v: unknown, path: string, roleIds: Set<string>)
   const duration = (key: 'timeout' | 'deadline') => {
     const text = r.string(m[key], join(path, key));
     const ms = parseDuration(text);
-    if (ms === undefined || ms <= 0) r.fail(join(path, key), `expected a duration such as 90s, 30m, 4h or 7d, got "${text}"`);
+    if (ms === undefined || ms <= 0)
+      r.fail(join(path, key), `expected a duration such as 90s, 30m, 4h or 7d, got "${text}"`);
     return ms;
   };
   if (m.timeout !== undefined) approval.timeoutMs = duration('timeout');
   if (m.deadline !== undefined) approval.deadlineMs = duration('deadline');
   if (m.escalation !== undefined) {
     const id = r.string(m.escalation, join(path, 'escalation'));
-    if (!roleIds.has(id)) r.fail(join(path, 'escalation'), `unknown role "${id}"; roles are: ${[...roleIds].join(', ')}`);
+    if (!roleIds.has(id))
+      r.fail(join(path, 'escalation'), `unknown role "${id}"; roles are: ${[...roleIds].join(', ')}`);
     approval.escalation = id;
   }
-  if (approval.timeoutMs !== undefined && approval.escalation === undefined) r.fail(join(path, 'escalation'), 'a timeout needs an escalation role to notify');
-  if (approval.timeoutMs !== undefined && approval.deadlineMs !== undefined && approval.deadlineMs <= approval.timeoutMs) {
+  if (approval.timeoutMs !== undefined && approval.escalation === undefined)
+    r.fail(join(path, 'escalation'), 'a timeout needs an escalation role to notify');
+  if (
+    approval.timeoutMs !== undefined &&
+    approval.deadlineMs !== undefined &&
+    approval.deadlineMs <= approval.timeoutMs
+  ) {
     r.fail(join(path, 'deadline'), 'expected a deadline later than the timeout');
   }
   return approval;
@@ -189,13 +244,20 @@ function readArtifacts(r: Reader, v: unknown): Artifacts {
   const m = r.mapping(v, 'artifacts', { optional: ['dataset', 'model'] });
   const artifacts: Artifacts = {};
   if (m.dataset !== undefined) {
-    const d = r.mapping(m.dataset, 'artifacts.dataset', { required: ['root', 'files'], optional: ['classes', 'splits'] });
+    const d = r.mapping(m.dataset, 'artifacts.dataset', {
+      required: ['root', 'files'],
+      optional: ['classes', 'splits'],
+    });
     const files = r.list(d.files, 'artifacts.dataset.files', { nonEmpty: true }).map((raw, i) => {
       const path = join('artifacts.dataset.files', i);
       const f = r.mapping(raw, path, { required: ['path', 'sha256'] });
       const rel = r.string(f.path, join(path, 'path'));
-      if (rel.startsWith('/') || rel.split('/').includes('..')) r.fail(join(path, 'path'), `expected a path inside the dataset root, got "${rel}"`);
-      return { path: rel, sha256: r.string(f.sha256, join(path, 'sha256'), SHA256, 'a SHA-256 digest as 64 lowercase hex digits') };
+      if (rel.startsWith('/') || rel.split('/').includes('..'))
+        r.fail(join(path, 'path'), `expected a path inside the dataset root, got "${rel}"`);
+      return {
+        path: rel,
+        sha256: r.string(f.sha256, join(path, 'sha256'), SHA256, 'a SHA-256 digest as 64 lowercase hex digits'),
+      };
     });
     const paths = new Set(files.map((f) => f.path));
     if (paths.size !== files.length) r.fail('artifacts.dataset.files', 'a file is listed twice');
@@ -206,7 +268,8 @@ function readArtifacts(r: Reader, v: unknown): Artifacts {
       const s = r.mapping(raw, path, { required: ['images', 'labels'] });
       const pick = (k: 'images' | 'labels') => {
         const p = r.string(s[k], join(path, k));
-        if (!paths.has(p)) r.fail(join(path, k), `"${p}" is not among artifacts.dataset.files, so its digest is not pinned`);
+        if (!paths.has(p))
+          r.fail(join(path, k), `"${p}" is not among artifacts.dataset.files, so its digest is not pinned`);
         return p;
       };
       splits[split] = { images: pick('images'), labels: pick('labels') };
@@ -250,7 +313,10 @@ function readThreatModel(r: Reader, v: unknown, roleIds: Set<string>): ThreatMod
   const assets = r.list(m.assets, 'threatModel.assets', { nonEmpty: true }).map((raw, i) => {
     const path = join('threatModel.assets', i);
     const a = r.mapping(raw, path, { required: ['id'], optional: ['description'] });
-    return { id: r.string(a.id, join(path, 'id'), ID), description: r.optString(a.description, join(path, 'description')) };
+    return {
+      id: r.string(a.id, join(path, 'id'), ID),
+      description: r.optString(a.description, join(path, 'description')),
+    };
   });
   const assetIds = new Set(assets.map((a) => a.id));
   const asset = (x: unknown, path: string) => {
@@ -266,15 +332,26 @@ function readThreatModel(r: Reader, v: unknown, roleIds: Set<string>): ThreatMod
       const mm = r.mapping(mr, mp, { required: ['asset', 'stride'] });
       return { asset: asset(mm.asset, join(mp, 'asset')), stride: readStride(r, mm.stride, join(mp, 'stride')) };
     });
-    return { id: r.string(c.id, join(path, 'id'), ID), description: r.optString(c.description, join(path, 'description')), mitigates };
+    return {
+      id: r.string(c.id, join(path, 'id'), ID),
+      description: r.optString(c.description, join(path, 'description')),
+      mitigates,
+    };
   });
-  const acceptances = (m.acceptances === undefined ? [] : r.list(m.acceptances, 'threatModel.acceptances')).map((raw, i) => {
-    const path = join('threatModel.acceptances', i);
-    const a = r.mapping(raw, path, { required: ['asset', 'stride', 'role', 'reason'] });
-    const role = r.string(a.role, join(path, 'role'));
-    if (!roleIds.has(role)) r.fail(join(path, 'role'), `unknown role "${role}"`);
-    return { asset: asset(a.asset, join(path, 'asset')), stride: readStride(r, a.stride, join(path, 'stride')), role, reason: r.string(a.reason, join(path, 'reason')) };
-  });
+  const acceptances = (m.acceptances === undefined ? [] : r.list(m.acceptances, 'threatModel.acceptances')).map(
+    (raw, i) => {
+      const path = join('threatModel.acceptances', i);
+      const a = r.mapping(raw, path, { required: ['asset', 'stride', 'role', 'reason'] });
+      const role = r.string(a.role, join(path, 'role'));
+      if (!roleIds.has(role)) r.fail(join(path, 'role'), `unknown role "${role}"`);
+      return {
+        asset: asset(a.asset, join(path, 'asset')),
+        stride: readStride(r, a.stride, join(path, 'stride')),
+        role,
+        reason: r.string(a.reason, join(path, 'reason')),
+      };
+    },
+  );
   return { assets, controls, acceptances };
 }
 
@@ -293,7 +370,8 @@ function readChannels(r: Reader, v: unknown, opts: ParseOptions): Policy['channe
 }
 
 function readKey(r: Reader, m: Record<string, unknown>, path: string, opts: ParseOptions): string | undefined {
-  if (m.publicKey !== undefined && m.publicKeyFile !== undefined) r.fail(path, 'give publicKey or publicKeyFile, not both');
+  if (m.publicKey !== undefined && m.publicKeyFile !== undefined)
+    r.fail(path, 'give publicKey or publicKeyFile, not both');
   let text: string | undefined;
   let where = join(path, 'publicKey');
   if (m.publicKeyFile !== undefined) {
@@ -303,7 +381,10 @@ function readKey(r: Reader, m: Record<string, unknown>, path: string, opts: Pars
     try {
       text = opts.readKeyFile(file);
     } catch (e) {
-      r.fail(where, `cannot read "${file}" (${(e as Error).message.split('\n')[0]}); run \`npx secmlops keys init\` to create the development keys`);
+      r.fail(
+        where,
+        `cannot read "${file}" (${(e as Error).message.split('\n')[0]}); run \`npx secmlops keys init\` to create the development keys`,
+      );
     }
   } else if (m.publicKey !== undefined) text = r.string(m.publicKey, where);
   if (text === undefined) return undefined;

@@ -11,12 +11,14 @@ export class Reader {
   }
 
   mapping(v: unknown, path: string, keys: { required?: string[]; optional?: string[] } | 'any'): Mapping {
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) this.fail(path, `expected a mapping, got ${describeValue(v)}`);
+    if (v === null || typeof v !== 'object' || Array.isArray(v))
+      this.fail(path, `expected a mapping, got ${describeValue(v)}`);
     const m = v as Mapping;
     if (keys !== 'any') {
       const allowed = [...(keys.required ?? []), ...(keys.optional ?? [])];
       for (const k of Object.keys(m)) {
-        if (!allowed.includes(k)) this.fail(join(path, k), `unknown key "${k}"; expected one of: ${allowed.join(', ')}`);
+        if (!allowed.includes(k))
+          this.fail(join(path, k), `unknown key "${k}"; expected one of: ${allowed.join(', ')}`);
       }
       for (const k of keys.required ?? []) {
         if (m[k] === undefined) this.fail(join(path, k), `missing; this key is required`);
@@ -32,8 +34,10 @@ export class Reader {
   }
 
   string(v: unknown, path: string, pattern?: RegExp, what?: string): string {
-    if (typeof v !== 'string' || v.length === 0) this.fail(path, `expected ${what ?? 'a non-empty string'}, got ${describeValue(v)}`);
-    if (pattern && !pattern.test(v)) this.fail(path, `expected ${what ?? `text matching ${pattern}`}, got ${describeValue(v)}`);
+    if (typeof v !== 'string' || v.length === 0)
+      this.fail(path, `expected ${what ?? 'a non-empty string'}, got ${describeValue(v)}`);
+    if (pattern && !pattern.test(v))
+      this.fail(path, `expected ${what ?? `text matching ${pattern}`}, got ${describeValue(v)}`);
     return v;
   }
 

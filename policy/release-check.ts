@@ -47,7 +47,10 @@ const MAX_AGE_MS = 24 * 3_600_000;
  * `upTo: 'passed'` (the GitHub verdict): a finished pipeline that passed, release or not — every stage's evidence,
  * every stage ended passed, every approval met.
  */
-export function checkRelease(d: ReleaseDossier, opts: { upTo?: 'release' | 'passed' } = {}): { problems: string[]; release?: CheckedRelease } {
+export function checkRelease(
+  d: ReleaseDossier,
+  opts: { upTo?: 'release' | 'passed' } = {},
+): { problems: string[]; release?: CheckedRelease } {
   const upTo = opts.upTo ?? 'release';
   const problems: string[] = [];
   const startProblem = evidenceProblem(d.start, d.evidenceKey, 'start');
@@ -59,13 +62,18 @@ export function checkRelease(d: ReleaseDossier, opts: { upTo?: 'release' | 'pass
   if (start.body.pipelineId !== d.pipelineId || start.body.workflowId !== d.pipelineId) {
     return { problems: [`start: the start evidence is for pipeline ${start.body.workflowId}, not ${d.pipelineId}`] };
   }
-  if (start.body.subjectDigest !== digest) return { problems: ['start: the start evidence’s subject digest does not match its subject'] };
+  if (start.body.subjectDigest !== digest)
+    return { problems: ['start: the start evidence’s subject digest does not match its subject'] };
 
   const releaseAt = policy.stages.findIndex((s) => s.name === 'release');
-  if (releaseAt < 0 && upTo === 'release') return { problems: ['the policy has no release stage, so nothing may be released under it'] };
+  if (releaseAt < 0 && upTo === 'release')
+    return { problems: ['the policy has no release stage, so nothing may be released under it'] };
   const before = releaseAt < 0 ? policy.stages : policy.stages.slice(0, releaseAt);
   const ran = d.stages.map((s) => s.name).join(', ');
-  if (ran !== before.map((s) => s.name).join(', ')) problems.push(`the stages before release were [${ran}], but the policy lists [${before.map((s) => s.name).join(', ')}]`);
+  if (ran !== before.map((s) => s.name).join(', '))
+    problems.push(
+      `the stages before release were [${ran}], but the policy lists [${before.map((s) => s.name).join(', ')}]`,
+    );
 
   const pinned = new Map((policy.artifacts.dataset?.files ?? []).map((f) => [f.path, f.sha256]));
   const release: CheckedRelease = { subject, subjectDigest: digest, policy, policyDigest, dataset: [], stages: [] };
@@ -81,14 +89,23 @@ export function checkRelease(d: ReleaseDossier, opts: { upTo?: 'release' | 'pass
       }
       const b = e.body;
       if (b.pipelineId !== d.pipelineId || b.workflowId !== `${d.pipelineId}/${name}` || b.stage !== name) {
-        problems.push(`${where}: ${b.kind} evidence was produced by ${b.workflowId} (stage ${String(b.stage)}), not by this pipeline's ${name} stage`);
-      } else if (b.subjectDigest !== digest) problems.push(`${where}: ${b.kind} evidence is for another change (subject digest ${b.subjectDigest.slice(0, 12)}…)`);
-      else if (b.policyDigest !== policyDigest) problems.push(`${where}: ${b.kind} evidence was produced under another policy (digest ${b.policyDigest.slice(0, 12)}…)`);
+        problems.push(
+          `${where}: ${b.kind} evidence was produced by ${b.workflowId} (stage ${String(b.stage)}), not by this pipeline's ${name} stage`,
+        );
+      } else if (b.subjectDigest !== digest)
+        problems.push(
+          `${where}: ${b.kind} evidence is for another change (subject digest ${b.subjectDigest.slice(0, 12)}…)`,
+        );
+      else if (b.policyDigest !== policyDigest)
+        problems.push(
+          `${where}: ${b.kind} evidence was produced under another policy (digest ${b.policyDigest.slice(0, 12)}…)`,
+        );
       else evidence.push(e);
     }
     const one = <K extends EvidenceKind>(kind: K): Evidence<K> | undefined => {
       const found = evidence.filter((e) => e.body.kind === kind);
-      if (found.length !== 1) problems.push(`${where}: expected one piece of ${kind} evidence with a valid signature, found ${found.length}`);
+      if (found.length !== 1)
+        problems.push(`${where}: expected one piece of ${kind} evidence with a valid signature, found ${found.length}`);
       return found.length === 1 ? (found[0] as Evidence<K>) : undefined;
     };
     let metrics: Record<string, number> = {};
@@ -96,20 +113,24 @@ export function checkRelease(d: ReleaseDossier, opts: { upTo?: 'release' | 'pass
       for (const f of files) {
         const want = pinned.get(f.path);
         if (want === undefined) problems.push(`${where}: ${what} read ${f.path}, which the policy does not pin`);
-        else if (want !== f.sha256) problems.push(`${where}: ${what} read ${f.path} with SHA-256 ${f.sha256}, but the policy pins ${want}`);
+        else if (want !== f.sha256)
+          problems.push(`${where}: ${what} read ${f.path} with SHA-256 ${f.sha256}, but the policy pins ${want}`);
       }
     };
     if (name === 'plan') {
       const cells = threatMatrix(policy.threatModel);
       if (cells.length === 0) problems.push(`${where}: the threat model names no assets`);
-      for (const c of cells) if (c.status === 'uncovered') problems.push(`${where}: ${describeCell(c)} has neither a control nor a risk acceptance`);
+      for (const c of cells)
+        if (c.status === 'uncovered')
+          problems.push(`${where}: ${describeCell(c)} has neither a control nor a risk acceptance`);
     } else if (name === 'data') {
       const manifest = one('manifest');
       if (manifest) {
         const files = manifest.body.payload.files;
         readAsPinned(files, 'the manifest');
         const seen = new Set(files.map((f) => f.path));
-        for (const path of pinned.keys()) if (!seen.has(path)) problems.push(`${where}: the manifest does not cover ${path}, which the policy pins`);
+        for (const path of pinned.keys())
+          if (!seen.has(path)) problems.push(`${where}: the manifest does not cover ${path}, which the policy pins`);
         if (seen.size !== files.length) problems.push(`${where}: the manifest lists a file twice`);
         release.dataset = files.map((f) => ({ path: f.path, sha256: f.sha256 }));
       }
@@ -119,7 +140,8 @@ export function checkRelease(d: ReleaseDossier, opts: { upTo?: 'release' | 'pass
         metrics = validation.body.payload.metrics;
         const validated = (validation.body.payload.splits ?? []).map((s) => s.split).join(', ');
         const listed = Object.keys(policy.artifacts.dataset?.splits ?? {}).join(', ');
-        if (validated !== listed) problems.push(`${where}: validation covered splits [${validated}], but the policy lists [${listed}]`);
+        if (validated !== listed)
+          problems.push(`${where}: validation covered splits [${validated}], but the policy lists [${listed}]`);
       }
     } else if (name === 'train' || name === 'evaluate') {
       const e = one(name === 'train' ? 'training' : 'evaluation');
@@ -127,23 +149,32 @@ export function checkRelease(d: ReleaseDossier, opts: { upTo?: 'release' | 'pass
         const p: ModelPayload = e.body.payload;
         readAsPinned(p.dataset, name === 'train' ? 'training' : 'evaluation');
         const block = name === 'train' ? policy.train : policy.evaluate;
-        if (!sameJson(p.config, block)) problems.push(`${where}: the work followed another ${name} configuration than the policy's ${name} block`);
+        if (!sameJson(p.config, block))
+          problems.push(`${where}: the work followed another ${name} configuration than the policy's ${name} block`);
         const split = own(policy.artifacts.dataset?.splits, block?.split);
         const files = (p.dataset ?? []).map((f) => f.path).join(', ');
-        if (!split || files !== `${split.images}, ${split.labels}`) problems.push(`${where}: read [${files}], not the policy's ${name}.split files`);
+        if (!split || files !== `${split.images}, ${split.labels}`)
+          problems.push(`${where}: read [${files}], not the policy's ${name}.split files`);
         metrics = p.metrics;
         if (name === 'train') release.model = { sha256: p.modelSha256, measuredBy: 'train' };
         else if (release.model && release.model.sha256 !== p.modelSha256) {
           problems.push(`${where}: evaluated model ${p.modelSha256}, not the trained model ${release.model.sha256}`);
         } else {
           const pin = policy.artifacts.model?.sha256;
-          if (!release.model && pin && pin !== p.modelSha256) problems.push(`${where}: evaluated model ${p.modelSha256}, but the policy pins ${pin}`);
+          if (!release.model && pin && pin !== p.modelSha256)
+            problems.push(`${where}: evaluated model ${p.modelSha256}, but the policy pins ${pin}`);
           release.model ??= { sha256: p.modelSha256, measuredBy: 'evaluate' };
         }
       }
     }
-    const gates = policy.gates.filter((g) => g.metric.startsWith(`${name}.`)).map((g) => evaluateGate(g, ownMetrics(metrics)));
-    for (const g of gates) if (!g.passed) problems.push(`${where}: gate ${g.id} (${g.metric} ${g.op} ${g.value}) ${g.measured === undefined ? 'was not measured' : `failed with ${g.measured}`}`);
+    const gates = policy.gates
+      .filter((g) => g.metric.startsWith(`${name}.`))
+      .map((g) => evaluateGate(g, ownMetrics(metrics)));
+    for (const g of gates)
+      if (!g.passed)
+        problems.push(
+          `${where}: gate ${g.id} (${g.metric} ${g.op} ${g.value}) ${g.measured === undefined ? 'was not measured' : `failed with ${g.measured}`}`,
+        );
     release.stages.push({ name, metrics: ownMetrics(metrics), gates });
   }
   problems.push(...checkTrail({ pipelineId: d.pipelineId, policy, subject, audit: d.audit, upTo }));
@@ -178,7 +209,8 @@ export function checkTrail(t: TrailCheck): string[] {
   if ('problem' in chain) problems.push(chain.problem);
   const digest = subjectDigest(t.subject);
   const first = audit[0];
-  if (first.kind !== 'start' || first.stage !== 'pipeline') problems.push('the audit trail does not begin with the pipeline’s start entry');
+  if (first.kind !== 'start' || first.stage !== 'pipeline')
+    problems.push('the audit trail does not begin with the pipeline’s start entry');
   else if (first.subjectDigest !== digest) problems.push('the audit trail’s start entry is for another change');
   const order = t.policy.stages.map((s) => s.name as string);
   let last = -1;
@@ -186,7 +218,8 @@ export function checkTrail(t: TrailCheck): string[] {
   audit.forEach((e, i) => {
     const at = Date.parse(e.at);
     if (Number.isNaN(at)) problems.push(`audit entry ${i} has no valid time`);
-    else if (at < lastAt) problems.push(`audit entry ${i} (${e.kind}, ${e.stage}) is dated before the entry it follows`);
+    else if (at < lastAt)
+      problems.push(`audit entry ${i} (${e.kind}, ${e.stage}) is dated before the entry it follows`);
     else lastAt = at;
     if (e.stage === 'pipeline') return;
     const k = order.indexOf(e.stage);
@@ -197,34 +230,45 @@ export function checkTrail(t: TrailCheck): string[] {
   if (mode !== 'release') {
     // A finished pipeline's trail closes with its own end entry; nothing may be cut from its end.
     const close = audit[audit.length - 1];
-    if (close.stage !== 'pipeline' || close.kind !== 'end') problems.push('the audit trail does not close with the pipeline’s end entry (entries cut from its end?)');
-    else if (mode === 'passed' && close.state !== 'passed') problems.push(`the pipeline ended ${String(close.state)}, not passed`);
-    else if (t.state !== undefined && close.state !== t.state) problems.push(`the document says the pipeline ${t.state}, but its trail ends ${String(close.state)}`);
+    if (close.stage !== 'pipeline' || close.kind !== 'end')
+      problems.push('the audit trail does not close with the pipeline’s end entry (entries cut from its end?)');
+    else if (mode === 'passed' && close.state !== 'passed')
+      problems.push(`the pipeline ended ${String(close.state)}, not passed`);
+    else if (t.state !== undefined && close.state !== t.state)
+      problems.push(`the document says the pipeline ${t.state}, but its trail ends ${String(close.state)}`);
   }
   let stopped = false;
   for (const stage of t.policy.stages) {
     const entries = audit.filter((e) => e.stage === stage.name);
     const ends = entries.filter((e) => e.kind === 'end');
     const isRelease = stage.name === 'release';
-    const mustPass = mode === 'release' ? !isRelease : mode === 'passed' || (ends.length > 0 && ends[0].state === 'passed');
+    const mustPass =
+      mode === 'release' ? !isRelease : mode === 'passed' || (ends.length > 0 && ends[0].state === 'passed');
     if (mode === 'release') {
       if (isRelease && ends.length > 0) problems.push('the release stage ended before it was signed');
       if (!isRelease && (ends.length !== 1 || ends[0].state !== 'passed')) {
-        problems.push(`stage ${stage.name} did not end passed exactly once (${ends.map((e) => e.state).join(', ') || 'no end entry'})`);
+        problems.push(
+          `stage ${stage.name} did not end passed exactly once (${ends.map((e) => e.state).join(', ') || 'no end entry'})`,
+        );
       }
     } else {
       if (mode === 'passed' && (ends.length !== 1 || ends[0].state !== 'passed')) {
-        problems.push(`stage ${stage.name} did not end passed exactly once (${ends.map((e) => e.state).join(', ') || 'no end entry'})`);
+        problems.push(
+          `stage ${stage.name} did not end passed exactly once (${ends.map((e) => e.state).join(', ') || 'no end entry'})`,
+        );
       }
       if (ends.length > 1) problems.push(`stage ${stage.name} ended ${ends.length} times`);
       // After a stage that did not pass, no later stage runs.
-      if (stopped && entries.length) problems.push(`stage ${stage.name} has entries after an earlier stage stopped the pipeline`);
+      if (stopped && entries.length)
+        problems.push(`stage ${stage.name} has entries after an earlier stage stopped the pipeline`);
       if (ends.length === 0 || ends[0].state !== 'passed') stopped = true;
     }
-    if (ends.length === 1 && entries[entries.length - 1] !== ends[0]) problems.push(`stage ${stage.name} has entries after its end`);
+    if (ends.length === 1 && entries[entries.length - 1] !== ends[0])
+      problems.push(`stage ${stage.name} has entries after its end`);
     const decisions = entries.filter((e) => e.kind === 'decision');
     if (!stage.approval) {
-      if (decisions.length) problems.push(`stage ${stage.name} needs no approval, yet the trail holds decisions for it`);
+      if (decisions.length)
+        problems.push(`stage ${stage.name} needs no approval, yet the trail holds decisions for it`);
       continue;
     }
     if (!mustPass && !(mode === 'release' && isRelease)) continue;
@@ -233,7 +277,13 @@ export function checkTrail(t: TrailCheck): string[] {
   return problems;
 }
 
-function approvalProblems(t: TrailCheck, stage: string, approval: Approval, entries: AuditEntry[], digest: string): string[] {
+function approvalProblems(
+  t: TrailCheck,
+  stage: string,
+  approval: Approval,
+  entries: AuditEntry[],
+  digest: string,
+): string[] {
   const problems: string[] = [];
   const where = `stage ${stage}`;
   const waiting = entries.findIndex((e) => e.kind === 'task' && e.name === 'approval' && e.state === 'running');
@@ -243,7 +293,8 @@ function approvalProblems(t: TrailCheck, stage: string, approval: Approval, entr
     const who = `${where}: the decision by ${String(e.person)}`;
     if (waiting < 0 || i < waiting) problems.push(`${who} is recorded before the stage waited for approval`);
     const key = own(t.policy.channels, e.channel)?.publicKey;
-    if (!key) return problems.push(`${who} came through channel ${String(e.channel)}, which has no key pinned in the policy`);
+    if (!key)
+      return problems.push(`${who} came through channel ${String(e.channel)}, which has no key pinned in the policy`);
     if (e.subjectDigest !== digest) return problems.push(`${who} was signed for another change`);
     const signed = {
       workflowId: t.pipelineId,
@@ -256,15 +307,19 @@ function approvalProblems(t: TrailCheck, stage: string, approval: Approval, entr
       subjectDigest: e.subjectDigest,
       signature: e.signature ?? '',
     };
-    if (!verifyDecision(signed, key)) return problems.push(`${who} does not verify against the ${String(e.channel)} channel's key`);
+    if (!verifyDecision(signed, key))
+      return problems.push(`${who} does not verify against the ${String(e.channel)} channel's key`);
     const person = findPerson(t.policy, e.person);
     if (!person) return problems.push(`${who}: no such person in the policy`);
     const roles = rolesOf(t.policy, person.id).filter((r) => approval.roles.includes(r));
     if ([...roles].sort().join(',') !== [...(e.roles ?? [])].sort().join(',')) {
-      problems.push(`${who} is recorded with roles [${(e.roles ?? []).join(', ')}], but the policy gives [${roles.join(', ')}]`);
+      problems.push(
+        `${who} is recorded with roles [${(e.roles ?? []).join(', ')}], but the policy gives [${roles.join(', ')}]`,
+      );
     }
     if (roles.length === 0) problems.push(`${who}: ${person.id} holds none of ${approval.roles.join(', ')}`);
-    if (isAuthor(person, t.subject.author)) problems.push(`${who}: ${person.id} is the change's author (separation of duties)`);
+    if (isAuthor(person, t.subject.author))
+      problems.push(`${who}: ${person.id} is the change's author (separation of duties)`);
     if (votes.some((v) => v.person === person.id)) problems.push(`${who} is a second decision by the same person`);
     if (e.decision !== 'approve') problems.push(`${who} rejected the stage`);
     const issued = Date.parse(signed.issuedAt);
@@ -276,7 +331,9 @@ function approvalProblems(t: TrailCheck, stage: string, approval: Approval, entr
   });
   if (!quorumMet(approval, votes)) {
     const by = votes.filter((v) => v.decision === 'approve').map((v) => `${v.person} (${v.roles.join('+')})`);
-    problems.push(`${where}: the approval rule (${approval.quorum} of ${approval.roles.join(', ')}${approval.everyRole ? ', a different person per role' : ''}) is not met; approved by ${by.join(', ') || 'nobody'}`);
+    problems.push(
+      `${where}: the approval rule (${approval.quorum} of ${approval.roles.join(', ')}${approval.everyRole ? ', a different person per role' : ''}) is not met; approved by ${by.join(', ') || 'nobody'}`,
+    );
   }
   return problems;
 }

@@ -20,7 +20,13 @@ export interface Subject {
 
 /** What identifies the change: repository, pull request, head commit, author and how the start was proven. */
 export function subjectDigest(s: Subject): string {
-  return digestOf('secmlops-subject-v1', { repo: s.repo, pr: s.pr ?? null, headSha: s.headSha, author: s.author, source: s.source ?? null });
+  return digestOf('secmlops-subject-v1', {
+    repo: s.repo,
+    pr: s.pr ?? null,
+    headSha: s.headSha,
+    author: s.author,
+    source: s.source ?? null,
+  });
 }
 
 export function describeSubject(s: Subject): string {

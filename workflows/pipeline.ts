@@ -5,10 +5,39 @@
 // Trust (runs since TRUSTED_PIPELINE): the pipeline is started with a start proof and a policy *reference*; a worker
 // resolves both (resolveStart) and signs what it found. Each stage's own result is kept; stage-update Signals only
 // refresh what the status query shows while a stage runs, and never reach a gate, the verdict or the release signer.
-import { CancellationScope, executeChild, isCancellation, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import {
+  CancellationScope,
+  executeChild,
+  isCancellation,
+  patched,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
-import { entryDigest, genesisDigest, appendEntry, bounded, type Evidence, type PipelineInput, type Policy, type StageName } from '../policy/index.js';
-import { TASK_QUEUE, policyQuery, stageUpdateSignal, statusQuery, stageWorkflowId, type AuditEntry, type PipelineResult, type PipelineStatus, type StageResult, type StageStatus, type Subject } from './messages.js';
+import {
+  entryDigest,
+  genesisDigest,
+  appendEntry,
+  bounded,
+  type Evidence,
+  type PipelineInput,
+  type Policy,
+  type StageName,
+} from '../policy/index.js';
+import {
+  TASK_QUEUE,
+  policyQuery,
+  stageUpdateSignal,
+  statusQuery,
+  stageWorkflowId,
+  type AuditEntry,
+  type PipelineResult,
+  type PipelineStatus,
+  type StageResult,
+  type StageStatus,
+  type Subject,
+} from './messages.js';
 import { dataStage, evaluateStage, planStage, releaseStage, trainStage } from './stages.js';
 import { TRUSTED_PIPELINE, causeMessage } from './swimlane.js';
 
@@ -35,7 +64,14 @@ export async function secmlopsPipeline(input: PipelineInput | Subject, legacyPol
 
 async function trustedPipeline(input: PipelineInput, policyGiven: boolean): Promise<PipelineResult> {
   const pipelineId = workflowInfo().workflowId;
-  const status: PipelineStatus = { workflowId: pipelineId, policyName: '', subject: { repo: '', headSha: '', author: '' }, state: 'running', stages: [], audit: [] };
+  const status: PipelineStatus = {
+    workflowId: pipelineId,
+    policyName: '',
+    subject: { repo: '', headSha: '', author: '' },
+    state: 'running',
+    stages: [],
+    audit: [],
+  };
   const resolvedPolicy: { current?: Policy } = {};
   const trail: AuditEntry[] = [];
   /** Stages that finished: their own results, which Signals can no longer overwrite. */
@@ -65,7 +101,9 @@ async function trustedPipeline(input: PipelineInput, policyGiven: boolean): Prom
     return status as PipelineResult;
   };
   if (policyGiven || (input as { policy?: unknown })?.policy !== undefined) {
-    return fail('the start was refused: a policy body from the client is refused; start the pipeline with a policy reference the workers resolve');
+    return fail(
+      'the start was refused: a policy body from the client is refused; start the pipeline with a policy reference the workers resolve',
+    );
   }
   let resolved;
   try {
@@ -95,8 +133,15 @@ async function trustedPipeline(input: PipelineInput, policyGiven: boolean): Prom
   const report = async (verdict: 'running' | 'passed' | 'failed' | 'cancelled') => {
     if (resolved.subject.source !== 'github') return;
     try {
-      const dossier = { pipelineId, start: resolved.evidence, stages: evidence.filter((s) => s.name !== 'release'), audit: [...trail] };
-      await CancellationScope.nonCancellable(() => github.reportToGitHub({ status, verdict, runId: workflowInfo().runId, start: resolved.evidence, dossier }));
+      const dossier = {
+        pipelineId,
+        start: resolved.evidence,
+        stages: evidence.filter((s) => s.name !== 'release'),
+        audit: [...trail],
+      };
+      await CancellationScope.nonCancellable(() =>
+        github.reportToGitHub({ status, verdict, runId: workflowInfo().runId, start: resolved.evidence, dossier }),
+      );
       status.github = { reported: true };
     } catch (e) {
       status.github = { reported: false, error: causeMessage(e) };
@@ -105,7 +150,8 @@ async function trustedPipeline(input: PipelineInput, policyGiven: boolean): Prom
   const evidence: { name: StageName; evidence: Evidence[] }[] = [];
   // The pending status comes from the worker too: the CI job then needs no permission to write statuses.
   await report('running');
-  if (status.github?.reported === false) status.github = { reported: false, error: `pending status: ${status.github.error ?? ''}` };
+  if (status.github?.reported === false)
+    status.github = { reported: false, error: `pending status: ${status.github.error ?? ''}` };
   try {
     for (const stage of policy.stages) {
       current = stage.name;
@@ -125,7 +171,10 @@ async function trustedPipeline(input: PipelineInput, policyGiven: boolean): Prom
       const options = { workflowId: stageWorkflowId(pipelineId, stage.name) };
       const result =
         stage.name === 'release'
-          ? await executeChild(releaseStage, { ...options, args: [{ ...common, audit: [...trail], evidence: [...evidence] }] })
+          ? await executeChild(releaseStage, {
+              ...options,
+              args: [{ ...common, audit: [...trail], evidence: [...evidence] }],
+            })
           : await executeChild(STAGES[stage.name], { ...options, args: [common] });
       finished.add(stage.name);
       const i = status.stages.findIndex((s) => s.name === stage.name);
@@ -143,12 +192,26 @@ async function trustedPipeline(input: PipelineInput, policyGiven: boolean): Prom
   } catch (e) {
     if (!isCancellation(e)) throw e;
     fail('the pipeline was cancelled');
-    appendEntry(trail, head, { at: now(), stage: 'pipeline', kind: 'end', roles: [], state: 'cancelled', reason: status.reason });
+    appendEntry(trail, head, {
+      at: now(),
+      stage: 'pipeline',
+      kind: 'end',
+      roles: [],
+      state: 'cancelled',
+      reason: status.reason,
+    });
     status.audit = [...trail];
     await report('cancelled');
     throw e;
   }
-  appendEntry(trail, head, { at: now(), stage: 'pipeline', kind: 'end', roles: [], state: status.state, ...(status.reason ? { reason: status.reason } : {}) });
+  appendEntry(trail, head, {
+    at: now(),
+    stage: 'pipeline',
+    kind: 'end',
+    roles: [],
+    state: status.state,
+    ...(status.reason ? { reason: status.reason } : {}),
+  });
   status.audit = [...trail];
   await report(status.state === 'passed' ? 'passed' : 'failed');
   return status as PipelineResult;
@@ -180,7 +243,9 @@ async function legacyPipeline(subject: Subject, policy: Policy): Promise<Pipelin
   const report = async (verdict: 'passed' | 'failed' | 'cancelled') => {
     if (subject.source !== 'github') return;
     try {
-      await CancellationScope.nonCancellable(() => github.reportToGitHub({ status, verdict, runId: workflowInfo().runId }));
+      await CancellationScope.nonCancellable(() =>
+        github.reportToGitHub({ status, verdict, runId: workflowInfo().runId }),
+      );
       status.github = { reported: true };
     } catch (e) {
       status.github = { reported: false, error: causeMessage(e) };
@@ -195,7 +260,10 @@ async function legacyPipeline(subject: Subject, policy: Policy): Promise<Pipelin
       if (stage.name === 'release') {
         const earlier = status.stages.filter((s) => s.name !== 'release');
         const manifest = status.stages.find((s) => s.name === 'data')?.manifest;
-        result = await executeChild(releaseStage, { ...options, args: [{ ...common, earlier, audit: status.audit, manifest }] });
+        result = await executeChild(releaseStage, {
+          ...options,
+          args: [{ ...common, earlier, audit: status.audit, manifest }],
+        });
       } else {
         result = await executeChild(STAGES[stage.name], { ...options, args: [common] });
       }
@@ -218,7 +286,12 @@ async function legacyPipeline(subject: Subject, policy: Policy): Promise<Pipelin
   return status as PipelineResult;
 }
 
-const STAGES: Record<Exclude<StageName, 'release'>, typeof planStage> = { plan: planStage, data: dataStage, train: trainStage, evaluate: evaluateStage };
+const STAGES: Record<Exclude<StageName, 'release'>, typeof planStage> = {
+  plan: planStage,
+  data: dataStage,
+  train: trainStage,
+  evaluate: evaluateStage,
+};
 
 const STATES = ['pending', 'running', 'waiting', 'blocked', 'passed', 'failed', 'rejected'];
 const strings = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'string');
@@ -227,16 +300,41 @@ const strings = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 
 function displayable(r: StageResult): boolean {
   const s = r.status as Partial<StageStatus> | undefined;
   if (!s || typeof s !== 'object' || !Number.isInteger(s.revision) || !STATES.includes(String(s.state))) return false;
-  if (!Array.isArray(s.tasks) || !strings(s.blockers) || !strings(s.findings) || !Array.isArray(s.gates) || !Array.isArray(r.audit) || r.audit.length > 200) return false;
-  if (!s.metrics || typeof s.metrics !== 'object' || !Object.values(s.metrics).every((v) => typeof v === 'number')) return false;
-  if (!s.artifacts || typeof s.artifacts !== 'object' || !Object.values(s.artifacts).every((v) => typeof v === 'string')) return false;
+  if (
+    !Array.isArray(s.tasks) ||
+    !strings(s.blockers) ||
+    !strings(s.findings) ||
+    !Array.isArray(s.gates) ||
+    !Array.isArray(r.audit) ||
+    r.audit.length > 200
+  )
+    return false;
+  if (!s.metrics || typeof s.metrics !== 'object' || !Object.values(s.metrics).every((v) => typeof v === 'number'))
+    return false;
+  if (
+    !s.artifacts ||
+    typeof s.artifacts !== 'object' ||
+    !Object.values(s.artifacts).every((v) => typeof v === 'string')
+  )
+    return false;
   const a = s.approval;
   if (a !== undefined && (!a || !strings(a.roles) || !strings(a.missingRoles) || !strings(a.approvers))) return false;
   return JSON.stringify(r).length <= 64 * 1024;
 }
 
 function pendingStage(name: StageName, workflowId: string): StageStatus {
-  return { name, workflowId, state: 'pending', revision: -1, tasks: [], blockers: [], findings: [], metrics: {}, gates: [], artifacts: {} };
+  return {
+    name,
+    workflowId,
+    state: 'pending',
+    revision: -1,
+    tasks: [],
+    blockers: [],
+    findings: [],
+    metrics: {},
+    gates: [],
+    artifacts: {},
+  };
 }
 
 function now(): string {

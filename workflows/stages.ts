@@ -2,7 +2,16 @@
 // Past the trust boundary every activity that measures something returns it signed (evidence), which the lane keeps
 // for the release signer; the lane's own metrics and gates are for display and for failing early.
 import { ApplicationFailure, isCancellation, proxyActivities } from '@temporalio/workflow';
-import { dataMetrics, describeCell, evaluateGate, formatMetric, own, threatMatrix, type Evidence, type FileDigest } from '../policy/index.js';
+import {
+  dataMetrics,
+  describeCell,
+  evaluateGate,
+  formatMetric,
+  own,
+  threatMatrix,
+  type Evidence,
+  type FileDigest,
+} from '../policy/index.js';
 import type { Activities } from '../activities/index.js';
 import type { ReleaseRequest } from '../activities/release.js';
 import { GPU_TASK_QUEUE, type AuditEntry, type ManifestEntry, type StageResult, type StageStatus } from './messages.js';
@@ -30,8 +39,10 @@ export async function planStage(input: StageInput): Promise<StageResult> {
     lane.status.threatModel = cells;
     if (cells.length === 0) lane.status.blockers.push('the policy names no assets in threatModel.assets');
     for (const c of cells) {
-      if (c.status === 'uncovered') lane.status.blockers.push(`${describeCell(c)} has neither a control nor a risk acceptance`);
-      if (c.acceptedBy) lane.status.findings.push(`${describeCell(c)}: risk accepted by ${c.acceptedBy.role} (${c.acceptedBy.reason})`);
+      if (c.status === 'uncovered')
+        lane.status.blockers.push(`${describeCell(c)} has neither a control nor a risk acceptance`);
+      if (c.acceptedBy)
+        lane.status.findings.push(`${describeCell(c)}: risk accepted by ${c.acceptedBy.role} (${c.acceptedBy.reason})`);
     }
     lane.status.metrics['plan.cells'] = cells.length;
     lane.status.metrics['plan.uncovered'] = cells.filter((c) => c.status === 'uncovered').length;
@@ -48,11 +59,22 @@ export async function dataStage(input: StageInput): Promise<StageResult> {
   if (unmeetable) return unmeetable;
   const evidence = lane.evidenceFor();
   try {
-    const { manifest, resumedFrom, attempt, evidence: signed } = await lane.task('manifest', `hashing ${dataset.files.length} dataset files`, async () => {
-      const r = await cpu.hashDatasetFiles({ root: dataset.root, files: dataset.files.map((f) => f.path), ...(evidence ? { evidence } : {}) });
+    const {
+      manifest,
+      resumedFrom,
+      attempt,
+      evidence: signed,
+    } = await lane.task('manifest', `hashing ${dataset.files.length} dataset files`, async () => {
+      const r = await cpu.hashDatasetFiles({
+        root: dataset.root,
+        files: dataset.files.map((f) => f.path),
+        ...(evidence ? { evidence } : {}),
+      });
       const mismatches = dataset.files.flatMap((f) => {
         const got = r.manifest.find((m) => m.path === f.path);
-        return got?.sha256 === f.sha256 ? [] : [`dataset file ${f.path} has SHA-256 ${got?.sha256 ?? '(missing)'}, but the policy pins ${f.sha256}`];
+        return got?.sha256 === f.sha256
+          ? []
+          : [`dataset file ${f.path} has SHA-256 ${got?.sha256 ?? '(missing)'}, but the policy pins ${f.sha256}`];
       });
       if (mismatches.length > 0) throw ApplicationFailure.nonRetryable(mismatches.join('; '), 'DatasetDigestMismatch');
       return r;
@@ -61,9 +83,17 @@ export async function dataStage(input: StageInput): Promise<StageResult> {
     keep(lane, signed);
     lane.status.metrics['data.manifest.attempt'] = attempt;
     lane.status.metrics['data.manifest.resumed_from'] = resumedFrom;
-    if (resumedFrom > 0) lane.status.findings.push(`the manifest resumed after ${resumedFrom} files hashed by an earlier attempt (attempt ${attempt})`);
+    if (resumedFrom > 0)
+      lane.status.findings.push(
+        `the manifest resumed after ${resumedFrom} files hashed by an earlier attempt (attempt ${attempt})`,
+      );
     const validated = await lane.task('validate', 'validating IDX files', () =>
-      gpu.validateDataset({ root: dataset.root, splits: dataset.splits, classes: dataset.classes, ...(evidence ? { evidence, pinned: dataset.files } : {}) }),
+      gpu.validateDataset({
+        root: dataset.root,
+        splits: dataset.splits,
+        classes: dataset.classes,
+        ...(evidence ? { evidence, pinned: dataset.files } : {}),
+      }),
     );
     // Histories recorded before the validation returned its metrics hold the bare list of splits.
     const splits = Array.isArray(validated) ? validated : validated.splits;
@@ -111,14 +141,21 @@ export async function trainStage(input: StageInput): Promise<StageResult> {
       }),
     );
     const last = out.history[out.history.length - 1];
-    Object.assign(lane.status.metrics, { 'train.epochs': out.history.length, 'train.loss': last.loss, 'train.accuracy': last.accuracy });
+    Object.assign(lane.status.metrics, {
+      'train.epochs': out.history.length,
+      'train.loss': last.loss,
+      'train.accuracy': last.accuracy,
+    });
     const robust = out.history.flatMap((h) => (h.robustValidation === undefined ? [] : [h.robustValidation]));
     if (robust.length) lane.status.metrics['train.robust_validation'] = Math.max(...robust);
     keep(lane, out.evidence);
     lane.status.artifacts.model = out.modelRef;
     if (out.checkpointRef) lane.status.artifacts.checkpoint = out.checkpointRef;
     if (out.bestEpoch) lane.status.findings.push(`early stopping kept epoch ${out.bestEpoch} of ${out.history.length}`);
-    if (out.resumedFrom) lane.status.findings.push(`training resumed from a checkpoint after epoch ${out.resumedFrom.epoch}, step ${out.resumedFrom.step}`);
+    if (out.resumedFrom)
+      lane.status.findings.push(
+        `training resumed from a checkpoint after epoch ${out.resumedFrom.epoch}, step ${out.resumedFrom.step}`,
+      );
   } catch (err) {
     return lane.fail(failureMessage(err));
   }
@@ -132,7 +169,10 @@ export async function evaluateStage(input: StageInput): Promise<StageResult> {
   const lane = new Swimlane(input, ['attacks', 'gates']);
   const { dataset, model } = input.policy.artifacts;
   const config = input.policy.evaluate;
-  if (!dataset || !(model || input.modelRef) || !config) return lane.fail('the policy needs artifacts.dataset, a model (artifacts.model or a train stage) and an evaluate block');
+  if (!dataset || !(model || input.modelRef) || !config)
+    return lane.fail(
+      'the policy needs artifacts.dataset, a model (artifacts.model or a train stage) and an evaluate block',
+    );
   const unmeetable = lane.unmeetable();
   if (unmeetable) return unmeetable;
   const evidence = lane.evidenceFor();
@@ -155,7 +195,10 @@ export async function evaluateStage(input: StageInput): Promise<StageResult> {
     lane.status.evaluation = out.summary;
     lane.status.artifacts.model = out.modelRef;
     keep(lane, out.evidence);
-    if (out.summary.withoutGradient.length) lane.status.findings.push(`the model has ops without a gradient rule (${out.summary.withoutGradient.join(', ')}): white-box attacks ran as Square Attack`);
+    if (out.summary.withoutGradient.length)
+      lane.status.findings.push(
+        `the model has ops without a gradient rule (${out.summary.withoutGradient.join(', ')}): white-box attacks ran as Square Attack`,
+      );
   } catch (err) {
     return lane.fail(failureMessage(err));
   }
@@ -167,7 +210,11 @@ export async function evaluateStage(input: StageInput): Promise<StageResult> {
 /** Evaluates the policy's gates on this stage's metrics; returns why the stage fails, if it does. */
 async function checkGates(lane: Swimlane, input: StageInput, stage: string): Promise<string | undefined> {
   const failed = await lane.task('gates', `checking the ${stage} gates`, async () => {
-    lane.gates(input.policy.gates.filter((g) => g.metric.startsWith(`${stage}.`)).map((g) => evaluateGate(g, lane.status.metrics)));
+    lane.gates(
+      input.policy.gates
+        .filter((g) => g.metric.startsWith(`${stage}.`))
+        .map((g) => evaluateGate(g, lane.status.metrics)),
+    );
     return lane.status.gates.filter((g) => !g.passed);
   });
   if (failed.length === 0) return undefined;
@@ -200,7 +247,12 @@ export async function releaseStage(input: ReleaseInput): Promise<StageResult> {
   try {
     const signed = await lane.task('sign', 'checking the evidence and signing the release attestation', () =>
       cpu.signRelease({
-        dossier: { pipelineId: input.pipelineId, start: input.start!, stages: input.evidence ?? [], audit: [...input.audit, ...lane.audit] },
+        dossier: {
+          pipelineId: input.pipelineId,
+          start: input.start!,
+          stages: input.evidence ?? [],
+          audit: [...input.audit, ...lane.audit],
+        },
         ...(input.policy.artifacts.model ? { model: input.policy.artifacts.model } : {}),
       }),
     );
@@ -211,7 +263,10 @@ export async function releaseStage(input: ReleaseInput): Promise<StageResult> {
   return lane.pass();
 }
 
-function recordSigned(lane: Swimlane, signed: { ref: string; path: string; keyId: string; modelSha256?: string }): void {
+function recordSigned(
+  lane: Swimlane,
+  signed: { ref: string; path: string; keyId: string; modelSha256?: string },
+): void {
   lane.status.artifacts.attestation = signed.ref;
   lane.status.artifacts.attestationPath = signed.path;
   lane.status.artifacts.releaseKeyId = signed.keyId;
@@ -223,16 +278,18 @@ async function legacyRelease(input: ReleaseInput, lane: Swimlane): Promise<Stage
     // The request as runs before the trust boundary sent it. Only their histories replay this path (activities do
     // not run on replay); a live run that reached it would have its request refused by the signer.
     const legacyRequest = {
-        pipelineId: input.pipelineId,
-        subject: input.subject,
-        policyName: input.policy.name,
-        dataset: input.manifest ?? [],
-        model: input.policy.artifacts.model,
-        modelRef: input.modelRef,
-        stages: (input.earlier ?? []).map((s) => ({ name: s.name, state: s.state, metrics: s.metrics, gates: s.gates })),
-        audit: input.audit,
+      pipelineId: input.pipelineId,
+      subject: input.subject,
+      policyName: input.policy.name,
+      dataset: input.manifest ?? [],
+      model: input.policy.artifacts.model,
+      modelRef: input.modelRef,
+      stages: (input.earlier ?? []).map((s) => ({ name: s.name, state: s.state, metrics: s.metrics, gates: s.gates })),
+      audit: input.audit,
     };
-    const signed = await lane.task('sign', 'signing the release attestation', () => cpu.signRelease(legacyRequest as unknown as ReleaseRequest));
+    const signed = await lane.task('sign', 'signing the release attestation', () =>
+      cpu.signRelease(legacyRequest as unknown as ReleaseRequest),
+    );
     recordSigned(lane, signed);
   } catch (err) {
     return lane.fail(failureMessage(err));
@@ -246,8 +303,14 @@ function keep(lane: Swimlane, e: Evidence | undefined): void {
 }
 
 /** The pinned digests of a split's two files, which the engine checks while it reads them. */
-function pinnedPair(files: FileDigest[], split: { images: string; labels: string }): { images?: string; labels?: string } {
-  return { images: files.find((f) => f.path === split.images)?.sha256, labels: files.find((f) => f.path === split.labels)?.sha256 };
+function pinnedPair(
+  files: FileDigest[],
+  split: { images: string; labels: string },
+): { images?: string; labels?: string } {
+  return {
+    images: files.find((f) => f.path === split.images)?.sha256,
+    labels: files.find((f) => f.path === split.labels)?.sha256,
+  };
 }
 
 function failureMessage(err: unknown): string {

@@ -1,5 +1,14 @@
 // The runtime every stage child shares: its status, its audit trail, reports to the parent, and the role-gated approval.
-import { ApplicationFailure, condition, getExternalWorkflowHandle, log, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  condition,
+  getExternalWorkflowHandle,
+  log,
+  patched,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import {
   AUDIT_LIMITS,
@@ -67,8 +76,16 @@ export function causeMessage(err: unknown): string {
   return e instanceof Error ? e.message : String(err);
 }
 
-const slack = proxyActivities<Activities>({ taskQueue: TASK_QUEUE, startToCloseTimeout: '30s', retry: { maximumAttempts: 3 } });
-const comments = proxyActivities<Activities>({ taskQueue: TASK_QUEUE, startToCloseTimeout: '1m', retry: { maximumAttempts: 3 } });
+const slack = proxyActivities<Activities>({
+  taskQueue: TASK_QUEUE,
+  startToCloseTimeout: '30s',
+  retry: { maximumAttempts: 3 },
+});
+const comments = proxyActivities<Activities>({
+  taskQueue: TASK_QUEUE,
+  startToCloseTimeout: '1m',
+  retry: { maximumAttempts: 3 },
+});
 
 export class Swimlane {
   readonly status: StageStatus;
@@ -106,7 +123,13 @@ export class Swimlane {
     };
     if (stage.approval) {
       const a = stage.approval;
-      this.status.approval = { roles: a.roles, quorum: a.quorum, everyRole: a.everyRole, missingRoles: [...a.roles], approvers: [] };
+      this.status.approval = {
+        roles: a.roles,
+        quorum: a.quorum,
+        everyRole: a.everyRole,
+        missingRoles: [...a.roles],
+        approvers: [],
+      };
     }
     setHandler(statusQuery, () => this.result());
     const validator = (kind: 'approve' | 'reject') => (d: SignedDecision) => {
@@ -138,7 +161,9 @@ export class Swimlane {
   }
 
   result(): StageResult {
-    return this.v2 ? { status: this.status, audit: this.audit, evidence: this.evidence } : { status: this.status, audit: this.audit };
+    return this.v2
+      ? { status: this.status, audit: this.audit, evidence: this.evidence }
+      : { status: this.status, audit: this.audit };
   }
 
   /** Adds an entry to the audit trail; past the trust boundary every entry is chained to the one before. */
@@ -179,7 +204,8 @@ export class Swimlane {
     const t = this.status.tasks.find((x) => x.name === name);
     if (t) t.state = 'running';
     this.status.task = what;
-    if (this.v2) this.log({ at: now(), stage: this.status.name, kind: 'task', roles: [], name, state: 'running', reason: what });
+    if (this.v2)
+      this.log({ at: now(), stage: this.status.name, kind: 'task', roles: [], name, state: 'running', reason: what });
     this.report();
     try {
       const value = await work();
@@ -188,7 +214,16 @@ export class Swimlane {
       return value;
     } catch (err) {
       if (t) t.state = 'failed';
-      if (this.v2) this.log({ at: now(), stage: this.status.name, kind: 'task', roles: [], name, state: 'failed', reason: bounded(causeMessage(err)) });
+      if (this.v2)
+        this.log({
+          at: now(),
+          stage: this.status.name,
+          kind: 'task',
+          roles: [],
+          name,
+          state: 'failed',
+          reason: bounded(causeMessage(err)),
+        });
       throw err;
     }
   }
@@ -196,7 +231,17 @@ export class Swimlane {
   /** Records the gates' outcomes in the trail (the release signer recomputes them from signed metrics). */
   gates(results: GateResult[]): void {
     this.status.gates = results;
-    if (this.v2) for (const g of results) this.log({ at: now(), stage: this.status.name, kind: 'gate', roles: [], name: g.id, state: g.passed ? 'passed' : 'failed', reason: describeGate(g) });
+    if (this.v2)
+      for (const g of results)
+        this.log({
+          at: now(),
+          stage: this.status.name,
+          kind: 'gate',
+          roles: [],
+          name: g.id,
+          state: g.passed ? 'passed' : 'failed',
+          reason: describeGate(g),
+        });
   }
 
   fail(error: string): StageResult {
@@ -223,13 +268,28 @@ export class Swimlane {
     if (task) task.state = 'running';
     this.status.state = this.status.blockers.length > 0 ? 'blocked' : 'waiting';
     this.status.task = `waiting for ${a.roles.join(' + ')}`;
-    if (this.v2) this.log({ at: now(), stage: this.status.name, kind: 'task', roles: a.roles, name: 'approval', state: 'running', reason: this.status.task });
+    if (this.v2)
+      this.log({
+        at: now(),
+        stage: this.status.name,
+        kind: 'task',
+        roles: a.roles,
+        name: 'approval',
+        state: 'running',
+        reason: this.status.task,
+      });
     this.report();
     this.notify('waiting', a.roles);
     const decided = () => this.outcome !== undefined;
     if (a.timeoutMs !== undefined && !(await condition(decided, a.timeoutMs))) {
       const reason = `no decision after ${formatDuration(a.timeoutMs)}; escalated to ${a.escalation}`;
-      this.log({ at: now(), stage: this.status.name, kind: 'escalated', roles: a.escalation ? [a.escalation] : [], reason });
+      this.log({
+        at: now(),
+        stage: this.status.name,
+        kind: 'escalated',
+        roles: a.escalation ? [a.escalation] : [],
+        reason,
+      });
       log.warn(reason, { stage: this.status.name });
       this.report();
       this.notify('escalated', a.escalation ? [a.escalation] : [], reason);
@@ -262,17 +322,41 @@ export class Swimlane {
     const channel = this.input.policy.notifications?.slack?.channel;
     if (!channel) return;
     const { pipelineId, subject } = this.input;
-    const digest = this.v2 && this.input.subjectDigest ? { subjectDigest: this.input.subjectDigest, ...(this.input.start ? { start: this.input.start } : {}) } : {};
-    slack.notifySlack({ kind, channel, pipelineId, stage: this.status.name, roles, subject, ...digest, ...(reason ? { reason } : {}) }).catch((e: unknown) => {
-      this.status.findings.push(`the Slack ${kind === 'waiting' ? 'approval request' : 'escalation'} was not posted: ${causeMessage(e)}`);
-      this.report();
-    });
+    const digest =
+      this.v2 && this.input.subjectDigest
+        ? { subjectDigest: this.input.subjectDigest, ...(this.input.start ? { start: this.input.start } : {}) }
+        : {};
+    slack
+      .notifySlack({
+        kind,
+        channel,
+        pipelineId,
+        stage: this.status.name,
+        roles,
+        subject,
+        ...digest,
+        ...(reason ? { reason } : {}),
+      })
+      .catch((e: unknown) => {
+        this.status.findings.push(
+          `the Slack ${kind === 'waiting' ? 'approval request' : 'escalation'} was not posted: ${causeMessage(e)}`,
+        );
+        this.report();
+      });
   }
 
   private finish(): StageResult {
     this.status.task = undefined;
     this.status.endedAt = now();
-    if (this.v2) this.log({ at: now(), stage: this.status.name, kind: 'end', roles: [], state: this.status.state, ...(this.status.error ? { reason: bounded(this.status.error) } : {}) });
+    if (this.v2)
+      this.log({
+        at: now(),
+        stage: this.status.name,
+        kind: 'end',
+        roles: [],
+        state: this.status.state,
+        ...(this.status.error ? { reason: bounded(this.status.error) } : {}),
+      });
     this.report();
     return this.result();
   }
@@ -280,7 +364,16 @@ export class Swimlane {
   /** A refused Signal lands in the trail with its reason, bounded; past the per-stage cap it is only counted. */
   private refused(kind: 'approve' | 'reject', d: SignedDecision, reason: string): void {
     if (!this.v2) {
-      this.audit.push({ at: now(), stage: this.status.name, kind: 'refused', person: str(d?.person), roles: [], channel: str(d?.channel), decision: kind, reason });
+      this.audit.push({
+        at: now(),
+        stage: this.status.name,
+        kind: 'refused',
+        person: str(d?.person),
+        roles: [],
+        channel: str(d?.channel),
+        decision: kind,
+        reason,
+      });
       return;
     }
     this.refusals++;
@@ -288,8 +381,20 @@ export class Swimlane {
       this.status.refusalsNotStored = this.refusals - AUDIT_LIMITS.refusalsPerStage;
       return;
     }
-    const last = this.refusals === AUDIT_LIMITS.refusalsPerStage ? `; further refusals of stage ${this.status.name} are counted, not stored` : '';
-    this.log({ at: now(), stage: this.status.name, kind: 'refused', person: bounded(d?.person, 100), roles: [], channel: bounded(d?.channel, 40), decision: kind, reason: bounded(reason) + last });
+    const last =
+      this.refusals === AUDIT_LIMITS.refusalsPerStage
+        ? `; further refusals of stage ${this.status.name} are counted, not stored`
+        : '';
+    this.log({
+      at: now(),
+      stage: this.status.name,
+      kind: 'refused',
+      person: bounded(d?.person, 100),
+      roles: [],
+      channel: bounded(d?.channel, 40),
+      decision: kind,
+      reason: bounded(reason) + last,
+    });
   }
 
   private refusal(kind: 'approve' | 'reject', d: SignedDecision): string | undefined {
@@ -303,7 +408,11 @@ export class Swimlane {
         workflowId: this.input.pipelineId,
         stage: this.status.name,
         author: this.input.subject.author,
-        notWaiting: !this.input.stage.approval ? 'it needs no approval' : waiting && !this.outcome ? undefined : `it is ${this.outcome ?? state}`,
+        notWaiting: !this.input.stage.approval
+          ? 'it needs no approval'
+          : waiting && !this.outcome
+            ? undefined
+            : `it is ${this.outcome ?? state}`,
         blockers: this.status.blockers,
         votes: this.votes,
         now: Date.now(),
@@ -314,18 +423,31 @@ export class Swimlane {
   }
 
   private commentRefusal(ref: CommentRef): string | undefined {
-    if (!ref || typeof ref !== 'object' || typeof ref.repo !== 'string' || !Number.isInteger(ref.pr) || !Number.isInteger(ref.commentId) || ref.commentId <= 0) {
+    if (
+      !ref ||
+      typeof ref !== 'object' ||
+      typeof ref.repo !== 'string' ||
+      !Number.isInteger(ref.pr) ||
+      !Number.isInteger(ref.commentId) ||
+      ref.commentId <= 0
+    ) {
       return 'expected {repo, pr, commentId} naming a PR comment';
     }
     const { subject, policy } = this.input;
-    if (subject.source !== 'github' || subject.repo !== ref.repo || subject.pr !== ref.pr) return `this pipeline was not started for ${ref.repo}#${ref.pr} through GitHub`;
+    if (subject.source !== 'github' || subject.repo !== ref.repo || subject.pr !== ref.pr)
+      return `this pipeline was not started for ${ref.repo}#${ref.pr} through GitHub`;
     if (!own(policy.channels, 'github')) return 'the policy pins no github channel key, so PR comments cannot decide';
     if (!this.input.start) return 'this stage has no start evidence to act on';
     return this.notWaiting();
   }
 
   private async acceptComment(ref: CommentRef): Promise<DecisionAccepted> {
-    const read = comments.readGitHubDecision({ commentId: ref.commentId, stage: this.status.name, notBefore: workflowInfo().startTime.getTime(), start: this.input.start! });
+    const read = comments.readGitHubDecision({
+      commentId: ref.commentId,
+      stage: this.status.name,
+      notBefore: workflowInfo().startTime.getTime(),
+      start: this.input.start!,
+    });
     // The worker's reason for refusing the comment goes back to the caller as the Update's failure.
     const d = await read.catch((e: unknown) => {
       throw ApplicationFailure.nonRetryable(causeMessage(e), 'DecisionRefused');
@@ -377,14 +499,21 @@ export class Swimlane {
 function refuseUnlessStartedByPipeline(input: StageInput): void {
   const info = workflowInfo();
   const parent = info.parent;
-  if (!parent || input.pipelineId !== parent.workflowId || stageWorkflowId(parent.workflowId, input.stage.name) !== info.workflowId) {
+  if (
+    !parent ||
+    input.pipelineId !== parent.workflowId ||
+    stageWorkflowId(parent.workflowId, input.stage.name) !== info.workflowId
+  ) {
     throw ApplicationFailure.nonRetryable(
       `stage workflows run only as children of their pipeline; ${info.workflowId} was ${parent ? `started by ${parent.workflowId}` : 'started directly'}`,
       'NotStartedByPipeline',
     );
   }
   if (!input.subjectDigest || !input.policyDigest || !input.chainHead) {
-    throw ApplicationFailure.nonRetryable(`${info.workflowId} was started without its subject digest, policy digest and audit chain head (a pipeline from before an upgrade?); start the pipeline again`, 'NotStartedByPipeline');
+    throw ApplicationFailure.nonRetryable(
+      `${info.workflowId} was started without its subject digest, policy digest and audit chain head (a pipeline from before an upgrade?); start the pipeline again`,
+      'NotStartedByPipeline',
+    );
   }
 }
 

@@ -19,11 +19,17 @@ export async function connectFromInputs(): Promise<ActionConnection> {
   const key = core.getInput('temporal-tls-key');
   const payloadKey = core.getInput('payload-key');
   for (const secret of [apiKey, key, payloadKey]) if (secret) core.setSecret(secret);
-  if (!!cert !== !!key) throw new Error(`mTLS needs both temporal-tls-cert and temporal-tls-key; ${cert ? 'temporal-tls-key' : 'temporal-tls-cert'} is missing`);
+  if (!!cert !== !!key)
+    throw new Error(
+      `mTLS needs both temporal-tls-cert and temporal-tls-key; ${cert ? 'temporal-tls-key' : 'temporal-tls-cert'} is missing`,
+    );
   // The payload codec reads its key from the environment, as on workers and the CLI.
   if (payloadKey) process.env.SECMLOPS_PAYLOAD_KEY = payloadKey;
   const tls = cert ? { clientCertPair: { crt: Buffer.from(cert), key: Buffer.from(key) } } : apiKey ? true : undefined;
-  const client = await connectClient({ connectionOptions: { address, ...(tls ? { tls } : {}), ...(apiKey ? { apiKey } : {}) }, namespace });
+  const client = await connectClient({
+    connectionOptions: { address, ...(tls ? { tls } : {}), ...(apiKey ? { apiKey } : {}) },
+    namespace,
+  });
   return { client, namespace, address };
 }
 
@@ -40,9 +46,15 @@ export async function readContext(): Promise<GitHubContext> {
   try {
     event = JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>;
   } catch (e) {
-    throw new Error(`cannot read the event payload ${path} (GITHUB_EVENT_PATH): ${e instanceof SyntaxError ? 'not JSON' : ((e as NodeJS.ErrnoException).code ?? messageOf(e))}`);
+    throw new Error(
+      `cannot read the event payload ${path} (GITHUB_EVENT_PATH): ${e instanceof SyntaxError ? 'not JSON' : ((e as NodeJS.ErrnoException).code ?? messageOf(e))}`,
+    );
   }
-  return { eventName: process.env.GITHUB_EVENT_NAME ?? '', event, workspace: process.env.GITHUB_WORKSPACE ?? process.cwd() };
+  return {
+    eventName: process.env.GITHUB_EVENT_NAME ?? '',
+    event,
+    workspace: process.env.GITHUB_WORKSPACE ?? process.cwd(),
+  };
 }
 
 /** A link to the pipeline in the Temporal Web UI (or the console), for statuses and comments. */

@@ -7,7 +7,8 @@ type Json = Record<string, unknown>;
 function field<T>(obj: unknown, path: string, check: (v: unknown) => v is T, what: string): T {
   let v: unknown = obj;
   for (const k of path.split('.')) v = v && typeof v === 'object' ? (v as Json)[k] : undefined;
-  if (!check(v)) throw new Error(`the event payload's ${path} should be ${what}, got ${JSON.stringify(v) ?? 'nothing'}`);
+  if (!check(v))
+    throw new Error(`the event payload's ${path} should be ${what}, got ${JSON.stringify(v) ?? 'nothing'}`);
   return v;
 }
 const isString = (v: unknown): v is string => typeof v === 'string' && v.length > 0;
@@ -16,14 +17,22 @@ const isNumber = (v: unknown): v is number => typeof v === 'number' && Number.is
 export const PR_ACTIONS = ['opened', 'synchronize', 'reopened'];
 
 /** The pipeline's subject from a pull_request event. */
-export function subjectFromPullRequest(eventName: string, event: Json, url: (id: string) => string | undefined = () => undefined): Subject & { pr: number } {
-  if (eventName !== 'pull_request' && eventName !== 'pull_request_target') throw new Error(`the start action runs on pull_request events, not ${eventName || 'an unnamed event'}`);
+export function subjectFromPullRequest(
+  eventName: string,
+  event: Json,
+  url: (id: string) => string | undefined = () => undefined,
+): Subject & { pr: number } {
+  if (eventName !== 'pull_request' && eventName !== 'pull_request_target')
+    throw new Error(`the start action runs on pull_request events, not ${eventName || 'an unnamed event'}`);
   const subject = {
     repo: field(event, 'repository.full_name', isString, 'owner/name'),
     pr: field(event, 'pull_request.number', isNumber, 'a PR number'),
     headSha: field(event, 'pull_request.head.sha', isString, 'a commit SHA'),
     author: field(event, 'pull_request.user.login', isString, 'a login'),
-    title: typeof (event.pull_request as Json).title === 'string' ? ((event.pull_request as Json).title as string) : undefined,
+    title:
+      typeof (event.pull_request as Json).title === 'string'
+        ? ((event.pull_request as Json).title as string)
+        : undefined,
     source: 'github' as const,
   };
   const link = url(subject.repo);
@@ -41,7 +50,8 @@ export interface CommentEvent {
 }
 
 export function commentFromEvent(eventName: string, event: Json): CommentEvent {
-  if (eventName !== 'issue_comment') throw new Error(`the approve action runs on issue_comment events, not ${eventName || 'an unnamed event'}`);
+  if (eventName !== 'issue_comment')
+    throw new Error(`the approve action runs on issue_comment events, not ${eventName || 'an unnamed event'}`);
   const issue = event.issue as Json | undefined;
   return {
     action: field(event, 'action', isString, 'created, edited or deleted'),

@@ -44,7 +44,9 @@ export async function settle(o: Outcome, url?: string): Promise<void> {
   if (o.verdict === 'passed') return;
   if (o.verdict === 'running') {
     const waiting = o.status.stages.find((s) => s.state === 'waiting' || s.state === 'running');
-    core.setFailed(`SecMLOps has no verdict yet: ${waiting ? `stage ${waiting.name} is ${waiting.state}${waiting.approval?.missingRoles.length ? ` for ${waiting.approval.missingRoles.join(', ')}` : ''}` : 'still running'}`);
+    core.setFailed(
+      `SecMLOps has no verdict yet: ${waiting ? `stage ${waiting.name} is ${waiting.state}${waiting.approval?.missingRoles.length ? ` for ${waiting.approval.missingRoles.join(', ')}` : ''}` : 'still running'}`,
+    );
     return;
   }
   const gates = failed.length ? `; failed gates: ${failed.join(', ')}` : '';

@@ -54,7 +54,9 @@ export async function pgd(t: AttackTarget, b: Batch, o: PgdOptions): Promise<Flo
   const done = new Uint8Array(b.n);
   for (let r = 0; r < (o.restarts ?? 1); r++) {
     const adv = b.x.slice();
-    if (o.startNoise !== undefined) for (let k = 0; k < adv.length; k++) adv[k] = clamp(adv[k] + o.startNoise * o.rng.normal(), o.range.min, o.range.max);
+    if (o.startNoise !== undefined)
+      for (let k = 0; k < adv.length; k++)
+        adv[k] = clamp(adv[k] + o.startNoise * o.rng.normal(), o.range.min, o.range.max);
     else if (o.randomStart ?? true) randomStart(adv, b.x, b.n, d, o.eps, norm, o.range, o.rng);
     for (let s = 0; s < o.steps; s++) {
       const { grad } = await t.gradient(adv, b.n, labels, o.loss, o.lossTargets);
@@ -80,7 +82,16 @@ export async function pgd(t: AttackTarget, b: Batch, o: PgdOptions): Promise<Flo
   return best;
 }
 
-function randomStart(adv: Float32Array, x: Float32Array, n: number, d: number, eps: number, norm: 'linf' | 'l2', range: Range, rng: Rng): void {
+function randomStart(
+  adv: Float32Array,
+  x: Float32Array,
+  n: number,
+  d: number,
+  eps: number,
+  norm: 'linf' | 'l2',
+  range: Range,
+  rng: Rng,
+): void {
   for (let i = 0; i < n; i++) {
     const off = i * d;
     if (norm === 'linf') {
@@ -95,7 +106,15 @@ function randomStart(adv: Float32Array, x: Float32Array, n: number, d: number, e
 }
 
 /** Back into the eps-ball around x and the valid range. */
-function project(adv: Float32Array, x: Float32Array, off: number, d: number, eps: number, norm: 'linf' | 'l2', range: Range): void {
+function project(
+  adv: Float32Array,
+  x: Float32Array,
+  off: number,
+  d: number,
+  eps: number,
+  norm: 'linf' | 'l2',
+  range: Range,
+): void {
   if (norm === 'linf') {
     for (let k = off; k < off + d; k++) adv[k] = clamp(clamp(adv[k], x[k] - eps, x[k] + eps), range.min, range.max);
     return;
@@ -116,7 +135,11 @@ export function l2(v: Float32Array, off: number, d: number): number {
  * DeepFool (Moosavi-Dezfooli et al. 2016), multi-class: at each step the linearised nearest class boundary,
  * crossed by (1 + overshoot). Minimal L2 perturbations; no eps.
  */
-export async function deepfool(t: AttackTarget, b: Batch, o: { overshoot?: number; maxIter?: number; range: Range }): Promise<Float32Array> {
+export async function deepfool(
+  t: AttackTarget,
+  b: Batch,
+  o: { overshoot?: number; maxIter?: number; range: Range },
+): Promise<Float32Array> {
   const d = t.sampleSize;
   const c = t.classes;
   const overshoot = o.overshoot ?? 0.02;
@@ -162,7 +185,11 @@ export async function deepfool(t: AttackTarget, b: Batch, o: { overshoot?: numbe
  * Square Attack, Linf (Andriushchenko et al. 2020): random square updates accepted when they lower the margin
  * loss. Forward passes only, so it runs on models whose ops have no gradient rule.
  */
-export async function square(t: AttackTarget, b: Batch, o: { eps: number; queries?: number; pInit?: number; range: Range; rng: Rng }): Promise<Float32Array> {
+export async function square(
+  t: AttackTarget,
+  b: Batch,
+  o: { eps: number; queries?: number; pInit?: number; range: Range; rng: Rng },
+): Promise<Float32Array> {
   const [ch, h, w] = t.sampleShape.length === 3 ? t.sampleShape : [1, 1, t.sampleSize];
   const d = t.sampleSize;
   const c = t.classes;

@@ -26,8 +26,14 @@ export function describeSpec(s: AttackSpec): string {
   return `${s.attack}${steps}${s.norm === 'l2' ? '-l2' : ''} eps=${s.eps}`;
 }
 
-export async function runAttack(t: GradientSource, data: ImageSet, spec: AttackSpec, o: RunOptions): Promise<SampleResult[]> {
-  if (spec.attack !== 'deepfool' && !(typeof spec.eps === 'number' && spec.eps >= 0)) throw new Error(`${spec.attack} needs eps ≥ 0`);
+export async function runAttack(
+  t: GradientSource,
+  data: ImageSet,
+  spec: AttackSpec,
+  o: RunOptions,
+): Promise<SampleResult[]> {
+  if (spec.attack !== 'deepfool' && !(typeof spec.eps === 'number' && spec.eps >= 0))
+    throw new Error(`${spec.attack} needs eps ≥ 0`);
   const rng = new Rng(o.seed ?? 1);
   const d = t.sampleSize;
   const batch = o.batch ?? (spec.attack === 'deepfool' ? 100 : 256);
@@ -40,7 +46,16 @@ export async function runAttack(t: GradientSource, data: ImageSet, spec: AttackS
       spec.attack === 'fgsm'
         ? await fgsm(t, b, { eps, range: o.range })
         : spec.attack === 'pgd'
-          ? await pgd(t, b, { eps, steps: spec.steps ?? 20, stepSize: spec.stepSize, restarts: spec.restarts, randomStart: spec.randomStart, norm: spec.norm, range: o.range, rng })
+          ? await pgd(t, b, {
+              eps,
+              steps: spec.steps ?? 20,
+              stepSize: spec.stepSize,
+              restarts: spec.restarts,
+              randomStart: spec.randomStart,
+              norm: spec.norm,
+              range: o.range,
+              rng,
+            })
           : spec.attack === 'deepfool'
             ? await deepfool(t, b, { overshoot: spec.overshoot, maxIter: spec.maxIter, range: o.range })
             : await square(t, b, { eps, queries: spec.queries, range: o.range, rng });
@@ -53,7 +68,13 @@ export async function runAttack(t: GradientSource, data: ImageSet, spec: AttackS
         linf = Math.max(linf, diff);
         sq += diff * diff;
       }
-      results.push({ label: b.labels[i], clean: argmax(clean, i * t.classes, t.classes), adversarial: argmax(attacked, i * t.classes, t.classes), linf, l2: Math.sqrt(sq) });
+      results.push({
+        label: b.labels[i],
+        clean: argmax(clean, i * t.classes, t.classes),
+        adversarial: argmax(attacked, i * t.classes, t.classes),
+        linf,
+        l2: Math.sqrt(sq),
+      });
     }
     o.onProgress?.(Math.min(data.count, s + n), data.count);
   }

@@ -19,7 +19,13 @@ export interface GradientSource {
   readonly sampleSize: number;
   readonly classes: number;
   logits(x: Float32Array, n: number): Promise<Float32Array>;
-  gradient(x: Float32Array, n: number, labels: ArrayLike<number>, loss?: LossKind, targets?: ArrayLike<number>): Promise<GradientResult>;
+  gradient(
+    x: Float32Array,
+    n: number,
+    labels: ArrayLike<number>,
+    loss?: LossKind,
+    targets?: ArrayLike<number>,
+  ): Promise<GradientResult>;
 }
 
 type Feeds = Record<string, ReturnType<typeof floatTensor>>;
@@ -36,7 +42,13 @@ export class InputGradients {
   ) {}
 
   /** `feeds` holds the input (and any weights); labels and the loss's targets are added here. */
-  async run(feeds: Feeds, n: number, labels: ArrayLike<number>, loss: LossKind = 'cross-entropy', targets?: ArrayLike<number>): Promise<GradientResult> {
+  async run(
+    feeds: Feeds,
+    n: number,
+    labels: ArrayLike<number>,
+    loss: LossKind = 'cross-entropy',
+    targets?: ArrayLike<number>,
+  ): Promise<GradientResult> {
     let entry = this.built.get(loss);
     if (!entry) {
       entry = (async () => {
@@ -49,7 +61,10 @@ export class InputGradients {
     const all: Feeds = { ...feeds, [g.labels]: int64Tensor(labels, [n]) };
     if (g.targets) {
       if (!targets) throw new Error(`the ${loss} loss needs targets`);
-      all[g.targets] = loss === 'soft-cross-entropy' ? floatTensor(Float32Array.from(targets), [n, this.classes]) : int64Tensor(targets, [n]);
+      all[g.targets] =
+        loss === 'soft-cross-entropy'
+          ? floatTensor(Float32Array.from(targets), [n, this.classes])
+          : int64Tensor(targets, [n]);
     }
     const out = await s.run(all);
     const grad = out[g.grads[this.input]].data as Float32Array;
@@ -85,11 +100,15 @@ export class AttackTarget implements GradientSource {
     const input = (graph.input ?? []).find((i) => !inits.has(i.name));
     if (!input) throw new InputError('the model has no input');
     const dims = (input.type?.tensorType?.shape?.dim ?? []).map((d) => num(d.dimValue));
-    if (dims.length < 2 || dims.slice(1).some((d) => d <= 0)) throw new InputError(`input "${input.name}" needs static sizes after the batch, got [${dims.join(', ')}]`);
+    if (dims.length < 2 || dims.slice(1).some((d) => d <= 0))
+      throw new InputError(`input "${input.name}" needs static sizes after the batch, got [${dims.join(', ')}]`);
     const session = await createSession(model, opts);
-    const probe = await session.run({ [input.name!]: floatTensor(new Float32Array(dims.slice(1).reduce((a, b) => a * b, 1)), [1, ...dims.slice(1)]) });
+    const probe = await session.run({
+      [input.name!]: floatTensor(new Float32Array(dims.slice(1).reduce((a, b) => a * b, 1)), [1, ...dims.slice(1)]),
+    });
     const out = probe[session.outputNames[0]];
-    if (out.dims.length !== 2) throw new InputError(`the first output must be logits [N, classes], got [${out.dims.join(', ')}]`);
+    if (out.dims.length !== 2)
+      throw new InputError(`the first output must be logits [N, classes], got [${out.dims.join(', ')}]`);
     return new AttackTarget(model, session, input.name!, dims.slice(1), out.dims[1], opts);
   }
 
@@ -102,7 +121,13 @@ export class AttackTarget implements GradientSource {
     return out[this.forward.outputNames[0]].data as Float32Array;
   }
 
-  async gradient(x: Float32Array, n: number, labels: ArrayLike<number>, loss?: LossKind, targets?: ArrayLike<number>): Promise<GradientResult> {
+  async gradient(
+    x: Float32Array,
+    n: number,
+    labels: ArrayLike<number>,
+    loss?: LossKind,
+    targets?: ArrayLike<number>,
+  ): Promise<GradientResult> {
     return this.grads.run({ [this.input]: floatTensor(x, [n, ...this.sampleShape]) }, n, labels, loss, targets);
   }
 }

@@ -48,9 +48,15 @@ export function differentiate(model: ModelProto, opts: DifferentiateOptions): Gr
   for (const t of graph.initializer ?? []) shapes.set(t.name!, (t.dims ?? []).map(num));
   for (const i of graph.input ?? []) {
     if (shapes.has(i.name!)) continue;
-    shapes.set(i.name!, (i.type?.tensorType?.shape?.dim ?? []).map((d) => (d.dimValue !== undefined && d.dimValue !== null && num(d.dimValue) > 0 ? num(d.dimValue) : -1)));
+    shapes.set(
+      i.name!,
+      (i.type?.tensorType?.shape?.dim ?? []).map((d) =>
+        d.dimValue !== undefined && d.dimValue !== null && num(d.dimValue) > 0 ? num(d.dimValue) : -1,
+      ),
+    );
   }
-  for (const w of opts.wrt) if (!shapes.has(w)) throw new AutodiffError(`"${w}" is neither an input nor an initializer of the model`);
+  for (const w of opts.wrt)
+    if (!shapes.has(w)) throw new AutodiffError(`"${w}" is neither an input nor an initializer of the model`);
 
   // Forward: shapes, and which values depend on what we differentiate.
   const requires = new Set(opts.wrt);
@@ -58,7 +64,10 @@ export function differentiate(model: ModelProto, opts: DifferentiateOptions): Gr
     const op = OPS[node.opType!];
     const dependent = (node.input ?? []).some((i) => requires.has(i));
     if (!op || (dependent && !op.grad)) {
-      if (dependent) throw new AutodiffError(`no gradient rule for ${nodeLabel(node)}; supported ops: ${Object.keys(OPS).sort().join(', ')}`);
+      if (dependent)
+        throw new AutodiffError(
+          `no gradient rule for ${nodeLabel(node)}; supported ops: ${Object.keys(OPS).sort().join(', ')}`,
+        );
       continue;
     }
     const inShapes = (node.input ?? []).map((i) => (i ? shapes.get(i) : undefined));
@@ -67,16 +76,25 @@ export function differentiate(model: ModelProto, opts: DifferentiateOptions): Gr
     if (dependent) for (const o of node.output ?? []) if (o) requires.add(o);
   }
   const logits = opts.logits ?? graph.output![0].name!;
-  if (!requires.has(logits)) throw new AutodiffError(`the output "${logits}" does not depend on ${opts.wrt.join(', ')}`);
+  if (!requires.has(logits))
+    throw new AutodiffError(`the output "${logits}" does not depend on ${opts.wrt.join(', ')}`);
   const logitShape = shapes.get(logits)!;
-  if (logitShape.length !== 2) throw new AutodiffError(`the loss needs logits of shape [N, classes]; "${logits}" has rank ${logitShape.length}`);
+  if (logitShape.length !== 2)
+    throw new AutodiffError(`the loss needs logits of shape [N, classes]; "${logits}" has rank ${logitShape.length}`);
 
   const g = new GraphBuilder('ad_');
   const labels = g.input('labels', ['N'], DataType.INT64);
   const kind = opts.loss ?? 'cross-entropy';
   const targets =
-    kind === 'target-margin' ? g.input('targets', ['N'], DataType.INT64) : kind === 'soft-cross-entropy' ? g.input('targets', ['N', logitShape[1]]) : undefined;
-  const { loss, dLogits } = kind === 'trades' ? addTrades(g, logits, labels, logitShape[1], opts.beta ?? 6) : addLoss(g, logits, labels, logitShape[1], kind, targets);
+    kind === 'target-margin'
+      ? g.input('targets', ['N'], DataType.INT64)
+      : kind === 'soft-cross-entropy'
+        ? g.input('targets', ['N', logitShape[1]])
+        : undefined;
+  const { loss, dLogits } =
+    kind === 'trades'
+      ? addTrades(g, logits, labels, logitShape[1], opts.beta ?? 6)
+      : addLoss(g, logits, labels, logitShape[1], kind, targets);
 
   // Backward, in reverse topological order, summing contributions where a value feeds several nodes.
   const contributions = new Map<string, string[]>([[logits, [dLogits]]]);
@@ -93,7 +111,14 @@ export function differentiate(model: ModelProto, opts: DifferentiateOptions): Gr
     if (dOut.every((d) => d === undefined)) continue;
     const needs = (node.input ?? []).map((i) => !!i && requires.has(i));
     if (!needs.some(Boolean)) continue;
-    const grads = OPS[node.opType!].grad!({ g, node, dOut, needs, shapeOf: (n) => shapeOrThrow(shapes, n, node), constant: (n) => constants.get(n) });
+    const grads = OPS[node.opType!].grad!({
+      g,
+      node,
+      dOut,
+      needs,
+      shapeOf: (n) => shapeOrThrow(shapes, n, node),
+      constant: (n) => constants.get(n),
+    });
     grads.forEach((gr, i) => {
       if (!gr || !needs[i]) return;
       const name = node.input![i];
@@ -108,7 +133,16 @@ export function differentiate(model: ModelProto, opts: DifferentiateOptions): Gr
     grads[w] = g.op('Identity', [gr], {}, [`grad_${w}`]);
   }
   const built = g.build();
-  const outputs = [valueInfo(loss, []), valueInfo(logits, undefined), ...opts.wrt.map((w) => valueInfo(grads[w], shapes.get(w)!.map((d) => (d < 0 ? 'N' : d))))];
+  const outputs = [
+    valueInfo(loss, []),
+    valueInfo(logits, undefined),
+    ...opts.wrt.map((w) =>
+      valueInfo(
+        grads[w],
+        shapes.get(w)!.map((d) => (d < 0 ? 'N' : d)),
+      ),
+    ),
+  ];
   return {
     model: {
       ...model,
@@ -134,10 +168,21 @@ export function differentiate(model: ModelProto, opts: DifferentiateOptions): Gr
  * the Carlini-Wagner margin's is one-hot(best other class) − one-hot(label). Both are means over the batch and
  * grow as the model gets the label wrong, so attacks ascend them.
  */
-function addLoss(g: GraphBuilder, logits: string, labels: string, classes: number, kind: LossKind, targets?: string): { loss: string; dLogits: string } {
+function addLoss(
+  g: GraphBuilder,
+  logits: string,
+  labels: string,
+  classes: number,
+  kind: LossKind,
+  targets?: string,
+): { loss: string; dLogits: string } {
   const batch = g.op('Cast', [g.op('Gather', [g.op('Shape', [logits]), g.constI64([0])])], { to: DataType.FLOAT });
   if (kind === 'soft-cross-entropy') {
-    const rows = g.op('ReduceSum', [g.op('Mul', [targets!, g.op('LogSoftmax', [logits], { axis: 1 })]), g.constI64([1])], { keepdims: 0 });
+    const rows = g.op(
+      'ReduceSum',
+      [g.op('Mul', [targets!, g.op('LogSoftmax', [logits], { axis: 1 })]), g.constI64([1])],
+      { keepdims: 0 },
+    );
     const loss = g.op('Neg', [g.op('ReduceMean', [rows], { keepdims: 0 })], {}, ['loss']);
     return { loss, dLogits: g.op('Div', [g.op('Sub', [g.op('Softmax', [logits], { axis: 1 }), targets!]), batch]) };
   }
@@ -152,7 +197,9 @@ function addLoss(g: GraphBuilder, logits: string, labels: string, classes: numbe
   const masked = g.op('Sub', [logits, g.op('Mul', [oneHot, g.constF([1e9], [])])]);
   const toward = kind === 'target-margin' ? targets! : g.op('ArgMax', [masked], { axis: 1, keepdims: 0 });
   const other = g.op('OneHot', [toward, g.constI64([classes]), g.constF([0, 1])], { axis: -1 });
-  const margin = g.op('ReduceSum', [g.op('Mul', [logits, g.op('Sub', [other, oneHot])]), g.constI64([1])], { keepdims: 0 });
+  const margin = g.op('ReduceSum', [g.op('Mul', [logits, g.op('Sub', [other, oneHot])]), g.constI64([1])], {
+    keepdims: 0,
+  });
   const loss = g.op('ReduceMean', [margin], { keepdims: 0 }, ['loss']);
   return { loss, dLogits: g.op('Div', [g.op('Sub', [other, oneHot]), batch]) };
 }
@@ -162,7 +209,13 @@ function addLoss(g: GraphBuilder, logits: string, labels: string, classes: numbe
  * ∂/∂clean = (p − onehot)/N + β/N·p·(v − Σ p·v) (softmax's Jacobian applied to v; the log p term's own
  * derivative sums to zero), and ∂/∂adversarial = β/N·(q − p).
  */
-function addTrades(g: GraphBuilder, logits: string, labels: string, classes: number, beta: number): { loss: string; dLogits: string } {
+function addTrades(
+  g: GraphBuilder,
+  logits: string,
+  labels: string,
+  classes: number,
+  beta: number,
+): { loss: string; dLogits: string } {
   const n = g.op('Shape', [labels]);
   const clean = g.op('Slice', [logits, g.constI64([0]), n, g.constI64([0])]);
   const adv = g.op('Slice', [logits, n, g.constI64([2 ** 62]), g.constI64([0])]);
@@ -176,7 +229,10 @@ function addTrades(g: GraphBuilder, logits: string, labels: string, classes: num
   const kl = g.op('ReduceMean', [rowSum(g.op('Mul', [p, v]), 0)], { keepdims: 0 });
   const b = g.constF([beta], []);
   const loss = g.op('Add', [ce, g.op('Mul', [b, kl])], {}, ['loss']);
-  const dClean = g.op('Add', [g.op('Sub', [p, oneHot]), g.op('Mul', [b, g.op('Mul', [p, g.op('Sub', [v, rowSum(g.op('Mul', [p, v]), 1)])])])]);
+  const dClean = g.op('Add', [
+    g.op('Sub', [p, oneHot]),
+    g.op('Mul', [b, g.op('Mul', [p, g.op('Sub', [v, rowSum(g.op('Mul', [p, v]), 1)])])]),
+  ]);
   const dAdv = g.op('Mul', [b, g.op('Sub', [g.op('Softmax', [adv], { axis: 1 }), p])]);
   return { loss, dLogits: g.op('Div', [g.op('Concat', [dClean, dAdv], { axis: 0 }), batch]) };
 }

@@ -15,8 +15,16 @@ export const FASHION_FILES = {
 } as const;
 
 /** Reads a split from a folder holding the standard file names; `limit` keeps the first N images. */
-export async function loadSplit(dir: string, split: 'train' | 'test', opts: { limit?: number; classes?: number } = {}): Promise<ImageSet> {
-  return loadPair({ images: join(dir, FASHION_FILES[split].images), labels: join(dir, FASHION_FILES[split].labels) }, opts.classes ?? 10, opts.limit);
+export async function loadSplit(
+  dir: string,
+  split: 'train' | 'test',
+  opts: { limit?: number; classes?: number } = {},
+): Promise<ImageSet> {
+  return loadPair(
+    { images: join(dir, FASHION_FILES[split].images), labels: join(dir, FASHION_FILES[split].labels) },
+    opts.classes ?? 10,
+    opts.limit,
+  );
 }
 
 /** An image file and its label file, each with the SHA-256 its bytes must have when one is pinned. */
@@ -32,7 +40,12 @@ export interface PairFiles {
  * digests, a file whose bytes differ is refused (DatasetDigestMismatch) before any of it is used.
  */
 export async function loadPair(files: PairFiles, classes: number, limit?: number): Promise<ImageSet> {
-  const pair = checkPair(await readIdx(files.images, files.imagesSha256), await readIdx(files.labels, files.labelsSha256), files, classes);
+  const pair = checkPair(
+    await readIdx(files.images, files.imagesSha256),
+    await readIdx(files.labels, files.labelsSha256),
+    files,
+    classes,
+  );
   const count = Math.min(pair.count, limit ?? pair.count);
   const pixels = pair.rows * pair.cols;
   const images = new Float32Array(count * pixels);
@@ -43,7 +56,12 @@ export async function loadPair(files: PairFiles, classes: number, limit?: number
 /** The first `from`..`to` images of a set, without copying. */
 export function sliceSet(set: ImageSet, from: number, to: number): ImageSet {
   const pixels = set.shape.reduce((a, b) => a * b, 1);
-  return { ...set, count: to - from, images: set.images.subarray(from * pixels, to * pixels), labels: set.labels.subarray(from, to) };
+  return {
+    ...set,
+    count: to - from,
+    images: set.images.subarray(from * pixels, to * pixels),
+    labels: set.labels.subarray(from, to),
+  };
 }
 
 /** Early stopping's split: the last tenth of the images (at most 1000) held out for robust validation. */

@@ -17,7 +17,10 @@ export class DatasetError extends Error {
 export class DatasetDigestMismatch extends DatasetError {
   readonly code = 'DatasetDigestMismatch';
   constructor(file: string, actual: string, expected: string) {
-    super(file, `SHA-256 ${actual} differs from ${expected}, which the manifest pinned: the file changed after the data stage checked it`);
+    super(
+      file,
+      `SHA-256 ${actual} differs from ${expected}, which the manifest pinned: the file changed after the data stage checked it`,
+    );
     this.name = 'DatasetDigestMismatch';
   }
 }
@@ -41,18 +44,26 @@ export function parseIdx(bytes: Uint8Array, file: string): IdxArray {
     }
     if (buf.length === 0) throw new DatasetError(file, 'the file decompresses to nothing');
   }
-  if (buf.length < 4) throw new DatasetError(file, `truncated: ${buf.length} bytes is shorter than the 4-byte IDX magic`);
-  if (buf[0] !== 0 || buf[1] !== 0) throw new DatasetError(file, `not an IDX file: the magic starts ${hex(buf[0])} ${hex(buf[1])}, expected 00 00`);
-  if (buf[2] !== 0x08) throw new DatasetError(file, `unsupported IDX element type ${hex(buf[2])}; only unsigned bytes (08) are supported`);
+  if (buf.length < 4)
+    throw new DatasetError(file, `truncated: ${buf.length} bytes is shorter than the 4-byte IDX magic`);
+  if (buf[0] !== 0 || buf[1] !== 0)
+    throw new DatasetError(file, `not an IDX file: the magic starts ${hex(buf[0])} ${hex(buf[1])}, expected 00 00`);
+  if (buf[2] !== 0x08)
+    throw new DatasetError(file, `unsupported IDX element type ${hex(buf[2])}; only unsigned bytes (08) are supported`);
   const rank = buf[3];
   if (rank < 1 || rank > 4) throw new DatasetError(file, `IDX rank ${rank} is outside 1..4`);
   const header = 4 + 4 * rank;
-  if (buf.length < header) throw new DatasetError(file, `truncated: the header needs ${header} bytes, the file has ${buf.length}`);
+  if (buf.length < header)
+    throw new DatasetError(file, `truncated: the header needs ${header} bytes, the file has ${buf.length}`);
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const dims = Array.from({ length: rank }, (_, i) => view.getUint32(4 + 4 * i, false));
   const count = dims.reduce((a, b) => a * b, 1);
   const have = buf.length - header;
-  if (have < count) throw new DatasetError(file, `truncated: dimensions ${dims.join('×')} need ${count} bytes of data, the file has ${have}`);
+  if (have < count)
+    throw new DatasetError(
+      file,
+      `truncated: dimensions ${dims.join('×')} need ${count} bytes of data, the file has ${have}`,
+    );
   if (have > count) throw new DatasetError(file, `${have - count} unexpected bytes after the ${dims.join('×')} data`);
   return { dims, data: buf.subarray(header) };
 }
@@ -82,14 +93,24 @@ export interface LabeledImages {
 }
 
 /** Pairs an image file with its label file and checks that they agree and that every label is a valid class. */
-export function checkPair(images: IdxArray, labels: IdxArray, files: { images: string; labels: string }, classes: number): LabeledImages {
-  if (images.dims.length !== 3) throw new DatasetError(files.images, `expected images of rank 3 (count×rows×cols), got rank ${images.dims.length}`);
-  if (labels.dims.length !== 1) throw new DatasetError(files.labels, `expected labels of rank 1, got rank ${labels.dims.length}`);
+export function checkPair(
+  images: IdxArray,
+  labels: IdxArray,
+  files: { images: string; labels: string },
+  classes: number,
+): LabeledImages {
+  if (images.dims.length !== 3)
+    throw new DatasetError(files.images, `expected images of rank 3 (count×rows×cols), got rank ${images.dims.length}`);
+  if (labels.dims.length !== 1)
+    throw new DatasetError(files.labels, `expected labels of rank 1, got rank ${labels.dims.length}`);
   const [count, rows, cols] = images.dims;
-  if (count === 0 || rows === 0 || cols === 0) throw new DatasetError(files.images, `the file holds no images (${images.dims.join('×')})`);
-  if (labels.dims[0] !== count) throw new DatasetError(files.labels, `${labels.dims[0]} labels for ${count} images in ${files.images}`);
+  if (count === 0 || rows === 0 || cols === 0)
+    throw new DatasetError(files.images, `the file holds no images (${images.dims.join('×')})`);
+  if (labels.dims[0] !== count)
+    throw new DatasetError(files.labels, `${labels.dims[0]} labels for ${count} images in ${files.images}`);
   for (let i = 0; i < labels.data.length; i++) {
-    if (labels.data[i] >= classes) throw new DatasetError(files.labels, `label ${labels.data[i]} at index ${i} is outside 0..${classes - 1}`);
+    if (labels.data[i] >= classes)
+      throw new DatasetError(files.labels, `label ${labels.data[i]} at index ${i} is outside 0..${classes - 1}`);
   }
   return { count, rows, cols, images: images.data, labels: labels.data };
 }
@@ -117,7 +138,12 @@ export function pixelStats(images: Uint8Array): PixelStats {
     max = Math.max(max, v);
   }
   const mean = sum / images.length;
-  return { mean: mean / 255, std: Math.sqrt(Math.max(0, sq / images.length - mean * mean)) / 255, min: min / 255, max: max / 255 };
+  return {
+    mean: mean / 255,
+    std: Math.sqrt(Math.max(0, sq / images.length - mean * mean)) / 255,
+    min: min / 255,
+    max: max / 255,
+  };
 }
 
 export function classCounts(labels: Uint8Array, classes: number): number[] {

@@ -13,7 +13,8 @@ import type { EvaluateRequest, EvaluateResult, JobProgress } from './protocol.js
 export async function evaluateJob(req: EvaluateRequest, progress: (p: JobProgress) => void): Promise<EvaluateResult> {
   const bytes = await readFile(req.modelPath);
   const digest = createHash('sha256').update(bytes).digest('hex');
-  if (digest !== req.modelSha256) throw new OnnxError(req.modelPath, `SHA-256 is ${digest}, expected ${req.modelSha256}; refusing to load it`);
+  if (digest !== req.modelSha256)
+    throw new OnnxError(req.modelPath, `SHA-256 is ${digest}, expected ${req.modelSha256}; refusing to load it`);
   const model = parseModel(bytes, req.modelPath);
   const data = await loadPair(req, req.classes, req.limit);
   const withoutGradient = inspectModel(model).withoutGradient;
@@ -22,9 +23,16 @@ export async function evaluateJob(req: EvaluateRequest, progress: (p: JobProgres
   for (const a of req.attacks) {
     const { id, ...asked } = a;
     // A model with an op the engine cannot differentiate is still evaluated, with the forward-only Square Attack.
-    const spec = withoutGradient.length && ATTACKS_WITH_GRADIENTS.includes(asked.attack) ? { ...asked, attack: 'square' as const } : asked;
+    const spec =
+      withoutGradient.length && ATTACKS_WITH_GRADIENTS.includes(asked.attack)
+        ? { ...asked, attack: 'square' as const }
+        : asked;
     const started = performance.now();
-    const results = await runAttack(target, data, spec, { range: { min: req.range[0], max: req.range[1] }, seed: req.seed, onProgress: (done, total) => progress({ task: id, done, total }) });
+    const results = await runAttack(target, data, spec, {
+      range: { min: req.range[0], max: req.range[1] },
+      seed: req.seed,
+      onProgress: (done, total) => progress({ task: id, done, total }),
+    });
     const metrics = computeMetrics(results, target.classes);
     out.cleanAccuracy = metrics.clean_accuracy;
     out.attacks.push({ id, spec, metrics, seconds: (performance.now() - started) / 1000 });
@@ -32,9 +40,21 @@ export async function evaluateJob(req: EvaluateRequest, progress: (p: JobProgres
   if (req.curve) {
     out.curve = [];
     for (const eps of req.curve.eps) {
-      const spec = { attack: withoutGradient.length ? ('square' as const) : req.curve.attack, eps, steps: req.curve.steps };
-      const results = await runAttack(target, data, spec, { range: { min: req.range[0], max: req.range[1] }, seed: req.seed, onProgress: (done, total) => progress({ task: `curve eps ${eps}`, done, total }) });
-      out.curve.push({ attack: spec.attack, eps, robustAccuracy: computeMetrics(results, target.classes).robust_accuracy });
+      const spec = {
+        attack: withoutGradient.length ? ('square' as const) : req.curve.attack,
+        eps,
+        steps: req.curve.steps,
+      };
+      const results = await runAttack(target, data, spec, {
+        range: { min: req.range[0], max: req.range[1] },
+        seed: req.seed,
+        onProgress: (done, total) => progress({ task: `curve eps ${eps}`, done, total }),
+      });
+      out.curve.push({
+        attack: spec.attack,
+        eps,
+        robustAccuracy: computeMetrics(results, target.classes).robust_accuracy,
+      });
     }
   }
   return out;

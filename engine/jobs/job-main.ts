@@ -30,7 +30,12 @@ process.once('message', (req: JobRequest) => {
       send({ type: 'result', result });
     } catch (e) {
       const code = (e as { code?: unknown }).code;
-      send({ type: 'error', message: (e as Error).message, permanent: isInputError(e), ...(typeof code === 'string' && isInputError(e) ? { code } : {}) });
+      send({
+        type: 'error',
+        message: (e as Error).message,
+        permanent: isInputError(e),
+        ...(typeof code === 'string' && isInputError(e) ? { code } : {}),
+      });
     } finally {
       process.disconnect?.();
     }

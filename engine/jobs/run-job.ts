@@ -1,7 +1,15 @@
 // Supervises an engine job in a child process: relays progress, kills it on abort, and reports a crash clearly.
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { EvaluateRequest, EvaluateResult, JobMessage, JobProgress, TrainProgressMessage, TrainRequest, TrainResult } from './protocol.js';
+import type {
+  EvaluateRequest,
+  EvaluateResult,
+  JobMessage,
+  JobProgress,
+  TrainProgressMessage,
+  TrainRequest,
+  TrainResult,
+} from './protocol.js';
 
 const JOB_MAIN = fileURLToPath(new URL('./job-main.ts', import.meta.url));
 
@@ -30,10 +38,17 @@ export interface JobOptions {
 
 export function runJob(req: EvaluateRequest, opts?: JobOptions): Promise<EvaluateResult>;
 export function runJob(req: TrainRequest, opts?: JobOptions): Promise<TrainResult>;
-export function runJob(req: EvaluateRequest | TrainRequest, opts: JobOptions = {}): Promise<EvaluateResult | TrainResult> {
+export function runJob(
+  req: EvaluateRequest | TrainRequest,
+  opts: JobOptions = {},
+): Promise<EvaluateResult | TrainResult> {
   return new Promise((resolve, reject) => {
     if (opts.signal?.aborted) return reject(new Error('the engine job was cancelled before it started'));
-    const child = fork(JOB_MAIN, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'pipe', 'ipc'], serialization: 'advanced' });
+    const child = fork(JOB_MAIN, [], {
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
+      serialization: 'advanced',
+    });
     let stderr = '';
     child.stderr!.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-4000)));
     let settled = false;
@@ -55,7 +70,16 @@ export function runJob(req: EvaluateRequest | TrainRequest, opts: JobOptions = {
       else if (m.type === 'result') finish(() => resolve(m.result as EvaluateResult | TrainResult));
       else finish(() => reject(new JobError(m.message, m.permanent, m.code)));
     });
-    child.on('exit', (code, signal) => finish(() => reject(new JobError(`the engine job process died (${signal ?? `exit code ${code}`})${stderr ? `: ${stderr.trim().split('\n').slice(-3).join(' | ')}` : ''}`, false))));
+    child.on('exit', (code, signal) =>
+      finish(() =>
+        reject(
+          new JobError(
+            `the engine job process died (${signal ?? `exit code ${code}`})${stderr ? `: ${stderr.trim().split('\n').slice(-3).join(' | ')}` : ''}`,
+            false,
+          ),
+        ),
+      ),
+    );
     child.on('spawn', () => {
       if (child.pid) opts.onStart?.(child.pid);
       child.send(req);

@@ -24,7 +24,8 @@ export async function trainJob(req: TrainRequest, cb: TrainCallbacks): Promise<T
   if (req.resume) {
     const bytes = await readFile(req.resume.path);
     const digest = createHash('sha256').update(bytes).digest('hex');
-    if (digest !== req.resume.sha256) throw new InputError(`checkpoint ${req.resume.path} has SHA-256 ${digest}, expected ${req.resume.sha256}`);
+    if (digest !== req.resume.sha256)
+      throw new InputError(`checkpoint ${req.resume.path} has SHA-256 ${digest}, expected ${req.resume.sha256}`);
     try {
       resume = decodeCheckpoint(bytes, req.resume.path);
     } catch (e) {
@@ -55,9 +56,23 @@ export async function trainJob(req: TrainRequest, cb: TrainCallbacks): Promise<T
       await rename(`${path}.tmp`, path);
       cb.checkpoint(path, c.epoch, c.step);
     },
-    onProgress: (p) => cb.progress({ epoch: p.epoch, epochs: p.epochs, step: p.step, steps: p.steps, loss: p.loss, accuracy: p.accuracy, imagesPerSecond: p.imagesPerSecond }),
+    onProgress: (p) =>
+      cb.progress({
+        epoch: p.epoch,
+        epochs: p.epochs,
+        step: p.step,
+        steps: p.steps,
+        loss: p.loss,
+        accuracy: p.accuracy,
+        imagesPerSecond: p.imagesPerSecond,
+      }),
   });
   const modelPath = join(req.workDir, 'model.onnx');
   await writeFile(modelPath, saveModel(deployableModel(arch, result.deploy)));
-  return { modelPath, history: result.history, bestEpoch: result.bestEpoch, resumedFrom: resume && { epoch: resume.epoch, step: resume.step } };
+  return {
+    modelPath,
+    history: result.history,
+    bestEpoch: result.bestEpoch,
+    resumedFrom: resume && { epoch: resume.epoch, step: resume.step },
+  };
 }

@@ -1,5 +1,15 @@
 // A small typed builder for ONNX graphs, used by the autodiff to emit gradient graphs and by tests and the model zoo.
-import { AttributeType, DataType, num, onnx, type AttributeProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from './proto.js';
+import {
+  AttributeType,
+  DataType,
+  num,
+  onnx,
+  type AttributeProto,
+  type ModelProto,
+  type NodeProto,
+  type TensorProto,
+  type ValueInfoProto,
+} from './proto.js';
 
 export type Dim = number | string;
 /** A float attribute even when its value is whole (alpha: 1.0). */
@@ -10,8 +20,14 @@ export const float = (v: number) => new Float(v);
 export type AttrValue = number | Float | number[] | Float[] | string | TensorProto;
 
 export function tensor(name: string, data: Float32Array | BigInt64Array | Int32Array, dims: number[]): TensorProto {
-  const dataType = data instanceof Float32Array ? DataType.FLOAT : data instanceof BigInt64Array ? DataType.INT64 : DataType.INT32;
-  return { name, dataType, dims, rawData: new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength)) };
+  const dataType =
+    data instanceof Float32Array ? DataType.FLOAT : data instanceof BigInt64Array ? DataType.INT64 : DataType.INT32;
+  return {
+    name,
+    dataType,
+    dims,
+    rawData: new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength)),
+  };
 }
 
 /** Values of a float or int64 tensor, whichever field holds them. */
@@ -25,16 +41,20 @@ export function tensorValues(t: TensorProto): Float32Array | BigInt64Array {
 }
 
 export function valueInfo(name: string, dims: Dim[] | undefined, elemType = DataType.FLOAT): ValueInfoProto {
-  const shape = dims ? { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } : undefined;
+  const shape = dims
+    ? { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) }
+    : undefined;
   return { name, type: { tensorType: { elemType, shape } } };
 }
 
 function attribute(name: string, v: AttrValue): AttributeProto {
   if (v instanceof Float) return { name, type: AttributeType.FLOAT, f: v.value };
-  if (typeof v === 'number') return Number.isInteger(v) ? { name, type: AttributeType.INT, i: v } : { name, type: AttributeType.FLOAT, f: v };
+  if (typeof v === 'number')
+    return Number.isInteger(v) ? { name, type: AttributeType.INT, i: v } : { name, type: AttributeType.FLOAT, f: v };
   if (typeof v === 'string') return { name, type: AttributeType.STRING, s: new TextEncoder().encode(v) };
   if (Array.isArray(v)) {
-    if (v.some((x) => x instanceof Float)) return { name, type: AttributeType.FLOATS, floats: v.map((x) => (x instanceof Float ? x.value : x)) };
+    if (v.some((x) => x instanceof Float))
+      return { name, type: AttributeType.FLOATS, floats: v.map((x) => (x instanceof Float ? x.value : x)) };
     return { name, type: AttributeType.INTS, ints: v as number[] };
   }
   return { name, type: AttributeType.TENSOR, t: v };
@@ -77,12 +97,23 @@ export class GraphBuilder {
     return this.init(this.fresh('i'), BigInt64Array.from(values.map(BigInt)), [values.length]);
   }
 
-  op(opType: string, inputs: string[], attrs: Record<string, AttrValue | undefined> = {}, outputs: number | string[] = 1): string {
+  op(
+    opType: string,
+    inputs: string[],
+    attrs: Record<string, AttrValue | undefined> = {},
+    outputs: number | string[] = 1,
+  ): string {
     return this.opN(opType, inputs, attrs, outputs)[0];
   }
 
-  opN(opType: string, inputs: string[], attrs: Record<string, AttrValue | undefined> = {}, outputs: number | string[] = 1): string[] {
-    const names = typeof outputs === 'number' ? Array.from({ length: outputs }, () => this.fresh(opType.toLowerCase())) : outputs;
+  opN(
+    opType: string,
+    inputs: string[],
+    attrs: Record<string, AttrValue | undefined> = {},
+    outputs: number | string[] = 1,
+  ): string[] {
+    const names =
+      typeof outputs === 'number' ? Array.from({ length: outputs }, () => this.fresh(opType.toLowerCase())) : outputs;
     const attribute_ = Object.entries(attrs).flatMap(([k, v]) => (v === undefined ? [] : [attribute(k, v)]));
     this.nodes.push({ opType, input: inputs, output: names, name: this.fresh(opType), attribute: attribute_ });
     return names;
@@ -100,7 +131,13 @@ export class GraphBuilder {
       irVersion: 8,
       producerName: 'secmlops',
       opsetImport: [{ domain: '', version: opts.opset ?? 17 }],
-      graph: { name: opts.name ?? 'graph', node: this.nodes, input: this.inputs, output: this.outputs, initializer: this.initializers },
+      graph: {
+        name: opts.name ?? 'graph',
+        node: this.nodes,
+        input: this.inputs,
+        output: this.outputs,
+        initializer: this.initializers,
+      },
     };
   }
 }

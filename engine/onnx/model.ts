@@ -2,7 +2,15 @@
 // error instead of a crash or a huge allocation.
 import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, relative, resolve } from 'node:path';
-import { ELEMENT_BYTES, num, onnx, type GraphProto, type ModelProto, type NodeProto, type TensorProto } from './proto.js';
+import {
+  ELEMENT_BYTES,
+  num,
+  onnx,
+  type GraphProto,
+  type ModelProto,
+  type NodeProto,
+  type TensorProto,
+} from './proto.js';
 
 export class OnnxError extends Error {
   constructor(
@@ -39,7 +47,8 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<M
 
 export function parseModel(bytes: Uint8Array, file: string, opts: LoadOptions = {}): ModelProto {
   if (bytes.length === 0) throw new OnnxError(file, 'the file is empty');
-  if (bytes.length > (opts.maxBytes ?? DEFAULT_MAX_BYTES)) throw new OnnxError(file, `the model is ${mb(bytes.length)}, over the limit`);
+  if (bytes.length > (opts.maxBytes ?? DEFAULT_MAX_BYTES))
+    throw new OnnxError(file, `the model is ${mb(bytes.length)}, over the limit`);
   let model: ModelProto;
   try {
     model = onnx.ModelProto.decode(bytes);
@@ -52,7 +61,8 @@ export function parseModel(bytes: Uint8Array, file: string, opts: LoadOptions = 
 
 export function checkModel(model: ModelProto, file: string, opts: LoadOptions = {}): void {
   const graph = model.graph;
-  if (!graph || !graph.node?.length) throw new OnnxError(file, 'not an ONNX model: it has no graph or the graph has no nodes');
+  if (!graph || !graph.node?.length)
+    throw new OnnxError(file, 'not an ONNX model: it has no graph or the graph has no nodes');
   const opsets = model.opsetImport ?? [];
   const core = opsets.find((o) => !o.domain || o.domain === 'ai.onnx');
   if (!core) throw new OnnxError(file, 'the model imports no ai.onnx opset');
@@ -62,7 +72,8 @@ export function checkModel(model: ModelProto, file: string, opts: LoadOptions = 
   }
   const unknown = new Set<string>();
   visitGraph(graph, (node) => {
-    if (node.domain && node.domain !== 'ai.onnx') unknown.add(`${node.domain}::${node.opType} (node ${node.name || '?'})`);
+    if (node.domain && node.domain !== 'ai.onnx')
+      unknown.add(`${node.domain}::${node.opType} (node ${node.name || '?'})`);
   });
   if (unknown.size > 0) throw new OnnxError(file, `ops from unknown domains: ${[...unknown].join(', ')}`);
   const maxTensor = opts.maxTensorBytes ?? DEFAULT_MAX_TENSOR_BYTES;
@@ -76,21 +87,40 @@ function checkTensor(t: TensorProto, where: string, file: string, maxBytes: numb
     const folder = dirname(resolve(file));
     const target = resolve(folder, location);
     if (!location || isAbsolute(location) || relative(folder, target).startsWith('..')) {
-      throw new OnnxError(file, `${name} refers to external data at "${location}", outside the model's folder; refused`);
+      throw new OnnxError(
+        file,
+        `${name} refers to external data at "${location}", outside the model's folder; refused`,
+      );
     }
-    throw new OnnxError(file, `${name} keeps its data in the external file "${basename(location)}"; external data is not supported, embed the weights`);
+    throw new OnnxError(
+      file,
+      `${name} keeps its data in the external file "${basename(location)}"; external data is not supported, embed the weights`,
+    );
   }
   const dims = (t.dims ?? []).map(num);
-  if (dims.some((d) => d < 0 || !Number.isSafeInteger(d))) throw new OnnxError(file, `${name} has invalid dimensions ${dims.join('×')}`);
+  if (dims.some((d) => d < 0 || !Number.isSafeInteger(d)))
+    throw new OnnxError(file, `${name} has invalid dimensions ${dims.join('×')}`);
   const elements = dims.reduce((a, b) => a * b, 1);
   const size = ELEMENT_BYTES[t.dataType ?? 0];
   if (size === undefined) return;
   const declared = elements * size;
-  if (declared > maxBytes) throw new OnnxError(file, `${name} declares ${dims.join('×')} elements (${mb(declared)}), over the ${mb(maxBytes)} tensor limit`);
+  if (declared > maxBytes)
+    throw new OnnxError(
+      file,
+      `${name} declares ${dims.join('×')} elements (${mb(declared)}), over the ${mb(maxBytes)} tensor limit`,
+    );
   const raw = t.rawData?.length ?? 0;
-  const typed = (t.floatData?.length ?? 0) + (t.int32Data?.length ?? 0) + (t.int64Data?.length ?? 0) + (t.doubleData?.length ?? 0) + (t.uint64Data?.length ?? 0);
+  const typed =
+    (t.floatData?.length ?? 0) +
+    (t.int32Data?.length ?? 0) +
+    (t.int64Data?.length ?? 0) +
+    (t.doubleData?.length ?? 0) +
+    (t.uint64Data?.length ?? 0);
   if (raw > 0 ? raw !== declared : typed !== elements) {
-    throw new OnnxError(file, `${name} declares ${dims.join('×')} elements but holds ${raw > 0 ? `${raw} bytes` : `${typed} values`}`);
+    throw new OnnxError(
+      file,
+      `${name} declares ${dims.join('×')} elements but holds ${raw > 0 ? `${raw} bytes` : `${typed} values`}`,
+    );
   }
 }
 

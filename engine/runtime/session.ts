@@ -24,7 +24,10 @@ export function executionProviderFromEnv(env: NodeJS.ProcessEnv = process.env): 
   return ep;
 }
 
-export async function createSession(model: ModelProto | Uint8Array, opts: SessionOptions = {}): Promise<ort.InferenceSession> {
+export async function createSession(
+  model: ModelProto | Uint8Array,
+  opts: SessionOptions = {},
+): Promise<ort.InferenceSession> {
   const bytes = model instanceof Uint8Array ? model : saveModel(model);
   const threads = Math.max(1, Math.min(opts.threads ?? cpus().length, cpus().length));
   return ort.InferenceSession.create(bytes, {

@@ -64,13 +64,23 @@ export function encodeCheckpoint(c: Checkpoint): Buffer {
 
 export function decodeCheckpoint(bytes: Buffer, file: string): Checkpoint {
   const magic = bytes.subarray(0, MAGIC.length).toString();
-  if (magic !== MAGIC) throw new Error(magic.startsWith('SECMLOPS-CKPT-') ? `${file}: checkpoint format ${magic.trim().slice(14)} is not this version's (2); start the run afresh` : `${file}: not a SecMLOps checkpoint`);
+  if (magic !== MAGIC)
+    throw new Error(
+      magic.startsWith('SECMLOPS-CKPT-')
+        ? `${file}: checkpoint format ${magic.trim().slice(14)} is not this version's (2); start the run afresh`
+        : `${file}: not a SecMLOps checkpoint`,
+    );
   const start = MAGIC.length + 4;
   if (bytes.length < start + DIGEST) throw new Error(`${file}: truncated checkpoint header`);
   const len = bytes.readUInt32LE(MAGIC.length);
   if (bytes.length < start + len + DIGEST) throw new Error(`${file}: truncated checkpoint header`);
   const body = bytes.subarray(0, bytes.length - DIGEST);
-  if (!createHash('sha256').update(body).digest().equals(bytes.subarray(bytes.length - DIGEST))) {
+  if (
+    !createHash('sha256')
+      .update(body)
+      .digest()
+      .equals(bytes.subarray(bytes.length - DIGEST))
+  ) {
     throw new Error(`${file}: damaged checkpoint (its SHA-256 does not match its contents; truncated or altered)`);
   }
   const header = JSON.parse(bytes.subarray(start, start + len).toString()) as {
@@ -98,7 +108,12 @@ export function decodeCheckpoint(bytes: Buffer, file: string): Checkpoint {
     epoch: header.epoch,
     step: header.step,
     weights: groups.w,
-    optimizer: { kind: header.optimizer.kind, t: header.optimizer.t, m: Object.fromEntries(groups.m), v: Object.fromEntries(groups.v) },
+    optimizer: {
+      kind: header.optimizer.kind,
+      t: header.optimizer.t,
+      m: Object.fromEntries(groups.m),
+      v: Object.fromEntries(groups.v),
+    },
     history: header.history,
     best: header.best && { ...header.best, weights: groups.b },
     settings: header.settings,

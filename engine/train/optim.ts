@@ -24,7 +24,8 @@ export class Optimizer {
     state?: OptimizerState,
   ) {
     this.state = state ?? { kind: opts.kind, t: 0, m: {}, v: {} };
-    if (this.state.kind !== opts.kind) throw new Error(`the checkpoint's optimizer is ${this.state.kind}, not ${opts.kind}`);
+    if (this.state.kind !== opts.kind)
+      throw new Error(`the checkpoint's optimizer is ${this.state.kind}, not ${opts.kind}`);
   }
 
   step(weights: Map<string, Float32Array>, grads: Map<string, Float32Array>, lr: number): void {

@@ -69,7 +69,8 @@ export interface TrainResult {
 }
 
 /** Every random draw of a run comes from its own generator keyed by (seed, epoch, step), so a resume repeats it. */
-const rngFor = (seed: number, epoch: number, step = -1) => new Rng((Math.imul(seed, 2654435761) ^ Math.imul(epoch + 1, 40503) ^ Math.imul(step + 2, 2246822519)) >>> 0);
+const rngFor = (seed: number, epoch: number, step = -1) =>
+  new Rng((Math.imul(seed, 2654435761) ^ Math.imul(epoch + 1, 40503) ^ Math.imul(step + 2, 2246822519)) >>> 0);
 
 /**
  * The model at its current weights, for attacks during training. Baked: its sessions hold the weights as
@@ -105,7 +106,11 @@ class LiveModel implements GradientSource {
     if (this.built?.version !== this.version) {
       await this.release();
       const model = this.bake ? deployableModel(this.arch, this.weights) : trainableModel(this.arch);
-      this.built = { version: this.version, model, grads: new InputGradients(model, 'input', this.arch.classes, { threads: this.threads, shortLived: this.bake }) };
+      this.built = {
+        version: this.version,
+        model,
+        grads: new InputGradients(model, 'input', this.arch.classes, { threads: this.threads, shortLived: this.bake }),
+      };
     }
     return this.built;
   }
@@ -122,7 +127,13 @@ class LiveModel implements GradientSource {
     return (await forward.run(this.feeds(x, n)))[forward.outputNames[0]].data as Float32Array;
   }
 
-  async gradient(x: Float32Array, n: number, labels: ArrayLike<number>, loss?: LossKind, targets?: ArrayLike<number>): Promise<GradientResult> {
+  async gradient(
+    x: Float32Array,
+    n: number,
+    labels: ArrayLike<number>,
+    loss?: LossKind,
+    targets?: ArrayLike<number>,
+  ): Promise<GradientResult> {
     return (await this.current()).grads.run(this.feeds(x, n), n, labels, loss, targets);
   }
 
@@ -146,10 +157,25 @@ function attackPasses(d: Defense): number {
  * The adversarial half of a TRADES batch: PGD ascending KL(p ‖ softmax(f(x'))) from a small Gaussian start, where p
  * is the model's prediction on the clean batch, held fixed during the inner maximisation.
  */
-async function tradesAdversary(live: LiveModel, b: Batch, d: Extract<Defense, { kind: 'trades' }>, range: Range, rng: Rng): Promise<Float32Array> {
+async function tradesAdversary(
+  live: LiveModel,
+  b: Batch,
+  d: Extract<Defense, { kind: 'trades' }>,
+  range: Range,
+  rng: Rng,
+): Promise<Float32Array> {
   const p = await live.logits(b.x, b.n);
   for (let i = 0; i < b.n; i++) softmaxInPlace(p.subarray(i * live.classes, (i + 1) * live.classes));
-  return pgd(live, b, { eps: d.eps, steps: d.steps ?? 7, stepSize: d.stepSize, startNoise: 0.001, loss: 'soft-cross-entropy', lossTargets: p, range, rng });
+  return pgd(live, b, {
+    eps: d.eps,
+    steps: d.steps ?? 7,
+    stepSize: d.stepSize,
+    startNoise: 0.001,
+    loss: 'soft-cross-entropy',
+    lossTargets: p,
+    range,
+    rng,
+  });
 }
 
 function softmaxInPlace(z: Float32Array): void {
@@ -165,11 +191,24 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const seed = opts.seed ?? 1;
   const defense = opts.defense ?? { kind: 'none' };
   const range = opts.range ?? { min: 0, max: 1 };
-  const settings = { arch: arch.name, batch, lr: opts.lr ?? 1e-3, optimizer: opts.optimizer ?? 'adam', schedule: opts.schedule ?? 'constant', weightDecay: opts.weightDecay ?? 0, defense, epochs: opts.epochs, images: data.count };
+  const settings = {
+    arch: arch.name,
+    batch,
+    lr: opts.lr ?? 1e-3,
+    optimizer: opts.optimizer ?? 'adam',
+    schedule: opts.schedule ?? 'constant',
+    weightDecay: opts.weightDecay ?? 0,
+    defense,
+    epochs: opts.epochs,
+    images: data.count,
+  };
   const r = opts.resume;
   if (r) {
     for (const [k, v] of Object.entries(settings)) {
-      if (JSON.stringify(r.settings[k]) !== JSON.stringify(v)) throw new InputError(`cannot resume: the checkpoint was made with ${k} = ${JSON.stringify(r.settings[k])}, not ${JSON.stringify(v)}`);
+      if (JSON.stringify(r.settings[k]) !== JSON.stringify(v))
+        throw new InputError(
+          `cannot resume: the checkpoint was made with ${k} = ${JSON.stringify(r.settings[k])}, not ${JSON.stringify(v)}`,
+        );
     }
   }
   if (data.count === 0) throw new InputError('the training set is empty');
@@ -180,14 +219,24 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
   const model = trainableModel(arch);
   // TRADES trains on [clean; adversarial] rows at once, differentiated through both.
-  const trainGraph = differentiate(model, { wrt: arch.params.map((p) => p.name), ...(defense.kind === 'trades' && { loss: 'trades', beta: defense.beta }) });
+  const trainGraph = differentiate(model, {
+    wrt: arch.params.map((p) => p.name),
+    ...(defense.kind === 'trades' && { loss: 'trades', beta: defense.beta }),
+  });
   const session = await createSession(trainGraph.model, { threads: opts.threads });
   // With no defense the live model only serves early stopping's PGD-10, once per epoch: baked then.
-  const live = defense.kind !== 'none' || opts.earlyStop ? new LiveModel(arch, weights, attackPasses(defense) !== 1, opts.threads) : undefined;
+  const live =
+    defense.kind !== 'none' || opts.earlyStop
+      ? new LiveModel(arch, weights, attackPasses(defense) !== 1, opts.threads)
+      : undefined;
   const pixels = arch.input.reduce((a, b) => a * b, 1);
   const steps = Math.ceil(data.count / batch);
   const total = steps * opts.epochs;
-  const snapshot = (epoch: number, step: number, partial: { lossSum: number; correct: number; seen: number }): Checkpoint => ({
+  const snapshot = (
+    epoch: number,
+    step: number,
+    partial: { lossSum: number; correct: number; seen: number },
+  ): Checkpoint => ({
     arch: arch.name,
     seed,
     epoch,
@@ -203,7 +252,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     for (let epoch = (r?.epoch ?? 0) + 1; epoch <= opts.epochs; epoch++) {
       const order = rngFor(seed, epoch).shuffle(data.count);
       const resuming = r && epoch === r.epoch + 1 && r.step > 0;
-      const partial = resuming ? (r.settings.partial as { lossSum: number; correct: number; seen: number }) : { lossSum: 0, correct: 0, seen: 0 };
+      const partial = resuming
+        ? (r.settings.partial as { lossSum: number; correct: number; seen: number })
+        : { lossSum: 0, correct: 0, seen: 0 };
       let { lossSum, correct, seen } = partial;
       const started = performance.now();
       let ranHere = 0;
@@ -231,18 +282,42 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           } else {
             x =
               defense.kind === 'fgsm-rs'
-                ? await pgd(live!, b, { eps: defense.eps, steps: 1, stepSize: defense.stepSize ?? 1.25 * defense.eps, randomStart: true, range, rng })
-                : await pgd(live!, b, { eps: defense.eps, steps: defense.steps ?? 7, stepSize: defense.stepSize, randomStart: true, range, rng });
+                ? await pgd(live!, b, {
+                    eps: defense.eps,
+                    steps: 1,
+                    stepSize: defense.stepSize ?? 1.25 * defense.eps,
+                    randomStart: true,
+                    range,
+                    rng,
+                  })
+                : await pgd(live!, b, {
+                    eps: defense.eps,
+                    steps: defense.steps ?? 7,
+                    stepSize: defense.stepSize,
+                    randomStart: true,
+                    range,
+                    rng,
+                  });
           }
         }
-        const feeds: Record<string, ReturnType<typeof floatTensor>> = { input: floatTensor(x, [rows, ...arch.input]), [trainGraph.labels]: int64Tensor(y, [n]) };
+        const feeds: Record<string, ReturnType<typeof floatTensor>> = {
+          input: floatTensor(x, [rows, ...arch.input]),
+          [trainGraph.labels]: int64Tensor(y, [n]),
+        };
         for (const p of arch.params) feeds[p.name] = floatTensor(weights.get(p.name)!, p.dims);
         const out = await session.run(feeds);
         const loss = (out[trainGraph.loss].data as Float32Array)[0];
         // Stop before a diverged step touches the weights, so the last checkpoint stays the last good state.
-        if (!Number.isFinite(loss)) throw new InputError(`the loss became ${loss} at epoch ${epoch}, step ${step + 1}; lower the learning rate (now ${settings.lr}) or check the data`);
+        if (!Number.isFinite(loss))
+          throw new InputError(
+            `the loss became ${loss} at epoch ${epoch}, step ${step + 1}; lower the learning rate (now ${settings.lr}) or check the data`,
+          );
         const lr = learningRate(settings.schedule, settings.lr, (epoch - 1) * steps + step, total);
-        optimizer.step(weights, new Map(arch.params.map((p) => [p.name, out[trainGraph.grads[p.name]].data as Float32Array])), lr);
+        optimizer.step(
+          weights,
+          new Map(arch.params.map((p) => [p.name, out[trainGraph.grads[p.name]].data as Float32Array])),
+          lr,
+        );
         live?.changed();
         lossSum += loss * n;
         // Under TRADES the first n rows are the clean ones, so this is clean accuracy; under AT it is adversarial.
@@ -250,18 +325,42 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         seen += n;
         ranHere += n;
         if (opts.onProgress && (step % 20 === 19 || step === steps - 1)) {
-          opts.onProgress({ epoch, epochs: opts.epochs, step: step + 1, steps, loss: lossSum / seen, accuracy: correct / seen, imagesPerSecond: ranHere / ((performance.now() - started) / 1000), lr });
+          opts.onProgress({
+            epoch,
+            epochs: opts.epochs,
+            step: step + 1,
+            steps,
+            loss: lossSum / seen,
+            accuracy: correct / seen,
+            imagesPerSecond: ranHere / ((performance.now() - started) / 1000),
+            lr,
+          });
         }
         if (opts.onCheckpoint && opts.checkpointEvery && (step + 1) % opts.checkpointEvery === 0 && step + 1 < steps) {
           await opts.onCheckpoint(snapshot(epoch - 1, step + 1, { lossSum, correct, seen }));
         }
       }
-      const record: EpochRecord = { epoch, loss: lossSum / seen, accuracy: correct / seen, seconds: (performance.now() - started) / 1000 };
+      const record: EpochRecord = {
+        epoch,
+        loss: lossSum / seen,
+        accuracy: correct / seen,
+        seconds: (performance.now() - started) / 1000,
+      };
       if (opts.earlyStop) {
         const v = opts.earlyStop;
-        const results = await runAttack(live!, v.validation, { attack: 'pgd', eps: v.eps, steps: v.steps ?? 10 }, { range, seed: seed + epoch });
+        const results = await runAttack(
+          live!,
+          v.validation,
+          { attack: 'pgd', eps: v.eps, steps: v.steps ?? 10 },
+          { range, seed: seed + epoch },
+        );
         record.robustValidation = computeMetrics(results, arch.classes).robust_accuracy;
-        if (!best || record.robustValidation > best.robustValidation) best = { epoch, robustValidation: record.robustValidation, weights: new Map([...weights].map(([k, w]) => [k, w.slice()])) };
+        if (!best || record.robustValidation > best.robustValidation)
+          best = {
+            epoch,
+            robustValidation: record.robustValidation,
+            weights: new Map([...weights].map(([k, w]) => [k, w.slice()])),
+          };
       }
       history.push(record);
       opts.onEpoch?.(record);
@@ -291,12 +390,19 @@ export function argmax(values: Float32Array, offset: number, n: number): number 
 }
 
 /** Clean accuracy of a deployable model on a set. */
-export async function accuracy(session: InferenceSession, data: ImageSet, classes: number, batch = 1000): Promise<number> {
+export async function accuracy(
+  session: InferenceSession,
+  data: ImageSet,
+  classes: number,
+  batch = 1000,
+): Promise<number> {
   const pixels = data.shape.reduce((a, b) => a * b, 1);
   let correct = 0;
   for (let s = 0; s < data.count; s += batch) {
     const n = Math.min(batch, data.count - s);
-    const out = await session.run({ [session.inputNames[0]]: floatTensor(data.images.subarray(s * pixels, (s + n) * pixels), [n, ...data.shape]) });
+    const out = await session.run({
+      [session.inputNames[0]]: floatTensor(data.images.subarray(s * pixels, (s + n) * pixels), [n, ...data.shape]),
+    });
     correct += countCorrect(out[session.outputNames[0]].data as Float32Array, data.labels.subarray(s, s + n), classes);
   }
   return correct / data.count;

@@ -33,9 +33,13 @@ export const smallCnn: Architecture = {
     { name: 'fc.bias', dims: [10], fanIn: 0 },
   ],
   forward: (g, x, w) => {
-    const c1 = g.op('Relu', [g.op('Conv', [x, w('conv1.weight'), w('conv1.bias')], { pads: [1, 1, 1, 1], kernel_shape: [3, 3] })]);
+    const c1 = g.op('Relu', [
+      g.op('Conv', [x, w('conv1.weight'), w('conv1.bias')], { pads: [1, 1, 1, 1], kernel_shape: [3, 3] }),
+    ]);
     const p1 = g.op('MaxPool', [c1], { kernel_shape: [2, 2], strides: [2, 2] });
-    const c2 = g.op('Relu', [g.op('Conv', [p1, w('conv2.weight'), w('conv2.bias')], { pads: [1, 1, 1, 1], kernel_shape: [3, 3] })]);
+    const c2 = g.op('Relu', [
+      g.op('Conv', [p1, w('conv2.weight'), w('conv2.bias')], { pads: [1, 1, 1, 1], kernel_shape: [3, 3] }),
+    ]);
     const p2 = g.op('MaxPool', [c2], { kernel_shape: [2, 2], strides: [2, 2] });
     return g.op('Gemm', [g.op('Flatten', [p2]), w('fc.weight'), w('fc.bias')], {}, ['logits']);
   },
@@ -55,9 +59,19 @@ export const wideCnn: Architecture = {
   name: 'wide-cnn',
   input: [1, 28, 28],
   classes: 10,
-  params: [...conv('conv1', 32, 1), ...conv('conv2', 32, 32), ...conv('conv3', 64, 32), ...conv('conv4', 64, 64), ...dense('fc1', 3136, 256), ...dense('fc2', 256, 10)],
+  params: [
+    ...conv('conv1', 32, 1),
+    ...conv('conv2', 32, 32),
+    ...conv('conv3', 64, 32),
+    ...conv('conv4', 64, 64),
+    ...dense('fc1', 3136, 256),
+    ...dense('fc2', 256, 10),
+  ],
   forward: (g, x, w) => {
-    const c = (h: string, name: string) => g.op('Relu', [g.op('Conv', [h, w(`${name}.weight`), w(`${name}.bias`)], { pads: [1, 1, 1, 1], kernel_shape: [3, 3] })]);
+    const c = (h: string, name: string) =>
+      g.op('Relu', [
+        g.op('Conv', [h, w(`${name}.weight`), w(`${name}.bias`)], { pads: [1, 1, 1, 1], kernel_shape: [3, 3] }),
+      ]);
     const pool = (h: string) => g.op('MaxPool', [h], { kernel_shape: [2, 2], strides: [2, 2] });
     const h = pool(c(c(pool(c(c(x, 'conv1'), 'conv2')), 'conv3'), 'conv4'));
     const f = g.op('Relu', [g.op('Gemm', [g.op('Flatten', [h]), w('fc1.weight'), w('fc1.bias')])]);
@@ -78,7 +92,11 @@ export const mlp: Architecture = {
   },
 };
 
-export const ARCHITECTURES: Record<string, Architecture> = { [smallCnn.name]: smallCnn, [wideCnn.name]: wideCnn, [mlp.name]: mlp };
+export const ARCHITECTURES: Record<string, Architecture> = {
+  [smallCnn.name]: smallCnn,
+  [wideCnn.name]: wideCnn,
+  [mlp.name]: mlp,
+};
 
 export function initWeights(arch: Architecture, rng: Rng): Map<string, Float32Array> {
   return new Map(
@@ -95,7 +113,10 @@ export function trainableModel(arch: Architecture): ModelProto {
   const g = new GraphBuilder();
   const x = g.input('input', ['N', ...arch.input]);
   for (const p of arch.params) g.input(p.name, p.dims);
-  g.output(arch.forward(g, x, (n) => n), ['N', arch.classes]);
+  g.output(
+    arch.forward(g, x, (n) => n),
+    ['N', arch.classes],
+  );
   return g.build({ name: arch.name });
 }
 
@@ -104,6 +125,9 @@ export function deployableModel(arch: Architecture, weights: Map<string, Float32
   const g = new GraphBuilder();
   const x = g.input('input', ['N', ...arch.input]);
   for (const p of arch.params) g.init(p.name, weights.get(p.name)!, p.dims);
-  g.output(arch.forward(g, x, (n) => n), ['N', arch.classes]);
+  g.output(
+    arch.forward(g, x, (n) => n),
+    ['N', arch.classes],
+  );
   return g.build({ name: arch.name });
 }

@@ -19,20 +19,27 @@ describe('secmlops CLI', () => {
   test('--help lists the commands', async () => {
     const r = await secmlops(['--help']);
     expect(r.code).toBe(0);
-    for (const c of ['dev', 'run', 'status', 'list', 'approve', 'reject', 'verify', 'check', 'worker']) expect(r.stdout).toContain(`  ${c} `);
+    for (const c of ['dev', 'run', 'status', 'list', 'approve', 'reject', 'verify', 'check', 'worker'])
+      expect(r.stdout).toContain(`  ${c} `);
   });
 
   test('a bad policy is reported before anything connects', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'cli-'));
     await writeFile(join(dir, 'p.yaml'), 'version: 1\nname: x\npeople: { a: {} }\nstages: [plan, deploy]\n');
     // Port 1 has no Temporal: if the command connected first, the error would be about the connection.
-    const r = await secmlops(['run', '--policy', join(dir, 'p.yaml'), '--author', 'mia-ml'], { TEMPORAL_ADDRESS: '127.0.0.1:1' });
+    const r = await secmlops(['run', '--policy', join(dir, 'p.yaml'), '--author', 'mia-ml'], {
+      TEMPORAL_ADDRESS: '127.0.0.1:1',
+    });
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain('p.yaml: stages[1].name: unknown stage "deploy"; the lifecycle stages are plan, data, train, evaluate, release, monitor');
+    expect(r.stderr).toContain(
+      'p.yaml: stages[1].name: unknown stage "deploy"; the lifecycle stages are plan, data, train, evaluate, release, monitor',
+    );
   });
 
   test('run names the change’s author: without --author nothing starts (an author must not approve their own change)', async () => {
-    const r = await secmlops(['run', '--policy', 'examples/fashion-mnist/secmlops.yaml'], { TEMPORAL_ADDRESS: '127.0.0.1:1' });
+    const r = await secmlops(['run', '--policy', 'examples/fashion-mnist/secmlops.yaml'], {
+      TEMPORAL_ADDRESS: '127.0.0.1:1',
+    });
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("required option '--author <login>' not specified");
   });
@@ -44,12 +51,17 @@ describe('secmlops CLI', () => {
   });
 
   test('approve checks its key before connecting, and names the server it cannot reach', async () => {
-    const missing = await secmlops(['approve', 'wf', '--stage', 'plan', '--as', 'alice', '--key', '/nonexistent.key'], { TEMPORAL_ADDRESS: '127.0.0.1:1' });
+    const missing = await secmlops(['approve', 'wf', '--stage', 'plan', '--as', 'alice', '--key', '/nonexistent.key'], {
+      TEMPORAL_ADDRESS: '127.0.0.1:1',
+    });
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('cannot read the private key /nonexistent.key (ENOENT)');
     const dir = await mkdtemp(join(tmpdir(), 'cli-'));
     await ensureDevKeys(dir);
-    const offline = await secmlops(['approve', 'wf', '--stage', 'plan', '--as', 'alice', '--key', join(dir, 'cli.key')], { TEMPORAL_ADDRESS: '127.0.0.1:1' });
+    const offline = await secmlops(
+      ['approve', 'wf', '--stage', 'plan', '--as', 'alice', '--key', join(dir, 'cli.key')],
+      { TEMPORAL_ADDRESS: '127.0.0.1:1' },
+    );
     expect(offline.code).toBe(1);
     expect(offline.stderr).toContain('cannot reach Temporal at 127.0.0.1:1');
   });
@@ -62,7 +74,9 @@ describe('secmlops CLI', () => {
 
 describe('finding the Temporal CLI', () => {
   test('TEMPORAL_CLI must point at an executable', () => {
-    expect(() => findTemporalCli({ env: { TEMPORAL_CLI: '/nonexistent/temporal' } })).toThrow('TEMPORAL_CLI is set to /nonexistent/temporal, which is not an executable file');
+    expect(() => findTemporalCli({ env: { TEMPORAL_CLI: '/nonexistent/temporal' } })).toThrow(
+      'TEMPORAL_CLI is set to /nonexistent/temporal, which is not an executable file',
+    );
   });
 
   test('PATH, then the Go bin folder, then the project-local install', async () => {
@@ -72,6 +86,8 @@ describe('finding the Temporal CLI', () => {
     await chmod(fake, 0o755);
     expect(findTemporalCli({ env: { PATH: dir }, toolsDir: join(dir, 'none') })).toBe(fake);
     expect(findTemporalCli({ env: { PATH: '', GOBIN: dir }, toolsDir: join(dir, 'none') })).toBe(fake);
-    expect(findTemporalCli({ env: { PATH: '', GOBIN: join(dir, 'nogo') }, toolsDir: join(dir, 'none') })).toBeUndefined();
+    expect(
+      findTemporalCli({ env: { PATH: '', GOBIN: join(dir, 'nogo') }, toolsDir: join(dir, 'none') }),
+    ).toBeUndefined();
   });
 });

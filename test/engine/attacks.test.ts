@@ -32,7 +32,10 @@ function maxAbsDiff(a: Float32Array, b: Float32Array, i: number): number {
 
 describe('attacks', () => {
   test('FGSM and PGD (Linf) stay within eps and the valid range', async () => {
-    for (const adv of [await fgsm(target, batch(), { eps: 0.1, range }), await pgd(target, batch(), { eps: 0.1, steps: 10, range, rng: new Rng(1) })]) {
+    for (const adv of [
+      await fgsm(target, batch(), { eps: 0.1, range }),
+      await pgd(target, batch(), { eps: 0.1, steps: 10, range, rng: new Rng(1) }),
+    ]) {
       expect(Math.min(...adv)).toBeGreaterThanOrEqual(0);
       expect(Math.max(...adv)).toBeLessThanOrEqual(1);
       for (let i = 0; i < data.count; i++) expect(maxAbsDiff(adv, data.images, i)).toBeLessThanOrEqual(0.1 + 1e-6);
@@ -69,7 +72,9 @@ describe('attacks', () => {
     const dfNorms: number[] = [];
     const fgsmNorms: number[] = [];
     const epsGrid = [0.005, 0.01, 0.02, 0.03, 0.05, 0.08, 0.12, 0.2];
-    const fgsmAt = await Promise.all(epsGrid.map(async (eps) => ({ eps, adv: await fgsm(target, batch(), { eps, range }) })));
+    const fgsmAt = await Promise.all(
+      epsGrid.map(async (eps) => ({ eps, adv: await fgsm(target, batch(), { eps, range }) })),
+    );
     const fgsmLogits = await Promise.all(fgsmAt.map((f) => target.logits(f.adv, data.count)));
     for (let i = 0; i < data.count; i++) {
       const orig = argmax(clean, i * 10, 10);
@@ -77,7 +82,14 @@ describe('attacks', () => {
       const delta = adv.map((v, k) => v - data.images[k]);
       dfNorms.push(l2(delta, i * D, D));
       const j = fgsmLogits.findIndex((l) => argmax(l, i * 10, 10) !== orig);
-      if (j >= 0) fgsmNorms.push(l2(fgsmAt[j].adv.map((v, k) => v - data.images[k]), i * D, D));
+      if (j >= 0)
+        fgsmNorms.push(
+          l2(
+            fgsmAt[j].adv.map((v, k) => v - data.images[k]),
+            i * D,
+            D,
+          ),
+        );
     }
     const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1];
     expect(median(dfNorms)).toBeLessThan(median(fgsmNorms));
@@ -95,9 +107,14 @@ describe('attacks', () => {
     const g = new GraphBuilder('x_');
     g.nodes.push(...model.graph!.node!);
     const out = g.op('Softsign', ['logits'], {}, ['squashed']);
-    const wrapped = { ...model, graph: { ...model.graph, node: g.nodes, output: [{ ...model.graph!.output![0], name: out }] } };
+    const wrapped = {
+      ...model,
+      graph: { ...model.graph, node: g.nodes, output: [{ ...model.graph!.output![0], name: out }] },
+    };
     const t = await AttackTarget.create(wrapped);
-    await expect(t.gradient(data.images, data.count, data.labels)).rejects.toThrow(/no gradient rule for Softsign node/);
+    await expect(t.gradient(data.images, data.count, data.labels)).rejects.toThrow(
+      /no gradient rule for Softsign node/,
+    );
     const small = { ...data, count: 32, images: data.images.subarray(0, 32 * D), labels: data.labels.subarray(0, 32) };
     const m = computeMetrics(await runAttack(t, small, { attack: 'square', eps: 0.1, queries: 300 }, { range }), 10);
     expect(m.clean_accuracy).toBeGreaterThan(0.8);

@@ -34,7 +34,9 @@ describe('reading models', () => {
   test('a model round-trips through bytes and runs in onnxruntime', async () => {
     const bytes = saveModel(smallModel());
     const model = await loadModel(await tmp('m.onnx', bytes));
-    const out = await (await createSession(model)).run({ image: floatTensor(new Float32Array(16).fill(1), [1, 1, 4, 4]) });
+    const out = await (
+      await createSession(model)
+    ).run({ image: floatTensor(new Float32Array(16).fill(1), [1, 1, 4, 4]) });
     expect(out.logits.dims).toEqual([1, 3]);
   });
 
@@ -53,14 +55,24 @@ describe('reading models', () => {
   });
 
   const hostile: [string, () => Uint8Array, RegExp][] = [
-    ['truncated bytes', () => saveModel(smallModel()).subarray(0, 60), /m\.onnx: not an ONNX model: the protobuf does not decode/],
+    [
+      'truncated bytes',
+      () => saveModel(smallModel()).subarray(0, 60),
+      /m\.onnx: not an ONNX model: the protobuf does not decode/,
+    ],
     ['random bytes', () => randomBytes(4096), /m\.onnx: not an ONNX model/],
     ['an empty file', () => new Uint8Array(), /m\.onnx: the file is empty/],
     [
       'an external-data path outside the folder',
       () => {
         const m = smallModel();
-        m.graph!.initializer![0] = { name: 'w', dataType: 1, dims: [2, 1, 3, 3], dataLocation: onnx.TensorProto.DataLocation.EXTERNAL, externalData: [{ key: 'location', value: '../../etc/passwd' }] };
+        m.graph!.initializer![0] = {
+          name: 'w',
+          dataType: 1,
+          dims: [2, 1, 3, 3],
+          dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+          externalData: [{ key: 'location', value: '../../etc/passwd' }],
+        };
         return saveModel(m);
       },
       /initializer "w" refers to external data at "\.\.\/\.\.\/etc\/passwd", outside the model's folder; refused/,
@@ -107,7 +119,9 @@ describe('reading models', () => {
   test('a size limit applies before the file is read', async () => {
     const path = await tmp('m.onnx', saveModel(smallModel()));
     await expect(loadModel(path, { maxBytes: 100 })).rejects.toThrow(/over the 0\.0 MB limit/);
-    expect(() => parseModel(new Uint8Array(10), 'x.onnx', { maxBytes: 5 })).toThrow('x.onnx: the model is 0.0 MB, over the limit');
+    expect(() => parseModel(new Uint8Array(10), 'x.onnx', { maxBytes: 5 })).toThrow(
+      'x.onnx: the model is 0.0 MB, over the limit',
+    );
   });
 
   test('the CLI inspects a model and exits non-zero on a bad one', async () => {
@@ -116,7 +130,10 @@ describe('reading models', () => {
     expect(stdout).toContain('input  image [N, 1, 4, 4]');
     expect(stdout).toContain('every op has a gradient rule');
     const bad = await tmp('bad.onnx', randomBytes(100));
-    await expect(promisify(execFile)(process.execPath, ['bin/secmlops.js', 'inspect', bad])).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining('bad.onnx: not an ONNX model') });
+    await expect(promisify(execFile)(process.execPath, ['bin/secmlops.js', 'inspect', bad])).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining('bad.onnx: not an ONNX model'),
+    });
   });
 });
 
@@ -127,7 +144,9 @@ describe('differentiating', () => {
     g.nodes.push({ opType: 'Erf', input: [x], output: ['e'], name: 'my_erf' });
     g.output(g.op('Relu', ['e']), ['N', 4]);
     expect(() => differentiate(g.build(), { wrt: ['x'] })).toThrow(AutodiffError);
-    expect(() => differentiate(g.build(), { wrt: ['x'] })).toThrow(/^no gradient rule for Erf node "my_erf"; supported ops: Add, AveragePool/);
+    expect(() => differentiate(g.build(), { wrt: ['x'] })).toThrow(
+      /^no gradient rule for Erf node "my_erf"; supported ops: Add, AveragePool/,
+    );
   });
 
   test('a whole model written as raw protobuf (not through the builder) differentiates and runs', async () => {
@@ -138,18 +157,61 @@ describe('differentiating', () => {
       opsetImport: [{ domain: '', version: 13 }],
       graph: {
         name: 'raw',
-        input: [{ name: 'input', type: { tensorType: { elemType: 1, shape: { dim: [{ dimParam: 'batch' }, { dimValue: 1 }, { dimValue: 3 }, { dimValue: 3 }] } } } }],
-        output: [{ name: 'out', type: { tensorType: { elemType: 1, shape: { dim: [{ dimParam: 'batch' }, { dimValue: 2 }] } } } }],
+        input: [
+          {
+            name: 'input',
+            type: {
+              tensorType: {
+                elemType: 1,
+                shape: { dim: [{ dimParam: 'batch' }, { dimValue: 1 }, { dimValue: 3 }, { dimValue: 3 }] },
+              },
+            },
+          },
+        ],
+        output: [
+          {
+            name: 'out',
+            type: { tensorType: { elemType: 1, shape: { dim: [{ dimParam: 'batch' }, { dimValue: 2 }] } } },
+          },
+        ],
         initializer: [
-          { name: 'conv.weight', dataType: 1, dims: [2, 1, 2, 2], floatData: [0.5, -0.3, 0.2, 0.8, -0.6, 0.1, 0.4, -0.2] },
-          { name: 'fc.weight', dataType: 1, dims: [2, 8], floatData: [0.1, 0.2, -0.3, 0.4, 0.5, -0.6, 0.7, 0.8, -0.1, 0.3, 0.2, -0.4, 0.6, 0.1, -0.5, 0.2] },
+          {
+            name: 'conv.weight',
+            dataType: 1,
+            dims: [2, 1, 2, 2],
+            floatData: [0.5, -0.3, 0.2, 0.8, -0.6, 0.1, 0.4, -0.2],
+          },
+          {
+            name: 'fc.weight',
+            dataType: 1,
+            dims: [2, 8],
+            floatData: [0.1, 0.2, -0.3, 0.4, 0.5, -0.6, 0.7, 0.8, -0.1, 0.3, 0.2, -0.4, 0.6, 0.1, -0.5, 0.2],
+          },
           { name: 'fc.bias', dataType: 1, dims: [2], floatData: [0.05, -0.05] },
         ],
         node: [
-          { opType: 'Conv', input: ['input', 'conv.weight'], output: ['c'], name: 'conv', attribute: [{ name: 'kernel_shape', type: 7, ints: [2, 2] }] },
+          {
+            opType: 'Conv',
+            input: ['input', 'conv.weight'],
+            output: ['c'],
+            name: 'conv',
+            attribute: [{ name: 'kernel_shape', type: 7, ints: [2, 2] }],
+          },
           { opType: 'Relu', input: ['c'], output: ['r'], name: 'relu' },
-          { opType: 'Flatten', input: ['r'], output: ['f'], name: 'flatten', attribute: [{ name: 'axis', type: 2, i: 1 }] },
-          { opType: 'Gemm', input: ['f', 'fc.weight', 'fc.bias'], output: ['out'], name: 'fc', attribute: [{ name: 'transB', type: 2, i: 1 }] },
+          {
+            opType: 'Flatten',
+            input: ['r'],
+            output: ['f'],
+            name: 'flatten',
+            attribute: [{ name: 'axis', type: 2, i: 1 }],
+          },
+          {
+            opType: 'Gemm',
+            input: ['f', 'fc.weight', 'fc.bias'],
+            output: ['out'],
+            name: 'fc',
+            attribute: [{ name: 'transB', type: 2, i: 1 }],
+          },
         ],
       },
     }).finish();
@@ -161,7 +223,11 @@ describe('differentiating', () => {
     const labels = new (await import('onnxruntime-node')).Tensor('int64', BigInt64Array.from([1n]), [1]);
     const out = await session.run({ input: floatTensor(x, [1, 1, 3, 3]), [grad.labels]: labels });
     // Finite differences on the input through the same session.
-    const loss = async (d: Float32Array) => ((await session.run({ input: floatTensor(d, [1, 1, 3, 3]), [grad.labels]: labels }))[grad.loss].data as Float32Array)[0];
+    const loss = async (d: Float32Array) =>
+      (
+        (await session.run({ input: floatTensor(d, [1, 1, 3, 3]), [grad.labels]: labels }))[grad.loss]
+          .data as Float32Array
+      )[0];
     const g = out[grad.grads.input].data as Float32Array;
     for (let i = 0; i < 9; i++) {
       const p = x.slice();

@@ -30,19 +30,27 @@ export function harness(): { fx: Fixture; stack: Stack; gh: GitHubStandIn } {
 
 /** Starts the worker stack (trusting the stand-in's OIDC issuer for acme/vision) and the GitHub stand-in. */
 export function useActionsHarness(): void {
-beforeAll(async () => {
-  fx = await makeFixture();
-  gh = await startGitHubStandIn({ tokens: [JOB_TOKEN, WORKER_TOKEN] });
-  // The worker holds its own GitHub credentials and trusts the stand-in's OIDC issuer for acme/vision only; the
-  // actions only ever get the job's token and an OIDC token.
-  const trust = { ...fx.trust, oidc: { issuer: gh.oidc.issuer, jwksUrl: gh.oidc.jwksUrl, repositories: ['acme/vision'], policyPath: 'secmlops.yaml' } };
-  gh.branches.set('acme/vision:main', BASE_SHA);
-  stack = await startStack(fx, testAddress(), tokenCredentials(WORKER_TOKEN, gh.url), undefined, trust);
-});
-afterAll(async () => {
-  await stack?.stop();
-  await gh?.close();
-});
+  beforeAll(async () => {
+    fx = await makeFixture();
+    gh = await startGitHubStandIn({ tokens: [JOB_TOKEN, WORKER_TOKEN] });
+    // The worker holds its own GitHub credentials and trusts the stand-in's OIDC issuer for acme/vision only; the
+    // actions only ever get the job's token and an OIDC token.
+    const trust = {
+      ...fx.trust,
+      oidc: {
+        issuer: gh.oidc.issuer,
+        jwksUrl: gh.oidc.jwksUrl,
+        repositories: ['acme/vision'],
+        policyPath: 'secmlops.yaml',
+      },
+    };
+    gh.branches.set('acme/vision:main', BASE_SHA);
+    stack = await startStack(fx, testAddress(), tokenCredentials(WORKER_TOKEN, gh.url), undefined, trust);
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    await gh?.close();
+  });
 }
 
 export type Json = Record<string, unknown>;
@@ -59,10 +67,29 @@ export async function event(name: string, pr: number, edit: (e: Json) => void = 
   }
   if (e.issue) Object.assign(e.issue as Json, { number: pr });
   edit(e);
-  const p = e.pull_request as { number: number; title?: string; user: { login: string }; head: { sha: string }; base: { sha: string; ref: string } } | undefined;
+  const p = e.pull_request as
+    | {
+        number: number;
+        title?: string;
+        user: { login: string };
+        head: { sha: string };
+        base: { sha: string; ref: string };
+      }
+    | undefined;
   if (p) {
-    gh.pulls.set(`acme/vision#${pr}`, { number: pr, title: p.title, user: { login: p.user.login }, head: { sha: p.head.sha }, base: { sha: p.base.sha, ref: p.base.ref } });
-    gh.oidc.claims = { repository: 'acme/vision', ref: `refs/pull/${pr}/merge`, sha: 'e'.repeat(40), event_name: 'pull_request' };
+    gh.pulls.set(`acme/vision#${pr}`, {
+      number: pr,
+      title: p.title,
+      user: { login: p.user.login },
+      head: { sha: p.head.sha },
+      base: { sha: p.base.sha, ref: p.base.ref },
+    });
+    gh.oidc.claims = {
+      repository: 'acme/vision',
+      ref: `refs/pull/${pr}/merge`,
+      sha: 'e'.repeat(40),
+      event_name: 'pull_request',
+    };
   }
   return e;
 }
@@ -72,7 +99,8 @@ export const BASE_SHA = '5b0e2d8c1f4a7e93d6b2c0a8f1e4d7c9b3a6e2f1';
 /** The policy on the PR's base commit, where the workers read it (keys inline: no files to fetch beside it). */
 export async function basePolicy(opts: PolicyOptions): Promise<void> {
   let text = await testPolicyText(fx, { githubChannel: true, ...opts });
-  for (const m of text.matchAll(/\{ publicKeyFile: (keys\/\w+\.pub) \}/g)) text = text.replace(m[0], `{ publicKey: ${(await readFile(join(fx.dir, m[1]), 'utf8')).trim()} }`);
+  for (const m of text.matchAll(/\{ publicKeyFile: (keys\/\w+\.pub) \}/g))
+    text = text.replace(m[0], `{ publicKey: ${(await readFile(join(fx.dir, m[1]), 'utf8')).trim()} }`);
   gh.files.set(`acme/vision@${BASE_SHA}:secmlops.yaml`, text);
 }
 
@@ -89,7 +117,13 @@ export interface ActionRun {
   summary: string;
 }
 
-export async function runAction(action: 'start' | 'gate' | 'approve', eventName: string, payload: Json, ws: string, inputs: Record<string, string> = {}): Promise<ActionRun> {
+export async function runAction(
+  action: 'start' | 'gate' | 'approve',
+  eventName: string,
+  payload: Json,
+  ws: string,
+  inputs: Record<string, string> = {},
+): Promise<ActionRun> {
   const dir = await mkdtemp(join(tmpdir(), 'action-'));
   const files = { event: join(dir, 'event.json'), output: join(dir, 'output'), summary: join(dir, 'summary') };
   await writeFile(files.event, JSON.stringify(payload));
@@ -117,12 +151,19 @@ export async function runAction(action: 'start' | 'gate' | 'approve', eventName:
     (e: { code: number; stdout: string }) => ({ code: e.code, stdout: e.stdout }),
   );
   const outputs: Record<string, string> = {};
-  for (const m of (await readFile(files.output, 'utf8')).matchAll(/^([\w-]+)<<(\S+)\n([\s\S]*?)\n\2$/gm)) outputs[m[1]] = m[3];
+  for (const m of (await readFile(files.output, 'utf8')).matchAll(/^([\w-]+)<<(\S+)\n([\s\S]*?)\n\2$/gm))
+    outputs[m[1]] = m[3];
   return { ...r, outputs, summary: await readFile(files.summary, 'utf8') };
 }
 
 /** A comment as GitHub stores it (the worker reads it back by ID) and the webhook payload announcing it. */
-export const comment = async (pr: number, login: string, body: string, edit: (e: Json) => void = () => {}, stored: { association?: string; type?: string; updatedAt?: string; createdAt?: string } = {}) => {
+export const comment = async (
+  pr: number,
+  login: string,
+  body: string,
+  edit: (e: Json) => void = () => {},
+  stored: { association?: string; type?: string; updatedAt?: string; createdAt?: string } = {},
+) => {
   const c = gh.addComment({ repo: 'acme/vision', issue: pr, login, body, ...stored });
   return event('issue_comment.created', pr, (e) => {
     const ec = e.comment as Json;
@@ -132,17 +173,32 @@ export const comment = async (pr: number, login: string, body: string, edit: (e:
   });
 };
 
-export const repliesTo = (pr: number) => gh.comments.filter((c) => c.issue === pr && !c.body.startsWith(REPORT_MARKER)).map((c) => c.body);
+export const repliesTo = (pr: number) =>
+  gh.comments.filter((c) => c.issue === pr && !c.body.startsWith(REPORT_MARKER)).map((c) => c.body);
 export const reports = (pr: number) => gh.comments.filter((c) => c.issue === pr && c.body.startsWith(REPORT_MARKER));
 
 export async function oidcToken(audience: string): Promise<string> {
-  const res = await fetch(`${gh.oidc.requestUrl}&audience=${encodeURIComponent(audience)}`, { headers: { authorization: `Bearer ${gh.oidc.requestToken}` } });
+  const res = await fetch(`${gh.oidc.requestUrl}&audience=${encodeURIComponent(audience)}`, {
+    headers: { authorization: `Bearer ${gh.oidc.requestToken}` },
+  });
   return ((await res.json()) as { value: string }).value;
 }
 
 /** Starts a PR's pipeline the way the start action does, with whatever token and claimed subject a test gives. */
-export async function oidcStart(id: string, subject: ClaimedSubject, token?: string): Promise<PipelineResult | PipelineStatus> {
-  const input: PipelineInput = { start: { kind: 'github-oidc', token: token ?? (await oidcToken(startAudience(id))), workflowId: id, subject, policyRef: 'secmlops.yaml' } };
+export async function oidcStart(
+  id: string,
+  subject: ClaimedSubject,
+  token?: string,
+): Promise<PipelineResult | PipelineStatus> {
+  const input: PipelineInput = {
+    start: {
+      kind: 'github-oidc',
+      token: token ?? (await oidcToken(startAudience(id))),
+      workflowId: id,
+      subject,
+      policyRef: 'secmlops.yaml',
+    },
+  };
   const { handle } = await startWithInput(stack.client, id, input, false);
   return handle.result();
 }

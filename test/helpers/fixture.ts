@@ -54,7 +54,10 @@ const SOURCES = new WeakMap<Policy, { fx: Fixture; text: string }>();
 
 export function policySource(policy: Policy): { fx: Fixture; text: string } {
   const src = SOURCES.get(policy);
-  if (!src) throw new Error('start test pipelines with a policy from testPolicy() or policyFromText(): workers read policies from files');
+  if (!src)
+    throw new Error(
+      'start test pipelines with a policy from testPolicy() or policyFromText(): workers read policies from files',
+    );
   return src;
 }
 
@@ -81,7 +84,9 @@ export function policyFromText(fx: Fixture, text: string): Policy {
 }
 
 export async function sha256(path: string): Promise<string> {
-  return createHash('sha256').update(await readFile(path)).digest('hex');
+  return createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex');
 }
 
 export interface PolicyOptions {
@@ -108,7 +113,9 @@ export async function testPolicy(fx: Fixture, opts: PolicyOptions = {}): Promise
 
 /** The policy's YAML, for tests that read it from a file (key paths are relative to fx.dir). */
 export async function testPolicyText(fx: Fixture, opts: PolicyOptions = {}): Promise<string> {
-  const files = opts.files ?? (await Promise.all(TEST_FILES.map(async (f) => ({ path: f, sha256: await sha256(join(fx.dataset, f)) }))));
+  const files =
+    opts.files ??
+    (await Promise.all(TEST_FILES.map(async (f) => ({ path: f, sha256: await sha256(join(fx.dataset, f)) }))));
   return `
 version: 1
 name: test

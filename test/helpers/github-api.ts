@@ -37,7 +37,15 @@ export interface OidcClaimsToMint {
 
 export interface GitHubStandIn {
   url: string;
-  statuses: { repo: string; sha: string; state: string; description: string; context: string; target_url?: string; token: string }[];
+  statuses: {
+    repo: string;
+    sha: string;
+    state: string;
+    description: string;
+    context: string;
+    target_url?: string;
+    token: string;
+  }[];
   comments: StoredComment[];
   reactions: { repo: string; comment: number; content: string }[];
   /** Every request, as "METHOD path". */
@@ -50,18 +58,40 @@ export interface GitHubStandIn {
   /** Branch heads by "owner/name:branch"; every repository's default branch is main. */
   branches: Map<string, string>;
   /** A comment a person wrote on a PR, as GitHub stores it; returns it (its id goes into the webhook payload). */
-  addComment: (c: { repo: string; issue: number; login: string; body: string; association?: string; type?: string; createdAt?: string; updatedAt?: string }) => StoredComment;
+  addComment: (c: {
+    repo: string;
+    issue: number;
+    login: string;
+    body: string;
+    association?: string;
+    type?: string;
+    createdAt?: string;
+    updatedAt?: string;
+  }) => StoredComment;
   /** The Actions OIDC issuer: its URL (`iss`), JWKS URL, the token-request URL and bearer a job uses, and claims. */
-  oidc: { issuer: string; jwksUrl: string; requestUrl: string; requestToken: string; claims: OidcClaimsToMint; minted: string[] };
+  oidc: {
+    issuer: string;
+    jwksUrl: string;
+    requestUrl: string;
+    requestToken: string;
+    claims: OidcClaimsToMint;
+    minted: string[];
+  };
   close: () => Promise<void>;
 }
 
-export async function startGitHubStandIn(opts: { tokens: string[]; app?: { id: string; installation: string; publicKeyPem: string }; botLogin?: string }): Promise<GitHubStandIn> {
+export async function startGitHubStandIn(opts: {
+  tokens: string[];
+  app?: { id: string; installation: string; publicKeyPem: string };
+  botLogin?: string;
+}): Promise<GitHubStandIn> {
   let nextId = 1000;
   const oidcKey = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const requestToken = `oidc-request-${randomUUID()}`;
   let base = '';
-  const state: Omit<GitHubStandIn, 'url' | 'close' | 'addComment' | 'oidc'> & { oidc: Pick<GitHubStandIn['oidc'], 'claims' | 'minted'> } = {
+  const state: Omit<GitHubStandIn, 'url' | 'close' | 'addComment' | 'oidc'> & {
+    oidc: Pick<GitHubStandIn['oidc'], 'claims' | 'minted'>;
+  } = {
     statuses: [],
     comments: [],
     reactions: [],
@@ -70,7 +100,10 @@ export async function startGitHubStandIn(opts: { tokens: string[]; app?: { id: s
     pulls: new Map(),
     files: new Map(),
     branches: new Map(),
-    oidc: { claims: { repository: 'acme/vision', ref: 'refs/pull/1/merge', sha: '0'.repeat(40), event_name: 'pull_request' }, minted: [] },
+    oidc: {
+      claims: { repository: 'acme/vision', ref: 'refs/pull/1/merge', sha: '0'.repeat(40), event_name: 'pull_request' },
+      minted: [],
+    },
   };
   const now = () => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
   const addComment: GitHubStandIn['addComment'] = (c) => {
@@ -100,18 +133,30 @@ export async function startGitHubStandIn(opts: { tokens: string[]; app?: { id: s
       const body = await readJson(req);
       let m: RegExpExecArray | null;
       if (req.method === 'POST' && (m = /^\/app\/installations\/(\d+)\/access_tokens$/.exec(url.pathname))) {
-        if (!opts.app || m[1] !== opts.app.installation || !auth || !validAppJwt(auth, opts.app)) return send(401, { message: 'A JSON web token could not be decoded' });
+        if (!opts.app || m[1] !== opts.app.installation || !auth || !validAppJwt(auth, opts.app))
+          return send(401, { message: 'A JSON web token could not be decoded' });
         const token = `ghs_installation${nextId++}`;
         state.tokens.add(token);
         return send(201, { token, expires_at: new Date(Date.now() + 3600_000).toISOString() });
       }
       if (req.method === 'GET' && url.pathname === '/_oidc/.well-known/jwks') {
-        return send(200, { keys: [{ ...oidcKey.publicKey.export({ format: 'jwk' }), kid: 'standin-1', alg: 'RS256', use: 'sig' }] });
+        return send(200, {
+          keys: [{ ...oidcKey.publicKey.export({ format: 'jwk' }), kid: 'standin-1', alg: 'RS256', use: 'sig' }],
+        });
       }
       if (req.method === 'GET' && url.pathname === '/_actions/idtoken') {
         if (auth !== requestToken) return send(401, { message: 'Bad credentials' });
         const t = Math.floor(Date.now() / 1000);
-        const claims = { ...state.oidc.claims, iss: `${base}/_oidc`, aud: url.searchParams.get('audience') ?? `${base}`, iat: t, nbf: t - 5, exp: t + 300, jti: randomUUID(), sub: `repo:${state.oidc.claims.repository}:pull_request` };
+        const claims = {
+          ...state.oidc.claims,
+          iss: `${base}/_oidc`,
+          aud: url.searchParams.get('audience') ?? `${base}`,
+          iat: t,
+          nbf: t - 5,
+          exp: t + 300,
+          jti: randomUUID(),
+          sub: `repo:${state.oidc.claims.repository}:pull_request`,
+        };
         const b64 = (x: object) => Buffer.from(JSON.stringify(x)).toString('base64url');
         const unsigned = `${b64({ alg: 'RS256', typ: 'JWT', kid: 'standin-1' })}.${b64(claims)}`;
         const jwt = `${unsigned}.${createSign('RSA-SHA256').update(unsigned).sign(oidcKey.privateKey).toString('base64url')}`;
@@ -119,10 +164,13 @@ export async function startGitHubStandIn(opts: { tokens: string[]; app?: { id: s
         return send(200, { value: jwt });
       }
       if (!auth || !state.tokens.has(auth)) return send(401, { message: 'Bad credentials' });
-      if (req.method === 'GET' && (m = /^\/repos\/([^/]+\/[^/]+)$/.exec(url.pathname))) return send(200, { full_name: m[1], default_branch: 'main' });
+      if (req.method === 'GET' && (m = /^\/repos\/([^/]+\/[^/]+)$/.exec(url.pathname)))
+        return send(200, { full_name: m[1], default_branch: 'main' });
       if (req.method === 'GET' && (m = /^\/repos\/([^/]+\/[^/]+)\/branches\/([^/]+)$/.exec(url.pathname))) {
         const sha = state.branches.get(`${m[1]}:${decodeURIComponent(m[2])}`);
-        return sha ? send(200, { name: decodeURIComponent(m[2]), commit: { sha } }) : send(404, { message: 'Branch not found' });
+        return sha
+          ? send(200, { name: decodeURIComponent(m[2]), commit: { sha } })
+          : send(404, { message: 'Branch not found' });
       }
       if (req.method === 'GET' && (m = /^\/repos\/([^/]+\/[^/]+)\/pulls\/(\d+)$/.exec(url.pathname))) {
         const pull = state.pulls.get(`${m[1]}#${m[2]}`);
@@ -131,7 +179,13 @@ export async function startGitHubStandIn(opts: { tokens: string[]; app?: { id: s
       if (req.method === 'GET' && (m = /^\/repos\/([^/]+\/[^/]+)\/contents\/(.+)$/.exec(url.pathname))) {
         const text = state.files.get(`${m[1]}@${url.searchParams.get('ref') ?? ''}:${decodeURIComponent(m[2])}`);
         if (text === undefined) return send(404, { message: 'Not Found' });
-        return send(200, { type: 'file', encoding: 'base64', size: Buffer.byteLength(text), content: Buffer.from(text).toString('base64'), path: decodeURIComponent(m[2]) });
+        return send(200, {
+          type: 'file',
+          encoding: 'base64',
+          size: Buffer.byteLength(text),
+          content: Buffer.from(text).toString('base64'),
+          path: decodeURIComponent(m[2]),
+        });
       }
       if (req.method === 'GET' && (m = /^\/repos\/([^/]+\/[^/]+)\/issues\/comments\/(\d+)$/.exec(url.pathname))) {
         const c = state.comments.find((x) => x.id === Number(m![2]) && x.repo === m![1]);
@@ -140,8 +194,10 @@ export async function startGitHubStandIn(opts: { tokens: string[]; app?: { id: s
       }
       if (req.method === 'POST' && (m = /^\/repos\/([^/]+\/[^/]+)\/statuses\/([0-9a-f]+)$/.exec(url.pathname))) {
         const b = body as { state: string; description: string; context: string; target_url?: string };
-        if (!['pending', 'success', 'failure', 'error'].includes(b.state)) return send(422, { message: `invalid state ${b.state}` });
-        if ((b.description ?? '').length > 140) return send(422, { message: 'description is too long (maximum is 140 characters)' });
+        if (!['pending', 'success', 'failure', 'error'].includes(b.state))
+          return send(422, { message: `invalid state ${b.state}` });
+        if ((b.description ?? '').length > 140)
+          return send(422, { message: 'description is too long (maximum is 140 characters)' });
         state.statuses.push({ repo: m[1], sha: m[2], ...b, token: auth });
         return send(201, { id: nextId++, ...b });
       }
@@ -154,21 +210,33 @@ export async function startGitHubStandIn(opts: { tokens: string[]; app?: { id: s
           return send(200, all.slice((page - 1) * per, page * per));
         }
         if (req.method === 'POST') {
-          const c = addComment({ repo: m[1], issue, login: opts.botLogin ?? 'secmlops[bot]', type: 'Bot', body: (body as { body: string }).body, association: 'NONE' });
+          const c = addComment({
+            repo: m[1],
+            issue,
+            login: opts.botLogin ?? 'secmlops[bot]',
+            type: 'Bot',
+            body: (body as { body: string }).body,
+            association: 'NONE',
+          });
           return send(201, c);
         }
       }
       if (req.method === 'PATCH' && (m = /^\/repos\/([^/]+\/[^/]+)\/issues\/comments\/(\d+)$/.exec(url.pathname))) {
         const c = state.comments.find((x) => x.id === Number(m![2]));
         if (!c) return send(404, { message: 'Not Found' });
-        if (c.user.login !== (opts.botLogin ?? 'secmlops[bot]')) return send(403, { message: 'Resource not accessible by integration' });
+        if (c.user.login !== (opts.botLogin ?? 'secmlops[bot]'))
+          return send(403, { message: 'Resource not accessible by integration' });
         c.body = (body as { body: string }).body;
         c.updated_at = now();
         return send(200, c);
       }
-      if (req.method === 'POST' && (m = /^\/repos\/([^/]+\/[^/]+)\/issues\/comments\/(\d+)\/reactions$/.exec(url.pathname))) {
+      if (
+        req.method === 'POST' &&
+        (m = /^\/repos\/([^/]+\/[^/]+)\/issues\/comments\/(\d+)\/reactions$/.exec(url.pathname))
+      ) {
         const content = (body as { content: string }).content;
-        if (!['+1', '-1', 'laugh', 'confused', 'heart', 'hooray', 'rocket', 'eyes'].includes(content)) return send(422, { message: `invalid reaction ${content}` });
+        if (!['+1', '-1', 'laugh', 'confused', 'heart', 'hooray', 'rocket', 'eyes'].includes(content))
+          return send(422, { message: `invalid reaction ${content}` });
         state.reactions.push({ repo: m[1], comment: Number(m[2]), content });
         return send(201, { id: nextId++, content });
       }
@@ -178,7 +246,12 @@ export async function startGitHubStandIn(opts: { tokens: string[]; app?: { id: s
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as AddressInfo;
   base = `http://127.0.0.1:${port}`;
-  const oidc = Object.assign(state.oidc, { issuer: `${base}/_oidc`, jwksUrl: `${base}/_oidc/.well-known/jwks`, requestUrl: `${base}/_actions/idtoken?api-version=2.0`, requestToken });
+  const oidc = Object.assign(state.oidc, {
+    issuer: `${base}/_oidc`,
+    jwksUrl: `${base}/_oidc/.well-known/jwks`,
+    requestUrl: `${base}/_actions/idtoken?api-version=2.0`,
+    requestToken,
+  });
   return { url: base, ...state, oidc, addComment, close: () => new Promise((r) => server.close(() => r())) };
 }
 
@@ -195,6 +268,13 @@ function validAppJwt(jwt: string, app: { id: string; publicKeyPem: string }): bo
   const header = JSON.parse(Buffer.from(h, 'base64url').toString()) as { alg?: string };
   const payload = JSON.parse(Buffer.from(p, 'base64url').toString()) as { iss?: string; iat?: number; exp?: number };
   const now = Date.now() / 1000;
-  if (header.alg !== 'RS256' || payload.iss !== app.id || !payload.exp || payload.exp < now || payload.exp - (payload.iat ?? 0) > 600) return false;
+  if (
+    header.alg !== 'RS256' ||
+    payload.iss !== app.id ||
+    !payload.exp ||
+    payload.exp < now ||
+    payload.exp - (payload.iat ?? 0) > 600
+  )
+    return false;
   return createVerify('RSA-SHA256').update(`${h}.${p}`).verify(app.publicKeyPem, Buffer.from(sig, 'base64url'));
 }

@@ -40,18 +40,36 @@ export async function gradcheck(c: Case, seed = 1): Promise<CheckResult[]> {
   const flat = g.op('Flatten', [out], { axis: 1 });
   g.output(flat);
   const forward = g.build({ opset: c.opset ?? 17 });
-  const weights = c.weights ? forward.graph!.initializer!.filter((t) => t.dataType === 1 && !t.name!.startsWith('c_') && !t.name!.startsWith('i_')).map((t) => t.name!) : [];
+  const weights = c.weights
+    ? forward
+        .graph!.initializer!.filter((t) => t.dataType === 1 && !t.name!.startsWith('c_') && !t.name!.startsWith('i_'))
+        .map((t) => t.name!)
+    : [];
   const grad = differentiate(forward, { wrt: ['x', ...weights], loss: c.loss });
   const session = await createSession(grad.model, { threads: 1 });
-  const xData = randomArray(rng, c.x.reduce((a, b) => a * b, 1));
+  const xData = randomArray(
+    rng,
+    c.x.reduce((a, b) => a * b, 1),
+  );
   const probe = await (await createSession(forward, { threads: 1 })).run({ x: floatTensor(xData, c.x) });
   const [batch, classes] = probe[flat].dims;
   // TRADES's logits are N clean rows then N adversarial rows, labelled once.
-  const labels = Array.from({ length: c.loss === 'trades' ? batch / 2 : batch }, () => Math.floor(rng.next() * classes));
+  const labels = Array.from({ length: c.loss === 'trades' ? batch / 2 : batch }, () =>
+    Math.floor(rng.next() * classes),
+  );
   const extra: Record<string, ReturnType<typeof floatTensor>> = {};
-  if (c.loss === 'soft-cross-entropy') extra[grad.targets!] = floatTensor(randomProbabilities(rng, batch, classes), [batch, classes]);
-  if (c.loss === 'target-margin') extra[grad.targets!] = int64Tensor(labels.map((y) => (y + 1) % classes), [batch]);
-  const feeds = (xd: Float32Array) => ({ x: floatTensor(xd, c.x), [grad.labels]: int64Tensor(labels, [labels.length]), ...extra });
+  if (c.loss === 'soft-cross-entropy')
+    extra[grad.targets!] = floatTensor(randomProbabilities(rng, batch, classes), [batch, classes]);
+  if (c.loss === 'target-margin')
+    extra[grad.targets!] = int64Tensor(
+      labels.map((y) => (y + 1) % classes),
+      [batch],
+    );
+  const feeds = (xd: Float32Array) => ({
+    x: floatTensor(xd, c.x),
+    [grad.labels]: int64Tensor(labels, [labels.length]),
+    ...extra,
+  });
   const analytic = await session.run(feeds(xData));
 
   const lossAt = async (m: ModelProto, xd: Float32Array) => {
@@ -72,7 +90,10 @@ export async function gradcheck(c: Case, seed = 1): Promise<CheckResult[]> {
         minus[i] -= H;
         numeric = ((await lossAt(grad.model, plus)) - (await lossAt(grad.model, minus))) / (2 * H);
       } else {
-        numeric = ((await lossAt(withWeight(grad.model, name, i, H), xData)) - (await lossAt(withWeight(grad.model, name, i, -H), xData))) / (2 * H);
+        numeric =
+          ((await lossAt(withWeight(grad.model, name, i, H), xData)) -
+            (await lossAt(withWeight(grad.model, name, i, -H), xData))) /
+          (2 * H);
       }
       worst = Math.max(worst, Math.abs(numeric - a[i]) / Math.max(1e-2, Math.abs(numeric) + Math.abs(a[i])));
     }

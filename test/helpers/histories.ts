@@ -18,7 +18,11 @@ export async function recordHistories(client: Client, scenario: string, workflow
   await mkdir(HISTORIES_DIR, { recursive: true });
   const address = (client.connection as unknown as { options: { address: string } }).options.address;
   for (const id of workflowIds) {
-    const { stdout } = await promisify(execFile)(cli, ['workflow', 'show', '--workflow-id', id, '--address', address, '--output', 'json'], { maxBuffer: 64 << 20 });
+    const { stdout } = await promisify(execFile)(
+      cli,
+      ['workflow', 'show', '--workflow-id', id, '--address', address, '--output', 'json'],
+      { maxBuffer: 64 << 20 },
+    );
     const name = /\/(plan|data|train|evaluate|release)$/.exec(id)?.[1] ?? 'pipeline';
     const file = `${scenario}.${name}.json`;
     await writeFile(join(HISTORIES_DIR, file), stdout);

@@ -29,7 +29,11 @@ export async function spawnWorker(env: NodeJS.ProcessEnv): Promise<WorkerProcess
 /** Children of a process as `pid args` lines (ps exits non-zero when there are none). */
 export function children(parent: number): string[] {
   try {
-    return execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(parent)]).toString().trim().split('\n').filter(Boolean);
+    return execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(parent)])
+      .toString()
+      .trim()
+      .split('\n')
+      .filter(Boolean);
   } catch {
     return [];
   }
@@ -47,7 +51,11 @@ export function alive(pid: number): boolean {
 }
 
 /** Polls until `f` gives a value, or fails naming what it waited for. */
-export async function waitUntil<T>(what: string, f: () => T | undefined | Promise<T | undefined>, ms = 60_000): Promise<T> {
+export async function waitUntil<T>(
+  what: string,
+  f: () => T | undefined | Promise<T | undefined>,
+  ms = 60_000,
+): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await f();

@@ -9,7 +9,10 @@ Runtime.install({ logger: new DefaultLogger('ERROR') });
 const [dir, bundlePath] = process.argv.slice(2);
 const ids = JSON.parse(readFileSync(join(dir, 'workflow-ids.json'), 'utf8')) as Record<string, string>;
 const files = readdirSync(dir).filter((f) => f.endsWith('.json') && f !== 'workflow-ids.json');
-const histories = files.map((f) => ({ workflowId: ids[f] ?? f, history: historyFromJSON(JSON.parse(readFileSync(join(dir, f), 'utf8'))) }));
+const histories = files.map((f) => ({
+  workflowId: ids[f] ?? f,
+  history: historyFromJSON(JSON.parse(readFileSync(join(dir, f), 'utf8'))),
+}));
 const failures: string[] = [];
 let replayed = 0;
 for await (const r of Worker.runReplayHistories({ workflowBundle: { codePath: bundlePath } }, histories)) {

@@ -4,7 +4,11 @@
 import { proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../../activities/index.js';
 
-const real = proxyActivities<Activities>({ taskQueue: 'secmlops', startToCloseTimeout: '30s', retry: { maximumAttempts: 1 } });
+const real = proxyActivities<Activities>({
+  taskQueue: 'secmlops',
+  startToCloseTimeout: '30s',
+  retry: { maximumAttempts: 1 },
+});
 
 /** What the activity answered: 'ok' or the innermost error message. */
 async function outcome(call: () => Promise<unknown>): Promise<string> {

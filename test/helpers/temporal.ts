@@ -17,7 +17,10 @@ export const AUTHOR = 'mia-ml';
 
 export function testAddress(): string {
   const a = process.env.SECMLOPS_TEST_ADDRESS;
-  if (!a) throw new Error('SECMLOPS_TEST_ADDRESS is unset: run the tests through `npm test`, whose global setup starts the dev server');
+  if (!a)
+    throw new Error(
+      'SECMLOPS_TEST_ADDRESS is unset: run the tests through `npm test`, whose global setup starts the dev server',
+    );
   return a;
 }
 
@@ -32,7 +35,13 @@ export interface Stack {
 }
 
 /** A client and in-process CPU and gpu workers. */
-export async function startStack(fx: Fixture, address = testAddress(), github?: GitHubCredentials, slack?: SlackCredentials, trust = fx.trust): Promise<Stack> {
+export async function startStack(
+  fx: Fixture,
+  address = testAddress(),
+  github?: GitHubCredentials,
+  slack?: SlackCredentials,
+  trust = fx.trust,
+): Promise<Stack> {
   const connection = await Connection.connect({ address });
   const client = new Client({ connection });
   const native = await NativeConnection.connect({ address });
@@ -70,11 +79,28 @@ export function subject(author = AUTHOR): Subject {
 }
 
 /** Writes the policy into the fixture's policy source and starts a pipeline on it with a start signed by the cli key. */
-export async function startPipeline(client: Client, policy: Policy, id: string, subj: Subject = subject()): Promise<WorkflowHandle> {
+export async function startPipeline(
+  client: Client,
+  policy: Policy,
+  id: string,
+  subj: Subject = subject(),
+): Promise<WorkflowHandle> {
   const { fx } = policySource(policy);
   const policyRef = await writePolicy(policy, id);
-  const claimed = { repo: subj.repo, headSha: subj.headSha, author: subj.author, ...(subj.pr !== undefined ? { pr: subj.pr } : {}), ...(subj.title ? { title: subj.title } : {}) };
-  const { handle } = await startSigned(client, { workflowId: id, subject: claimed, policyRef, key: await loadPrivateKey(fx.key('cli')), ...(subj.url ? { url: subj.url } : {}) });
+  const claimed = {
+    repo: subj.repo,
+    headSha: subj.headSha,
+    author: subj.author,
+    ...(subj.pr !== undefined ? { pr: subj.pr } : {}),
+    ...(subj.title ? { title: subj.title } : {}),
+  };
+  const { handle } = await startSigned(client, {
+    workflowId: id,
+    subject: claimed,
+    policyRef,
+    key: await loadPrivateKey(fx.key('cli')),
+    ...(subj.url ? { url: subj.url } : {}),
+  });
   return handle;
 }
 
@@ -83,13 +109,22 @@ export async function status(handle: WorkflowHandle): Promise<PipelineStatus> {
 }
 
 /** Polls the pipeline's status until a stage reaches one of the states. */
-export async function waitForStage(handle: WorkflowHandle, stage: string, states: StageState[], timeoutMs = 60_000): Promise<PipelineStatus> {
+export async function waitForStage(
+  handle: WorkflowHandle,
+  stage: string,
+  states: StageState[],
+  timeoutMs = 60_000,
+): Promise<PipelineStatus> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const s = await status(handle);
     if (s.stages.find((x) => x.name === stage && states.includes(x.state))) return s;
-    if (s.state !== 'running') throw new Error(`pipeline ended (${s.state}: ${s.reason}) before stage ${stage} became ${states.join('/')}`);
-    if (Date.now() > until) throw new Error(`stage ${stage} did not become ${states.join('/')} within ${timeoutMs} ms: ${JSON.stringify(s.stages.map((x) => [x.name, x.state]))}`);
+    if (s.state !== 'running')
+      throw new Error(`pipeline ended (${s.state}: ${s.reason}) before stage ${stage} became ${states.join('/')}`);
+    if (Date.now() > until)
+      throw new Error(
+        `stage ${stage} did not become ${states.join('/')} within ${timeoutMs} ms: ${JSON.stringify(s.stages.map((x) => [x.name, x.state]))}`,
+      );
     await new Promise((r) => setTimeout(r, 200));
   }
 }

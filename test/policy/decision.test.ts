@@ -6,17 +6,28 @@ import { decodeBase64, encodeBase64, verifyDecision, type Decision } from '../..
 
 const { privateKey, publicKey } = generateKeyPairSync('ed25519');
 const pub = rawPublicKey(publicKey);
-const d: Decision = { workflowId: 'wf', stage: 'plan', person: 'alice', channel: 'cli', decision: 'approve', comment: 'ok ✓', issuedAt: '2026-11-26T12:00:00.000Z' };
+const d: Decision = {
+  workflowId: 'wf',
+  stage: 'plan',
+  person: 'alice',
+  channel: 'cli',
+  decision: 'approve',
+  comment: 'ok ✓',
+  issuedAt: '2026-11-26T12:00:00.000Z',
+};
 
 describe('signed decisions', () => {
   test('a node:crypto signature verifies with the workflow-side verifier', () => {
     expect(verifyDecision(signDecision(d, privateKey), pub)).toBe(true);
   });
 
-  test.each(['workflowId', 'stage', 'person', 'channel', 'decision', 'comment', 'issuedAt'] as const)('changing %s after signing breaks it', (field) => {
-    const signed = signDecision(d, privateKey);
-    expect(verifyDecision({ ...signed, [field]: signed[field] + 'x' }, pub)).toBe(false);
-  });
+  test.each(['workflowId', 'stage', 'person', 'channel', 'decision', 'comment', 'issuedAt'] as const)(
+    'changing %s after signing breaks it',
+    (field) => {
+      const signed = signDecision(d, privateKey);
+      expect(verifyDecision({ ...signed, [field]: signed[field] + 'x' }, pub)).toBe(false);
+    },
+  );
 
   test('malformed signatures and keys fail closed', () => {
     const signed = signDecision(d, privateKey);

@@ -11,8 +11,17 @@ const env = { ...process.env, POSTGRES_PASSWORD: 'test-only', SECMLOPS_RELEASE_K
 describe('docker-compose.yml', () => {
   test('validates, and runs Temporal on PostgreSQL with its UI, CPU and GPU workers', async () => {
     await run('docker-compose', ['-f', 'docker-compose.yml', 'config', '-q'], { env });
-    const { stdout: services } = await run('docker-compose', ['-f', 'docker-compose.yml', 'config', '--services'], { env });
-    expect(services.trim().split('\n').sort()).toEqual(['console', 'postgresql', 'temporal', 'temporal-ui', 'worker-cpu', 'worker-gpu']);
+    const { stdout: services } = await run('docker-compose', ['-f', 'docker-compose.yml', 'config', '--services'], {
+      env,
+    });
+    expect(services.trim().split('\n').sort()).toEqual([
+      'console',
+      'postgresql',
+      'temporal',
+      'temporal-ui',
+      'worker-cpu',
+      'worker-gpu',
+    ]);
     const { stdout } = await run('docker-compose', ['-f', 'docker-compose.yml', 'config'], { env });
     expect(stdout).toMatch(/worker-gpu:[\s\S]*capabilities:\s*\n\s*- gpu[\s\S]*driver: nvidia/);
     expect(stdout).toMatch(/DB: postgres12/);
@@ -21,17 +30,29 @@ describe('docker-compose.yml', () => {
   test('caps payload sizes on the server, and gives workers their trust configuration as secrets', async () => {
     const { stdout } = await run('docker-compose', ['-f', 'docker-compose.yml', 'config'], { env });
     expect(stdout).toMatch(/DYNAMIC_CONFIG_FILE_PATH: config\/dynamicconfig\/secmlops\.yaml/);
-    expect(stdout).toMatch(/deploy\/temporal-dynamicconfig\.yaml:\/etc\/temporal\/config\/dynamicconfig\/secmlops\.yaml:ro/);
+    expect(stdout).toMatch(
+      /deploy\/temporal-dynamicconfig\.yaml:\/etc\/temporal\/config\/dynamicconfig\/secmlops\.yaml:ro/,
+    );
     const { parse } = await import('yaml');
-    const limits = parse(await readFile('deploy/temporal-dynamicconfig.yaml', 'utf8')) as Record<string, { value: number }[]>;
+    const limits = parse(await readFile('deploy/temporal-dynamicconfig.yaml', 'utf8')) as Record<
+      string,
+      { value: number }[]
+    >;
     expect(limits['limit.blobSize.error'][0].value).toBe(BLOB_SIZE_LIMITS.error);
-    for (const v of ['SECMLOPS_EVIDENCE_KEY: /run/secrets/evidence_key', 'SECMLOPS_START_KEYS: /run/secrets/start_key_pub', 'SECMLOPS_POLICY_ROOT: /policies', 'SECMLOPS_GITHUB_CHANNEL_KEY: /run/secrets/github_channel_key']) {
+    for (const v of [
+      'SECMLOPS_EVIDENCE_KEY: /run/secrets/evidence_key',
+      'SECMLOPS_START_KEYS: /run/secrets/start_key_pub',
+      'SECMLOPS_POLICY_ROOT: /policies',
+      'SECMLOPS_GITHUB_CHANNEL_KEY: /run/secrets/github_channel_key',
+    ]) {
       expect(stdout).toContain(v);
     }
   });
 
   test('refuses to render without a database password', async () => {
     const { POSTGRES_PASSWORD: _unused, ...without } = env;
-    await expect(run('docker-compose', ['-f', 'docker-compose.yml', 'config', '-q'], { env: without })).rejects.toMatchObject({ stderr: expect.stringContaining('set POSTGRES_PASSWORD') });
+    await expect(
+      run('docker-compose', ['-f', 'docker-compose.yml', 'config', '-q'], { env: without }),
+    ).rejects.toMatchObject({ stderr: expect.stringContaining('set POSTGRES_PASSWORD') });
   });
 });

@@ -25,7 +25,7 @@ function freshEnv(): NodeJS.ProcessEnv {
 }
 
 describe('npm install on a fresh machine', () => {
-  test('every locked package accepts every Node.js version in the project\'s engines range', async () => {
+  test("every locked package accepts every Node.js version in the project's engines range", async () => {
     const pkg = JSON.parse(await readFile('package.json', 'utf8')) as { engines: { node: string } };
     const lock = JSON.parse(await readFile('package-lock.json', 'utf8')) as { packages: Record<string, LockEntry> };
     const range = pkg.engines.node;
@@ -35,7 +35,8 @@ describe('npm install on a fresh machine', () => {
     for (const [name, entry] of Object.entries(lock.packages)) {
       const wanted = entry.engines && !Array.isArray(entry.engines) ? entry.engines.node : undefined;
       // Platform builds for other systems are never installed here; their engines do not warn.
-      const elsewhere = entry.optional && (entry.os || entry.cpu) && !(entry.os ?? [process.platform]).includes(process.platform);
+      const elsewhere =
+        entry.optional && (entry.os || entry.cpu) && !(entry.os ?? [process.platform]).includes(process.platform);
       if (wanted && !elsewhere && !semver.subset(range, wanted)) narrower.push(`${name} wants node ${wanted}`);
     }
     expect(narrower).toEqual([]);
@@ -55,9 +56,16 @@ describe('npm install on a fresh machine', () => {
       await cp(resolve('node_modules/onnxruntime-node/package.json'), join(dir, 'ort', 'package.json'));
       const script = join(dir, 'ort', 'script', 'install.js');
       // A dead proxy: if the script tries to download, it fails at once instead of reaching NuGet.
-      const offline = { ...freshEnv(), GLOBAL_AGENT_HTTP_PROXY: 'http://127.0.0.1:9', GLOBAL_AGENT_HTTPS_PROXY: 'http://127.0.0.1:9' };
+      const offline = {
+        ...freshEnv(),
+        GLOBAL_AGENT_HTTP_PROXY: 'http://127.0.0.1:9',
+        GLOBAL_AGENT_HTTPS_PROXY: 'http://127.0.0.1:9',
+      };
       // npm passes the project's .npmrc to install scripts as npm_config_* variables.
-      await run(process.execPath, [script], { env: { ...offline, npm_config_onnxruntime_node_install: 'skip' }, timeout: 30_000 });
+      await run(process.execPath, [script], {
+        env: { ...offline, npm_config_onnxruntime_node_install: 'skip' },
+        timeout: 30_000,
+      });
       const gpu = run(process.execPath, [script], {
         env: { ...offline, npm_config_onnxruntime_node_install: 'skip', ONNXRUNTIME_NODE_INSTALL: 'cuda12' },
         timeout: 30_000,

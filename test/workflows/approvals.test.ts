@@ -21,17 +21,29 @@ beforeAll(async () => {
   strangerKey = join(fx.dir, 'stranger.key');
   await writeFile(strangerKey, generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }));
   // Two R3 approvers are needed, so a first vote leaves the stage waiting and a second vote by the same person is testable.
-  const policy = await testPolicy(fx, { stages: '  - name: plan\n    approval: { roles: [R3], quorum: 2, everyRole: false }\n  - data' });
+  const policy = await testPolicy(fx, {
+    stages: '  - name: plan\n    approval: { roles: [R3], quorum: 2, everyRole: false }\n  - data',
+  });
   id = uniqueId('refusals');
   await startPipeline(stack.client, policy, id);
   await waitForStage(stack.client.workflow.getHandle(id), 'plan', ['waiting']);
 });
 afterAll(async () => {
-  await stack.client.workflow.getHandle(id).terminate('test done').catch(() => {});
+  await stack.client.workflow
+    .getHandle(id)
+    .terminate('test done')
+    .catch(() => {});
   await stack?.stop();
 });
 
-const base = (): DecisionRequest => ({ workflowId: id, stage: 'plan', person: 'alice', decision: 'approve', comment: '', keyPath: fx.key('cli') });
+const base = (): DecisionRequest => ({
+  workflowId: id,
+  stage: 'plan',
+  person: 'alice',
+  decision: 'approve',
+  comment: '',
+  keyPath: fx.key('cli'),
+});
 
 async function expectRefused(req: Partial<DecisionRequest>, reason: string | RegExp): Promise<void> {
   const before = await status(stack.client.workflow.getHandle(id));
@@ -55,16 +67,28 @@ describe('the approval validator refuses, with the reason, and changes nothing',
   test("a signature by another channel's key", () =>
     expectRefused({ keyPath: fx.key('slack') }, "the signature does not verify against the cli channel's public key"));
 
-  test('a channel with no pinned key', () => expectRefused({ channel: 'github', keyPath: fx.key('github') }, 'channel "github" has no public key pinned in the policy'));
+  test('a channel with no pinned key', () =>
+    expectRefused(
+      { channel: 'github', keyPath: fx.key('github') },
+      'channel "github" has no public key pinned in the policy',
+    ));
 
   test('an unknown person', () => expectRefused({ person: 'mallory' }, 'unknown person "mallory"'));
 
-  test('a person without a required role', () => expectRefused({ person: 'dana' }, 'dana holds none of the roles this stage needs (R3)'));
+  test('a person without a required role', () =>
+    expectRefused({ person: 'dana' }, 'dana holds none of the roles this stage needs (R3)'));
 
   test("the change's author (separation of duties)", () =>
-    expectRefused({ person: 'mia' }, 'mia is the author of this change and cannot decide on it (separation of duties)'));
+    expectRefused(
+      { person: 'mia' },
+      'mia is the author of this change and cannot decide on it (separation of duties)',
+    ));
 
-  test('a stage that has not started', () => expectRefused({ stage: 'data', person: 'dana' }, `stage data of ${id} is not waiting for approval (it has not started)`));
+  test('a stage that has not started', () =>
+    expectRefused(
+      { stage: 'data', person: 'dana' },
+      `stage data of ${id} is not waiting for approval (it has not started)`,
+    ));
 
   test('a decision issued in the future', () =>
     expectRefused({ issuedAt: new Date(Date.now() + 3_600_000).toISOString() }, /^issuedAt .* is in the future$/));
@@ -77,11 +101,27 @@ describe('the approval validator refuses, with the reason, and changes nothing',
   test('a signature made for another pipeline (replay)', async () => {
     const key = await loadPrivateKey(fx.key('cli'));
     const subjectDigest = (await status(stack.client.workflow.getHandle(id))).subjectDigest;
-    const forOther = signDecision({ workflowId: 'some-other-pipeline', stage: 'plan', person: 'bea', channel: 'cli', decision: 'approve', comment: '', issuedAt: new Date().toISOString(), subjectDigest }, key);
+    const forOther = signDecision(
+      {
+        workflowId: 'some-other-pipeline',
+        stage: 'plan',
+        person: 'bea',
+        channel: 'cli',
+        decision: 'approve',
+        comment: '',
+        issuedAt: new Date().toISOString(),
+        subjectDigest,
+      },
+      key,
+    );
     const handle = stack.client.workflow.getHandle(stageWorkflowId(id, 'plan'));
-    await expect(handle.executeUpdate(approveUpdate, { args: [forOther] })).rejects.toMatchObject({ cause: { message: `the decision was signed for workflow some-other-pipeline, not ${id}` } });
+    await expect(handle.executeUpdate(approveUpdate, { args: [forOther] })).rejects.toMatchObject({
+      cause: { message: `the decision was signed for workflow some-other-pipeline, not ${id}` },
+    });
     // Changing the workflow ID after signing breaks the signature.
-    await expect(handle.executeUpdate(approveUpdate, { args: [{ ...forOther, workflowId: id }] })).rejects.toMatchObject({
+    await expect(
+      handle.executeUpdate(approveUpdate, { args: [{ ...forOther, workflowId: id }] }),
+    ).rejects.toMatchObject({
       cause: { message: "the signature does not verify against the cli channel's public key" },
     });
   });
@@ -90,13 +130,27 @@ describe('the approval validator refuses, with the reason, and changes nothing',
     const handle = stack.client.workflow.getHandle(stageWorkflowId(id, 'plan'));
     const key = await loadPrivateKey(fx.key('cli'));
     const subjectDigest = (await status(stack.client.workflow.getHandle(id))).subjectDigest;
-    const d = { workflowId: id, stage: 'plan', person: 'bea', channel: 'cli' as const, decision: 'approve' as const, comment: 'ok', issuedAt: new Date().toISOString(), subjectDigest };
+    const d = {
+      workflowId: id,
+      stage: 'plan',
+      person: 'bea',
+      channel: 'cli' as const,
+      decision: 'approve' as const,
+      comment: 'ok',
+      issuedAt: new Date().toISOString(),
+      subjectDigest,
+    };
     await handle.signal(approveSignal, { ...signDecision(d, key), comment: 'forged comment' });
     await handle.signal(approveSignal, signDecision(d, key));
     // The pipeline goes on to data, which waits; the plan stage's own result holds its audit trail.
-    const plan = (await handle.result()) as { status: { state: string }; audit: { kind: string; person?: string; reason?: string }[] };
+    const plan = (await handle.result()) as {
+      status: { state: string };
+      audit: { kind: string; person?: string; reason?: string }[];
+    };
     expect(plan.status.state).toBe('passed');
-    expect(plan.audit.filter((a) => a.kind === 'decision' || a.kind === 'refused').map((a) => [a.kind, a.person, a.reason])).toEqual([
+    expect(
+      plan.audit.filter((a) => a.kind === 'decision' || a.kind === 'refused').map((a) => [a.kind, a.person, a.reason]),
+    ).toEqual([
       ['decision', 'alice', undefined],
       ['refused', 'bea', "the signature does not verify against the cli channel's public key"],
       ['decision', 'bea', undefined],

@@ -11,7 +11,15 @@ import { stageWorkflowId } from '../../workflows/messages.js';
 import { makeFixture, testPolicy, type Fixture } from '../helpers/fixture.js';
 import { recordHistories } from '../helpers/histories.js';
 import { alive, childPids, children, spawnWorker, waitUntil, type WorkerProcess } from '../helpers/processes.js';
-import { result, startPipeline, startStack, testAddress, uniqueId, waitForStage, type Stack } from '../helpers/temporal.js';
+import {
+  result,
+  startPipeline,
+  startStack,
+  testAddress,
+  uniqueId,
+  waitForStage,
+  type Stack,
+} from '../helpers/temporal.js';
 
 const EXAMPLE = resolve('examples/fashion-mnist/model.onnx');
 let fx: Fixture;
@@ -27,12 +35,18 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-const suite = (gates: string, attacks = '    - { id: fgsm, attack: fgsm, eps: 0.01 }\n    - { id: pgd20, attack: pgd, eps: 0.1, steps: 20 }', limit = 200, curve = '') =>
-  `evaluate:\n  limit: ${limit}\n  safetyCritical: [0, 6]\n${curve}  attacks:\n${attacks}\ngates:\n${gates}`;
+const suite = (
+  gates: string,
+  attacks = '    - { id: fgsm, attack: fgsm, eps: 0.01 }\n    - { id: pgd20, attack: pgd, eps: 0.1, steps: 20 }',
+  limit = 200,
+  curve = '',
+) => `evaluate:\n  limit: ${limit}\n  safetyCritical: [0, 6]\n${curve}  attacks:\n${attacks}\ngates:\n${gates}`;
 
 /** Engine job processes this test process started (in-process workers fork them). */
-const jobProcesses = () => children(process.pid).filter((l) => l.includes('job-main')).map((l) => Number(l.trim().split(/\s+/)[0]));
-
+const jobProcesses = () =>
+  children(process.pid)
+    .filter((l) => l.includes('job-main'))
+    .map((l) => Number(l.trim().split(/\s+/)[0]));
 
 describe('evaluate stage', () => {
   test('the example model passes its gates and waits for the security engineer', async () => {
@@ -64,38 +78,69 @@ describe('evaluate stage', () => {
     expect(curve.map((c) => c.eps)).toEqual([0, 0.02, 0.1]);
     expect(curve[0].robustAccuracy).toBeCloseTo(stage.metrics['evaluate.clean_accuracy'], 6);
     expect(curve[1].robustAccuracy).toBeGreaterThanOrEqual(curve[2].robustAccuracy);
-    await sendDecision(stack.client, { workflowId: id, stage: 'evaluate', person: 'alice', decision: 'approve', keyPath: fx.key('cli') });
+    await sendDecision(stack.client, {
+      workflowId: id,
+      stage: 'evaluate',
+      person: 'alice',
+      decision: 'approve',
+      keyPath: fx.key('cli'),
+    });
     expect((await result(handle)).state).toBe('passed');
     await recordHistories(stack.client, 'evaluate', [id, stageWorkflowId(id, 'evaluate')]);
   }, 180_000);
 
   test('a gate the model misses fails the verdict, naming the gate and the measured value', async () => {
-    const policy = await testPolicy(fx, { stages: '  - evaluate', model: EXAMPLE, extra: suite('  - { id: robust, metric: evaluate.pgd20.robust_accuracy, op: ">=", value: 0.7 }') });
+    const policy = await testPolicy(fx, {
+      stages: '  - evaluate',
+      model: EXAMPLE,
+      extra: suite('  - { id: robust, metric: evaluate.pgd20.robust_accuracy, op: ">=", value: 0.7 }'),
+    });
     const r = await result(await startPipeline(stack.client, policy, uniqueId('evaluate-fail')));
     expect(r.state).toBe('failed');
-    expect(r.reason).toMatch(/^stage evaluate failed: failed gates: robust \(evaluate\.pgd20\.robust_accuracy >= 0\.7, measured 0(\.0\d+)?\)$/);
+    expect(r.reason).toMatch(
+      /^stage evaluate failed: failed gates: robust \(evaluate\.pgd20\.robust_accuracy >= 0\.7, measured 0(\.0\d+)?\)$/,
+    );
   }, 180_000);
 
   test('an untrained model fails the accuracy gate', async () => {
     const path = join(fx.dir, 'untrained.onnx');
     await writeFile(path, saveModel(deployableModel(smallCnn, initWeights(smallCnn, new Rng(5)))));
-    const policy = await testPolicy(fx, { stages: '  - evaluate', model: path, extra: suite('  - { id: accurate, metric: evaluate.clean_accuracy, op: ">=", value: 0.85 }', undefined, 100) });
+    const policy = await testPolicy(fx, {
+      stages: '  - evaluate',
+      model: path,
+      extra: suite('  - { id: accurate, metric: evaluate.clean_accuracy, op: ">=", value: 0.85 }', undefined, 100),
+    });
     const r = await result(await startPipeline(stack.client, policy, uniqueId('evaluate-untrained')));
-    expect(r.reason).toMatch(/^stage evaluate failed: failed gates: accurate \(evaluate\.clean_accuracy >= 0\.85, measured 0\.\d+\)$/);
+    expect(r.reason).toMatch(
+      /^stage evaluate failed: failed gates: accurate \(evaluate\.clean_accuracy >= 0\.85, measured 0\.\d+\)$/,
+    );
   }, 180_000);
 
   test('a model whose bytes differ from the pinned digest is refused before it is loaded', async () => {
-    const policy = await testPolicy(fx, { stages: '  - evaluate', model: EXAMPLE, modelSha256: 'f'.repeat(64), extra: suite('  - { metric: evaluate.clean_accuracy, op: ">=", value: 0.85 }') });
+    const policy = await testPolicy(fx, {
+      stages: '  - evaluate',
+      model: EXAMPLE,
+      modelSha256: 'f'.repeat(64),
+      extra: suite('  - { metric: evaluate.clean_accuracy, op: ">=", value: 0.85 }'),
+    });
     const r = await result(await startPipeline(stack.client, policy, uniqueId('evaluate-digest')));
-    expect(r.reason).toMatch(/^stage evaluate failed: model .*model\.onnx has SHA-256 [0-9a-f]{64}, but the policy pins f{64}$/);
+    expect(r.reason).toMatch(
+      /^stage evaluate failed: model .*model\.onnx has SHA-256 [0-9a-f]{64}, but the policy pins f{64}$/,
+    );
   }, 60_000);
 
   test('a hostile model file fails the stage with a clear error and leaves the worker running', async () => {
     const path = join(fx.dir, 'hostile.onnx');
     await writeFile(path, Buffer.concat([Buffer.from([0x08, 0x07, 0x12]), Buffer.alloc(64, 0xff)]));
-    const policy = await testPolicy(fx, { stages: '  - evaluate', model: path, extra: suite('  - { metric: evaluate.clean_accuracy, op: ">=", value: 0.85 }') });
+    const policy = await testPolicy(fx, {
+      stages: '  - evaluate',
+      model: path,
+      extra: suite('  - { metric: evaluate.clean_accuracy, op: ">=", value: 0.85 }'),
+    });
     const r = await result(await startPipeline(stack.client, policy, uniqueId('evaluate-hostile')));
-    expect(r.reason).toBe(`stage evaluate failed: ${path}: not an ONNX model: it has no graph or the graph has no nodes`);
+    expect(r.reason).toBe(
+      `stage evaluate failed: ${path}: not an ONNX model: it has no graph or the graph has no nodes`,
+    );
     // The same in-process worker still serves the next pipeline.
     expect(stack.workers.every((w) => w.getState() === 'RUNNING')).toBe(true);
   }, 60_000);
@@ -104,7 +149,11 @@ describe('evaluate stage', () => {
     const policy = await testPolicy(fx, {
       stages: '  - evaluate',
       model: EXAMPLE,
-      extra: suite('  - { metric: evaluate.clean_accuracy, op: ">=", value: 0.85 }', '    - { id: long, attack: pgd, eps: 0.1, steps: 500 }', 10000),
+      extra: suite(
+        '  - { metric: evaluate.clean_accuracy, op: ">=", value: 0.85 }',
+        '    - { id: long, attack: pgd, eps: 0.1, steps: 500 }',
+        10000,
+      ),
     });
     const before = new Set(jobProcesses());
     const handle = await startPipeline(stack.client, policy, uniqueId('evaluate-cancel'));
@@ -118,9 +167,18 @@ describe('evaluate stage', () => {
     const policy = await testPolicy(fx, {
       stages: '  - evaluate',
       model: EXAMPLE,
-      extra: suite('  - { metric: evaluate.clean_accuracy, op: ">=", value: 0.85 }', '    - { id: long, attack: pgd, eps: 0.1, steps: 500 }', 10000),
+      extra: suite(
+        '  - { metric: evaluate.clean_accuracy, op: ">=", value: 0.85 }',
+        '    - { id: long, attack: pgd, eps: 0.1, steps: 500 }',
+        10000,
+      ),
     });
-    const worker = await spawnWorker({ TEMPORAL_ADDRESS: testAddress(), SECMLOPS_HOME: join(fx.dir, 'home-kill'), ...fx.env, SECMLOPS_WORKFLOW_BUNDLE: process.env.SECMLOPS_TEST_BUNDLE });
+    const worker = await spawnWorker({
+      TEMPORAL_ADDRESS: testAddress(),
+      SECMLOPS_HOME: join(fx.dir, 'home-kill'),
+      ...fx.env,
+      SECMLOPS_WORKFLOW_BUNDLE: process.env.SECMLOPS_TEST_BUNDLE,
+    });
     spawned.push(worker);
     // Only the spawned worker serves the gpu queue for this run: stop the in-process one.
     await stack.stop();

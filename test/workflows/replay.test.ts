@@ -14,11 +14,19 @@ describe('replay', () => {
     const kinds = new Set(files.map((f) => f.split('.')[1]));
     expect([...kinds].sort()).toEqual(['data', 'evaluate', 'pipeline', 'plan', 'release', 'train']);
     expect(files.length).toBeGreaterThanOrEqual(10);
-    expect(Object.keys(JSON.parse(readFileSync(INDEX_FILE, 'utf8')) as Record<string, string>).sort()).toEqual([...files].sort());
+    expect(Object.keys(JSON.parse(readFileSync(INDEX_FILE, 'utf8')) as Record<string, string>).sort()).toEqual(
+      [...files].sort(),
+    );
   });
 
   test('every committed history replays without a nondeterminism error', async () => {
-    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'test/helpers/replay-histories.ts', HISTORIES_DIR, process.env.SECMLOPS_TEST_BUNDLE!]);
+    const { stdout } = await promisify(execFile)(process.execPath, [
+      '--import',
+      'tsx',
+      'test/helpers/replay-histories.ts',
+      HISTORIES_DIR,
+      process.env.SECMLOPS_TEST_BUNDLE!,
+    ]);
     const report = JSON.parse(stdout.trim().split('\n').pop()!) as { replayed: number; failures: string[] };
     expect(report).toEqual({ replayed: files.length, failures: [] });
   });

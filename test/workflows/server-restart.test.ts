@@ -26,12 +26,28 @@ describe('server restart', () => {
     try {
       stack = await startStack(fx, server.address);
       const again = stack.client.workflow.getHandle(id);
-      await sendDecision(stack.client, { workflowId: id, stage: 'plan', person: 'alice', decision: 'approve', comment: 'after restart', keyPath: fx.key('cli') });
+      await sendDecision(stack.client, {
+        workflowId: id,
+        stage: 'plan',
+        person: 'alice',
+        decision: 'approve',
+        comment: 'after restart',
+        keyPath: fx.key('cli'),
+      });
       await waitForStage(again, 'data', ['waiting']);
-      await sendDecision(stack.client, { workflowId: id, stage: 'data', person: 'dana', decision: 'approve', keyPath: fx.key('cli') });
+      await sendDecision(stack.client, {
+        workflowId: id,
+        stage: 'data',
+        person: 'dana',
+        decision: 'approve',
+        keyPath: fx.key('cli'),
+      });
       const r = await result(again);
       expect(r.state).toBe('passed');
-      expect(r.audit.filter((a) => a.kind === 'decision').map((a) => `${a.stage}:${a.person}:${a.comment}`)).toEqual(['plan:alice:after restart', 'data:dana:']);
+      expect(r.audit.filter((a) => a.kind === 'decision').map((a) => `${a.stage}:${a.person}:${a.comment}`)).toEqual([
+        'plan:alice:after restart',
+        'data:dana:',
+      ]);
       await recordHistories(stack.client, 'restart', [id, `${id}/plan`, `${id}/data`]);
     } finally {
       await stack.stop();

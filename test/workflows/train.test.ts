@@ -31,24 +31,36 @@ async function trainingPolicy(train: string, stages: string, extra = '') {
   const pinned = await Promise.all(files.map(async (f) => ({ path: f, sha256: await sha256(join(FASHION, f)) })));
   const { copyFile } = await import('node:fs/promises');
   for (const f of files) await copyFile(join(FASHION, f), join(fx.dataset, f));
-  const test = await Promise.all(['t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'].map(async (f) => ({ path: f, sha256: await sha256(join(fx.dataset, f)) })));
+  const test = await Promise.all(
+    ['t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'].map(async (f) => ({
+      path: f,
+      sha256: await sha256(join(fx.dataset, f)),
+    })),
+  );
   return testPolicy(fx, { stages, files: [...pinned, ...test], trainSplit: true, extra: `train:\n${train}\n${extra}` });
 }
 
 async function heartbeat(client: Client, id: string): Promise<TrainHeartbeat | undefined> {
-  const d = await client.workflow.getHandle(stageWorkflowId(id, 'train')).describe().catch(() => undefined);
+  const d = await client.workflow
+    .getHandle(stageWorkflowId(id, 'train'))
+    .describe()
+    .catch(() => undefined);
   // Evidence-producing runs seal their heartbeat: { value, sig }.
-  const sealed = (await decodePayloads(d?.raw.pendingActivities?.[0]?.heartbeatDetails?.payloads))[0] as { value?: TrainHeartbeat } | undefined;
+  const sealed = (await decodePayloads(d?.raw.pendingActivities?.[0]?.heartbeatDetails?.payloads))[0] as
+    { value?: TrainHeartbeat } | undefined;
   return sealed?.value;
 }
-
 
 const NO_APPROVAL = '  - name: train\n    approval: false\n  - name: evaluate\n    approval: false';
 const EVALUATE = 'evaluate:\n  limit: 200\n  attacks: [{ id: fgsm, attack: fgsm, eps: 0.1 }]';
 
 describe('train stage', () => {
   test('trains with FGSM-RS and hands its model to evaluate', async () => {
-    const policy = await trainingPolicy('  arch: small-cnn\n  defense: { kind: fgsm-rs, eps: 0.1 }\n  epochs: 2\n  batch: 64\n  limit: 1024\n  checkpointEvery: 5', NO_APPROVAL, EVALUATE);
+    const policy = await trainingPolicy(
+      '  arch: small-cnn\n  defense: { kind: fgsm-rs, eps: 0.1 }\n  epochs: 2\n  batch: 64\n  limit: 1024\n  checkpointEvery: 5',
+      NO_APPROVAL,
+      EVALUATE,
+    );
     const id = uniqueId('train');
     const r = await result(await startPipeline(stack.client, policy, id));
     expect(r.state).toBe('passed');
@@ -65,12 +77,18 @@ describe('train stage', () => {
 
   test('a worker killed mid-training: the retry resumes from the heartbeated checkpoint and yields the same model', async () => {
     // A short heartbeat timeout: the server notices the dead worker within 15 s rather than the default minute.
-    const train = '  arch: small-cnn\n  defense: { kind: pgd, eps: 0.1, steps: 3 }\n  epochs: 3\n  batch: 64\n  limit: 2048\n  checkpointEvery: 4\n  heartbeatTimeout: 15s';
+    const train =
+      '  arch: small-cnn\n  defense: { kind: pgd, eps: 0.1, steps: 3 }\n  epochs: 3\n  batch: 64\n  limit: 2048\n  checkpointEvery: 4\n  heartbeatTimeout: 15s';
     const policy = await trainingPolicy(train, '  - name: train\n    approval: false');
     // The same run without a crash, for comparison.
     const straight = await result(await startPipeline(stack.client, policy, uniqueId('train-straight')));
     await stack.stop();
-    const env = { TEMPORAL_ADDRESS: testAddress(), SECMLOPS_HOME: join(fx.dir, 'home-train'), ...fx.env, SECMLOPS_WORKFLOW_BUNDLE: process.env.SECMLOPS_TEST_BUNDLE };
+    const env = {
+      TEMPORAL_ADDRESS: testAddress(),
+      SECMLOPS_HOME: join(fx.dir, 'home-train'),
+      ...fx.env,
+      SECMLOPS_WORKFLOW_BUNDLE: process.env.SECMLOPS_TEST_BUNDLE,
+    };
     // Both workers share the fixture's artifact store, as compose workers share a volume.
     const shared = { ...env, SECMLOPS_HOME: fx.dir };
     const first = await spawnWorker(shared);
@@ -104,7 +122,10 @@ describe('train stage', () => {
 
   test('a server restart mid-training: the run completes from its checkpoint', async () => {
     // Long enough that stopping the worker (10 s grace) interrupts it.
-    const policy = await trainingPolicy('  arch: small-cnn\n  defense: { kind: pgd, eps: 0.1, steps: 3 }\n  epochs: 8\n  batch: 64\n  limit: 4096\n  checkpointEvery: 4', '  - name: train\n    approval: false');
+    const policy = await trainingPolicy(
+      '  arch: small-cnn\n  defense: { kind: pgd, eps: 0.1, steps: 3 }\n  epochs: 8\n  batch: 64\n  limit: 4096\n  checkpointEvery: 4',
+      '  - name: train\n    approval: false',
+    );
     const dbFilename = join(fx.dir, 'restart.db');
     const port = await freePort();
     let server = await startDevServer({ dbFilename, port });
@@ -119,7 +140,9 @@ describe('train stage', () => {
       local = await startStack(fx, server.address);
       const r = await result(local.client.workflow.getHandle(id));
       expect(r.state).toBe('passed');
-      expect(r.stages[0].findings.some((f) => /^training resumed from a checkpoint after epoch \d+, step \d+$/.test(f))).toBe(true);
+      expect(
+        r.stages[0].findings.some((f) => /^training resumed from a checkpoint after epoch \d+, step \d+$/.test(f)),
+      ).toBe(true);
       await local.stop();
     } finally {
       await server.teardown();
@@ -127,7 +150,10 @@ describe('train stage', () => {
   }, 240_000);
 
   test('cancelling stops the job and keeps the last checkpoint', async () => {
-    const policy = await trainingPolicy('  arch: small-cnn\n  defense: { kind: pgd, eps: 0.1, steps: 5 }\n  epochs: 50\n  batch: 64\n  limit: 2048\n  checkpointEvery: 2', '  - name: train\n    approval: false');
+    const policy = await trainingPolicy(
+      '  arch: small-cnn\n  defense: { kind: pgd, eps: 0.1, steps: 5 }\n  epochs: 50\n  batch: 64\n  limit: 2048\n  checkpointEvery: 2',
+      '  - name: train\n    approval: false',
+    );
     const id = uniqueId('train-cancel');
     const handle = await startPipeline(stack.client, policy, id);
     const ck = await waitUntil('a checkpoint', async () => (await heartbeat(stack.client, id))?.checkpoint);

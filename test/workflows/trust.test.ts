@@ -11,9 +11,36 @@ import { ArtifactStore } from '../../activities/store.js';
 import { sendDecision } from '../../client/decisions.js';
 import { verifyFile } from '../../cli/verify.js';
 import { appendEntry, genesisDigest, type AuditEntry, type SignedDecision } from '../../policy/index.js';
-import { approveSignal, approveUpdate, stageUpdateSignal, stageWorkflowId, TASK_QUEUE, type PipelineResult, type StageResult } from '../../workflows/messages.js';
-import { FASHION, TEST_FILES, loadWrittenPolicy, makeFixture, policyFromText, testPolicy, testPolicyText, writePolicy, type Fixture } from '../helpers/fixture.js';
-import { result, startPipeline, startStack, status, subject, uniqueId, waitForStage, type Stack } from '../helpers/temporal.js';
+import {
+  approveSignal,
+  approveUpdate,
+  stageUpdateSignal,
+  stageWorkflowId,
+  TASK_QUEUE,
+  type PipelineResult,
+  type StageResult,
+} from '../../workflows/messages.js';
+import {
+  FASHION,
+  TEST_FILES,
+  loadWrittenPolicy,
+  makeFixture,
+  policyFromText,
+  testPolicy,
+  testPolicyText,
+  writePolicy,
+  type Fixture,
+} from '../helpers/fixture.js';
+import {
+  result,
+  startPipeline,
+  startStack,
+  status,
+  subject,
+  uniqueId,
+  waitForStage,
+  type Stack,
+} from '../helpers/temporal.js';
 
 let fx: Fixture;
 let stack: Stack;
@@ -24,8 +51,13 @@ beforeAll(async () => {
 });
 afterAll(async () => stack?.stop());
 
-const decide = (workflowId: string, stage: string, person: string, decision: 'approve' | 'reject' = 'approve', comment = '') =>
-  sendDecision(stack.client, { workflowId, stage, person, decision, comment, keyPath: fx.key('cli') });
+const decide = (
+  workflowId: string,
+  stage: string,
+  person: string,
+  decision: 'approve' | 'reject' = 'approve',
+  comment = '',
+) => sendDecision(stack.client, { workflowId, stage, person, decision, comment, keyPath: fx.key('cli') });
 
 /** A forged stage report as anyone with namespace access can send it: newest revision wins, if anything believed it. */
 function forgedReport(pipelineId: string, name: 'plan' | 'data'): StageResult {
@@ -47,7 +79,20 @@ function forgedReport(pipelineId: string, name: 'plan' | 'data'): StageResult {
       ],
       artifacts: { model: `sha256:${'d'.repeat(64)}` },
     },
-    audit: [{ at: new Date().toISOString(), stage: name, kind: 'decision', person: 'alice', roles: ['R3'], channel: 'cli', decision: 'approve', comment: 'FORGED-COMMENT', issuedAt: new Date().toISOString(), signature: 'AAAA' }],
+    audit: [
+      {
+        at: new Date().toISOString(),
+        stage: name,
+        kind: 'decision',
+        person: 'alice',
+        roles: ['R3'],
+        channel: 'cli',
+        decision: 'approve',
+        comment: 'FORGED-COMMENT',
+        issuedAt: new Date().toISOString(),
+        signature: 'AAAA',
+      },
+    ],
   };
 }
 
@@ -77,10 +122,21 @@ describe('the release attests only what workers measured and people signed', () 
     const attestation = r.stages.find((s) => s.name === 'release')!.artifacts.attestation;
     const envelope = JSON.parse((await new ArtifactStore(fx.artifacts).get(attestation)).toString()) as Envelope;
     const text = Buffer.from(envelope.payload, 'base64').toString();
-    for (const forged of ['a'.repeat(64), 'b'.repeat(64), 'c'.repeat(64), 'd'.repeat(64), 'backdoor.gz', 'never-ran', 'FORGED-COMMENT']) expect(text).not.toContain(forged);
+    for (const forged of [
+      'a'.repeat(64),
+      'b'.repeat(64),
+      'c'.repeat(64),
+      'd'.repeat(64),
+      'backdoor.gz',
+      'never-ran',
+      'FORGED-COMMENT',
+    ])
+      expect(text).not.toContain(forged);
     const report = await verifyFile(attestation, { policy: loadWrittenPolicy(policy, id), artifactsDir: fx.artifacts });
     expect(report.problems).toEqual([]);
-    expect(report.subjects).toEqual(policy.artifacts.dataset!.files.map((f) => ({ name: `dataset/${f.path}`, sha256: f.sha256 })));
+    expect(report.subjects).toEqual(
+      policy.artifacts.dataset!.files.map((f) => ({ name: `dataset/${f.path}`, sha256: f.sha256 })),
+    );
     whole = { id, attestation, result: r, policy: loadWrittenPolicy(policy, id) };
   }, 120_000);
 
@@ -91,9 +147,29 @@ describe('the release attests only what workers measured and people signed', () 
       const h = await stack.client.workflow.start(`${stage}Stage`, {
         taskQueue: TASK_QUEUE,
         workflowId: `${uniqueId('direct')}/${stage}`,
-        args: [{ pipelineId: 'p', subject: subject(), policy, stage: policy.stages.find((s) => s.name === stage), subjectDigest: 'x', policyDigest: 'y', chainHead: 'z', earlier: [forged], audit: [], manifest: forged.manifest }],
+        args: [
+          {
+            pipelineId: 'p',
+            subject: subject(),
+            policy,
+            stage: policy.stages.find((s) => s.name === stage),
+            subjectDigest: 'x',
+            policyDigest: 'y',
+            chainHead: 'z',
+            earlier: [forged],
+            audit: [],
+            manifest: forged.manifest,
+          },
+        ],
       });
-      await expect(h.result()).rejects.toMatchObject({ cause: { message: expect.stringMatching(/^stage workflows run only as children of their pipeline; .* was started directly$/), type: 'NotStartedByPipeline' } });
+      await expect(h.result()).rejects.toMatchObject({
+        cause: {
+          message: expect.stringMatching(
+            /^stage workflows run only as children of their pipeline; .* was started directly$/,
+          ),
+          type: 'NotStartedByPipeline',
+        },
+      });
     }
   });
 
@@ -105,11 +181,25 @@ describe('the release attests only what workers measured and people signed', () 
     await decide(id, 'plan', 'alice');
     const entry = (await result(first)).audit.find((a) => a.kind === 'decision')!;
     // What an attacker reads from the first run's history: alice's signed decision.
-    const captured: SignedDecision = { workflowId: id, stage: 'plan', person: entry.person!, channel: 'cli', decision: 'approve', comment: entry.comment!, issuedAt: entry.issuedAt!, signature: entry.signature!, subjectDigest: entry.subjectDigest };
+    const captured: SignedDecision = {
+      workflowId: id,
+      stage: 'plan',
+      person: entry.person!,
+      channel: 'cli',
+      decision: 'approve',
+      comment: entry.comment!,
+      issuedAt: entry.issuedAt!,
+      signature: entry.signature!,
+      subjectDigest: entry.subjectDigest,
+    };
     const second = await startPipeline(stack.client, policy, id, { ...subject(), headSha: 'b'.repeat(40) });
     await waitForStage(second, 'plan', ['waiting']);
-    await expect(stack.client.workflow.getHandle(stageWorkflowId(id, 'plan')).executeUpdate(approveUpdate, { args: [captured] })).rejects.toMatchObject({
-      cause: { message: 'the decision was signed for another change (its subjectDigest is not this run’s: another commit?)' },
+    await expect(
+      stack.client.workflow.getHandle(stageWorkflowId(id, 'plan')).executeUpdate(approveUpdate, { args: [captured] }),
+    ).rejects.toMatchObject({
+      cause: {
+        message: 'the decision was signed for another change (its subjectDigest is not this run’s: another commit?)',
+      },
     });
     expect((await status(second)).stages[0].state).toBe('waiting');
     await second.terminate('test done');
@@ -120,7 +210,11 @@ describe('the release attests only what workers measured and people signed', () 
     await mkdir(dataset);
     for (const f of TEST_FILES) await copyFile(join(FASHION, f), join(dataset, f));
     const evaluate = 'evaluate:\n  limit: 100\n  attacks: [{ id: fgsm, attack: fgsm, eps: 0.1 }]';
-    const text = await testPolicyText(fx, { stages: '  - data\n  - name: evaluate\n    approval: false', model: resolve('examples/fashion-mnist/model.onnx'), extra: evaluate });
+    const text = await testPolicyText(fx, {
+      stages: '  - data\n  - name: evaluate\n    approval: false',
+      model: resolve('examples/fashion-mnist/model.onnx'),
+      extra: evaluate,
+    });
     const policy = policyFromText(fx, text.replace(`root: ${fx.dataset}`, `root: ${dataset}`));
     const id = uniqueId('swap');
     const handle = await startPipeline(stack.client, policy, id);
@@ -134,7 +228,9 @@ describe('the release attests only what workers measured and people signed', () 
     await decide(id, 'data', 'dana');
     const r = await result(handle);
     expect(r.state).toBe('failed');
-    expect(r.reason).toMatch(/^stage evaluate failed: .*t10k-labels-idx1-ubyte\.gz: SHA-256 [0-9a-f]{64} differs from [0-9a-f]{64}, which the manifest pinned: the file changed after the data stage checked it$/);
+    expect(r.reason).toMatch(
+      /^stage evaluate failed: .*t10k-labels-idx1-ubyte\.gz: SHA-256 [0-9a-f]{64} differs from [0-9a-f]{64}, which the manifest pinned: the file changed after the data stage checked it$/,
+    );
   }, 120_000);
 });
 
@@ -160,22 +256,39 @@ describe('hardened decision handlers', () => {
     const plan = stack.client.workflow.getHandle(stageWorkflowId(id, 'plan'));
     const key = await loadPrivateKey(fx.key('cli'));
     const subjectDigest = (await status(handle)).subjectDigest;
-    const base = { workflowId: id, stage: 'plan', person: 'alice', decision: 'approve' as const, comment: '', issuedAt: new Date().toISOString(), subjectDigest };
+    const base = {
+      workflowId: id,
+      stage: 'plan',
+      person: 'alice',
+      decision: 'approve' as const,
+      comment: '',
+      issuedAt: new Date().toISOString(),
+      subjectDigest,
+    };
     for (const channel of ['constructor', '__proto__', 'toString']) {
       const d = { ...signDecision({ ...base, channel: 'cli' }, key), channel } as unknown as SignedDecision;
-      await expect(plan.executeUpdate(approveUpdate, { args: [d] })).rejects.toMatchObject({ cause: { message: `channel "${channel}" has no public key pinned in the policy, so its decisions cannot be trusted` } });
+      await expect(plan.executeUpdate(approveUpdate, { args: [d] })).rejects.toMatchObject({
+        cause: {
+          message: `channel "${channel}" has no public key pinned in the policy, so its decisions cannot be trusted`,
+        },
+      });
       await plan.signal(approveSignal, d);
     }
     // Thirty 200 KiB refused Signals: each entry is cut to a bounded size, and past twenty they are only counted.
     const big = 'x'.repeat(200 * 1024);
-    for (let i = 0; i < 30; i++) await plan.signal(approveSignal, { ...base, person: big, channel: 'cli', signature: 'AAAA' });
+    for (let i = 0; i < 30; i++)
+      await plan.signal(approveSignal, { ...base, person: big, channel: 'cli', signature: 'AAAA' });
     await waitForStage(handle, 'plan', ['waiting']);
     await expect(decide(id, 'plan', 'alice')).resolves.toMatchObject({ outcome: 'approved' });
     const r = await result(handle);
     expect(r.state).toBe('passed');
     const refused = r.audit.filter((a) => a.kind === 'refused');
     expect(refused).toHaveLength(20);
-    expect(refused.slice(0, 3).map((a) => a.reason)).toEqual(['constructor', '__proto__', 'toString'].map((c) => `channel "${c}" has no public key pinned in the policy, so its decisions cannot be trusted`));
+    expect(refused.slice(0, 3).map((a) => a.reason)).toEqual(
+      ['constructor', '__proto__', 'toString'].map(
+        (c) => `channel "${c}" has no public key pinned in the policy, so its decisions cannot be trusted`,
+      ),
+    );
     expect(Math.max(...refused.map((a) => JSON.stringify(a).length))).toBeLessThan(2000);
     expect(refused[19].reason).toMatch(/further refusals of stage plan are counted, not stored$/);
     expect(r.stages[0].refusalsNotStored).toBe(13);
@@ -185,7 +298,10 @@ describe('hardened decision handlers', () => {
 
 describe('verify', () => {
   /** Re-signs an edited statement with the real release key: only the chain and rule checks can catch the edit. */
-  async function tampered(edit: (p: ReleasePredicate, s: { subject: { name: string; digest: { sha256: string } }[] }) => void, rechain = false): Promise<string[]> {
+  async function tampered(
+    edit: (p: ReleasePredicate, s: { subject: { name: string; digest: { sha256: string } }[] }) => void,
+    rechain = false,
+  ): Promise<string[]> {
     const trusted = await loadPublicKey(join(fx.keys, 'release.pub'));
     const envelope = JSON.parse((await new ArtifactStore(fx.artifacts).get(whole.attestation)).toString()) as Envelope;
     const statement = openEnvelope(envelope, trusted);
@@ -202,29 +318,88 @@ describe('verify', () => {
     const r = await verifyFile(file, { policy: whole.policy, artifactsDir: fx.artifacts });
     return r.problems;
   }
-  const decisions = (p: ReleasePredicate) => p.dossier.audit.map((e, i) => [e, i] as const).filter(([e]) => e.kind === 'decision');
+  const decisions = (p: ReleasePredicate) =>
+    p.dossier.audit.map((e, i) => [e, i] as const).filter(([e]) => e.kind === 'decision');
 
   test('the untouched attestation verifies', async () => {
     expect(await tampered(() => {})).toEqual([]);
   });
 
   test.each([
-    ['removing a decision', (p: ReleasePredicate) => p.dossier.audit.splice(decisions(p)[3][1], 1), /the chain is broken/, false],
-    ['removing a decision and re-chaining', (p: ReleasePredicate) => p.dossier.audit.splice(decisions(p)[3][1], 1), /stage release: the approval rule .* is not met; approved by omar \(R7\)/, true],
-    ['duplicating a decision and re-chaining', (p: ReleasePredicate) => p.dossier.audit.splice(decisions(p)[0][1] + 1, 0, { ...decisions(p)[0][0] }), /a second decision by the same person/, true],
-    ['moving a decision before the stage waited, re-chained', (p: ReleasePredicate) => {
-      const [e, i] = decisions(p)[0];
-      p.dossier.audit.splice(i, 1);
-      p.dossier.audit.splice(2, 0, e);
-    }, /is recorded before the stage waited for approval/, true],
-    ['editing a decision’s roles, re-chained', (p: ReleasePredicate) => (decisions(p)[1][0].roles = ['R1', 'R7']), /is recorded with roles \[R1, R7\], but the policy gives \[R1\]/, true],
-    ['editing a decision’s time, re-chained', (p: ReleasePredicate) => (decisions(p)[1][0].at = '2030-01-01T00:00:00.000Z'), /outside the validity of its signed issuedAt/, true],
+    [
+      'removing a decision',
+      (p: ReleasePredicate) => p.dossier.audit.splice(decisions(p)[3][1], 1),
+      /the chain is broken/,
+      false,
+    ],
+    [
+      'removing a decision and re-chaining',
+      (p: ReleasePredicate) => p.dossier.audit.splice(decisions(p)[3][1], 1),
+      /stage release: the approval rule .* is not met; approved by omar \(R7\)/,
+      true,
+    ],
+    [
+      'duplicating a decision and re-chaining',
+      (p: ReleasePredicate) => p.dossier.audit.splice(decisions(p)[0][1] + 1, 0, { ...decisions(p)[0][0] }),
+      /a second decision by the same person/,
+      true,
+    ],
+    [
+      'moving a decision before the stage waited, re-chained',
+      (p: ReleasePredicate) => {
+        const [e, i] = decisions(p)[0];
+        p.dossier.audit.splice(i, 1);
+        p.dossier.audit.splice(2, 0, e);
+      },
+      /is recorded before the stage waited for approval/,
+      true,
+    ],
+    [
+      'editing a decision’s roles, re-chained',
+      (p: ReleasePredicate) => (decisions(p)[1][0].roles = ['R1', 'R7']),
+      /is recorded with roles \[R1, R7\], but the policy gives \[R1\]/,
+      true,
+    ],
+    [
+      'editing a decision’s time, re-chained',
+      (p: ReleasePredicate) => (decisions(p)[1][0].at = '2030-01-01T00:00:00.000Z'),
+      /outside the validity of its signed issuedAt/,
+      true,
+    ],
     ['emptying the trail', (p: ReleasePredicate) => (p.dossier.audit = []), /the audit trail is empty/, false],
-    ['swapping a dataset digest in the statement', (_p: ReleasePredicate, s) => (s.subject[0].digest.sha256 = 'e'.repeat(64)), /gives dataset\/t10k-images-idx3-ubyte\.gz the digest e{64}, but the evidence measured/, false],
-    ['adding a subject', (_p: ReleasePredicate, s) => s.subject.push({ name: 'dataset/backdoor.gz', digest: { sha256: 'e'.repeat(64) } }), /names subject dataset\/backdoor\.gz, which no evidence supports/, false],
-    ['raising a measured metric', (p: ReleasePredicate) => (p.stages[1].metrics['data.test.images'] = 60000), /the attested stages, metrics or gates differ from what the evidence shows/, false],
-    ['editing the evidence itself', (p: ReleasePredicate) => ((p.dossier.stages[1].evidence[0].body.payload as { files: { sha256: string }[] }).files[0].sha256 = 'e'.repeat(64)), /stage data: the manifest evidence's signature does not verify/, false],
-  ] as [string, (p: ReleasePredicate, s: { subject: { name: string; digest: { sha256: string } }[] }) => void, RegExp, boolean][])('%s is caught', async (_name, edit, reason, rechain) => {
+    [
+      'swapping a dataset digest in the statement',
+      (_p: ReleasePredicate, s) => (s.subject[0].digest.sha256 = 'e'.repeat(64)),
+      /gives dataset\/t10k-images-idx3-ubyte\.gz the digest e{64}, but the evidence measured/,
+      false,
+    ],
+    [
+      'adding a subject',
+      (_p: ReleasePredicate, s) => s.subject.push({ name: 'dataset/backdoor.gz', digest: { sha256: 'e'.repeat(64) } }),
+      /names subject dataset\/backdoor\.gz, which no evidence supports/,
+      false,
+    ],
+    [
+      'raising a measured metric',
+      (p: ReleasePredicate) => (p.stages[1].metrics['data.test.images'] = 60000),
+      /the attested stages, metrics or gates differ from what the evidence shows/,
+      false,
+    ],
+    [
+      'editing the evidence itself',
+      (p: ReleasePredicate) =>
+        ((p.dossier.stages[1].evidence[0].body.payload as { files: { sha256: string }[] }).files[0].sha256 = 'e'.repeat(
+          64,
+        )),
+      /stage data: the manifest evidence's signature does not verify/,
+      false,
+    ],
+  ] as [
+    string,
+    (p: ReleasePredicate, s: { subject: { name: string; digest: { sha256: string } }[] }) => void,
+    RegExp,
+    boolean,
+  ][])('%s is caught', async (_name, edit, reason, rechain) => {
     const problems = await tampered(edit, rechain);
     expect(problems).toEqual(expect.arrayContaining([expect.stringMatching(reason)]));
   });
@@ -232,17 +407,35 @@ describe('verify', () => {
   test('a policy other than the attested one is refused by its digest', async () => {
     const other = await testPolicy(fx, { extra: 'gates: []' });
     await writePolicy(other, 'other-policy');
-    const r = await verifyFile(whole.attestation, { policy: loadWrittenPolicy(other, 'other-policy'), artifactsDir: fx.artifacts });
+    const r = await verifyFile(whole.attestation, {
+      policy: loadWrittenPolicy(other, 'other-policy'),
+      artifactsDir: fx.artifacts,
+    });
     expect(r.ok).toBe(false);
-    expect(r.problems[0]).toMatch(/^the policy given has digest [0-9a-f]{64}, but the attested one has [0-9a-f]{64}: it is not the policy this ran under$/);
+    expect(r.problems[0]).toMatch(
+      /^the policy given has digest [0-9a-f]{64}, but the attested one has [0-9a-f]{64}: it is not the policy this ran under$/,
+    );
   });
 
   test('an attestation from before the trust boundary is refused unless --allow-legacy, which lists what it cannot check', async () => {
-    const legacy = { _type: 'https://in-toto.io/Statement/v1' as const, subject: [{ name: 'model', digest: { sha256: 'a'.repeat(64) } }], predicateType: 'https://secmlops.dev/attestation/release/v1', predicate: { pipeline: 'old', audit: [] } };
+    const legacy = {
+      _type: 'https://in-toto.io/Statement/v1' as const,
+      subject: [{ name: 'model', digest: { sha256: 'a'.repeat(64) } }],
+      predicateType: 'https://secmlops.dev/attestation/release/v1',
+      predicate: { pipeline: 'old', audit: [] },
+    };
     const file = join(fx.dir, 'legacy.json');
     await writeFile(file, JSON.stringify(signEnvelope(legacy, await loadPrivateKey(fx.key('release')))));
-    await expect(verifyFile(file, { keyPath: join(fx.keys, 'release.pub'), artifactsDir: fx.artifacts })).rejects.toThrow(/predates signed evidence and the audit chain, so it cannot be fully checked; give --allow-legacy/);
-    const r = await verifyFile(file, { keyPath: join(fx.keys, 'release.pub'), artifactsDir: fx.artifacts, allowLegacy: true });
+    await expect(
+      verifyFile(file, { keyPath: join(fx.keys, 'release.pub'), artifactsDir: fx.artifacts }),
+    ).rejects.toThrow(
+      /predates signed evidence and the audit chain, so it cannot be fully checked; give --allow-legacy/,
+    );
+    const r = await verifyFile(file, {
+      keyPath: join(fx.keys, 'release.pub'),
+      artifactsDir: fx.artifacts,
+      allowLegacy: true,
+    });
     expect(r.ok).toBe(true);
     expect(r.notChecked).toContain('no audit chain: removed, reordered or edited entries cannot be detected');
   });

@@ -29,7 +29,12 @@ describe('worker crash', () => {
       ...(await Promise.all(TEST_FILES.map(async (f) => ({ path: f, sha256: await sha256(join(fx.dataset, f)) })))),
     ];
     const policy = await testPolicy(fx, { stages: '  - name: data\n    approval: false', files });
-    const env = { TEMPORAL_ADDRESS: testAddress(), SECMLOPS_HOME: join(fx.dir, 'home'), ...fx.env, SECMLOPS_WORKFLOW_BUNDLE: process.env.SECMLOPS_TEST_BUNDLE };
+    const env = {
+      TEMPORAL_ADDRESS: testAddress(),
+      SECMLOPS_HOME: join(fx.dir, 'home'),
+      ...fx.env,
+      SECMLOPS_WORKFLOW_BUNDLE: process.env.SECMLOPS_TEST_BUNDLE,
+    };
     const first = await spawnWorker(env);
     spawned.push(first);
 
@@ -41,10 +46,12 @@ describe('worker crash', () => {
     let doneAtKill = 0;
     const until = Date.now() + 60_000;
     while (doneAtKill < 20) {
-      if (Date.now() > until) throw new Error(`no heartbeat with 20 files within 60 s; worker output:\n${first.output()}`);
+      if (Date.now() > until)
+        throw new Error(`no heartbeat with 20 files within 60 s; worker output:\n${first.output()}`);
       const d = await stage.describe().catch(() => undefined);
       // Evidence-producing runs seal their heartbeat: { value, sig }.
-      const sealed = (await decodePayloads(d?.raw.pendingActivities?.[0]?.heartbeatDetails?.payloads))[0] as { value?: { done?: unknown[] } } | undefined;
+      const sealed = (await decodePayloads(d?.raw.pendingActivities?.[0]?.heartbeatDetails?.payloads))[0] as
+        { value?: { done?: unknown[] } } | undefined;
       const details = sealed?.value;
       doneAtKill = details?.done?.length ?? 0;
       await new Promise((r) => setTimeout(r, 50));

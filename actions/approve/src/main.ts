@@ -37,11 +37,16 @@ export async function run(): Promise<void> {
       else core.warning(text);
     };
     // Checks that need nothing but the event come first: they refuse before any key or connection is touched.
-    if (ev.action !== 'created') return await answer(false, `edited comments are not decisions (this one was ${ev.action}); post a new comment.`);
-    if (ev.comment.userType === 'Bot' || ev.comment.login.endsWith('[bot]')) return await answer(false, 'comments by bots are not decisions.');
+    if (ev.action !== 'created')
+      return await answer(false, `edited comments are not decisions (this one was ${ev.action}); post a new comment.`);
+    if (ev.comment.userType === 'Bot' || ev.comment.login.endsWith('[bot]'))
+      return await answer(false, 'comments by bots are not decisions.');
     if (!ev.isPullRequest) return await answer(false, 'SecMLOps decisions are taken on pull requests only.');
     if (!TRUSTED.includes(ev.comment.association)) {
-      return await answer(false, `only the repository's owners, members and collaborators may decide; your association is ${ev.comment.association}.`);
+      return await answer(
+        false,
+        `only the repository's owners, members and collaborators may decide; your association is ${ev.comment.association}.`,
+      );
     }
     if (typeof command === 'string') return await answer(false, command);
     // Only the comment's ID goes to the pipeline: a worker reads the comment from GitHub itself, checks it and signs
@@ -49,13 +54,25 @@ export async function run(): Promise<void> {
     const { client } = await connectFromInputs();
     const workflowId = pipelineId('', { repo: ev.repo, pr: ev.issue, headSha: '', author: ev.issueAuthor });
     try {
-      const r = await sendCommentDecision(client, { workflowId, stage: command.stage, comment: { repo: ev.repo, pr: ev.issue, commentId: ev.comment.id } });
+      const r = await sendCommentDecision(client, {
+        workflowId,
+        stage: command.stage,
+        comment: { repo: ev.repo, pr: ev.issue, commentId: ev.comment.id },
+      });
       const more = r.missingRoles.length ? r.missingRoles.join(', ') : 'more approvals to reach its quorum';
-      const settled = r.outcome ? `stage ${command.stage} is ${r.outcome}.` : `stage ${command.stage} still needs ${more}.`;
-      await answer(true, `your ${command.decision === 'approve' ? 'approval' : 'rejection'} of ${command.stage} was accepted; ${settled}`);
+      const settled = r.outcome
+        ? `stage ${command.stage} is ${r.outcome}.`
+        : `stage ${command.stage} still needs ${more}.`;
+      await answer(
+        true,
+        `your ${command.decision === 'approve' ? 'approval' : 'rejection'} of ${command.stage} was accepted; ${settled}`,
+      );
     } catch (e) {
       if (!(e instanceof DecisionRefused)) throw e;
-      await answer(false, `the pipeline refused your ${command.decision === 'approve' ? 'approval' : 'rejection'}: ${e.message}`);
+      await answer(
+        false,
+        `the pipeline refused your ${command.decision === 'approve' ? 'approval' : 'rejection'}: ${e.message}`,
+      );
     }
   } catch (e) {
     core.setFailed(messageOf(e));

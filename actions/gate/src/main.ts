@@ -19,10 +19,15 @@ export async function run(): Promise<void> {
     const { client, namespace } = await connectFromInputs();
     const handle = client.workflow.getHandle(id);
     const d = await handle.describe().catch((e: unknown) => {
-      throw new Error(`no SecMLOps pipeline ${id} in namespace ${namespace} (${messageOf(e)}); did the start action run?`);
+      throw new Error(
+        `no SecMLOps pipeline ${id} in namespace ${namespace} (${messageOf(e)}); did the start action run?`,
+      );
     });
     // Anyone who reaches the namespace can start a workflow under this ID; only our workers' pipelines give verdicts.
-    if (d.type !== 'secmlopsPipeline' || d.taskQueue !== TASK_QUEUE) throw new Error(`${id} is a ${d.type} on task queue ${d.taskQueue}, not a SecMLOps pipeline: no verdict to wait for`);
+    if (d.type !== 'secmlopsPipeline' || d.taskQueue !== TASK_QUEUE)
+      throw new Error(
+        `${id} is a ${d.type} on task queue ${d.taskQueue}, not a SecMLOps pipeline: no verdict to wait for`,
+      );
     core.info(`waiting up to ${core.getInput('timeout') || '6h'} for ${id}`);
     core.setOutput('workflow-id', id);
     await settle(await awaitOutcome(handle, timeout), runUrl(namespace, id));

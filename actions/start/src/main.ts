@@ -32,7 +32,9 @@ export async function run(): Promise<void> {
     // A fresh token for every start: the workers accept each token ID once.
     const input = async (): Promise<PipelineInput> => {
       const token = await core.getIDToken(startAudience(id)).catch((e: Error) => {
-        throw new Error(`cannot get the job's OIDC token (does the job have "permissions: id-token: write"? fork PRs get none): ${e.message}`);
+        throw new Error(
+          `cannot get the job's OIDC token (does the job have "permissions: id-token: write"? fork PRs get none): ${e.message}`,
+        );
       });
       core.setSecret(token);
       return { start: { kind: 'github-oidc', token, workflowId: id, subject: claimed, policyRef }, url };
@@ -41,12 +43,15 @@ export async function run(): Promise<void> {
     core.setOutput('workflow-id', id);
     core.setOutput('run-id', runId);
     core.setOutput('console-url', url);
-    core.info(`${attached ? 'attached to' : 'started'} ${id} (run ${runId}) for ${claimed.headSha.slice(0, 12)}: ${url}`);
+    core.info(
+      `${attached ? 'attached to' : 'started'} ${id} (run ${runId}) for ${claimed.headSha.slice(0, 12)}: ${url}`,
+    );
     if (!attached) {
       // The workers check the start; a refusal (a bad policy, an unconfirmed PR) fails this step with their reason.
       const resolved = await resolution(handle);
       // Refused: it ended without a subject a worker confirmed. (A pipeline that resolved may end fast too.)
-      if (resolved.state === 'failed' && !resolved.subjectDigest) throw new Error(`SecMLOps refused the start: ${resolved.reason ?? 'no reason recorded'}`);
+      if (resolved.state === 'failed' && !resolved.subjectDigest)
+        throw new Error(`SecMLOps refused the start: ${resolved.reason ?? 'no reason recorded'}`);
       // The worker sets the pending `secmlops` status itself once it has confirmed the PR.
     }
     if (wait) await settle(await awaitOutcome(handle, waitTimeout), url);
@@ -59,7 +64,12 @@ export async function run(): Promise<void> {
  * One pipeline per PR. A run whose authenticated subject is this commit is attached to (running or finished); any
  * other run under the ID is cancelled if it still runs, and a new one starts.
  */
-async function startOrAttach(client: Client, id: string, claimed: ClaimedSubject, input: () => Promise<PipelineInput>): Promise<{ handle: PipelineHandle; runId: string; attached: boolean }> {
+async function startOrAttach(
+  client: Client,
+  id: string,
+  claimed: ClaimedSubject,
+  input: () => Promise<PipelineInput>,
+): Promise<{ handle: PipelineHandle; runId: string; attached: boolean }> {
   for (let attempt = 0; attempt < 3; attempt++) {
     const existing = await client.workflow
       .getHandle(id)
@@ -70,20 +80,36 @@ async function startOrAttach(client: Client, id: string, claimed: ClaimedSubject
       const running = existing.status.name === 'RUNNING';
       // Only a run our workers execute can answer truthfully: anyone can start another type, or poll another queue.
       const ours = existing.type === 'secmlopsPipeline' && existing.taskQueue === TASK_QUEUE;
-      const status = !ours ? undefined : running ? await resolution(handle).catch(() => undefined) : await pipelineStatus(client, id).catch(() => undefined);
+      const status = !ours
+        ? undefined
+        : running
+          ? await resolution(handle).catch(() => undefined)
+          : await pipelineStatus(client, id).catch(() => undefined);
       if (status && sameChange(status, claimed)) return { handle, runId: existing.runId, attached: true };
       if (running && !ours) {
-        core.info(`terminating ${id} run ${existing.runId}: a ${existing.type} on task queue ${existing.taskQueue} is not a SecMLOps pipeline`);
+        core.info(
+          `terminating ${id} run ${existing.runId}: a ${existing.type} on task queue ${existing.taskQueue} is not a SecMLOps pipeline`,
+        );
         await handle.terminate('not a SecMLOps pipeline run by its workers');
       } else if (running) {
-        core.info(`cancelling ${id} run ${existing.runId}: it is not an authenticated run for ${claimed.headSha.slice(0, 12)} (superseded, or started by someone else)`);
+        core.info(
+          `cancelling ${id} run ${existing.runId}: it is not an authenticated run for ${claimed.headSha.slice(0, 12)} (superseded, or started by someone else)`,
+        );
         await handle.cancel();
         // A run that does not end within a minute of being cancelled is terminated.
-        const ended = await Promise.race([handle.result().then(() => true, () => true), new Promise<boolean>((r) => setTimeout(() => r(false), 60_000).unref())]);
+        const ended = await Promise.race([
+          handle.result().then(
+            () => true,
+            () => true,
+          ),
+          new Promise<boolean>((r) => setTimeout(() => r(false), 60_000).unref()),
+        ]);
         if (!ended) await handle.terminate('did not end after cancellation').catch(() => undefined);
       }
     }
-    const started = await startWithInput(client, id, await input(), false).catch((e: Error) => (e.name === 'WorkflowExecutionAlreadyStartedError' ? undefined : Promise.reject(e)));
+    const started = await startWithInput(client, id, await input(), false).catch((e: Error) =>
+      e.name === 'WorkflowExecutionAlreadyStartedError' ? undefined : Promise.reject(e),
+    );
     // Another job started it between our look and our start: look again.
     if (started) return { handle: started.handle, runId: started.runId ?? '', attached: false };
   }
@@ -92,7 +118,12 @@ async function startOrAttach(client: Client, id: string, claimed: ClaimedSubject
 
 /** A run's subject counts only once a worker confirmed it through GitHub. */
 function sameChange(s: PipelineStatus, c: ClaimedSubject): boolean {
-  return s.subject.source === 'github' && s.subject.repo.toLowerCase() === c.repo.toLowerCase() && s.subject.pr === c.pr && s.subject.headSha === c.headSha;
+  return (
+    s.subject.source === 'github' &&
+    s.subject.repo.toLowerCase() === c.repo.toLowerCase() &&
+    s.subject.pr === c.pr &&
+    s.subject.headSha === c.headSha
+  );
 }
 
 /** The run's status once its start is resolved (or refused), polled for up to a minute. */

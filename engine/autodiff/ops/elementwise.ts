@@ -20,11 +20,32 @@ export const elementwise: Record<string, OpDef> = {
   Identity: { infer: same, grad: ({ dOut }) => [dOut[0]] },
   // Inference-mode Dropout is the identity; its mask output carries no gradient.
   Dropout: { infer: same, grad: ({ dOut }) => [dOut[0]] },
-  Add: { infer: broadcast, grad: (c) => binary(c, () => c.dOut[0]!, () => c.dOut[0]!) },
-  Sub: { infer: broadcast, grad: (c) => binary(c, () => c.dOut[0]!, () => c.g.op('Neg', [c.dOut[0]!])) },
+  Add: {
+    infer: broadcast,
+    grad: (c) =>
+      binary(
+        c,
+        () => c.dOut[0]!,
+        () => c.dOut[0]!,
+      ),
+  },
+  Sub: {
+    infer: broadcast,
+    grad: (c) =>
+      binary(
+        c,
+        () => c.dOut[0]!,
+        () => c.g.op('Neg', [c.dOut[0]!]),
+      ),
+  },
   Mul: {
     infer: broadcast,
-    grad: (c) => binary(c, () => c.g.op('Mul', [c.dOut[0]!, c.node.input![1]]), () => c.g.op('Mul', [c.dOut[0]!, c.node.input![0]])),
+    grad: (c) =>
+      binary(
+        c,
+        () => c.g.op('Mul', [c.dOut[0]!, c.node.input![1]]),
+        () => c.g.op('Mul', [c.dOut[0]!, c.node.input![0]]),
+      ),
   },
   Div: {
     infer: broadcast,
@@ -39,7 +60,9 @@ export const elementwise: Record<string, OpDef> = {
   Relu: {
     infer: same,
     // Mul by a cast mask is faster than Where (ENGINE-NOTES).
-    grad: ({ g, node, dOut }) => [g.op('Mul', [dOut[0]!, g.op('Cast', [g.op('Greater', [node.input![0], g.constF([0], [])])], { to: 1 })])],
+    grad: ({ g, node, dOut }) => [
+      g.op('Mul', [dOut[0]!, g.op('Cast', [g.op('Greater', [node.input![0], g.constF([0], [])])], { to: 1 })]),
+    ],
   },
   LeakyRelu: {
     infer: same,
@@ -79,4 +102,3 @@ export const elementwise: Record<string, OpDef> = {
   Neg: { infer: same, grad: ({ g, dOut }) => [g.op('Neg', [dOut[0]!])] },
   Exp: { infer: same, grad: ({ g, node, dOut }) => [g.op('Mul', [dOut[0]!, node.output![0]])] },
 };
-

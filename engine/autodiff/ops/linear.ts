@@ -13,7 +13,8 @@ export const linear: Record<string, OpDef> = {
   MatMul: {
     infer: ({ node, shapes }) => {
       const [a, b] = shapes as number[][];
-      if (a.length < 2 || b.length < 2) throw new AutodiffError(`${nodeLabel(node)}: 1-D MatMul operands are not supported`);
+      if (a.length < 2 || b.length < 2)
+        throw new AutodiffError(`${nodeLabel(node)}: 1-D MatMul operands are not supported`);
       const batch = broadcastShapes(a.slice(0, -2), b.slice(0, -2));
       return [[...batch, a[a.length - 2], b[b.length - 1]]];
     },
@@ -48,8 +49,16 @@ export const linear: Record<string, OpDef> = {
       const tA = attrInt(node, 'transA', 0);
       const tB = attrInt(node, 'transB', 0);
       const f = (x: number) => ({ alpha: x, beta: 0 });
-      const da = !needs[0] ? undefined : tA ? g.op('Gemm', [b, dy], { ...fl(f(alpha)), transA: tB, transB: 1 }) : g.op('Gemm', [dy, b], { ...fl(f(alpha)), transB: tB ? 0 : 1 });
-      const db = !needs[1] ? undefined : tB ? g.op('Gemm', [dy, a], { ...fl(f(alpha)), transA: 1, transB: tA }) : g.op('Gemm', [a, dy], { ...fl(f(alpha)), transA: tA ? 0 : 1 });
+      const da = !needs[0]
+        ? undefined
+        : tA
+          ? g.op('Gemm', [b, dy], { ...fl(f(alpha)), transA: tB, transB: 1 })
+          : g.op('Gemm', [dy, b], { ...fl(f(alpha)), transB: tB ? 0 : 1 });
+      const db = !needs[1]
+        ? undefined
+        : tB
+          ? g.op('Gemm', [dy, a], { ...fl(f(alpha)), transA: 1, transB: tA })
+          : g.op('Gemm', [a, dy], { ...fl(f(alpha)), transA: tA ? 0 : 1 });
       let dc: string | undefined;
       if (c && needs[2]) {
         const scaled = beta === 1 ? dy : g.op('Mul', [dy, g.constF([beta], [])]);

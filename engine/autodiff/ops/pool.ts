@@ -7,7 +7,8 @@ import { convOut } from './conv.js';
 
 function poolGeometry(node: NodeProto) {
   const kernel = attrInts(node, 'kernel_shape', undefined);
-  if (!kernel || kernel.length !== 2) throw new AutodiffError(`${nodeLabel(node)}: only 2-D pooling with kernel_shape is supported`);
+  if (!kernel || kernel.length !== 2)
+    throw new AutodiffError(`${nodeLabel(node)}: only 2-D pooling with kernel_shape is supported`);
   return {
     kernel,
     strides: attrInts(node, 'strides', [1, 1])!,
@@ -20,7 +21,13 @@ function poolGeometry(node: NodeProto) {
 const poolInfer: OpDef['infer'] = ({ node, shapes }) => {
   const x = shapes[0]!;
   const p = poolGeometry(node);
-  const y = [x[0], x[1], ...[0, 1].map((i) => convOut(x[2 + i], p.kernel[i], p.strides[i], p.pads[i], p.pads[i + 2], p.dilations[i], p.ceil))];
+  const y = [
+    x[0],
+    x[1],
+    ...[0, 1].map((i) =>
+      convOut(x[2 + i], p.kernel[i], p.strides[i], p.pads[i], p.pads[i + 2], p.dilations[i], p.ceil),
+    ),
+  ];
   return node.output!.length > 1 ? [y, y] : [y];
 };
 
@@ -28,7 +35,10 @@ const poolInfer: OpDef['infer'] = ({ node, shapes }) => {
 function tiledWindows(node: NodeProto, xs: number[]): number | undefined {
   const p = poolGeometry(node);
   const [k] = p.kernel;
-  const plain = p.kernel.every((v, i) => v === k && p.strides[i] === k) && p.pads.every((v) => v === 0) && p.dilations.every((d) => d === 1);
+  const plain =
+    p.kernel.every((v, i) => v === k && p.strides[i] === k) &&
+    p.pads.every((v) => v === 0) &&
+    p.dilations.every((d) => d === 1);
   if (!plain || xs.length !== 4 || xs[2] < 0 || xs[3] < 0 || xs[2] % k !== 0 || xs[3] % k !== 0) return undefined;
   return k;
 }
@@ -38,7 +48,8 @@ export const pool: Record<string, OpDef> = {
     infer: poolInfer,
     grad: ({ g, node, dOut, shapeOf }) => {
       const x = node.input![0];
-      if (attrInt(node, 'storage_order', 0) !== 0) throw new AutodiffError(`${nodeLabel(node)}: storage_order 1 is not supported`);
+      if (attrInt(node, 'storage_order', 0) !== 0)
+        throw new AutodiffError(`${nodeLabel(node)}: storage_order 1 is not supported`);
       const tiled = tiledWindows(node, shapeOf(x));
       if (tiled) {
         // Windows tile the input: compare it with the pooled maximum spread back over each window, which
@@ -46,7 +57,12 @@ export const pool: Record<string, OpDef> = {
         // (Indices would pick one); both are subgradients of the max.
         const k = tiled;
         const scales = g.constF([1, 1, k, k]);
-        const up = (t: string) => g.op('Resize', [t, '', scales], { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' });
+        const up = (t: string) =>
+          g.op('Resize', [t, '', scales], {
+            mode: 'nearest',
+            coordinate_transformation_mode: 'asymmetric',
+            nearest_mode: 'floor',
+          });
         const mask = g.op('Cast', [g.op('Equal', [x, up(node.output![0])])], { to: 1 });
         const ties = g.op('AveragePool', [mask], { kernel_shape: [k, k], strides: [k, k] });
         const share = g.op('Div', [dOut[0]!, g.op('Mul', [ties, g.constF([k * k], [])])]);
@@ -56,7 +72,11 @@ export const pool: Record<string, OpDef> = {
       const indices = node.output!.length > 1 ? node.output![1] : g.opRaw('MaxPool', [x], node.attribute ?? [], 2)[1];
       const flatX = g.op('Reshape', [x, g.constI64([-1])]);
       const zeros = g.op('ConstantOfShape', [g.op('Shape', [flatX])]);
-      const scattered = g.op('ScatterElements', [zeros, g.op('Reshape', [indices, g.constI64([-1])]), g.op('Reshape', [dOut[0]!, g.constI64([-1])])], { axis: 0, reduction: 'add' });
+      const scattered = g.op(
+        'ScatterElements',
+        [zeros, g.op('Reshape', [indices, g.constI64([-1])]), g.op('Reshape', [dOut[0]!, g.constI64([-1])])],
+        { axis: 0, reduction: 'add' },
+      );
       return [g.op('Reshape', [scattered, g.op('Shape', [x])])];
     },
   },
@@ -68,13 +88,26 @@ export const pool: Record<string, OpDef> = {
       const p = poolGeometry(node);
       const padded = p.pads.some((v) => v !== 0);
       if (p.ceil) throw new AutodiffError(`${nodeLabel(node)}: ceil_mode is not supported`);
-      if (padded && attrInt(node, 'count_include_pad', 0) === 0) throw new AutodiffError(`${nodeLabel(node)}: padding without count_include_pad is not supported`);
+      if (padded && attrInt(node, 'count_include_pad', 0) === 0)
+        throw new AutodiffError(`${nodeLabel(node)}: padding without count_include_pad is not supported`);
       if (xs[1] < 0) throw new AutodiffError(`${nodeLabel(node)}: the channel count must be known`);
       const area = p.kernel[0] * p.kernel[1];
       const ones = g.constF(new Float32Array(xs[1] * area).fill(1 / area), [xs[1], 1, ...p.kernel]);
       const ys = shapeOf(node.output![0]);
-      const outputPadding = [0, 1].map((i) => xs[2 + i] - ((ys[2 + i] - 1) * p.strides[i] - p.pads[i] - p.pads[i + 2] + p.dilations[i] * (p.kernel[i] - 1) + 1));
-      return [g.op('ConvTranspose', [dOut[0]!, ones], { strides: p.strides, pads: p.pads, dilations: p.dilations, group: xs[1], output_padding: outputPadding })];
+      const outputPadding = [0, 1].map(
+        (i) =>
+          xs[2 + i] -
+          ((ys[2 + i] - 1) * p.strides[i] - p.pads[i] - p.pads[i + 2] + p.dilations[i] * (p.kernel[i] - 1) + 1),
+      );
+      return [
+        g.op('ConvTranspose', [dOut[0]!, ones], {
+          strides: p.strides,
+          pads: p.pads,
+          dilations: p.dilations,
+          group: xs[1],
+          output_padding: outputPadding,
+        }),
+      ];
     },
   },
   GlobalAveragePool: {

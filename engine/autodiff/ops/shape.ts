@@ -18,7 +18,8 @@ function reshapeTarget(input: number[], target: number[]): number[] {
   const copiedUnknown = target.filter((d, i) => d === 0 && input[i] === -1).length;
   const unknownIn = input.filter((d) => d === -1).length;
   if (unknownIn !== copiedUnknown) return out;
-  const known = (dims: number[], skip: (d: number, i: number) => boolean) => product(dims.filter((d, i) => !skip(d, i) && d !== -1));
+  const known = (dims: number[], skip: (d: number, i: number) => boolean) =>
+    product(dims.filter((d, i) => !skip(d, i) && d !== -1));
   out[minus] = known(input, () => false) / known(out, (_d, i) => i === minus || (target[i] === 0 && input[i] === -1));
   return out;
 }
@@ -46,7 +47,9 @@ export const shape: Record<string, OpDef> = {
   Squeeze: {
     infer: ({ node, shapes, constant }) => {
       const x = shapes[0]!;
-      const axes = (constInts(node.input![1] ? constant(node.input![1]) : undefined) ?? x.flatMap((d, i) => (d === 1 ? [i] : []))).map((a) => normalizeAxis(a, x.length));
+      const axes = (
+        constInts(node.input![1] ? constant(node.input![1]) : undefined) ?? x.flatMap((d, i) => (d === 1 ? [i] : []))
+      ).map((a) => normalizeAxis(a, x.length));
       return [x.filter((_d, i) => !axes.includes(i))];
     },
     grad: reshapeBack,
@@ -96,7 +99,9 @@ export const shape: Record<string, OpDef> = {
         if (size < 0) throw new AutodiffError(`${nodeLabel(node)}: sizes along the concat axis must be known`);
         const start = offset;
         offset += size;
-        return needs[i] ? g.op('Slice', [dOut[0]!, g.constI64([start]), g.constI64([start + size]), g.constI64([axis])]) : undefined;
+        return needs[i]
+          ? g.op('Slice', [dOut[0]!, g.constI64([start]), g.constI64([start + size]), g.constI64([axis])])
+          : undefined;
       });
     },
   },
@@ -109,14 +114,18 @@ export const shape: Record<string, OpDef> = {
     },
     grad: ({ g, node, dOut, shapeOf, constant }) => {
       const mode = node.attribute?.find((a) => a.name === 'mode')?.s;
-      if (mode && new TextDecoder().decode(mode) !== 'constant') throw new AutodiffError(`${nodeLabel(node)}: only constant padding is supported`);
-      if (node.input!.length > 3 && node.input![3]) throw new AutodiffError(`${nodeLabel(node)}: the axes input is not supported`);
+      if (mode && new TextDecoder().decode(mode) !== 'constant')
+        throw new AutodiffError(`${nodeLabel(node)}: only constant padding is supported`);
+      if (node.input!.length > 3 && node.input![3])
+        throw new AutodiffError(`${nodeLabel(node)}: the axes input is not supported`);
       const x = shapeOf(node.input![0]);
       const pads = constInts(constant(node.input![1]))!;
       if (pads.some((p) => p < 0)) throw new AutodiffError(`${nodeLabel(node)}: negative pads are not supported`);
       const rank = x.length;
       const ends = pads.slice(rank).map((p) => (p > 0 ? -p : Number.MAX_SAFE_INTEGER));
-      return [g.op('Slice', [dOut[0]!, g.constI64(pads.slice(0, rank)), g.constI64(ends), g.constI64(x.map((_d, i) => i))])];
+      return [
+        g.op('Slice', [dOut[0]!, g.constI64(pads.slice(0, rank)), g.constI64(ends), g.constI64(x.map((_d, i) => i))]),
+      ];
     },
   },
   Constant: {

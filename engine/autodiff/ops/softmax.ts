@@ -10,7 +10,9 @@ const same: OpDef['infer'] = ({ shapes }) => [shapes[0]!];
 function reduceAxes(node: NodeProto, rank: number, constant: (n: string) => TensorProto | undefined): number[] {
   const fromInput = node.input![1] ? constant(node.input![1]) : undefined;
   if (node.input![1] && !fromInput) throw new AutodiffError(`${nodeLabel(node)}: axes must be a constant`);
-  const axes = fromInput ? Array.from(tensorValues(fromInput) as ArrayLike<number | bigint>, Number) : attrInts(node, 'axes', undefined);
+  const axes = fromInput
+    ? Array.from(tensorValues(fromInput) as ArrayLike<number | bigint>, Number)
+    : attrInts(node, 'axes', undefined);
   if (!axes || axes.length === 0) {
     if (attrInt(node, 'noop_with_empty_axes', 0)) return [];
     return Array.from({ length: rank }, (_v, i) => i);
@@ -71,14 +73,16 @@ export const softmax: Record<string, OpDef> = {
   },
   BatchNormalization: {
     infer: ({ node, shapes }) => {
-      if (node.output!.length > 1) throw new AutodiffError(`${nodeLabel(node)}: only the inference form (one output) is supported`);
+      if (node.output!.length > 1)
+        throw new AutodiffError(`${nodeLabel(node)}: only the inference form (one output) is supported`);
       return [shapes[0]!];
     },
     // Inference form: y = (x − mean)/√(var + ε)·scale + bias, with mean and var constants.
     grad: ({ g, node, dOut, needs, shapeOf }) => {
       const [x, scale, , mean, variance] = node.input as string[];
       const rank = shapeOf(x).length;
-      const perChannel = (t: string) => g.op('Unsqueeze', [t, g.constI64(Array.from({ length: rank - 2 }, (_v, i) => i + 1))]);
+      const perChannel = (t: string) =>
+        g.op('Unsqueeze', [t, g.constI64(Array.from({ length: rank - 2 }, (_v, i) => i + 1))]);
       const eps = attrFloat(node, 'epsilon', 1e-5);
       const invStd = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [variance, g.constF([eps], [])])])]);
       const axes = g.constI64([0, ...Array.from({ length: rank - 2 }, (_v, i) => i + 2)]);
