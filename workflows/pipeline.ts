@@ -130,6 +130,8 @@ async function trustedPipeline(input: PipelineInput, policyGiven: boolean): Prom
   });
   status.audit = [...trail];
 
+  /** Each finished stage's signed evidence, in order: the release dossier and a GitHub pass are built from it. */
+  const evidence: { name: StageName; evidence: Evidence[] }[] = [];
   const report = async (verdict: 'running' | 'passed' | 'failed' | 'cancelled') => {
     if (resolved.subject.source !== 'github') return;
     try {
@@ -147,7 +149,6 @@ async function trustedPipeline(input: PipelineInput, policyGiven: boolean): Prom
       status.github = { reported: false, error: causeMessage(e) };
     }
   };
-  const evidence: { name: StageName; evidence: Evidence[] }[] = [];
   // The pending status comes from the worker too: the CI job then needs no permission to write statuses.
   await report('running');
   if (status.github?.reported === false)

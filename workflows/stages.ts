@@ -227,8 +227,7 @@ export interface ReleaseInput extends StageInput {
   /** The pipeline's audit trail before this stage (chained past the trust boundary). */
   audit: AuditEntry[];
   manifest?: ManifestEntry[];
-  /** Past the trust boundary: the start evidence and each earlier stage's evidence, for the signer to check. */
-  start?: Evidence;
+  /** Past the trust boundary: each earlier stage's evidence, for the signer to check with the start evidence. */
   evidence?: { name: StageStatus['name']; evidence: Evidence[] }[];
 }
 

@@ -8,7 +8,14 @@ import type { Policy } from '../../policy/index.js';
 import { createWorkers } from '../../worker/workers.js';
 import { loadPrivateKey } from '../../activities/keys.js';
 import { startSigned } from '../../client/start.js';
-import type { PipelineResult, PipelineStatus, StageState, Subject } from '../../workflows/messages.js';
+import { sendDecision } from '../../client/decisions.js';
+import type {
+  DecisionAccepted,
+  PipelineResult,
+  PipelineStatus,
+  StageState,
+  Subject,
+} from '../../workflows/messages.js';
 import { policySource, writePolicy, type Fixture } from './fixture.js';
 import type { GitHubCredentials } from '../../github/credentials.js';
 import type { SlackCredentials } from '../../activities/slack.js';
@@ -32,6 +39,14 @@ export interface Stack {
   client: Client;
   workers: Worker[];
   stop: () => Promise<void>;
+  /** A decision through the CLI's code path, signed with the fixture's cli key. */
+  decide: (
+    workflowId: string,
+    stage: string,
+    person: string,
+    decision?: 'approve' | 'reject',
+    comment?: string,
+  ) => Promise<DecisionAccepted>;
 }
 
 /** A client and in-process CPU and gpu workers. */
@@ -60,6 +75,8 @@ export async function startStack(
   return {
     client,
     workers,
+    decide: (workflowId, stage, person, decision = 'approve', comment = '') =>
+      sendDecision(client, { workflowId, stage, person, decision, comment, keyPath: fx.key('cli') }),
     stop: async () => {
       for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
       await Promise.allSettled(running);

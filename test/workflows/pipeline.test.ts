@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { sendDecision } from '../../client/decisions.js';
 import { verifyFile } from '../../cli/verify.js';
 import { stageWorkflowId } from '../../workflows/messages.js';
 import {
@@ -26,13 +25,7 @@ beforeAll(async () => {
 });
 afterAll(async () => stack?.stop());
 
-const decide = (
-  workflowId: string,
-  stage: string,
-  person: string,
-  decision: 'approve' | 'reject' = 'approve',
-  comment = '',
-) => sendDecision(stack.client, { workflowId, stage, person, decision, comment, keyPath: fx.key('cli') });
+const decide: Stack['decide'] = (...args) => stack.decide(...args);
 
 describe('the pipeline on a real Temporal server', () => {
   test('plan, data and release pass with approvals given through the CLI code path, and the attestation verifies', async () => {

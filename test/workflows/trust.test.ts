@@ -8,7 +8,6 @@ import { openEnvelope, signEnvelope, type Envelope } from '../../activities/atte
 import { loadPrivateKey, loadPublicKey, signDecision } from '../../activities/keys.js';
 import type { ReleasePredicate } from '../../activities/release.js';
 import { ArtifactStore } from '../../activities/store.js';
-import { sendDecision } from '../../client/decisions.js';
 import { verifyFile } from '../../cli/verify.js';
 import { appendEntry, genesisDigest, type AuditEntry, type SignedDecision } from '../../policy/index.js';
 import {
@@ -51,13 +50,7 @@ beforeAll(async () => {
 });
 afterAll(async () => stack?.stop());
 
-const decide = (
-  workflowId: string,
-  stage: string,
-  person: string,
-  decision: 'approve' | 'reject' = 'approve',
-  comment = '',
-) => sendDecision(stack.client, { workflowId, stage, person, decision, comment, keyPath: fx.key('cli') });
+const decide: Stack['decide'] = (...args) => stack.decide(...args);
 
 /** A forged stage report as anyone with namespace access can send it: newest revision wins, if anything believed it. */
 function forgedReport(pipelineId: string, name: 'plan' | 'data'): StageResult {
