@@ -8,7 +8,10 @@ ENV NODE_ENV=production \
     SECMLOPS_HOME=/var/lib/secmlops \
     SECMLOPS_WORKFLOW_BUNDLE=/app/workflow-bundle.js
 COPY package.json package-lock.json .npmrc ./
+# better-sqlite3 (the console's and workers' once-store) is the one native module built here: its install script
+# fetches a prebuilt binary, or compiles one where python3, make and g++ exist.
 RUN npm ci --omit=dev --ignore-scripts \
+ && npm rebuild better-sqlite3 \
  && if [ "$ONNXRUNTIME_NODE_INSTALL" != skip ]; then node node_modules/onnxruntime-node/script/install.js; fi
 COPY bin ./bin
 COPY policy ./policy

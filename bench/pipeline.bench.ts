@@ -68,7 +68,7 @@ const trust = {
   policyRoot: dir,
   startKeys: [readFileSync(join(dir, 'keys', 'cli.pub'), 'utf8').trim()],
   githubChannelKeyPath: join(dir, 'keys', 'github.key'),
-  stateDir: join(dir, 'state'),
+  stateStore: join(dir, 'state', 'worker.sqlite'),
 };
 const workers = await createWorkers({
   connection: native,

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { loadPrivateKey, loadPublicKey } from '../activities/keys.js';
 import { createConsole } from '../console/server.js';
 import { connectClient } from '../worker/connection.js';
-import { fileJtiStore } from '../client/once-store.js';
+import { openOnceStore } from '../client/once-store.js';
 import { homePaths } from '../worker/paths.js';
 
 export interface RunningConsole {
@@ -34,7 +34,10 @@ export async function startConsole(opts: { port: number; host: string; client?: 
       apiUrl: env.SLACK_API_URL,
     },
     secureCookies: env.SECMLOPS_CONSOLE_SECURE_COOKIES === '1',
-    state: fileJtiStore(env.SECMLOPS_CONSOLE_STATE ?? join(homePaths().home, 'console-state')),
+    state: openOnceStore(
+      env.SECMLOPS_CONSOLE_STATE ?? join(homePaths().home, 'console-state.sqlite'),
+      'SECMLOPS_CONSOLE_STATE',
+    ),
   });
   await app.listen({ port: opts.port, host: opts.host });
   return { app, url: `http://${opts.host === '0.0.0.0' ? 'localhost' : opts.host}:${opts.port}` };

@@ -5,7 +5,6 @@
 // configured with (default: the repository's default branch), at that branch's current head. A PR that targets
 // another branch is refused: a pull request can neither rewrite the roles that approve it nor pick a branch whose
 // policy it wrote.
-import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { parse as parseYaml } from 'yaml';
 import { checkClaimedSubject } from '../activities/start.js';
@@ -14,7 +13,7 @@ import { PolicyError, parsePolicyWithDigest, startAudience, type OidcStart } fro
 import type { TrustConfig } from '../worker/trust.js';
 import { GitHubApi, GitHubError, parseRepo, type Repo } from './api.js';
 import type { GitHubCredentials } from './credentials.js';
-import { fileJtiStore } from '../client/once-store.js';
+import { openOnceStore } from '../client/once-store.js';
 import { OidcError, prFromRef, verifyActionsToken } from './oidc.js';
 
 function refuse(message: string): never {
@@ -27,7 +26,7 @@ export function githubStartResolver(
 ): GitHubStartResolver | undefined {
   const oidc = trust.oidc;
   if (!oidc) return undefined;
-  const jti = fileJtiStore(join(trust.stateDir, 'oidc-jti'));
+  const jti = openOnceStore(trust.stateStore, 'SECMLOPS_WORKER_STATE');
   return async (start: OidcStart, pipelineId: string) => {
     if (!credentials) refuse('this worker has no GitHub credentials, so it cannot confirm a pull request');
     if (start.workflowId !== pipelineId)

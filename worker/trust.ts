@@ -30,8 +30,11 @@ export interface TrustConfig {
   oidc?: OidcTrust;
   /** The github channel's private key, held by workers only: it signs decisions read from PR comments. */
   githubChannelKeyPath: string;
-  /** Worker state shared by the workers on one volume (single-use OIDC token IDs). */
-  stateDir: string;
+  /**
+   * Where workers record single-use OIDC token IDs: a SQLite file (workers of one host) or a postgres:// URL
+   * (workers on several hosts must share one, or a token could be replayed against another worker).
+   */
+  stateStore: string;
 }
 
 export const GITHUB_OIDC_ISSUER = 'https://token.actions.githubusercontent.com';
@@ -83,6 +86,6 @@ export function trustFromEnv(env: NodeJS.ProcessEnv = process.env, opts: { dev?:
         }
       : {}),
     githubChannelKeyPath: env.SECMLOPS_GITHUB_CHANNEL_KEY ?? join(keys, 'github.key'),
-    stateDir: join(home, 'state'),
+    stateStore: env.SECMLOPS_WORKER_STATE ?? join(home, 'state', 'worker.sqlite'),
   };
 }

@@ -15,7 +15,8 @@ import { rawPublicKey } from '../../activities/keys.js';
 import type { PipelineStatus } from '../../workflows/messages.js';
 import { makeFixture, testPolicy, type Fixture } from '../helpers/fixture.js';
 import { startPipeline, startStack, status, uniqueId, waitForStage, type Stack } from '../helpers/temporal.js';
-import { fileJtiStore } from '../../client/once-store.js';
+import { openOnceStore } from '../../client/once-store.js';
+import { startPostgres, type Postgres } from '../helpers/postgres.js';
 import { waitUntil } from '../helpers/processes.js';
 
 const CHROMIUM = process.env.SECMLOPS_CHROMIUM ?? '/usr/bin/chromium';
@@ -38,8 +39,10 @@ const posted: {
 }[] = [];
 let slackApi: Server;
 let slackUrl: string;
+let postgres: Postgres;
 
 beforeAll(async () => {
+  postgres = await startPostgres();
   fx = await makeFixture();
   slackApi = createServer((req, res) => {
     let raw = '';
@@ -75,7 +78,7 @@ beforeAll(async () => {
     tokenPublicKey: await loadPublicKey(`${fx.keys}/token.pub`),
     consoleKey: await loadPrivateKey(fx.key('console')),
     slack: { signingSecret: SECRET, key: await loadPrivateKey(fx.key('slack')) },
-    state: fileJtiStore(join(fx.dir, 'console-state')),
+    state: openOnceStore(join(fx.dir, 'console-state.sqlite'), 'TEST_STATE'),
   });
   url = await app.listen({ port: 0, host: '127.0.0.1' });
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
@@ -85,6 +88,7 @@ afterAll(async () => {
   await browser?.close();
   await app?.close();
   await stack?.stop();
+  await postgres?.stop();
 });
 
 /** A pipeline whose plan waits for R3 (alice, bea, mia), then data; the author is mia. */
@@ -239,23 +243,26 @@ describe('look-alike pipelines', () => {
   }, 60_000);
 });
 
-describe('console state across restarts', () => {
-  test('a signed-out token stays signed out and a seen Slack request stays refused after the console restarts', async () => {
-    const dir = join(fx.dir, 'restart-state');
+describe.each(['sqlite', 'postgres'] as const)('console state in %s', (kind) => {
+  test('two consoles agree on a sign-out and a seen Slack request, and both stay refused after a restart', async () => {
+    const spec = kind === 'sqlite' ? join(fx.dir, 'shared-state') + '/' : postgres.url;
     const open = async () => {
       const c = createConsole({
         connect: async () => stack.client,
         tokenPublicKey: await loadPublicKey(`${fx.keys}/token.pub`),
         slack: { signingSecret: SECRET, key: await loadPrivateKey(fx.key('slack')) },
-        state: fileJtiStore(dir),
+        state: openOnceStore(spec, 'SECMLOPS_CONSOLE_STATE'),
       });
       return { c, base: await c.listen({ port: 0, host: '127.0.0.1' }) };
     };
-    const token = issueToken('alice', 3600_000, tokenKey);
+    const token = issueToken(`alice`, 3600_000, tokenKey);
     const cookie = `secmlops_session=${token}`;
     const first = await open();
+    const second = await open();
     const home = await fetch(`${first.base}/`, { headers: { cookie }, redirect: 'manual' });
     expect(home.status).toBe(200);
+    // Signed in on the second console as well, before the sign-out.
+    expect((await fetch(`${second.base}/`, { headers: { cookie }, redirect: 'manual' })).status).toBe(200);
     const csrf = /name="csrf" value="([^"]+)"/.exec(await home.text())![1];
     await fetch(`${first.base}/signout`, {
       method: 'POST',
@@ -264,7 +271,7 @@ describe('console state across restarts', () => {
       redirect: 'manual',
     });
     // A Slack request for an unknown pipeline: accepted once (answered 200), which records its signature.
-    const raw = `payload=${encodeURIComponent(JSON.stringify({ type: 'block_actions', user: { id: 'U0ALICE01' }, actions: [{ action_id: 'approve', value: JSON.stringify({ workflowId: 'nope', stage: 'plan' }) }] }))}`;
+    const raw = `payload=${encodeURIComponent(JSON.stringify({ type: 'block_actions', user: { id: 'U0ALICE01' }, actions: [{ action_id: 'approve', value: JSON.stringify({ workflowId: `nope-${kind}`, stage: 'plan' }) }] }))}`;
     const ts = String(Math.floor(Date.now() / 1000));
     const headers = {
       'content-type': 'application/x-www-form-urlencoded',
@@ -272,15 +279,12 @@ describe('console state across restarts', () => {
       'x-slack-signature': slackSignature(SECRET, ts, raw),
     };
     expect((await fetch(`${first.base}/slack/interactivity`, { method: 'POST', headers, body: raw })).status).toBe(200);
-    await first.c.close();
 
-    // A second console process on the same state: the revoked token does not sign in, the replay is refused.
-    const second = await open();
-    try {
-      const again = await fetch(`${second.base}/`, { headers: { cookie }, redirect: 'manual' });
+    const refused = async (base: string) => {
+      const again = await fetch(`${base}/`, { headers: { cookie }, redirect: 'manual' });
       expect(again.status).toBe(303);
       expect(again.headers.get('location')).toBe('/signin');
-      const signin = await fetch(`${second.base}/signin`, {
+      const signin = await fetch(`${base}/signin`, {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
         body: `token=${encodeURIComponent(token)}`,
@@ -288,11 +292,20 @@ describe('console state across restarts', () => {
       });
       expect(signin.status).toBe(401);
       expect(await signin.text()).toContain('That token was refused: it was signed out.');
-      const replay = await fetch(`${second.base}/slack/interactivity`, { method: 'POST', headers, body: raw });
+      const replay = await fetch(`${base}/slack/interactivity`, { method: 'POST', headers, body: raw });
       expect(replay.status).toBe(401);
       expect(await replay.json()).toEqual({ error: 'this signed request was already received (a replay?)' });
+    };
+    // The other console, running at the same time, refuses both.
+    await refused(second.base);
+    await first.c.close();
+    await second.c.close();
+    // And a console started afterwards (a restart) still does.
+    const third = await open();
+    try {
+      await refused(third.base);
     } finally {
-      await second.c.close();
+      await third.c.close();
     }
   });
 });
@@ -366,7 +379,7 @@ describe('pipeline page', () => {
 
 describe('console without Temporal', () => {
   test('serves pages that say what is missing, and still refuses unsigned Slack requests', async () => {
-    const state = fileJtiStore(join(fx.dir, 'down-state'));
+    const state = openOnceStore(join(fx.dir, 'down-state.sqlite'), 'TEST_STATE');
     const down = createConsole({
       connect: async () => Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:1')),
       tokenPublicKey: await loadPublicKey(`${fx.keys}/token.pub`),
@@ -550,7 +563,7 @@ describe('Slack notifications', () => {
         botToken: 'xoxb-test-token',
         apiUrl: slackUrl,
       },
-      state: fileJtiStore(join(fx.dir, 'bot-state')),
+      state: openOnceStore(join(fx.dir, 'bot-state.sqlite'), 'TEST_STATE'),
     });
     const botUrl = await withBot.listen({ port: 0, host: '127.0.0.1' });
     const press = {

@@ -3,13 +3,12 @@
 // reason may accept the attack the day that other check changes.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { createHmac, generateKeyPairSync, randomUUID, sign, type KeyObject } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileJtiStore } from '../../client/once-store.js';
+import { openOnceStore } from '../../client/once-store.js';
 import { OidcError, prFromRef, verifyActionsToken, type OidcOptions } from '../../github/oidc.js';
 
 const ISSUER = 'https://token.actions.githubusercontent.com';
@@ -126,7 +125,7 @@ function opts(over: Partial<OidcOptions> = {}): OidcOptions {
     jwksUrl: `${jwks.url}/jwks`,
     audience: AUDIENCE,
     repositories: ['Octo-Org/Model', 'octo-org/other'],
-    jti: fileJtiStore(join(dir, 'jti')),
+    jti: openOnceStore(join(dir, 'jti.sqlite'), 'TEST_STATE'),
     ...over,
   };
 }
@@ -223,10 +222,10 @@ describe('verifyActionsToken refuses', () => {
     await expect(verifyActionsToken(token, opts())).rejects.toThrow(
       new RegExp(`^token ID "${jti}" was already used: ID tokens are single-use$`),
     );
-    // Also through a fresh store instance on the same directory, as another worker would be.
-    await expect(verifyActionsToken(token, opts({ jti: fileJtiStore(join(dir, 'jti')) }))).rejects.toThrow(
-      /was already used/,
-    );
+    // Also through a fresh store instance on the same file, as another worker would be.
+    await expect(
+      verifyActionsToken(token, opts({ jti: openOnceStore(join(dir, 'jti.sqlite'), 'TEST_STATE') })),
+    ).rejects.toThrow(/was already used/);
   });
 
   test('a header jku/x5u/jwk pointing at the attacker key: keys come only from the configured URL', async () => {
@@ -320,53 +319,6 @@ describe('JWKS caching', () => {
     // Over 10 minutes after the last fetch (at t0 + 61 s), the JWKS is fetched again.
     await verifyActionsToken(mint({ exp: nowS() + 3000 }), opts({ jwksUrl: url, now: t0 + 12 * 60_000 }));
     expect(jwks.hits.get(path)).toBe(3);
-  });
-});
-
-describe('fileJtiStore', () => {
-  test('two instances on one directory agree, and a new instance (a restart) remembers', async () => {
-    const d = join(dir, 'store-agree', 'nested');
-    const a = fileJtiStore(d);
-    const b = fileJtiStore(d);
-    const exp = nowS() + 300;
-    expect(await a.claim('run-1', exp)).toBe(true);
-    expect(await b.claim('run-1', exp)).toBe(false);
-    expect(await a.claim('run-1', exp)).toBe(false);
-    expect(await b.claim('run-2', exp)).toBe(true);
-    const restarted = fileJtiStore(d);
-    expect(await restarted.claim('run-1', exp)).toBe(false);
-    expect(await restarted.claim('run-2', exp)).toBe(false);
-    expect(await restarted.claim('run-3', exp)).toBe(true);
-  });
-
-  test('racing claims of one ID: exactly one wins', async () => {
-    const stores = Array.from({ length: 8 }, () => fileJtiStore(join(dir, 'store-race')));
-    const results = await Promise.all(stores.map((s) => s.claim('contested', nowS() + 300)));
-    expect(results.filter(Boolean)).toHaveLength(1);
-  });
-
-  test('a hostile jti cannot escape the directory (file names are sha256 hex)', async () => {
-    const d = join(dir, 'store-paths');
-    expect(await fileJtiStore(d).claim('../../escaped\0', nowS() + 300)).toBe(true);
-    expect(await readdir(d)).toEqual([expect.stringMatching(/^[0-9a-f]{64}$/)]);
-    expect(existsSync(join(dir, 'escaped'))).toBe(false);
-  });
-
-  test('sweeps records more than an hour past their exp, keeps the rest and files that are not its own', async () => {
-    const d = join(dir, 'store-sweep');
-    const first = fileJtiStore(d);
-    await first.claim('setup', nowS() + 300);
-    const old = 'f'.repeat(64);
-    const recent = 'e'.repeat(64);
-    await writeFile(join(d, old), String(nowS() - 7200));
-    await writeFile(join(d, recent), String(nowS() - 600));
-    await writeFile(join(d, 'README'), String(nowS() - 7200));
-    // A new instance sweeps on its first claim, in the background.
-    await fileJtiStore(d).claim('trigger', nowS() + 300);
-    for (let i = 0; i < 100 && existsSync(join(d, old)); i++) await new Promise((r) => setTimeout(r, 20));
-    expect(existsSync(join(d, old))).toBe(false);
-    expect(existsSync(join(d, recent))).toBe(true);
-    expect(existsSync(join(d, 'README'))).toBe(true);
   });
 });
 

@@ -37,7 +37,7 @@ export async function makeFixture(): Promise<Fixture> {
     policyRoot: dir,
     startKeys: [(await readFile(join(keys, 'cli.pub'), 'utf8')).trim()],
     githubChannelKeyPath: join(keys, 'github.key'),
-    stateDir: join(dir, 'state'),
+    stateStore: join(dir, 'state', 'worker.sqlite'),
   };
   const env = {
     SECMLOPS_RELEASE_KEY: join(keys, 'release.key'),

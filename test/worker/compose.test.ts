@@ -49,6 +49,22 @@ describe('docker-compose.yml', () => {
     }
   });
 
+  test('keeps the console and worker once-stores on volumes, and builds their SQLite module in the image', async () => {
+    const { stdout } = await run('docker-compose', ['-f', 'docker-compose.yml', 'config'], { env });
+    expect(stdout).toContain('SECMLOPS_CONSOLE_STATE: /var/lib/secmlops/console-state/');
+    expect(stdout).toContain('- console-state:/var/lib/secmlops/console-state:rw');
+    expect(stdout).toContain('SECMLOPS_WORKER_STATE: /var/lib/secmlops/state/worker.sqlite');
+    expect(stdout).toContain('- worker-state:/var/lib/secmlops/state:rw');
+    // Postgres instead, from the operator's environment.
+    const { stdout: pg } = await run('docker-compose', ['-f', 'docker-compose.yml', 'config'], {
+      env: { ...env, SECMLOPS_CONSOLE_STATE: 'postgres://secmlops:pw@postgresql/secmlops' },
+    });
+    expect(pg).toContain('SECMLOPS_CONSOLE_STATE: postgres://secmlops:pw@postgresql/secmlops');
+    // `npm ci --ignore-scripts` skips every install script: the image must build better-sqlite3's binary itself.
+    const dockerfile = await readFile('Dockerfile', 'utf8');
+    expect(dockerfile).toMatch(/npm ci --omit=dev --ignore-scripts \\\n && npm rebuild better-sqlite3/);
+  });
+
   test('refuses to render without a database password', async () => {
     const { POSTGRES_PASSWORD: _unused, ...without } = env;
     await expect(
