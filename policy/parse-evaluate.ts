@@ -1,5 +1,7 @@
 // The `evaluate` block (the attack suite) and the gate metrics each stage measures.
 import { DATA_METRIC_PATTERN, EVALUATE_METRIC_PATTERN, TRAIN_METRIC_PATTERN } from './gates.js';
+import { own } from './own.js';
+import { unknownSplit } from './parse-train.js';
 import { Reader, join } from './reader.js';
 import { ATTACK_NAMES, type Artifacts, type AttackConfig, type EvaluateConfig, type Stage } from './types.js';
 
@@ -21,9 +23,9 @@ export function readEvaluate(r: Reader, v: unknown, stages: Stage[], artifacts: 
       'the evaluate stage needs a model to attack: artifacts.model, or a train stage before it',
     );
   const split = m.split === undefined ? 'test' : r.string(m.split, 'evaluate.split');
-  if (!artifacts.dataset?.splits[split])
-    r.fail('evaluate.split', `split "${split}" is not in artifacts.dataset.splits`);
-  const classes = artifacts.dataset.classes;
+  const dataset = artifacts.dataset;
+  if (!dataset || !own(dataset.splits, split)) r.fail('evaluate.split', unknownSplit(split, artifacts));
+  const classes = dataset.classes;
   const range =
     m.range === undefined
       ? [0, 1]
@@ -93,7 +95,7 @@ export function checkGateMetric(
   const data = DATA_METRIC_PATTERN.exec(metric);
   if (data) {
     if (!runs('data')) r.fail(path, `metric "${metric}" is measured by the data stage, which this policy does not run`);
-    if (!artifacts.dataset?.splits[data[1]])
+    if (!own(artifacts.dataset?.splits, data[1]))
       r.fail(path, `metric "${metric}" names split "${data[1]}", which artifacts.dataset.splits does not define`);
     return;
   }

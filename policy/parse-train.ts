@@ -1,5 +1,5 @@
 // The `train` block: what the train stage trains and how.
-import { parseDuration } from './duration.js';
+import { own } from './own.js';
 import { Reader, join } from './reader.js';
 import type { Artifacts, Stage, TrainConfig } from './types.js';
 
@@ -28,7 +28,7 @@ export function readTrain(r: Reader, v: unknown, stages: Stage[], artifacts: Art
     ],
   });
   const split = m.split === undefined ? 'train' : r.string(m.split, 'train.split');
-  if (!artifacts.dataset?.splits[split]) r.fail('train.split', `split "${split}" is not in artifacts.dataset.splits`);
+  if (!own(artifacts.dataset?.splits, split)) r.fail('train.split', unknownSplit(split, artifacts));
   let defense: TrainConfig['defense'] = { kind: 'none' };
   if (m.defense !== undefined) {
     const d = r.mapping(m.defense, 'train.defense', {
@@ -72,12 +72,13 @@ export function readTrain(r: Reader, v: unknown, stages: Stage[], artifacts: Art
     r.fail('train.range', `expected [min, max] with min < max, got [${range.join(', ')}]`);
   let heartbeatTimeoutMs = 60_000;
   if (m.heartbeatTimeout !== undefined) {
-    const text = r.string(m.heartbeatTimeout, 'train.heartbeatTimeout');
-    const ms = parseDuration(text);
     // The activity heartbeats every 10 s even between progress reports; less than that would time out healthy runs.
-    if (ms === undefined || ms < 15_000)
-      r.fail('train.heartbeatTimeout', `expected a duration of at least 15s such as "60s" or "2m", got "${text}"`);
-    heartbeatTimeoutMs = ms;
+    heartbeatTimeoutMs = r.duration(
+      m.heartbeatTimeout,
+      'train.heartbeatTimeout',
+      'expected a duration of at least 15s such as "60s" or "2m"',
+      15_000,
+    );
   }
   return {
     split,
@@ -99,4 +100,10 @@ export function readTrain(r: Reader, v: unknown, stages: Stage[], artifacts: Art
     checkpointEvery: m.checkpointEvery === undefined ? 100 : r.integer(m.checkpointEvery, 'train.checkpointEvery', 1),
     heartbeatTimeoutMs,
   };
+}
+
+/** Names the split that is missing and the ones there are: a split is looked up as an own key only. */
+export function unknownSplit(split: string, artifacts: Artifacts): string {
+  const names = Object.keys(artifacts.dataset?.splits ?? {});
+  return `split "${split}" is not in artifacts.dataset.splits; ${names.length ? `splits are: ${names.join(', ')}` : 'it defines none'}`;
 }

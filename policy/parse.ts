@@ -1,18 +1,16 @@
-import { LineCounter, parseDocument } from 'yaml';
-import { decodeBase64 } from './base64.js';
 import { DEFAULT_APPROVALS, DEFAULT_ROLES, LIFECYCLE } from './defaults.js';
-import { parseDuration } from './duration.js';
-import { PolicyError } from './errors.js';
+import { own } from './own.js';
 import { checkGateMetric, readEvaluate } from './parse-evaluate.js';
+import { readChannels, readKey } from './parse-keys.js';
 import { readTrain } from './parse-train.js';
 import { Reader, join } from './reader.js';
+import { checkApprovals } from './satisfiable.js';
+import { readYaml } from './yaml.js';
 import {
-  CHANNELS,
   STAGE_NAMES,
   STRIDE,
   type Approval,
   type Artifacts,
-  type Channel,
   type Gate,
   type GateOp,
   type Person,
@@ -23,6 +21,9 @@ import {
   type StrideCategory,
   type ThreatModel,
 } from './types.js';
+
+export { MAX_ALIAS_COUNT, MAX_POLICY_BYTES } from './yaml.js';
+export { MAX_DURATION_MS } from './reader.js';
 
 export interface ParseOptions {
   /** Name used in messages, usually the path the text was read from. */
@@ -35,18 +36,13 @@ const ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const SHA256 = /^[0-9a-f]{64}$/;
 const GATE_OPS: readonly GateOp[] = ['>=', '>', '<=', '<', '=='];
 
-/** Parses and validates `secmlops.yaml`. Pure: no I/O, so every entry point (and workflows) can share it. */
+/**
+ * Parses and validates `secmlops.yaml`. Pure: no I/O, so every entry point (and workflows) can share it. A policy
+ * that parses can also run: every approval it asks for can be met by the people it names.
+ */
 export function parsePolicy(text: string, opts: ParseOptions): Policy {
   const r = new Reader(opts.file);
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false, lineCounter });
-  if (doc.errors.length > 0) {
-    const e = doc.errors[0];
-    const pos = lineCounter.linePos(e.pos[0]);
-    const where = `line ${pos.line}, column ${pos.col}`;
-    throw new PolicyError(opts.file, where, `not valid YAML: ${e.message.split('\n')[0]}`);
-  }
-  const top = r.mapping(doc.toJS(), '', {
+  const top = r.mapping(readYaml(text, opts.file), '', {
     required: ['version', 'name', 'people', 'stages'],
     optional: [
       'roles',
@@ -104,7 +100,15 @@ export function parsePolicy(text: string, opts: ParseOptions): Policy {
       policy.notifications = { slack: { channel } };
     }
   }
+  checkApprovals(r, policy, explicitApprovals(top.stages));
   return policy;
+}
+
+/** Which stages wrote their approval out (readStages has checked the list's shape). */
+function explicitApprovals(v: unknown): boolean[] {
+  return (v as unknown[]).map(
+    (raw) => typeof raw === 'object' && raw !== null && (raw as Record<string, unknown>).approval !== undefined,
+  );
 }
 
 function readPeople(r: Reader, v: unknown): Person[] {
@@ -114,6 +118,7 @@ function readPeople(r: Reader, v: unknown): Person[] {
   for (const [id, raw] of Object.entries(m)) {
     const path = join('people', id);
     r.string(id, path, ID, 'a person id of letters, digits, ".", "_" or "-"');
+    r.definedName(id, path, 'person id');
     const p = r.mapping(raw, path, { optional: ['name', 'github', 'slack', 'console'] });
     const person: Person = { id };
     for (const k of ['name', 'github', 'slack', 'console'] as const) {
@@ -145,8 +150,9 @@ function readRoles(r: Reader, v: unknown, people: Person[]): Role[] {
   for (const [id, raw] of Object.entries(m)) {
     const path = join('roles', id);
     r.string(id, path, ID, 'a role id of letters, digits, ".", "_" or "-"');
+    r.definedName(id, path, 'role id');
     const rm = r.mapping(raw, path, { optional: ['name', 'members'] });
-    const name = r.optString(rm.name, join(path, 'name')) ?? DEFAULT_ROLES[id];
+    const name = r.optString(rm.name, join(path, 'name')) ?? own(DEFAULT_ROLES, id);
     if (!name) r.fail(join(path, 'name'), `role "${id}" is not one of the default roles R1-R8, so it needs a name`);
     const members = rm.members === undefined ? [] : r.list(rm.members, join(path, 'members'));
     const checked = members.map((x, i) => {
@@ -189,7 +195,7 @@ function readStages(r: Reader, v: unknown, roleIds: Set<string>): Stage[] {
     else {
       stage.approval =
         m.approval === undefined
-          ? { ...DEFAULT_APPROVALS[stage.name] }
+          ? { ...own(DEFAULT_APPROVALS, stage.name)! }
           : readApproval(r, m.approval, join(path, 'approval'), roleIds);
       stages.push(stage);
     }
@@ -212,13 +218,8 @@ function readApproval(r: Reader, v: unknown, path: string, roleIds: Set<string>)
   const minQuorum = everyRole ? roles.length : 1;
   const quorum = m.quorum === undefined ? minQuorum : r.integer(m.quorum, join(path, 'quorum'), minQuorum, 100);
   const approval: Approval = { roles, quorum, everyRole };
-  const duration = (key: 'timeout' | 'deadline') => {
-    const text = r.string(m[key], join(path, key));
-    const ms = parseDuration(text);
-    if (ms === undefined || ms <= 0)
-      r.fail(join(path, key), `expected a duration such as 90s, 30m, 4h or 7d, got "${text}"`);
-    return ms;
-  };
+  const duration = (key: 'timeout' | 'deadline') =>
+    r.duration(m[key], join(path, key), 'expected a duration such as 90s, 30m, 4h or 7d');
   if (m.timeout !== undefined) approval.timeoutMs = duration('timeout');
   if (m.deadline !== undefined) approval.deadlineMs = duration('deadline');
   if (m.escalation !== undefined) {
@@ -265,6 +266,7 @@ function readArtifacts(r: Reader, v: unknown): Artifacts {
     const sm = d.splits === undefined ? {} : r.mapping(d.splits, 'artifacts.dataset.splits', 'any');
     for (const [split, raw] of Object.entries(sm)) {
       const path = join('artifacts.dataset.splits', split);
+      r.definedName(split, path, 'split name');
       const s = r.mapping(raw, path, { required: ['images', 'labels'] });
       const pick = (k: 'images' | 'labels') => {
         const p = r.string(s[k], join(path, k));
@@ -353,42 +355,4 @@ function readThreatModel(r: Reader, v: unknown, roleIds: Set<string>): ThreatMod
     },
   );
   return { assets, controls, acceptances };
-}
-
-function readChannels(r: Reader, v: unknown, opts: ParseOptions): Policy['channels'] {
-  if (v === undefined) return {};
-  const m = r.mapping(v, 'channels', { optional: [...CHANNELS] });
-  const out: Policy['channels'] = {};
-  for (const [name, raw] of Object.entries(m)) {
-    const path = join('channels', name);
-    const c = r.mapping(raw, path, { optional: ['publicKey', 'publicKeyFile'] });
-    const key = readKey(r, c, path, opts);
-    if (!key) r.fail(path, 'expected publicKey (base64 of a raw Ed25519 public key) or publicKeyFile');
-    out[name as Channel] = { publicKey: key };
-  }
-  return out;
-}
-
-function readKey(r: Reader, m: Record<string, unknown>, path: string, opts: ParseOptions): string | undefined {
-  if (m.publicKey !== undefined && m.publicKeyFile !== undefined)
-    r.fail(path, 'give publicKey or publicKeyFile, not both');
-  let text: string | undefined;
-  let where = join(path, 'publicKey');
-  if (m.publicKeyFile !== undefined) {
-    where = join(path, 'publicKeyFile');
-    const file = r.string(m.publicKeyFile, where);
-    if (!opts.readKeyFile) r.fail(where, 'key files cannot be read here; give publicKey instead');
-    try {
-      text = opts.readKeyFile(file);
-    } catch (e) {
-      r.fail(
-        where,
-        `cannot read "${file}" (${(e as Error).message.split('\n')[0]}); run \`npx secmlops keys init\` to create the development keys`,
-      );
-    }
-  } else if (m.publicKey !== undefined) text = r.string(m.publicKey, where);
-  if (text === undefined) return undefined;
-  const bytes = decodeBase64(text);
-  if (!bytes || bytes.length !== 32) r.fail(where, 'expected an Ed25519 public key: base64 of 32 raw bytes');
-  return text.trim();
 }

@@ -1,6 +1,11 @@
+import { parseDuration } from './duration.js';
 import { PolicyError, describeValue } from './errors.js';
+import { PROTOTYPE_KEYS } from './own.js';
 
 type Mapping = Record<string, unknown>;
+
+/** The longest duration a policy may give: a year. Longer ones are typos, and huge ones overflow timers. */
+export const MAX_DURATION_MS = 365 * 86_400_000;
 
 /** Walks untrusted YAML data, turning every surprise into a PolicyError that names its path. */
 export class Reader {
@@ -61,6 +66,27 @@ export class Reader {
   boolean(v: unknown, path: string): boolean {
     if (typeof v !== 'boolean') this.fail(path, `expected true or false, got ${describeValue(v)}`);
     return v;
+  }
+
+  /** A name the policy defines and later looks up (a person, role or split): none that every object inherits. */
+  definedName(name: string, path: string, what: string): string {
+    if (PROTOTYPE_KEYS.includes(name))
+      this.fail(path, `"${name}" cannot be a ${what}: every JavaScript object inherits a property of that name`);
+    return name;
+  }
+
+  /**
+   * A duration such as "90s" or "7d" in milliseconds, from minMs up to a year; `expected` describes a good one for
+   * the message when the text is not one or is too short.
+   */
+  duration(v: unknown, path: string, expected: string, minMs = 1): number {
+    const text = this.string(v, path);
+    const ms = parseDuration(text);
+    if (ms === undefined) this.fail(path, `${expected}, got ${describeValue(text)}`);
+    if (!(ms <= MAX_DURATION_MS))
+      this.fail(path, `expected a duration of at most 365d (one year), got ${describeValue(text)}`);
+    if (ms < minMs) this.fail(path, `${expected}, got ${describeValue(text)}`);
+    return ms;
   }
 
   oneOf<T extends string>(v: unknown, path: string, options: readonly T[]): T {

@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { loadPolicy } from '../../cli/load-policy.js';
 import { PolicyError, parsePolicy, quorumMet, threatMatrix, type Approval, type Vote } from '../../policy/index.js';
 
-const KEY = Buffer.alloc(32, 7).toString('base64');
+// RFC 8032's first test key: a real Ed25519 public key (32 bytes of 7 are not a point on the curve).
+const KEY = '11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=';
 const VALID = `
 version: 1
 name: demo
@@ -15,6 +16,7 @@ roles:
   R3: { members: [alice] }
   R5: { members: [carol] }
   R7: { members: [omar, carol] }
+  R8: { members: [carol] }
 stages:
   - name: plan
     approval: { roles: [R3], timeout: 1h, escalation: R8, deadline: 2d }
@@ -198,6 +200,7 @@ describe('the evaluate block', () => {
 version: 1
 name: ev
 people: { alice: {} }
+roles: { R3: { members: [alice] } }
 stages: [evaluate]
 artifacts:
   dataset:
@@ -274,6 +277,7 @@ describe('the train block', () => {
 version: 1
 name: tr
 people: { mia: {} }
+roles: { R2: { members: [mia] } }
 stages: [train]
 artifacts:
   dataset:
