@@ -7,6 +7,8 @@ import { createSession } from '../engine/runtime/session.js';
 import { decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../engine/train/checkpoint.js';
 import { accuracy, train, type Defense } from '../engine/train/trainer.js';
 import { ARCHITECTURES, deployableModel } from '../engine/train/zoo.js';
+import type { LoadOptions } from '../engine/onnx/limits.js';
+import { modelLimitsFrom } from './model-limits.js';
 import { progressBar } from './render.js';
 
 export interface TrainCommand {
@@ -119,7 +121,7 @@ function describeDefense(d: Defense): string {
   return `TRADES beta ${d.beta ?? 6} (PGD-${d.steps ?? 7} on KL) eps ${d.eps}${step}`;
 }
 
-export interface AttackCommand {
+export interface AttackCommand extends LoadOptions {
   model: string;
   data: string;
   attack: string;
@@ -145,7 +147,7 @@ export async function attackCommand(o: AttackCommand): Promise<void> {
   if (o.norm !== 'linf' && o.norm !== 'l2') throw new Error(`--norm must be linf or l2, not "${o.norm}"`);
   const [min, max] = o.range.split(',').map(Number);
   if (!(min < max)) throw new Error(`--range must be "min,max" with min < max, got "${o.range}"`);
-  const model = await loadModel(o.model);
+  const model = await loadModel(o.model, modelLimitsFrom(o));
   const data = await loadSplit(o.data, 'test', { limit: o.limit });
   let attack = o.attack as (typeof ATTACKS)[number];
   const missing = inspectModel(model).withoutGradient;

@@ -12,6 +12,8 @@ import { loadPolicy, loadPolicyWithDigest } from './load-policy.js';
 import { renderStatus, stageProgress, type ActivityProgress } from './render.js';
 import { localSubject, pipelineId } from './subject.js';
 import { verifyFile } from './verify.js';
+import { modelLimitsFrom, withModelLimits } from './model-limits.js';
+import type { LoadOptions } from '../engine/onnx/limits.js';
 
 const program = new Command('secmlops')
   .description('Security controls for every stage of an ML model’s life, as durable Temporal pipelines')
@@ -268,8 +270,7 @@ program
     await trainCommand(o);
   });
 
-program
-  .command('attack')
+withModelLimits(program.command('attack'))
   .description('attack an ONNX model on the IDX test set; prints clean and robust accuracy')
   .requiredOption('--model <file>', 'model.onnx (first input [N, C, H, W], first output logits)')
   .requiredOption('--data <dir>', 'folder with the IDX test files')
@@ -287,15 +288,14 @@ program
     await attackCommand(o);
   });
 
-program
-  .command('inspect')
+withModelLimits(program.command('inspect'))
   .description('list an ONNX model’s inputs, outputs and ops, and which ops lack a gradient rule')
   .argument('<model>', 'model.onnx')
   .option('--json', 'print JSON')
-  .action(async (file: string, o: { json?: boolean }) => {
+  .action(async (file: string, o: { json?: boolean } & LoadOptions) => {
     const { loadModel } = await import('../engine/onnx/model.js');
     const { inspectModel } = await import('../engine/inspect.js');
-    const s = inspectModel(await loadModel(file));
+    const s = inspectModel(await loadModel(file, modelLimitsFrom(o)));
     if (o.json) return console.log(JSON.stringify(s, null, 2));
     const dims = (d: (number | string)[]) => `[${d.join(', ')}]`;
     console.log(

@@ -3,7 +3,15 @@ import { DATA_METRIC_PATTERN, EVALUATE_METRIC_PATTERN, TRAIN_METRIC_PATTERN } fr
 import { own } from './own.js';
 import { unknownSplit } from './parse-train.js';
 import { Reader, join } from './reader.js';
-import { ATTACK_NAMES, type Artifacts, type AttackConfig, type EvaluateConfig, type Stage } from './types.js';
+import {
+  ATTACK_NAMES,
+  MODEL_LIMIT_KEYS,
+  type Artifacts,
+  type AttackConfig,
+  type EvaluateConfig,
+  type ModelLimitsConfig,
+  type Stage,
+} from './types.js';
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
 
@@ -15,7 +23,7 @@ export function readEvaluate(r: Reader, v: unknown, stages: Stage[], artifacts: 
   }
   const m = r.mapping(v, 'evaluate', {
     required: ['attacks'],
-    optional: ['split', 'limit', 'range', 'seed', 'safetyCritical', 'curve'],
+    optional: ['split', 'limit', 'range', 'seed', 'safetyCritical', 'curve', 'modelLimits'],
   });
   if (runs && !artifacts.model && !stages.some((s) => s.name === 'train'))
     r.fail(
@@ -73,6 +81,7 @@ export function readEvaluate(r: Reader, v: unknown, stages: Stage[], artifacts: 
   }
   return {
     curve,
+    ...(m.modelLimits === undefined ? {} : { modelLimits: readModelLimits(r, m.modelLimits) }),
     split,
     limit: m.limit === undefined ? undefined : r.integer(m.limit, 'evaluate.limit', 1),
     range: [range[0], range[1]],
@@ -80,6 +89,29 @@ export function readEvaluate(r: Reader, v: unknown, stages: Stage[], artifacts: 
     safetyCritical,
     attacks,
   };
+}
+
+/**
+ * Raises (or lowers) the limits a model must stay within before onnxruntime sees it. Upper bounds keep a typo from
+ * switching a check off: protobuf messages cannot exceed 2 GiB, and no classifier needs a million nodes.
+ */
+function readModelLimits(r: Reader, v: unknown): ModelLimitsConfig {
+  const path = 'evaluate.modelLimits';
+  const m = r.mapping(v, path, { optional: [...MODEL_LIMIT_KEYS] });
+  const bounds: Record<(typeof MODEL_LIMIT_KEYS)[number], number> = {
+    maxBytes: 2 ** 31 - 1,
+    maxTensorBytes: 2 ** 34,
+    maxTotalTensorBytes: 2 ** 34,
+    maxNodes: 1_000_000,
+    maxInitializers: 1_000_000,
+    maxGraphDepth: 64,
+  };
+  const out: ModelLimitsConfig = {};
+  for (const k of MODEL_LIMIT_KEYS) {
+    const x = own(m, k);
+    if (x !== undefined) out[k] = r.integer(x, join(path, k), 1, bounds[k]);
+  }
+  return out;
 }
 
 /** Checks that a gate's metric is one a stage of this policy measures. */

@@ -134,7 +134,19 @@ export interface EvaluateConfig {
   attacks: AttackConfig[];
   /** Robust accuracy of one attack at several budgets: the accuracy-versus-epsilon curve. */
   curve?: { attack: 'fgsm' | 'pgd'; steps?: number; eps: number[] };
+  /** Limits the model must stay within (engine/onnx/limits.ts has the defaults). */
+  modelLimits?: ModelLimitsConfig;
 }
+
+export const MODEL_LIMIT_KEYS = [
+  'maxBytes',
+  'maxTensorBytes',
+  'maxTotalTensorBytes',
+  'maxNodes',
+  'maxInitializers',
+  'maxGraphDepth',
+] as const;
+export type ModelLimitsConfig = Partial<Record<(typeof MODEL_LIMIT_KEYS)[number], number>>;
 
 export interface TrainConfig {
   /** A split of artifacts.dataset.splits (default train). */

@@ -5,17 +5,21 @@ import { AttackTarget } from '../attacks/target.js';
 import { loadPair } from '../data/fashion.js';
 import { inspectModel } from '../inspect.js';
 import { computeMetrics } from '../metrics/metrics.js';
-import { OnnxError, parseModel } from '../onnx/model.js';
+import { RegularFileError, readRegular } from '../io/regular-file.js';
+import { MODEL_LIMITS, OnnxError, parseModel } from '../onnx/model.js';
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import type { EvaluateRequest, EvaluateResult, JobProgress } from './protocol.js';
 
 export async function evaluateJob(req: EvaluateRequest, progress: (p: JobProgress) => void): Promise<EvaluateResult> {
-  const bytes = await readFile(req.modelPath);
+  const bytes = await readRegular(req.modelPath, req.modelLimits?.maxBytes ?? MODEL_LIMITS.maxBytes).catch(
+    (e: unknown) => {
+      throw e instanceof RegularFileError ? new OnnxError(req.modelPath, e.why) : e;
+    },
+  );
   const digest = createHash('sha256').update(bytes).digest('hex');
   if (digest !== req.modelSha256)
     throw new OnnxError(req.modelPath, `SHA-256 is ${digest}, expected ${req.modelSha256}; refusing to load it`);
-  const model = parseModel(bytes, req.modelPath);
+  const model = parseModel(bytes, req.modelPath, req.modelLimits);
   const data = await loadPair(req, req.classes, req.limit);
   const withoutGradient = inspectModel(model).withoutGradient;
   const target = await AttackTarget.create(model, { threads: req.threads, executionProvider: req.executionProvider });

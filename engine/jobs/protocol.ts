@@ -2,6 +2,7 @@
 import type { AttackSpec } from '../attacks/run.js';
 import type { TrainConfig } from '../../policy/types.js';
 import type { AttackMetrics } from '../metrics/metrics.js';
+import type { LoadOptions } from '../onnx/limits.js';
 import type { TrainProgress } from '../train/trainer.js';
 
 export interface EvaluateRequest {
@@ -22,6 +23,8 @@ export interface EvaluateRequest {
   curve?: { attack: 'fgsm' | 'pgd'; steps?: number; eps: number[] };
   threads?: number;
   executionProvider?: 'cpu' | 'cuda';
+  /** The policy's evaluate.modelLimits (defaults: engine/onnx/limits.ts). */
+  modelLimits?: LoadOptions;
 }
 
 export interface EvaluateResult {

@@ -1,6 +1,10 @@
 // Supervises an engine job in a child process: relays progress, kills it on abort, and reports a crash clearly.
 import { fork } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve as resolvePath } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type {
   EvaluateRequest,
   EvaluateResult,
@@ -12,6 +16,21 @@ import type {
 } from './protocol.js';
 
 const JOB_MAIN = fileURLToPath(new URL('./job-main.ts', import.meta.url));
+/** tsx by absolute URL: the job's working directory is empty, so a bare `--import tsx` would not resolve. */
+const TSX = pathToFileURL(
+  join(dirname(createRequire(import.meta.url).resolve('tsx/package.json')), 'dist', 'loader.mjs'),
+).href;
+
+/** The request with every path absolute, since the job does not run in this process's working directory. */
+function absolute<R extends EvaluateRequest | TrainRequest>(req: R): R {
+  const r = { ...req, images: resolvePath(req.images), labels: resolvePath(req.labels) };
+  if (r.kind === 'evaluate') return { ...r, modelPath: resolvePath(r.modelPath) };
+  return {
+    ...r,
+    workDir: resolvePath(r.workDir),
+    ...(r.resume ? { resume: { ...r.resume, path: resolvePath(r.resume.path) } } : {}),
+  };
+}
 
 /** A job that failed; `permanent` when its input is at fault and a retry cannot help. */
 export class JobError extends Error {
@@ -44,8 +63,12 @@ export function runJob(
 ): Promise<EvaluateResult | TrainResult> {
   return new Promise((resolve, reject) => {
     if (opts.signal?.aborted) return reject(new Error('the engine job was cancelled before it started'));
+    // An empty working directory of its own: onnxruntime resolves relative paths inside a model (external data)
+    // against it, so even a model that slipped past the check would find nothing there to read.
+    const cwd = mkdtempSync(join(tmpdir(), 'secmlops-job-'));
     const child = fork(JOB_MAIN, [], {
-      execArgv: ['--import', 'tsx'],
+      cwd,
+      execArgv: ['--import', TSX],
       stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
       serialization: 'advanced',
     });
@@ -55,6 +78,7 @@ export function runJob(
     const finish = (f: () => void) => {
       if (settled) return;
       settled = true;
+      rmSync(cwd, { recursive: true, force: true });
       opts.signal?.removeEventListener('abort', abort);
       f();
     };
@@ -82,7 +106,7 @@ export function runJob(
     );
     child.on('spawn', () => {
       if (child.pid) opts.onStart?.(child.pid);
-      child.send(req);
+      child.send(absolute(req));
     });
   });
 }

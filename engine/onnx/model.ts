@@ -1,7 +1,6 @@
 // Reading ONNX models safely: every check runs before onnxruntime sees the bytes, so a hostile file gets a clear
 // error instead of a crash or a huge allocation.
-import { readFile, stat } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, relative, resolve } from 'node:path';
+import { RegularFileError, readRegular } from '../io/regular-file.js';
 import {
   ELEMENT_BYTES,
   num,
@@ -9,8 +8,11 @@ import {
   type GraphProto,
   type ModelProto,
   type NodeProto,
+  type SparseTensorProto,
   type TensorProto,
 } from './proto.js';
+import { MODEL_LIMITS, type LoadOptions, type ModelLimits } from './limits.js';
+import { DepthError, expandedNodeCount, walkModel } from './walk.js';
 
 export class OnnxError extends Error {
   constructor(
@@ -24,31 +26,26 @@ export class OnnxError extends Error {
 
 /** Opsets whose semantics the engine's gradient rules follow. */
 export const OPSET_RANGE = { min: 13, max: 21 } as const;
-export const DEFAULT_MAX_BYTES = 512 * 1024 * 1024;
-/** Declared tensor sizes above this are refused before anything is allocated. */
-export const DEFAULT_MAX_TENSOR_BYTES = 1024 * 1024 * 1024;
 
-export interface LoadOptions {
-  maxBytes?: number;
-  maxTensorBytes?: number;
-}
+export { MODEL_LIMITS, type LoadOptions, type ModelLimits } from './limits.js';
 
 export async function loadModel(path: string, opts: LoadOptions = {}): Promise<ModelProto> {
-  const maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
-  let size: number;
+  const maxBytes = opts.maxBytes ?? MODEL_LIMITS.maxBytes;
+  let bytes: Buffer;
   try {
-    size = (await stat(path)).size;
+    bytes = await readRegular(path, maxBytes);
   } catch (e) {
-    throw new OnnxError(path, `cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    if (e instanceof RegularFileError) throw new OnnxError(path, e.why);
+    throw e;
   }
-  if (size > maxBytes) throw new OnnxError(path, `the file is ${mb(size)}, over the ${mb(maxBytes)} limit`);
-  return parseModel(await readFile(path), path, opts);
+  return parseModel(bytes, path, opts);
 }
 
 export function parseModel(bytes: Uint8Array, file: string, opts: LoadOptions = {}): ModelProto {
   if (bytes.length === 0) throw new OnnxError(file, 'the file is empty');
-  if (bytes.length > (opts.maxBytes ?? DEFAULT_MAX_BYTES))
-    throw new OnnxError(file, `the model is ${mb(bytes.length)}, over the limit`);
+  const maxBytes = opts.maxBytes ?? MODEL_LIMITS.maxBytes;
+  if (bytes.length > maxBytes)
+    throw new OnnxError(file, `the model is ${mb(bytes.length)}, over the ${mb(maxBytes)} limit (maxBytes)`);
   let model: ModelProto;
   try {
     model = onnx.ModelProto.decode(bytes);
@@ -60,6 +57,7 @@ export function parseModel(bytes: Uint8Array, file: string, opts: LoadOptions = 
 }
 
 export function checkModel(model: ModelProto, file: string, opts: LoadOptions = {}): void {
+  const limits: ModelLimits = { ...MODEL_LIMITS, ...opts };
   const graph = model.graph;
   if (!graph || !graph.node?.length)
     throw new OnnxError(file, 'not an ONNX model: it has no graph or the graph has no nodes');
@@ -70,39 +68,70 @@ export function checkModel(model: ModelProto, file: string, opts: LoadOptions = 
   if (version < OPSET_RANGE.min || version > OPSET_RANGE.max) {
     throw new OnnxError(file, `opset ${version} is outside the supported range ${OPSET_RANGE.min}-${OPSET_RANGE.max}`);
   }
+  const local = new Set((model.functions ?? []).map((f) => `${f.domain ?? ''}:${f.name ?? ''}`));
   const unknown = new Set<string>();
-  visitGraph(graph, (node) => {
-    if (node.domain && node.domain !== 'ai.onnx')
-      unknown.add(`${node.domain}::${node.opType} (node ${node.name || '?'})`);
-  });
-  if (unknown.size > 0) throw new OnnxError(file, `ops from unknown domains: ${[...unknown].join(', ')}`);
-  const maxTensor = opts.maxTensorBytes ?? DEFAULT_MAX_TENSOR_BYTES;
-  visitTensors(graph, (t, where) => checkTensor(t, where, file, maxTensor));
+  let initializers = 0;
+  let total = 0;
+  const over = (what: string, limit: keyof ModelLimits, shown: string) =>
+    new OnnxError(file, `${what}, over the limit of ${shown} (${limit}; raise it with --${flag(limit)} or the policy)`);
+  const count = (bytes: number, where: string) => {
+    initializers++;
+    if (initializers > limits.maxInitializers)
+      throw over(`more than ${limits.maxInitializers} tensors`, 'maxInitializers', String(limits.maxInitializers));
+    total += bytes;
+    if (total > limits.maxTotalTensorBytes)
+      throw over(`tensors up to ${where} declare ${mb(total)}`, 'maxTotalTensorBytes', mb(limits.maxTotalTensorBytes));
+  };
+  try {
+    walkModel(
+      model,
+      {
+        node: (node, where) => {
+          const key = `${node.domain ?? ''}:${node.opType ?? ''}`;
+          if (node.domain && node.domain !== 'ai.onnx' && !local.has(key))
+            unknown.add(`${node.domain}::${node.opType} (${where})`);
+        },
+        tensor: (t, where) => count(checkTensor(t, where, file, limits.maxTensorBytes), where),
+        sparse: (s, where) => count(checkSparse(s, where, file, limits.maxTensorBytes), where),
+      },
+      limits.maxGraphDepth,
+    );
+  } catch (e) {
+    if (e instanceof DepthError)
+      throw over(
+        `graphs nested more than ${limits.maxGraphDepth} deep (${e.where})`,
+        'maxGraphDepth',
+        String(limits.maxGraphDepth),
+      );
+    throw e;
+  }
+  if (unknown.size > 0) throw new OnnxError(file, `ops from unknown domains: ${[...unknown].slice(0, 5).join(', ')}`);
+  const nodes = expandedNodeCount(model);
+  if (nodes === undefined) throw new OnnxError(file, 'a local function calls itself (directly or through others)');
+  if (nodes > limits.maxNodes)
+    throw over(`${nodes} nodes (local functions expanded)`, 'maxNodes', String(limits.maxNodes));
 }
 
-function checkTensor(t: TensorProto, where: string, file: string, maxBytes: number): void {
-  const name = `${where} "${t.name ?? ''}"`;
+const flag = (limit: keyof ModelLimits) => limit.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+/** Refuses external data and inconsistent or oversized tensors; returns the tensor's declared size in bytes. */
+function checkTensor(t: TensorProto, where: string, file: string, maxBytes: number): number {
+  const name = where;
   if (t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL || (t.externalData?.length ?? 0) > 0) {
     const location = t.externalData?.find((e) => e.key === 'location')?.value ?? '';
-    const folder = dirname(resolve(file));
-    const target = resolve(folder, location);
-    if (!location || isAbsolute(location) || relative(folder, target).startsWith('..')) {
-      throw new OnnxError(
-        file,
-        `${name} refers to external data at "${location}", outside the model's folder; refused`,
-      );
-    }
     throw new OnnxError(
       file,
-      `${name} keeps its data in the external file "${basename(location)}"; external data is not supported, embed the weights`,
+      `${name} keeps its data in the external file "${location}"; external data is refused (onnxruntime would ` +
+        'read it from the working directory): embed the weights',
     );
   }
   const dims = (t.dims ?? []).map(num);
   if (dims.some((d) => d < 0 || !Number.isSafeInteger(d)))
     throw new OnnxError(file, `${name} has invalid dimensions ${dims.join('×')}`);
-  const elements = dims.reduce((a, b) => a * b, 1);
   const size = ELEMENT_BYTES[t.dataType ?? 0];
-  if (size === undefined) return;
+  if (size === undefined)
+    throw new OnnxError(file, `${name} has element type ${t.dataType ?? 0}, which has no known size; refused`);
+  const elements = dims.reduce((a, b) => a * b, 1);
   const declared = elements * size;
   if (declared > maxBytes)
     throw new OnnxError(
@@ -116,12 +145,31 @@ function checkTensor(t: TensorProto, where: string, file: string, maxBytes: numb
     (t.int64Data?.length ?? 0) +
     (t.doubleData?.length ?? 0) +
     (t.uint64Data?.length ?? 0);
+  // float16, bfloat16 and the small integer types pack into int32_data one value per entry, like the rest.
   if (raw > 0 ? raw !== declared : typed !== elements) {
     throw new OnnxError(
       file,
       `${name} declares ${dims.join('×')} elements but holds ${raw > 0 ? `${raw} bytes` : `${typed} values`}`,
     );
   }
+  return declared;
+}
+
+/** A sparse tensor counts at its dense size: onnxruntime expands sparse initializers when it loads them. */
+function checkSparse(s: SparseTensorProto, where: string, file: string, maxBytes: number): number {
+  if (!s.values) throw new OnnxError(file, `${where} has no values`);
+  checkTensor(s.values, `${where} (values)`, file, maxBytes);
+  if (s.indices) checkTensor(s.indices, `${where} (indices)`, file, maxBytes);
+  const dims = (s.dims ?? []).map(num);
+  if (dims.some((d) => d < 0 || !Number.isSafeInteger(d)))
+    throw new OnnxError(file, `${where} has invalid dense dimensions ${dims.join('×')}`);
+  const dense = dims.reduce((a, b) => a * b, 1) * (ELEMENT_BYTES[s.values.dataType ?? 0] ?? 0);
+  if (dense > maxBytes)
+    throw new OnnxError(
+      file,
+      `${where} expands to ${dims.join('×')} elements (${mb(dense)}), over the ${mb(maxBytes)} tensor limit`,
+    );
+  return dense;
 }
 
 export function visitGraph(graph: GraphProto, fn: (node: NodeProto) => void): void {
@@ -132,16 +180,6 @@ export function visitGraph(graph: GraphProto, fn: (node: NodeProto) => void): vo
       for (const g of a.graphs ?? []) visitGraph(g, fn);
     }
   }
-}
-
-function visitTensors(graph: GraphProto, fn: (t: TensorProto, where: string) => void): void {
-  for (const t of graph.initializer ?? []) fn(t, 'initializer');
-  visitGraph(graph, (node) => {
-    for (const a of node.attribute ?? []) {
-      if (a.t) fn(a.t, `attribute ${a.name} of node ${node.name || node.opType}`);
-      for (const t of a.tensors ?? []) fn(t, `attribute ${a.name} of node ${node.name || node.opType}`);
-    }
-  });
 }
 
 export function saveModel(model: ModelProto): Uint8Array {

@@ -8,6 +8,7 @@ export type NodeProto = onnxProto.onnx.INodeProto;
 export type TensorProto = onnxProto.onnx.ITensorProto;
 export type AttributeProto = onnxProto.onnx.IAttributeProto;
 export type ValueInfoProto = onnxProto.onnx.IValueInfoProto;
+export type SparseTensorProto = onnxProto.onnx.ISparseTensorProto;
 export const DataType = onnxProto.onnx.TensorProto.DataType;
 export const AttributeType = onnxProto.onnx.AttributeProto.AttributeType;
 

@@ -63,7 +63,7 @@ describe('reading models', () => {
     ['random bytes', () => randomBytes(4096), /m\.onnx: not an ONNX model/],
     ['an empty file', () => new Uint8Array(), /m\.onnx: the file is empty/],
     [
-      'an external-data path outside the folder',
+      'external data (a path outside the folder)',
       () => {
         const m = smallModel();
         m.graph!.initializer![0] = {
@@ -75,7 +75,7 @@ describe('reading models', () => {
         };
         return saveModel(m);
       },
-      /initializer "w" refers to external data at "\.\.\/\.\.\/etc\/passwd", outside the model's folder; refused/,
+      /initializer "w" keeps its data in the external file "\.\.\/\.\.\/etc\/passwd"; external data is refused/,
     ],
     [
       'a tensor that declares 10 GB',
@@ -118,9 +118,9 @@ describe('reading models', () => {
 
   test('a size limit applies before the file is read', async () => {
     const path = await tmp('m.onnx', saveModel(smallModel()));
-    await expect(loadModel(path, { maxBytes: 100 })).rejects.toThrow(/over the 0\.0 MB limit/);
+    await expect(loadModel(path, { maxBytes: 100 })).rejects.toThrow(/m\.onnx: \d+ bytes, over the 100-byte limit/);
     expect(() => parseModel(new Uint8Array(10), 'x.onnx', { maxBytes: 5 })).toThrow(
-      'x.onnx: the model is 0.0 MB, over the limit',
+      'x.onnx: the model is 0.0 MB, over the 0.0 MB limit (maxBytes)',
     );
   });
 

@@ -243,3 +243,24 @@ describe('the example policy', () => {
     expect(keys.size).toBe(5);
   });
 });
+
+describe('evaluate.modelLimits', () => {
+  const example = readFileSync('examples/fashion-mnist/secmlops.yaml', 'utf8');
+  const withLimits = (limits: string) => example.replace(/^evaluate:\n/m, `evaluate:\n  modelLimits: ${limits}\n`);
+  const opts = { file: 'secmlops.yaml', readKeyFile: () => rawPublicKey(generateKeyPairSync('ed25519').publicKey) };
+
+  test('raises or lowers the limits a model must stay within', () => {
+    const p = parsePolicy(withLimits('{ maxNodes: 20000, maxGraphDepth: 2 }'), opts);
+    expect(p.evaluate?.modelLimits).toEqual({ maxNodes: 20000, maxGraphDepth: 2 });
+  });
+
+  test.each([
+    ['{ maxNodes: 0 }', 'evaluate.modelLimits.maxNodes'],
+    ['{ maxBytes: 4294967296 }', 'evaluate.modelLimits.maxBytes'],
+    ['{ maxNodez: 10 }', 'evaluate.modelLimits'],
+    ['{ constructor: 10 }', 'evaluate.modelLimits'],
+  ])('%s is refused, naming %s', (limits, field) => {
+    expect(() => parsePolicy(withLimits(limits), opts)).toThrow(PolicyError);
+    expect(() => parsePolicy(withLimits(limits), opts)).toThrow(`secmlops.yaml: ${field}`);
+  });
+});
