@@ -11,10 +11,15 @@ export interface Outcome {
   verdict: Verdict;
 }
 
+/** The longest wait a timer can hold, in whole days. */
+const MAX_WAIT_MS = 24 * 86_400_000;
+
 export function timeoutInput(name: string, fallback: string): number {
   const text = core.getInput(name) || fallback;
   const ms = parseDuration(text);
   if (ms === undefined) throw new Error(`input ${name} should be a duration such as "30m" or "6h", got "${text}"`);
+  // setTimeout fires at once for anything past 2^31 - 1 ms (24.8 days): a huge timeout would report at once.
+  if (ms > MAX_WAIT_MS) throw new Error(`input ${name} is ${text}, over the longest wait of 24d`);
   return ms;
 }
 
