@@ -13,6 +13,7 @@ import { renderStatus, stageProgress, type ActivityProgress } from './render.js'
 import { localSubject, pipelineId } from './subject.js';
 import { verifyFile } from './verify.js';
 import { modelLimitsFrom, withModelLimits } from './model-limits.js';
+import { UsageError } from './usage-error.js';
 import type { LoadOptions } from '../engine/onnx/limits.js';
 
 const program = new Command('secmlops')
@@ -288,6 +289,25 @@ withModelLimits(program.command('attack'))
     await attackCommand(o);
   });
 
+program
+  .command('poison')
+  .description('write a poisoned copy of a dataset folder (training files poisoned, test files copied) and poison.json')
+  .requiredOption('--data <dir>', 'folder with the IDX training and test files')
+  .requiredOption('--out <dir>', 'new folder for the poisoned copy')
+  .requiredOption('--kind <kind>', 'badnets or label-flip')
+  .requiredOption('--rate <r>', 'fraction of the training set to poison, in (0, 0.5]', Number)
+  .option('--target <k>', 'class the trigger (or targeted flipping) maps to', int)
+  .option('--source <k>', 'label-flip: poison only images of this class (needs --target)', int)
+  .option('--patch <n>', 'badnets: side of the square trigger, in pixels', int, 3)
+  .option('--position <p>', 'badnets: tl, tr, bl, br or x,y (top-left corner of the patch)', 'br')
+  .option('--value <v>', 'badnets: pixel value of the trigger (0-255)', int, 255)
+  .option('--classes <n>', 'number of classes', int, 10)
+  .option('--seed <n>', 'seed for the choice of images and flipped labels', int, 1)
+  .action(async (o: Parameters<typeof import('./poison-command.js').poisonCommand>[0]) => {
+    const { poisonCommand } = await import('./poison-command.js');
+    await poisonCommand(o);
+  });
+
 withModelLimits(program.command('inspect'))
   .description('list an ONNX model’s inputs, outputs and ops, and which ops lack a gradient rule')
   .argument('<model>', 'model.onnx')
@@ -362,5 +382,5 @@ try {
   const known = err instanceof PolicyError || err instanceof DecisionRefused;
   console.error(`secmlops: ${known ? '' : 'error: '}${err.message}`);
   if (process.env.SECMLOPS_DEBUG) console.error(err.stack);
-  process.exitCode = 1;
+  process.exitCode = err instanceof UsageError ? 2 : 1;
 }

@@ -1,0 +1,83 @@
+// `secmlops poison` on the real Fashion-MNIST folder: the poisoned training files hold exactly the images poison.json
+// names, stamped and relabelled; the test files are copies; bad options exit 2 and write nothing.
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { readIdx } from '../../engine/data/idx.js';
+
+const run = promisify(execFile);
+const FASHION = '/usr/share/datasets/fashion-mnist';
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'secmlops-poison-'));
+});
+afterAll(() => rm(dir, { recursive: true, force: true }));
+
+const poison = (...args: string[]) =>
+  run(process.execPath, ['bin/secmlops.js', 'poison', '--data', FASHION, ...args], { timeout: 60_000 });
+
+describe('secmlops poison', () => {
+  test('BadNets: 5% of the training set stamped bottom-right and relabelled, as poison.json says', async () => {
+    const out = join(dir, 'badnets');
+    const { stdout } = await poison('--out', out, '--kind', 'badnets', '--rate', '0.05', '--target', '0');
+    expect(stdout).toContain('stamped a 3-pixel trigger and relabelled to 0 3000 of 60000 training images (5.0%)');
+    const truth = JSON.parse(await readFile(join(out, 'poison.json'), 'utf8')) as {
+      kind: string;
+      indices: number[];
+      poisoned: { images: string; labels: string };
+    };
+    expect(truth.kind).toBe('badnets');
+    expect(truth.indices).toHaveLength(3000);
+    const original = await readIdx(join(FASHION, 'train-labels-idx1-ubyte.gz'));
+    const images = await readIdx(join(out, 'train-images-idx3-ubyte.gz'), truth.poisoned.images);
+    const labels = await readIdx(join(out, 'train-labels-idx1-ubyte.gz'), truth.poisoned.labels);
+    expect(images.dims).toEqual([60000, 28, 28]);
+    const poisoned = new Set(truth.indices);
+    let changed = 0;
+    for (let i = 0; i < 60000; i++) {
+      if (labels.data[i] !== original.data[i]) changed++;
+      if (!poisoned.has(i)) continue;
+      expect(labels.data[i]).toBe(0);
+      const base = i * 784;
+      for (const [r, c] of [
+        [25, 25],
+        [27, 27],
+        [25, 27],
+      ])
+        expect(images.data[base + r * 28 + c]).toBe(255);
+    }
+    // Every poisoned image came from another class, so every one of them changed label.
+    expect(changed).toBe(3000);
+    for (const f of ['t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'])
+      expect((await readFile(join(out, f))).equals(await readFile(join(FASHION, f)))).toBe(true);
+  }, 60_000);
+
+  test.each([
+    [['--kind', 'badnets', '--rate', '0.6', '--target', '0'], 'secmlops: error: --rate: must be in (0, 0.5], got 0.6'],
+    [
+      ['--kind', 'badnets', '--rate', '0.05', '--target', '10'],
+      "--target: class 10 is outside the dataset's classes 0..9",
+    ],
+    [
+      ['--kind', 'badnets', '--rate', '0.05', '--target', '1', '--patch', '29'],
+      '--patch: a 29-pixel patch does not fit',
+    ],
+    [['--kind', 'badnets', '--rate', '0.05'], '--target: BadNets needs the class the trigger maps to'],
+    [['--kind', 'gradient', '--rate', '0.05'], '--kind: expected badnets or label-flip, got "gradient"'],
+  ])(
+    '%j exits 2, names the option, writes nothing',
+    async (args, message) => {
+      const out = join(dir, 'refused');
+      await expect(poison('--out', out, ...args)).rejects.toMatchObject({
+        code: 2,
+        stderr: expect.stringContaining(message),
+      });
+      expect(existsSync(out)).toBe(false);
+    },
+    60_000,
+  );
+});
