@@ -51,10 +51,16 @@ export async function validateDataset(
   for (const split of Object.keys(input.splits)) {
     const files = own(input.splits, split)!;
     try {
-      ctx.heartbeat({ split, step: 'reading images' });
-      const images = await readIdx(join(input.root, files.images), pinned(files.images));
-      ctx.heartbeat({ split, step: 'reading labels' });
-      const labels = await readIdx(join(input.root, files.labels), pinned(files.labels));
+      // readIdx refuses anything but a regular file, caps what a gzip may inflate to, and reports progress so a
+      // large file heartbeats while it is read.
+      const load = (step: string, file: string) => {
+        ctx.heartbeat({ split, step });
+        return readIdx(join(input.root, file), pinned(file), {
+          onProgress: (p) => ctx.heartbeat({ split, step, bytes: p.bytes, size: p.size }),
+        });
+      };
+      const images = await load('reading images', files.images);
+      const labels = await load('reading labels', files.labels);
       read.push({ path: files.images, sha256: images.sha256 }, { path: files.labels, sha256: labels.sha256 });
       ctx.heartbeat({ split, step: 'checking' });
       const pair = checkPair(images, labels, files, input.classes);

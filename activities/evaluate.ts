@@ -2,9 +2,9 @@
 // process (heartbeating its progress; cancelling kills it) and turns the results into gate metrics.
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DEFAULT_MAX_BYTES } from '../engine/onnx/model.js';
+import { RegularFileError, readRegular } from '../engine/io/regular-file.js';
+import { MODEL_LIMITS } from '../engine/onnx/model.js';
 import type { EvaluateResult, JobProgress } from '../engine/jobs/protocol.js';
 import { JobError, runJob } from '../engine/jobs/run-job.js';
 import { executionProviderFromEnv } from '../engine/runtime/session.js';
@@ -44,7 +44,7 @@ export async function evaluateModel(
   const seal = input.evidence ? await signer() : undefined;
   const stored = input.modelRef
     ? await fromStore(store, input.modelRef)
-    : await intoStore(store, input.modelPath!, input.modelSha256);
+    : await intoStore(store, input.modelPath!, input.modelSha256, input.config.modelLimits?.maxBytes);
   let last: JobProgress | undefined;
   const beat = setInterval(() => ctx.heartbeat(last), 5000);
   let result: EvaluateResult;
@@ -64,6 +64,7 @@ export async function evaluateModel(
         seed: input.config.seed,
         attacks: input.config.attacks,
         curve: input.config.curve,
+        ...(input.config.modelLimits ? { modelLimits: input.config.modelLimits } : {}),
         executionProvider: executionProviderFromEnv(),
       },
       {
@@ -110,20 +111,13 @@ async function fromStore(store: ArtifactStore, ref: string) {
   return { ref, digest, path: store.pathOf(digest) };
 }
 
-/** A model file from the policy: size-checked, pinned digest compared, then copied into the store. */
-async function intoStore(store: ArtifactStore, path: string, pinned?: string) {
-  const size = await stat(path).then(
-    (s) => s.size,
-    (e: NodeJS.ErrnoException) => {
-      throw ApplicationFailure.nonRetryable(`model ${path} cannot be read (${e.code ?? e.message})`, 'ModelMissing');
-    },
-  );
-  if (size > DEFAULT_MAX_BYTES)
-    throw ApplicationFailure.nonRetryable(
-      `model ${path} is ${size} bytes, over the ${DEFAULT_MAX_BYTES}-byte limit`,
-      'ModelTooLarge',
-    );
-  const stored = await store.put(await readFile(path));
+/** A model file from the policy: read only as a regular file within the size limit, then copied into the store. */
+async function intoStore(store: ArtifactStore, path: string, pinned?: string, maxBytes = MODEL_LIMITS.maxBytes) {
+  const bytes = await readRegular(path, maxBytes).catch((e: unknown) => {
+    if (!(e instanceof RegularFileError)) throw e;
+    throw ApplicationFailure.nonRetryable(`model ${e.message}`, 'ModelUnreadable');
+  });
+  const stored = await store.put(bytes);
   if (pinned && stored.digest !== pinned)
     throw ApplicationFailure.nonRetryable(
       `model ${path} has SHA-256 ${stored.digest}, but the policy pins ${pinned}`,

@@ -2,13 +2,17 @@
 // which is the form the policy pins and the workflow's pure-JS verifier reads.
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { RegularFileError, readRegular } from '../engine/io/regular-file.js';
 import { canonicalDecision, type Decision, type SignedDecision } from '../policy/index.js';
 
 // One key per approval channel (cli also signs starts), one that signs releases, the workers' evidence key, and the
 // operator's key for console sign-in tokens.
 export const DEV_KEY_NAMES = ['cli', 'console', 'slack', 'github', 'release', 'evidence', 'token'] as const;
+
+/** An Ed25519 key file holds about a hundred bytes: anything much larger is not a key, and is not read whole. */
+export const MAX_KEY_FILE_BYTES = 4096;
 
 export function rawPublicKey(key: KeyObject): string {
   const der = (key.type === 'public' ? key : createPublicKey(key)).export({ format: 'der', type: 'spki' });
@@ -20,14 +24,7 @@ export function keyId(publicKeyBase64: string): string {
 }
 
 export async function loadPrivateKey(path: string): Promise<KeyObject> {
-  let pem: string;
-  try {
-    pem = await readFile(path, 'utf8');
-  } catch (e) {
-    throw new Error(
-      `cannot read the private key ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
-    );
-  }
+  const pem = await readKeyFile(path, 'private key');
   let key: KeyObject;
   try {
     key = createPrivateKey(pem);
@@ -41,9 +38,18 @@ export async function loadPrivateKey(path: string): Promise<KeyObject> {
 
 /** Public key as base64 raw bytes, from a file holding either that form or a PEM public key. */
 export async function loadPublicKey(path: string): Promise<string> {
-  const text = (await readFile(path, 'utf8')).trim();
+  const text = (await readKeyFile(path, 'public key')).trim();
   if (text.startsWith('-----BEGIN')) return rawPublicKey(createPublicKey(text));
   return text;
+}
+
+/** A key file's text: only a regular file of at most MAX_KEY_FILE_BYTES (no FIFO, no /dev/zero). */
+async function readKeyFile(path: string, what: string): Promise<string> {
+  try {
+    return (await readRegular(path, MAX_KEY_FILE_BYTES)).toString('utf8');
+  } catch (e) {
+    throw e instanceof RegularFileError ? new Error(`${what} ${e.message}`) : e;
+  }
 }
 
 /** Creates any missing development key pair under dir: NAME.key (private) and NAME.pub. Returns the names created. */

@@ -1,11 +1,10 @@
-// The data stage's SHA-256 manifest: streams each file, heartbeats after each one, and on retry resumes after the
-// last file its heartbeat recorded instead of starting over.
+// The data stage's SHA-256 manifest: streams each file, heartbeats every second inside a file and after each one,
+// and on retry resumes at the file its heartbeat was in instead of starting over. Inside a file, because a file
+// that takes longer than the heartbeat timeout to read would otherwise time out on every attempt.
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { RegularFileError, hashRegular, type HashProgress } from '../engine/io/regular-file.js';
 import type { Evidence } from '../policy/index.js';
 import type { ManifestEntry } from '../workflows/messages.js';
 import type { EvidenceContext, EvidenceSigner } from './evidence.js';
@@ -27,9 +26,15 @@ export interface ManifestResult {
 
 interface Progress {
   done: ManifestEntry[];
+  /** Bytes in the files done. */
   bytes: number;
   totalFiles: number;
+  /** The file being hashed and how far: a retry restarts it from byte 0 (the hash state is not kept). */
+  current?: { path: string; bytes: number };
 }
+
+// Well inside the 10 s heartbeat timeout, and the SDK throttles what it sends on.
+const PROGRESS_MS = 1000;
 
 export async function hashDatasetFiles(
   signer: () => Promise<EvidenceSigner>,
@@ -48,21 +53,21 @@ export async function hashDatasetFiles(
   if (resumedFrom > 0)
     ctx.log.info('resuming the dataset manifest from the last heartbeat', { resumedFrom, total: input.files.length });
   let bytes = done.reduce((a, e) => a + e.bytes, 0);
+  const beat = (current?: Progress['current']) => {
+    const progress: Progress = { done, bytes, totalFiles: input.files.length, ...(current ? { current } : {}) };
+    ctx.heartbeat(seal ? seal.seal(progress) : progress);
+  };
   for (let i = done.length; i < input.files.length; i++) {
     const path = join(input.root, input.files[i]);
-    try {
-      await stat(path);
-    } catch (e) {
-      throw ApplicationFailure.nonRetryable(
-        `dataset file ${input.files[i]} is missing under ${input.root} (${(e as NodeJS.ErrnoException).code})`,
-        'DatasetFileMissing',
-      );
-    }
-    const entry = await hashFile(path, ctx.cancellationSignal);
+    const entry = await hashFile(path, ctx.cancellationSignal, (p) =>
+      beat({ path: input.files[i], bytes: p.bytes }),
+    ).catch((e: unknown) => {
+      if (!(e instanceof RegularFileError)) throw e;
+      throw ApplicationFailure.nonRetryable(`dataset file ${e.message}`, 'DatasetFileUnreadable');
+    });
     done.push({ path: input.files[i], ...entry });
     bytes += entry.bytes;
-    const progress: Progress = { done, bytes, totalFiles: input.files.length };
-    ctx.heartbeat(seal ? seal.seal(progress) : progress);
+    beat();
   }
   const result: ManifestResult = { manifest: done, resumedFrom, attempt: ctx.info.attempt };
   if (seal && input.evidence)
@@ -72,12 +77,11 @@ export async function hashDatasetFiles(
   return result;
 }
 
-export async function hashFile(path: string, signal?: AbortSignal): Promise<{ sha256: string; bytes: number }> {
-  const hash = createHash('sha256');
-  let bytes = 0;
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20, signal })) {
-    hash.update(chunk as Buffer);
-    bytes += (chunk as Buffer).length;
-  }
-  return { sha256: hash.digest('hex'), bytes };
+/** SHA-256 of a file someone else named: only a regular file, streamed, with progress every second while it reads. */
+export async function hashFile(
+  path: string,
+  signal?: AbortSignal,
+  onProgress?: (p: HashProgress) => void,
+): Promise<{ sha256: string; bytes: number }> {
+  return hashRegular(path, { signal, onProgress, progressMs: PROGRESS_MS });
 }

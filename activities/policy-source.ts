@@ -1,12 +1,14 @@
 // Reading a policy from a folder: the worker's local policy source, and the CLI's own files. Inside a policy source
 // nothing is resolved outside its root (the policy and every key file it names), and every read is bounded: only
 // regular files (no FIFO, no /dev/zero), at most a megabyte of policy and a few kilobytes of key.
-import { closeSync, constants, fstatSync, openSync, readSync, realpathSync } from 'node:fs';
+import { realpathSync } from 'node:fs';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
+import { RegularFileError, readRegularSync } from '../engine/io/regular-file.js';
 import { PolicyError, parsePolicyWithDigest, type Policy } from '../policy/index.js';
+import { MAX_KEY_FILE_BYTES } from './keys.js';
 
+export { MAX_KEY_FILE_BYTES };
 export const MAX_POLICY_BYTES = 1 << 20;
-export const MAX_KEY_FILE_BYTES = 4096;
 
 export interface LoadedPolicy {
   policy: Policy;
@@ -63,27 +65,9 @@ function realpathOr(path: string, shown: string, what: string): string {
 
 /** The whole file as UTF-8, refusing anything but a regular file of at most max bytes (checked on the open file). */
 export function readBounded(path: string, max: number, error: (why: string) => Error): string {
-  let fd: number;
   try {
-    // O_NONBLOCK: opening a FIFO must not wait for a writer before fstat can refuse it.
-    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    return readRegularSync(path, max).toString('utf8');
   } catch (e) {
-    throw error(`cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) throw error('not a regular file');
-    if (st.size > max) throw error(`${st.size} bytes, over the ${max}-byte limit`);
-    const buf = Buffer.alloc(max + 1);
-    let n = 0;
-    for (;;) {
-      const got = readSync(fd, buf, n, buf.length - n, null);
-      if (got === 0) break;
-      n += got;
-      if (n > max) throw error(`grew past the ${max}-byte limit while being read`);
-    }
-    return buf.subarray(0, n).toString('utf8');
-  } finally {
-    closeSync(fd);
+    throw e instanceof RegularFileError ? error(e.why) : e;
   }
 }

@@ -2,7 +2,9 @@
 // evidence and the audit chain up to the release approval) and believes none of it until checkRelease has checked
 // every evidence signature with this worker pool's evidence key, every decision against the policy's channel keys,
 // the chain and every stage's approval rule. Only the facts that check out go into the attestation.
+import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
+import { RegularFileError } from '../engine/io/regular-file.js';
 import { checkRelease, type CheckedRelease, type ReleaseDossier } from '../policy/index.js';
 import { PREDICATE_TYPE, signEnvelope, type Statement } from './attestation.js';
 import type { EvidenceSigner } from './evidence.js';
@@ -73,11 +75,11 @@ export async function signRelease(
   const policyModel = release.policy.artifacts.model;
   if (!model && policyModel) {
     // The policy names a model no stage measured: hash it here, against its pin when it has one.
-    const got = await hashFile(policyModel.path).catch((e: NodeJS.ErrnoException) => {
-      throw ApplicationFailure.nonRetryable(
-        `model ${policyModel.path} cannot be read (${e.code ?? e.message})`,
-        'ModelMissing',
-      );
+    // Heartbeats while it reads: a large model takes longer to hash than the heartbeat timeout.
+    const ctx = Context.current();
+    const got = await hashFile(policyModel.path, ctx.cancellationSignal, () => ctx.heartbeat()).catch((e: unknown) => {
+      const why = e instanceof RegularFileError ? e.why : `cannot read it (${(e as Error).message})`;
+      throw ApplicationFailure.nonRetryable(`model ${policyModel.path}: ${why}`, 'ModelMissing');
     });
     if (policyModel.sha256 && policyModel.sha256 !== got.sha256) {
       throw ApplicationFailure.nonRetryable(

@@ -3,7 +3,7 @@
 // policy's channel keys, the audit chain, every stage's approval rule, and the statement's subjects against the
 // evidence. Trusted inputs: the release public key (--key, or the policy's release key) and, optionally, the policy
 // file, whose digest must be the attested one.
-import { readFile } from 'node:fs/promises';
+import { RegularFileError, readRegular } from '../engine/io/regular-file.js';
 import { LEGACY_PREDICATE_TYPE, PREDICATE_TYPE, openEnvelope } from '../activities/attestation.js';
 import { loadPublicKey } from '../activities/keys.js';
 import type { LoadedPolicy } from '../activities/policy-source.js';
@@ -40,6 +40,9 @@ export interface VerifyOptions {
   allowLegacy?: boolean;
 }
 
+/** An attestation carries its whole dossier, a few hundred kilobytes for a long run: 16 MiB is generous. */
+export const MAX_ATTESTATION_BYTES = 16 * 1024 * 1024;
+
 const LEGACY_GAPS = [
   'no evidence: the digests and metrics were not signed where they were measured',
   'no audit chain: removed, reordered or edited entries cannot be detected',
@@ -50,8 +53,8 @@ const LEGACY_GAPS = [
 export async function verifyFile(target: string, opts: VerifyOptions): Promise<VerifyReport> {
   const bytes = target.startsWith('sha256:')
     ? await new ArtifactStore(opts.artifactsDir).get(target)
-    : await readFile(target).catch((e: NodeJS.ErrnoException) => {
-        throw new Error(`cannot read ${target} (${e.code ?? e.message})`);
+    : await readRegular(target, MAX_ATTESTATION_BYTES).catch((e: unknown) => {
+        throw e instanceof RegularFileError ? new Error(`cannot verify ${e.message}`) : e;
       });
   let doc: Record<string, unknown>;
   try {

@@ -2,8 +2,11 @@
 // or a fine-grained token. Never a token from workflow inputs: the job's GITHUB_TOKEN dies with the job, and a
 // pipeline may wait days for an approval.
 import { createSign } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { RegularFileError, readRegular } from '../engine/io/regular-file.js';
 import { apiBase } from './api.js';
+
+// An App's key is RSA: a 4096-bit PEM is about 3.3 KB, and exports may add bag attributes.
+const MAX_APP_KEY_BYTES = 16 * 1024;
 
 export interface GitHubCredentials {
   /** A token valid now (an installation token is fetched and renewed as needed). */
@@ -51,9 +54,13 @@ export function appCredentials(appId: string, keyPath: string, installation: str
     apiUrl: base,
     token: async () => {
       if (cached && cached.expires - Date.now() > 5 * 60_000) return cached.token;
-      const pem = await readFile(keyPath, 'utf8').catch((e: NodeJS.ErrnoException) => {
-        throw new Error(`cannot read the GitHub App key ${keyPath} (SECMLOPS_GITHUB_APP_KEY): ${e.code ?? e.message}`);
-      });
+      const pem = await readRegular(keyPath, MAX_APP_KEY_BYTES).then(
+        (b) => b.toString('utf8'),
+        (e: unknown) => {
+          if (!(e instanceof RegularFileError)) throw e;
+          throw new Error(`cannot read the GitHub App key ${keyPath} (SECMLOPS_GITHUB_APP_KEY): ${e.why}`);
+        },
+      );
       const res = await fetch(`${base}/app/installations/${installation}/access_tokens`, {
         method: 'POST',
         headers: {

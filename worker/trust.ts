@@ -2,8 +2,10 @@
 // evidence key it signs measurements with, the folder it reads policies from, the keys that may sign CLI starts,
 // the GitHub Actions OIDC issuer and repositories that may start PR pipelines, and the github channel's key it
 // signs PR-comment decisions with.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { MAX_KEY_FILE_BYTES } from '../activities/keys.js';
+import { RegularFileError, readRegularSync } from '../engine/io/regular-file.js';
 import { secmlopsHome } from './paths.js';
 
 export interface OidcTrust {
@@ -61,11 +63,9 @@ export function trustFromEnv(env: NodeJS.ProcessEnv = process.env, opts: { dev?:
   const startKeyFiles = env.SECMLOPS_START_KEYS !== undefined ? list(env.SECMLOPS_START_KEYS) : devKey;
   const startKeys = startKeyFiles.map((f) => {
     try {
-      return readFileSync(f, 'utf8').trim();
+      return readRegularSync(f, MAX_KEY_FILE_BYTES).toString('utf8').trim();
     } catch (e) {
-      throw new Error(
-        `SECMLOPS_START_KEYS: cannot read ${f} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
-      );
+      throw e instanceof RegularFileError ? new Error(`SECMLOPS_START_KEYS: ${e.message}`) : e;
     }
   });
   const repositories = list(env.SECMLOPS_OIDC_REPOSITORIES);

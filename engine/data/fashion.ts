@@ -33,6 +33,8 @@ export interface PairFiles {
   labels: string;
   imagesSha256?: string;
   labelsSha256?: string;
+  /** Each file's largest decoded size; DEFAULT_MAX_IDX_BYTES when absent. */
+  maxBytes?: number;
 }
 
 /**
@@ -41,8 +43,8 @@ export interface PairFiles {
  */
 export async function loadPair(files: PairFiles, classes: number, limit?: number): Promise<ImageSet> {
   const pair = checkPair(
-    await readIdx(files.images, files.imagesSha256),
-    await readIdx(files.labels, files.labelsSha256),
+    await readIdx(files.images, files.imagesSha256, { maxBytes: files.maxBytes }),
+    await readIdx(files.labels, files.labelsSha256, { maxBytes: files.maxBytes }),
     files,
     classes,
   );

@@ -1,87 +1,129 @@
-// IDX files (the MNIST family's format), raw or gzip, checked before anything trusts their contents.
-import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { gunzipSync } from 'node:zlib';
+// IDX files (the MNIST family's format), raw or gzip, checked before anything trusts their contents. A dataset file
+// is chosen by whoever writes the policy: a 1 MB gzip can inflate to gigabytes, so inflation stops at the size the
+// header declares, and the header may declare no more than a per-file cap.
+import { createHash, type Hash } from 'node:crypto';
+import type { FileHandle } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import { RegularFileError, openRegular } from '../io/regular-file.js';
+import { DatasetDigestMismatch, DatasetError } from './dataset-error.js';
+import { IdxBuilder, corrupt, fmt, gunzipDeclared, isGzip, type IdxArray } from './idx-decode.js';
 
-export class DatasetError extends Error {
-  constructor(
-    readonly file: string,
-    detail: string,
-  ) {
-    super(`${file}: ${detail}`);
-    this.name = 'DatasetError';
-  }
+export { DatasetDigestMismatch, DatasetError, type IdxArray };
+
+/** The largest IDX file (header and data, after inflating) read by default: Fashion-MNIST's largest is 47 MB. */
+export const DEFAULT_MAX_IDX_BYTES = 512 * 1024 * 1024;
+
+export interface IdxOptions {
+  /** The largest decoded size (header and data) accepted; DEFAULT_MAX_IDX_BYTES when absent. */
+  maxBytes?: number;
+  /** Called at most every second while the file is read, so a caller can heartbeat through a long read. */
+  onProgress?: (p: { bytes: number; size: number }) => void;
 }
 
-/** A dataset file whose bytes are not the ones the manifest (and the policy) pinned: changed after it was checked. */
-export class DatasetDigestMismatch extends DatasetError {
-  readonly code = 'DatasetDigestMismatch';
-  constructor(file: string, actual: string, expected: string) {
-    super(
-      file,
-      `SHA-256 ${actual} differs from ${expected}, which the manifest pinned: the file changed after the data stage checked it`,
-    );
-    this.name = 'DatasetDigestMismatch';
-  }
-}
-
-export interface IdxArray {
-  dims: number[];
-  data: Uint8Array;
-}
-
-const MAX_DECOMPRESSED = 2 ** 31 - 1;
-
-/** Parses IDX bytes of unsigned bytes (type 0x08), the only type the datasets we load use. */
-export function parseIdx(bytes: Uint8Array, file: string): IdxArray {
-  let buf = bytes;
-  if (buf.length === 0) throw new DatasetError(file, 'the file is empty');
-  if (buf[0] === 0x1f && buf[1] === 0x8b) {
-    try {
-      buf = gunzipSync(buf, { maxOutputLength: MAX_DECOMPRESSED });
-    } catch (e) {
-      throw new DatasetError(file, `gzip data is corrupt or truncated (${(e as Error).message})`);
-    }
-    if (buf.length === 0) throw new DatasetError(file, 'the file decompresses to nothing');
-  }
-  if (buf.length < 4)
-    throw new DatasetError(file, `truncated: ${buf.length} bytes is shorter than the 4-byte IDX magic`);
-  if (buf[0] !== 0 || buf[1] !== 0)
-    throw new DatasetError(file, `not an IDX file: the magic starts ${hex(buf[0])} ${hex(buf[1])}, expected 00 00`);
-  if (buf[2] !== 0x08)
-    throw new DatasetError(file, `unsupported IDX element type ${hex(buf[2])}; only unsigned bytes (08) are supported`);
-  const rank = buf[3];
-  if (rank < 1 || rank > 4) throw new DatasetError(file, `IDX rank ${rank} is outside 1..4`);
-  const header = 4 + 4 * rank;
-  if (buf.length < header)
-    throw new DatasetError(file, `truncated: the header needs ${header} bytes, the file has ${buf.length}`);
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const dims = Array.from({ length: rank }, (_, i) => view.getUint32(4 + 4 * i, false));
-  const count = dims.reduce((a, b) => a * b, 1);
-  const have = buf.length - header;
-  if (have < count)
-    throw new DatasetError(
-      file,
-      `truncated: dimensions ${dims.join('×')} need ${count} bytes of data, the file has ${have}`,
-    );
-  if (have > count) throw new DatasetError(file, `${have - count} unexpected bytes after the ${dims.join('×')} data`);
-  return { dims, data: buf.subarray(header) };
+/** Parses IDX bytes (raw or gzip) of unsigned bytes (type 0x08), the only type the datasets we load use. */
+export function parseIdx(bytes: Uint8Array, file: string, opts: Pick<IdxOptions, 'maxBytes'> = {}): IdxArray {
+  if (bytes.length === 0) throw new DatasetError(file, 'the file is empty');
+  const gzip = isGzip(bytes);
+  const idx = new IdxBuilder(file, opts.maxBytes ?? DEFAULT_MAX_IDX_BYTES, gzip);
+  idx.push(gzip ? gunzipDeclared(bytes, idx) : bytes);
+  return idx.finish();
 }
 
 /**
- * Reads and parses an IDX file. With `sha256`, the bytes read are hashed and must match it: the file is checked
+ * Reads and parses an IDX file, streaming it: memory holds the decoded data once, at the size its header declares,
+ * and never more. With `sha256`, the bytes on disk are hashed as they are read and must match it: the file is checked
  * as it is used, not only when the data stage made the manifest.
  */
-export async function readIdx(path: string, sha256?: string): Promise<IdxArray & { sha256: string }> {
-  let bytes: Uint8Array;
+export async function readIdx(
+  path: string,
+  sha256?: string,
+  opts: IdxOptions = {},
+): Promise<IdxArray & { sha256: string }> {
+  const maxBytes = opts.maxBytes ?? DEFAULT_MAX_IDX_BYTES;
+  const { handle, size } = await openRegular(path).catch((e: unknown) => {
+    throw e instanceof RegularFileError ? new DatasetError(path, e.why) : e;
+  });
   try {
-    bytes = await readFile(path);
-  } catch (e) {
-    throw new DatasetError(path, `cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    if (size === 0) throw new DatasetError(path, 'the file is empty');
+    // Gzip's framing and stored blocks add at most a few bytes per 64 KiB to what they hold.
+    const onDisk = maxBytes + Math.ceil(maxBytes / 1024) + 65536;
+    if (size > onDisk)
+      throw new DatasetError(
+        path,
+        `${fmt(size)} bytes on disk, too many for the ${fmt(maxBytes)}-byte dataset file limit`,
+      );
+    const hash = createHash('sha256');
+    const read = { bytes: 0, stopped: false };
+    let parsed: IdxArray;
+    try {
+      parsed = await decode(handle, new IdxBuilder(path, maxBytes, await startsGzip(handle)), {
+        hash,
+        read,
+        onDisk,
+        size,
+        onProgress: opts.onProgress,
+      });
+    } catch (e) {
+      read.stopped = true;
+      const failure = readFailure(e, path);
+      // A pinned file that does not parse was most likely changed since the manifest: the digest says so first.
+      if (sha256 !== undefined) {
+        await hashFrom(handle, hash, read.bytes, onDisk, path);
+        const actual = hash.digest('hex');
+        if (actual !== sha256) throw new DatasetDigestMismatch(path, actual, sha256);
+      }
+      throw failure;
+    }
+    const actual = hash.digest('hex');
+    if (sha256 !== undefined && actual !== sha256) throw new DatasetDigestMismatch(path, actual, sha256);
+    return { ...parsed, sha256: actual };
+  } finally {
+    await handle.close();
   }
-  const actual = createHash('sha256').update(bytes).digest('hex');
-  if (sha256 !== undefined && actual !== sha256) throw new DatasetDigestMismatch(path, actual, sha256);
-  return { ...parseIdx(bytes, path), sha256: actual };
+}
+
+async function startsGzip(handle: FileHandle): Promise<boolean> {
+  const magic = Buffer.alloc(2);
+  await handle.read(magic, 0, 2, 0);
+  return isGzip(magic);
+}
+
+/** Streams the file through the hash, then (for gzip) the inflater, into the builder. */
+async function decode(
+  handle: FileHandle,
+  idx: IdxBuilder,
+  o: {
+    hash: Hash;
+    read: { bytes: number; stopped: boolean };
+    onDisk: number;
+    size: number;
+    onProgress?: IdxOptions['onProgress'];
+  },
+): Promise<IdxArray> {
+  let last = Date.now();
+  async function* hashing(chunks: AsyncIterable<Buffer>) {
+    for await (const chunk of chunks) {
+      // Once the read has failed, the rest of the file is hashed elsewhere, in order: nothing more is hashed here.
+      if (o.read.stopped) return;
+      o.read.bytes += chunk.length;
+      if (o.read.bytes > o.onDisk)
+        throw new DatasetError(idx.file, `grew past ${fmt(o.onDisk)} bytes while being read`);
+      o.hash.update(chunk);
+      if (o.onProgress && Date.now() - last >= 1000) {
+        last = Date.now();
+        o.onProgress({ bytes: o.read.bytes, size: o.size });
+      }
+      yield chunk;
+    }
+  }
+  const building = async (chunks: AsyncIterable<Buffer>) => {
+    for await (const chunk of chunks) idx.push(chunk);
+  };
+  const input = handle.createReadStream({ start: 0, highWaterMark: 1 << 20, autoClose: false });
+  if (idx.gzip) await pipeline(input, hashing, createGunzip({ chunkSize: 64 * 1024 }), building);
+  else await pipeline(input, hashing, building);
+  return idx.finish();
 }
 
 export interface LabeledImages {
@@ -152,6 +194,22 @@ export function classCounts(labels: Uint8Array, classes: number): number[] {
   return counts;
 }
 
-function hex(b: number | undefined): string {
-  return (b ?? 0).toString(16).padStart(2, '0');
+/** What went wrong in the read pipeline, as a DatasetError naming the file. */
+function readFailure(e: unknown, path: string): DatasetError {
+  if (e instanceof DatasetError) return e;
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code?.startsWith('Z_')) return corrupt(path, e);
+  return new DatasetError(path, `cannot read it (${code ?? (e as Error).message})`);
+}
+
+/** Hashes the rest of the file from `from` on, when the read stopped early but the digest still has to be known. */
+async function hashFrom(handle: FileHandle, hash: Hash, from: number, limit: number, path: string): Promise<void> {
+  const buf = Buffer.allocUnsafe(1 << 20);
+  for (let at = from; ;) {
+    const { bytesRead } = await handle.read(buf, 0, buf.length, at);
+    if (bytesRead === 0) return;
+    at += bytesRead;
+    if (at > limit) throw new DatasetError(path, `grew past ${fmt(limit)} bytes while being read`);
+    hash.update(buf.subarray(0, bytesRead));
+  }
 }

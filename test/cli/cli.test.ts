@@ -55,7 +55,7 @@ describe('secmlops CLI', () => {
       TEMPORAL_ADDRESS: '127.0.0.1:1',
     });
     expect(missing.code).toBe(1);
-    expect(missing.stderr).toContain('cannot read the private key /nonexistent.key (ENOENT)');
+    expect(missing.stderr).toContain('private key /nonexistent.key: cannot read it (ENOENT)');
     const dir = await mkdtemp(join(tmpdir(), 'cli-'));
     await ensureDevKeys(dir);
     const offline = await secmlops(

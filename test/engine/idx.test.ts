@@ -1,8 +1,23 @@
-import { describe, expect, test } from '@jest/globals';
-import { readFileSync } from 'node:fs';
-import { gzipSync, gunzipSync } from 'node:zlib';
-import { DatasetError, checkPair, classCounts, parseIdx, pixelStats, readIdx } from '../../engine/data/idx.js';
-import { FASHION } from '../helpers/fixture.js';
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { execFile, execFileSync } from 'node:child_process';
+import { createWriteStream, readFileSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { promisify } from 'node:util';
+import { createGzip, gzipSync, gunzipSync } from 'node:zlib';
+import {
+  DEFAULT_MAX_IDX_BYTES,
+  DatasetDigestMismatch,
+  DatasetError,
+  checkPair,
+  classCounts,
+  parseIdx,
+  pixelStats,
+  readIdx,
+} from '../../engine/data/idx.js';
+import { FASHION, sha256 } from '../helpers/fixture.js';
 
 const labelsGz = readFileSync(`${FASHION}/t10k-labels-idx1-ubyte.gz`);
 const imagesGz = readFileSync(`${FASHION}/t10k-images-idx3-ubyte.gz`);
@@ -66,8 +81,138 @@ describe('IDX reader refuses bad files with the file and the reason', () => {
   });
 
   test('a missing file is named', async () => {
-    await expect(readIdx('/nonexistent/x.idx')).rejects.toThrow('/nonexistent/x.idx: cannot read (ENOENT)');
+    await expect(readIdx('/nonexistent/x.idx')).rejects.toThrow('/nonexistent/x.idx: cannot read it (ENOENT)');
     expect(gzipSync(Buffer.alloc(0)).length).toBeGreaterThan(0);
     expect(() => parseIdx(gzipSync(Buffer.alloc(0)), 'z.gz')).toThrow('z.gz: the file decompresses to nothing');
   });
+});
+
+/** An IDX header for unsigned bytes of these dimensions. */
+function idxHeader(dims: number[]): Buffer {
+  const h = Buffer.alloc(4 + 4 * dims.length);
+  h.set([0, 0, 8, dims.length]);
+  dims.forEach((d, i) => h.writeUInt32BE(d, 4 + 4 * i));
+  return h;
+}
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'secmlops-idx-'));
+  execFileSync('mkfifo', [join(dir, 'fifo')]);
+});
+afterAll(() => rm(dir, { recursive: true, force: true }));
+
+describe('IDX files that are not files', () => {
+  test.each([
+    ['/dev/zero', 'a character device, not a regular file; refused'],
+    ['fifo', 'a FIFO, not a regular file; refused'],
+    ['.', 'a directory, not a regular file; refused'],
+  ])(
+    '%s is refused at once, naming it',
+    async (name, why) => {
+      const path = name.startsWith('/') ? name : join(dir, name);
+      const read = readIdx(path, 'a'.repeat(64));
+      await expect(read).rejects.toThrow(DatasetError);
+      await expect(read).rejects.toThrow(`${path}: ${why}`);
+    },
+    5000,
+  );
+});
+
+describe('IDX sizes are capped by the header and per file', () => {
+  test('a header may not declare more than maxBytes (default 512 MiB), refused before anything is allocated', async () => {
+    expect(DEFAULT_MAX_IDX_BYTES).toBe(512 * 1024 * 1024);
+    const path = join(dir, 'declares-100mb.gz');
+    await writeFile(path, gzipSync(Buffer.concat([idxHeader([100, 1000, 1000]), Buffer.alloc(1000)])));
+    await expect(readIdx(path, undefined, { maxBytes: 50_000_000 })).rejects.toThrow(
+      `${path}: its header declares 100×1000×1000 bytes (100,000,016 with the header), over the 50,000,000-byte limit for a dataset file`,
+    );
+    await expect(readIdx(path)).rejects.toThrow(`${path}: truncated: dimensions 100×1000×1000 need 100000000 bytes`);
+  });
+
+  test('a file larger on disk than maxBytes allows is refused before it is read', async () => {
+    const path = join(dir, 'big.idx');
+    await writeFile(path, Buffer.concat([idxHeader([1, 200_000]), Buffer.alloc(200_000)]));
+    await expect(readIdx(path, undefined, { maxBytes: 1000 })).rejects.toThrow(
+      `${path}: 200,012 bytes on disk, too many for the 1,000-byte dataset file limit`,
+    );
+  });
+
+  test('gzip output past the declared size: a few bytes are counted, more stop the inflation', async () => {
+    const few = join(dir, 'few.gz');
+    await writeFile(few, gzipSync(Buffer.concat([idxHeader([10]), Buffer.alloc(10 + 100)])));
+    await expect(readIdx(few)).rejects.toThrow(`${few}: 100 unexpected bytes after the 10 data`);
+    const bomb = gzipSync(Buffer.concat([idxHeader([10]), Buffer.alloc(50_000_000)]));
+    expect(bomb.length).toBeLessThan(100_000);
+    const path = join(dir, 'small-bomb.gz');
+    await writeFile(path, bomb);
+    await expect(readIdx(path)).rejects.toThrow(`${path}: inflates past the 18 bytes its header declares`);
+    expect(() => parseIdx(bomb, 'bomb.gz')).toThrow('bomb.gz: inflates past the 18 bytes its header declares');
+  });
+
+  test('a pinned file that no longer parses is reported as changed, since the digest covers every byte on disk', async () => {
+    const labels = readFileSync(`${FASHION}/t10k-labels-idx1-ubyte.gz`);
+    const path = join(dir, 'labels.gz');
+    await writeFile(path, labels.subarray(0, 2000));
+    const pinned = (await readIdx(`${FASHION}/t10k-labels-idx1-ubyte.gz`)).sha256;
+    await expect(readIdx(path, pinned)).rejects.toThrow(DatasetDigestMismatch);
+    await expect(readIdx(path, await sha256(path))).rejects.toThrow(`${path}: gzip data is corrupt or truncated`);
+  });
+});
+
+describe('gzip bombs', () => {
+  // 1.2 GB of zeros deflates to about 1.2 MB. A gzip file may hold several members, whose outputs concatenate: the
+  // zeros are compressed once and put after a small member holding each bomb's IDX header.
+  const ZEROS = 1_200_000_000;
+  let zeros: Buffer;
+  beforeAll(async () => {
+    const path = join(dir, 'zeros.gz');
+    async function* source() {
+      const mb = Buffer.alloc(1_000_000);
+      for (let i = 0; i < ZEROS / mb.length; i++) yield mb;
+    }
+    await pipeline(source, createGzip({ level: 9 }), createWriteStream(path));
+    zeros = await readFile(path);
+  }, 60_000);
+
+  /** Reads the file in a child process; returns the refusal and the child's peak resident memory (VmHWM). */
+  async function readInChild(path: string): Promise<{ message: string; peakMb: number }> {
+    const script = `
+      import { readFileSync } from 'node:fs';
+      const { readIdx } = await import(${JSON.stringify(join(process.cwd(), 'engine/data/idx.ts'))});
+      const message = await readIdx(${JSON.stringify(path)}).then(() => 'accepted', (e) => e.message);
+      const hwm = /VmHWM:\\s*(\\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+      console.log(JSON.stringify({ message, peakMb: Number(hwm[1]) / 1024 }));`;
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', script],
+      { timeout: 30_000 },
+    );
+    return JSON.parse(stdout) as { message: string; peakMb: number };
+  }
+
+  test.each([
+    [
+      'declaring 100 MB and inflating to 1.2 GB: refused once past the declared size',
+      [10_000, 100, 100],
+      'inflates past the 100,000,016 bytes its header declares',
+    ],
+    [
+      'declaring what it holds, 1.2 GB: refused by the per-file cap before anything is allocated',
+      [1_200_000, 1000],
+      'its header declares 1200000×1000 bytes (1,200,000,012 with the header), over the 536,870,912-byte limit for a dataset file',
+    ],
+  ])(
+    '%s',
+    async (_name, dims, why) => {
+      const path = join(dir, `bomb-${dims.join('x')}.gz`);
+      await writeFile(path, Buffer.concat([gzipSync(idxHeader(dims)), zeros]));
+      expect(zeros.length).toBeLessThan(1_300_000);
+      const { message, peakMb } = await readInChild(path);
+      expect(message).toBe(`${path}: ${why}`);
+      expect(peakMb).toBeLessThan(300);
+      console.log(`${_name}: peak ${peakMb.toFixed(0)} MB`);
+    },
+    40_000,
+  );
 });
