@@ -308,6 +308,24 @@ program
     await poisonCommand(o);
   });
 
+program
+  .command('detect-poison')
+  .description('flag training images that look poisoned, from a reference model’s penultimate activations')
+  .requiredOption('--data <dir>', 'folder with the IDX training files')
+  .option('--model <file>', 'reference model (default: train one on the suspect data)')
+  .option('--arch <name>', 'architecture of the reference model trained here', 'small-cnn')
+  .option('--epochs <n>', 'epochs for the reference model', int, 2)
+  .option('--method <m>', 'spectral or activation-clustering', 'spectral')
+  .option('--truth <file>', 'poison.json from `secmlops poison`: score the detection against it')
+  .option('--limit <n>', 'use the first N training images (the truth is restricted to them)', int)
+  .option('--rate <r>', 'expected poison rate (spectral flags 1.5 × this share of the images)', Number, 0.05)
+  .option('--seed <n>', 'seed', int, 1)
+  .option('--json <file>', 'write flagged indices (and recall, false_positive_rate, precision) as JSON')
+  .action(async (o: Parameters<typeof import('./detect-poison-command.js').detectPoisonCommand>[0]) => {
+    const { detectPoisonCommand } = await import('./detect-poison-command.js');
+    await detectPoisonCommand(o);
+  });
+
 withModelLimits(program.command('inspect'))
   .description('list an ONNX model’s inputs, outputs and ops, and which ops lack a gradient rule')
   .argument('<model>', 'model.onnx')

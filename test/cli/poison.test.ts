@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -80,4 +80,52 @@ describe('secmlops poison', () => {
     },
     60_000,
   );
+});
+
+describe('secmlops detect-poison', () => {
+  test('activation clustering finds BadNets poison in 30,000 real training images, scored against poison.json', async () => {
+    const out = join(dir, 'detect');
+    await poison('--out', out, '--kind', 'badnets', '--rate', '0.05', '--target', '0');
+    const json = join(dir, 'detect.json');
+    const { stdout } = await run(
+      process.execPath,
+      [
+        'bin/secmlops.js',
+        'detect-poison',
+        '--data',
+        out,
+        '--truth',
+        join(out, 'poison.json'),
+        '--method',
+        'activation-clustering',
+        '--limit',
+        '30000',
+        '--epochs',
+        '2',
+        '--json',
+        json,
+      ],
+      { timeout: 180_000 },
+    );
+    expect(stdout).toMatch(/activation-clustering: flagged \d+ of 30000 images/);
+    const r = JSON.parse(await readFile(json, 'utf8')) as {
+      recall: number;
+      false_positive_rate: number;
+      precision: number;
+    };
+    expect(r.recall).toBeGreaterThanOrEqual(0.9);
+    expect(r.false_positive_rate).toBeLessThanOrEqual(0.05);
+    expect(r.precision).toBeGreaterThanOrEqual(0.5);
+  }, 240_000);
+
+  test('a truth file for another dataset is refused with exit 2', async () => {
+    const truth = join(dir, 'other.json');
+    await writeFile(truth, JSON.stringify({ count: 100, indices: [1, 2] }));
+    await expect(
+      run(process.execPath, ['bin/secmlops.js', 'detect-poison', '--data', FASHION, '--truth', truth, '--limit', '10']),
+    ).rejects.toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining(`--truth: ${truth} describes a set of 100 images, the data has 60000`),
+    });
+  }, 60_000);
 });
