@@ -44,7 +44,9 @@ async function readTruth(path: string, count: number): Promise<number[]> {
   if (!Array.isArray(indices) || !indices.every((i) => Number.isInteger(i) && i >= 0))
     throw new UsageError(`--truth: ${path} has no list of poisoned image indices ("indices")`);
   if (truth.count !== undefined && truth.count !== count)
-    throw new UsageError(`--truth: ${path} describes a set of ${String(truth.count)} images, the data has ${count}`);
+    throw new UsageError(
+      `--truth: ${path} describes a set of ${JSON.stringify(truth.count)} images, the data has ${count}`,
+    );
   return indices as number[];
 }
 

@@ -10,6 +10,8 @@ const FLAGS: Record<keyof ModelLimits, string> = {
   maxNodes: 'nodes, with local functions expanded',
   maxInitializers: 'initializers and tensor attributes',
   maxGraphDepth: 'subgraph nesting',
+  maxMessages: 'protobuf messages of any kind',
+  maxValues: 'separately encoded repeated values',
 };
 
 const flag = (k: string) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);

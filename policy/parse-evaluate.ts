@@ -105,6 +105,8 @@ function readModelLimits(r: Reader, v: unknown): ModelLimitsConfig {
     maxNodes: 1_000_000,
     maxInitializers: 1_000_000,
     maxGraphDepth: 64,
+    maxMessages: 50_000_000,
+    maxValues: 500_000_000,
   };
   const out: ModelLimitsConfig = {};
   for (const k of MODEL_LIMIT_KEYS) {

@@ -145,6 +145,8 @@ export const MODEL_LIMIT_KEYS = [
   'maxNodes',
   'maxInitializers',
   'maxGraphDepth',
+  'maxMessages',
+  'maxValues',
 ] as const;
 export type ModelLimitsConfig = Partial<Record<(typeof MODEL_LIMIT_KEYS)[number], number>>;
 

@@ -121,8 +121,22 @@ async function decode(
     for await (const chunk of chunks) idx.push(chunk);
   };
   const input = handle.createReadStream({ start: 0, highWaterMark: 1 << 20, autoClose: false });
-  if (idx.gzip) await pipeline(input, hashing, createGunzip({ chunkSize: 64 * 1024 }), building);
-  else await pipeline(input, hashing, building);
+  if (!idx.gzip) {
+    await pipeline(input, hashing, building);
+    return idx.finish();
+  }
+  const gunzip = createGunzip({ chunkSize: 64 * 1024 });
+  let inflated = false;
+  gunzip.once('end', () => (inflated = true));
+  try {
+    await pipeline(input, hashing, gunzip, building);
+  } catch (e) {
+    // Bytes after the gzip member (zero padding): the inflater ends first and the pipeline aborts the read, or not,
+    // depending on how the file was chunked. Accept it either way, as parseIdx does, and hash what was left unread.
+    if (!(inflated && (e as NodeJS.ErrnoException).code === 'ABORT_ERR')) throw e;
+    o.read.stopped = true;
+    await hashFrom(handle, o.hash, o.read.bytes, o.onDisk, idx.file);
+  }
   return idx.finish();
 }
 

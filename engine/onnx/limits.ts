@@ -18,6 +18,10 @@ export const MODEL_LIMITS = {
   maxInitializers: 5000,
   /** Subgraph nesting (an If inside a Loop body is depth 2). */
   maxGraphDepth: 8,
+  /** Protobuf messages of any kind, counted on the wire before decoding (decoding costs ~200 bytes each). */
+  maxMessages: 200_000,
+  /** Separately encoded entries of repeated scalar fields (node inputs, dims, unpacked numbers). */
+  maxValues: 5_000_000,
 } as const;
 
 export type ModelLimits = { -readonly [K in keyof typeof MODEL_LIMITS]: number };

@@ -13,6 +13,7 @@ import {
 } from './proto.js';
 import { MODEL_LIMITS, type LoadOptions, type ModelLimits } from './limits.js';
 import { DepthError, expandedNodeCount, walkModel } from './walk.js';
+import { WireError, checkWire } from './wire.js';
 
 export class OnnxError extends Error {
   constructor(
@@ -46,6 +47,22 @@ export function parseModel(bytes: Uint8Array, file: string, opts: LoadOptions = 
   const maxBytes = opts.maxBytes ?? MODEL_LIMITS.maxBytes;
   if (bytes.length > maxBytes)
     throw new OnnxError(file, `the model is ${mb(bytes.length)}, over the ${mb(maxBytes)} limit (maxBytes)`);
+  const limits: ModelLimits = { ...MODEL_LIMITS, ...opts };
+  try {
+    checkWire(bytes, {
+      maxMessages: limits.maxMessages,
+      maxValues: limits.maxValues,
+      // A subgraph level is three messages deep (graph, node, attribute), and a value's type a few more.
+      maxNesting: 3 * limits.maxGraphDepth + 16,
+    });
+  } catch (e) {
+    if (e instanceof WireError)
+      throw new OnnxError(
+        file,
+        e.malformed ? `not an ONNX model: the protobuf does not decode (${e.message})` : e.message,
+      );
+    throw e;
+  }
   let model: ModelProto;
   try {
     model = onnx.ModelProto.decode(bytes);
@@ -62,6 +79,10 @@ export function checkModel(model: ModelProto, file: string, opts: LoadOptions = 
   if (!graph || !graph.node?.length)
     throw new OnnxError(file, 'not an ONNX model: it has no graph or the graph has no nodes');
   const opsets = model.opsetImport ?? [];
+  const domains = opsets.map((o) => (!o.domain || o.domain === 'ai.onnx' ? 'ai.onnx' : o.domain));
+  const twice = domains.find((d, i) => domains.indexOf(d) !== i);
+  // The check reads the first import of a domain and onnxruntime the last: only one may exist.
+  if (twice) throw new OnnxError(file, `the model imports the ${twice} opset twice`);
   const core = opsets.find((o) => !o.domain || o.domain === 'ai.onnx');
   if (!core) throw new OnnxError(file, 'the model imports no ai.onnx opset');
   const version = num(core.version);

@@ -23,6 +23,16 @@ beforeAll(async () => {
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
+function varint(n: number): Buffer {
+  const out: number[] = [];
+  while (n > 127) {
+    out.push((n & 127) | 128);
+    n >>>= 7;
+  }
+  out.push(n);
+  return Buffer.from(out);
+}
+
 const info = (name: string, elem = FLOAT, dims: number[] = [4]) => ({
   name,
   type: { tensorType: { elemType: elem, shape: { dim: dims.map((d) => ({ dimValue: d })) } } },
@@ -229,15 +239,31 @@ describe('external data, wherever the tensor sits', () => {
     60_000,
   );
 
-  test('fields this decoder does not know never reach onnxruntime: re-encoding drops them', () => {
+  test('fields this decoder does not know are refused before decoding (a newer onnxruntime might read them)', () => {
     const clean = saveModel(model(graph([node('Identity', ['x'], ['y'])])));
-    // Field 99, length-delimited, holding an external-data pointer's text.
+    // Field 99, length-delimited, holding an external-data pointer's text. Tag (99 << 3) | 2 = 794: 0x9a 0x06.
     const payload = Buffer.from('location secret.bin');
-    // Tag (99 << 3) | 2 = 794 as a varint is 0x9a 0x06.
-    const unknown = Buffer.concat([Buffer.from([0x9a, 0x06, payload.length]), payload]);
-    const bytes = Buffer.concat([clean, unknown]);
-    const reencoded = Buffer.from(saveModel(parseModel(bytes, 'm.onnx')));
-    expect(reencoded.equals(Buffer.from(clean))).toBe(true);
-    expect(reencoded.includes(payload)).toBe(false);
+    const bytes = Buffer.concat([clean, Buffer.from([0x9a, 0x06, payload.length]), payload]);
+    expect(() => parseModel(bytes, 'm.onnx')).toThrow(
+      'm.onnx: not an ONNX model: the protobuf does not decode (ModelProto: field 99 is not part of ModelProto',
+    );
+  });
+
+  test('a second graph field is refused: onnxruntime merges both, the decoder keeps the last', () => {
+    const real = model(graph([node('Identity', ['x'], ['y'])]));
+    // A graph with a backdoor output, written before the real one.
+    const hidden = onnx.GraphProto.encode(
+      graph([node('Neg', ['x'], ['backdoor'])], { output: [info('backdoor')] }),
+    ).finish();
+    const prefix = Buffer.concat([Buffer.from([(7 << 3) | 2]), varint(hidden.length), hidden]);
+    const bytes = Buffer.concat([prefix, saveModel(real)]);
+    expect(() => parseModel(bytes, 'm.onnx')).toThrow(
+      'm.onnx: ModelProto: graph appears twice; onnxruntime would merge both and run a model other than the one checked',
+    );
+  });
+
+  test('a second ai.onnx opset import is refused: the check reads the first, onnxruntime the last', () => {
+    const m = model(graph([node('Identity', ['x'], ['y'])]), { opsetImport: [{ domain: '', version: 9 }] });
+    expect(() => parseModel(saveModel(m), 'm.onnx')).toThrow('m.onnx: the model imports the ai.onnx opset twice');
   });
 });

@@ -165,6 +165,27 @@ describe('model limits', () => {
     );
   });
 
+  test('250,000 empty nodes on the wire are refused before any is decoded (6 million took 1 GB to decode)', () => {
+    // Empty nodes (GraphProto field 1, length 0: 0x0a 0x00) appended inside the model's one graph.
+    const graphBytes = Buffer.from(onnx.GraphProto.encode(model([node('Identity', ['x'], ['y'])]).graph!).finish());
+    const empty = Buffer.alloc(250_000 * 2);
+    for (let i = 0; i < empty.length; i += 2) empty[i] = 0x0a;
+    const g = Buffer.concat([graphBytes, empty]);
+    const len: number[] = [];
+    for (let n = g.length; ; n >>>= 7) {
+      if (n < 128) {
+        len.push(n);
+        break;
+      }
+      len.push((n & 127) | 128);
+    }
+    const head = Buffer.from(saveModel({ ...model([]), graph: undefined }));
+    const bytes = Buffer.concat([head, Buffer.from([0x3a, ...len]), g]);
+    expect(() => parseModel(bytes, 'big.onnx')).toThrow(
+      'big.onnx: ModelProto.graph: more than 200000 messages in the model (maxMessages)',
+    );
+  });
+
   test('every limit can be lowered (and raised) per call', () => {
     const m = model([node('Relu', ['x'], ['r']), node('Identity', ['r'], ['y'])]);
     expect(() => checkModel(m, 'm.onnx')).not.toThrow();
