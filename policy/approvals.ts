@@ -38,6 +38,21 @@ export function findPerson(policy: Policy, personId: unknown): Person | undefine
   return typeof personId === 'string' ? policy.people.find((p) => p.id === personId) : undefined;
 }
 
+/** The approvals these people could give, each with the approval's roles they hold: what-if input for quorumMet. */
+export function hypotheticalVotes(policy: Policy, approval: Approval, people: string[]): Vote[] {
+  return people.map((person) => ({
+    person,
+    roles: rolesOf(policy, person).filter((r) => approval.roles.includes(r)),
+    workflowId: '',
+    stage: '',
+    channel: 'cli',
+    decision: 'approve',
+    comment: '',
+    issuedAt: '',
+    signature: '',
+  }));
+}
+
 /**
  * Why no set of decisions can ever meet the approval once the change's author is excluded, or undefined when one
  * can: a stage that could only wait until its deadline fails at once instead, saying who is missing.
@@ -52,17 +67,11 @@ export function unmeetableApproval(policy: Policy, approval: Approval, author: s
     return `the approval needs ${approval.quorum} distinct people holding ${approval.roles.join(' or ')}, but only ${eligible.length} can decide${why}`;
   }
   if (approval.everyRole) {
-    const votes: Vote[] = eligible.map((p) => ({
-      person: p.id,
-      roles: rolesOf(policy, p.id).filter((r) => approval.roles.includes(r)),
-      workflowId: '',
-      stage: '',
-      channel: 'cli',
-      decision: 'approve',
-      comment: '',
-      issuedAt: '',
-      signature: '',
-    }));
+    const votes = hypotheticalVotes(
+      policy,
+      approval,
+      eligible.map((p) => p.id),
+    );
     if (!quorumMet(approval, votes)) {
       const uncovered = approval.roles.filter((r) => !votes.some((v) => v.roles.includes(r)));
       const detail = uncovered.length

@@ -1,7 +1,7 @@
 // Approval rules that nobody could ever meet, refused when the policy is read instead of failing a run at a stage.
 // The rules are approvals.ts's own (quorumMet, unmeetableApproval), with nobody excluded: the change's author is
 // only known, and excluded, when a stage starts.
-import { quorumMet, rolesOf, unmeetableApproval, type Vote } from './approvals.js';
+import { hypotheticalVotes, quorumMet, rolesOf, unmeetableApproval, type Vote } from './approvals.js';
 import { Reader, join } from './reader.js';
 import type { Approval, Policy } from './types.js';
 
@@ -83,17 +83,9 @@ function roleName(policy: Policy, role: string): string {
 
 /** Everyone who may decide approving: what quorumMet must accept for the rule to be meetable at all. */
 function votesOfEveryone(policy: Policy, a: Approval): Vote[] {
-  return policy.people
-    .map((p) => ({ person: p.id, roles: rolesOf(policy, p.id).filter((role) => a.roles.includes(role)) }))
-    .filter((v) => v.roles.length > 0)
-    .map((v) => ({
-      ...v,
-      workflowId: '',
-      stage: '',
-      channel: 'cli',
-      decision: 'approve',
-      comment: '',
-      issuedAt: '',
-      signature: '',
-    }));
+  return hypotheticalVotes(
+    policy,
+    a,
+    policy.people.map((p) => p.id),
+  ).filter((v) => v.roles.length > 0);
 }
