@@ -17,6 +17,8 @@ export interface ValidateInput {
   root: string;
   splits: Record<string, DatasetSplit>;
   classes: number;
+  /** artifacts.dataset.maxFileBytes: the largest decoded size of one IDX file. */
+  maxFileBytes?: number;
   /** The policy's pinned digests: each file is hashed as it is read and refused if it changed since the manifest. */
   pinned?: FileDigest[];
   evidence?: EvidenceContext;
@@ -56,6 +58,7 @@ export async function validateDataset(
       const load = (step: string, file: string) => {
         ctx.heartbeat({ split, step });
         return readIdx(join(input.root, file), pinned(file), {
+          ...(input.maxFileBytes ? { maxBytes: input.maxFileBytes } : {}),
           onProgress: (p) => ctx.heartbeat({ split, step, bytes: p.bytes, size: p.size }),
         });
       };

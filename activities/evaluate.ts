@@ -21,6 +21,8 @@ export interface EvaluateInput {
   root: string;
   split: DatasetSplit;
   classes: number;
+  /** artifacts.dataset.maxFileBytes. */
+  maxFileBytes?: number;
   config: EvaluateConfig;
   /** The split's pinned digests: the engine hashes each file as it reads it and refuses one that changed. */
   pinned?: { images?: string; labels?: string };
@@ -59,6 +61,7 @@ export async function evaluateModel(
         ...(input.pinned?.images ? { imagesSha256: input.pinned.images } : {}),
         ...(input.pinned?.labels ? { labelsSha256: input.pinned.labels } : {}),
         classes: input.classes,
+        ...(input.maxFileBytes ? { maxBytes: input.maxFileBytes } : {}),
         limit: input.config.limit,
         range: input.config.range,
         seed: input.config.seed,

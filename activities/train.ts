@@ -16,6 +16,8 @@ export interface TrainInput {
   root: string;
   split: DatasetSplit;
   classes: number;
+  /** artifacts.dataset.maxFileBytes. */
+  maxFileBytes?: number;
   config: TrainConfig;
   /** The split's pinned digests: the engine hashes each file as it reads it and refuses one that changed. */
   pinned?: { images?: string; labels?: string };
@@ -75,6 +77,7 @@ export async function trainModel(
         ...(input.pinned?.images ? { imagesSha256: input.pinned.images } : {}),
         ...(input.pinned?.labels ? { labelsSha256: input.pinned.labels } : {}),
         classes: input.classes,
+        ...(input.maxFileBytes ? { maxBytes: input.maxFileBytes } : {}),
         resume,
         workDir,
       },

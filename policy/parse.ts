@@ -247,7 +247,7 @@ function readArtifacts(r: Reader, v: unknown): Artifacts {
   if (m.dataset !== undefined) {
     const d = r.mapping(m.dataset, 'artifacts.dataset', {
       required: ['root', 'files'],
-      optional: ['classes', 'splits'],
+      optional: ['classes', 'splits', 'maxFileBytes'],
     });
     const files = r.list(d.files, 'artifacts.dataset.files', { nonEmpty: true }).map((raw, i) => {
       const path = join('artifacts.dataset.files', i);
@@ -278,6 +278,9 @@ function readArtifacts(r: Reader, v: unknown): Artifacts {
     }
     const classes = d.classes === undefined ? 10 : r.integer(d.classes, 'artifacts.dataset.classes', 2, 65536);
     artifacts.dataset = { root: r.string(d.root, 'artifacts.dataset.root'), classes, files, splits };
+    // Up to 16 GiB: a cap that would hold any real dataset file, so a typo cannot switch the check off.
+    if (d.maxFileBytes !== undefined)
+      artifacts.dataset.maxFileBytes = r.integer(d.maxFileBytes, 'artifacts.dataset.maxFileBytes', 1024, 2 ** 34);
   }
   if (m.model !== undefined) {
     const mm = r.mapping(m.model, 'artifacts.model', { required: ['path'], optional: ['sha256'] });

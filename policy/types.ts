@@ -70,6 +70,8 @@ export interface Dataset {
   /** Absolute, or relative to the policy file's folder (resolved by the loader). */
   root: string;
   classes: number;
+  /** The largest decoded size of one IDX file (default 512 MiB in engine/data/idx.ts). */
+  maxFileBytes?: number;
   files: DatasetFile[];
   splits: Record<string, DatasetSplit>;
 }

@@ -92,6 +92,8 @@ export async function dataStage(input: StageInput): Promise<StageResult> {
         root: dataset.root,
         splits: dataset.splits,
         classes: dataset.classes,
+        // Only when set, so runs recorded before the setting schedule the same input.
+        ...(dataset.maxFileBytes ? { maxFileBytes: dataset.maxFileBytes } : {}),
         ...(evidence ? { evidence, pinned: dataset.files } : {}),
       }),
     );
@@ -136,6 +138,7 @@ export async function trainStage(input: StageInput): Promise<StageResult> {
         root: dataset.root,
         split,
         classes: dataset.classes,
+        ...(dataset.maxFileBytes ? { maxFileBytes: dataset.maxFileBytes } : {}),
         config,
         ...(evidence ? { evidence, pinned: pinnedPair(dataset.files, split) } : {}),
       }),
@@ -187,6 +190,7 @@ export async function evaluateStage(input: StageInput): Promise<StageResult> {
         root: dataset.root,
         split,
         classes: dataset.classes,
+        ...(dataset.maxFileBytes ? { maxFileBytes: dataset.maxFileBytes } : {}),
         config,
         ...(evidence ? { evidence, pinned: pinnedPair(dataset.files, split) } : {}),
       }),

@@ -15,6 +15,8 @@ export interface EvaluateRequest {
   /** The digests the dataset files must have (from the manifest); a file that changed is refused. */
   imagesSha256?: string;
   labelsSha256?: string;
+  /** The largest decoded size of one IDX file (artifacts.dataset.maxFileBytes). */
+  maxBytes?: number;
   classes: number;
   limit?: number;
   range: [number, number];
@@ -43,6 +45,7 @@ export type TrainRequest = Omit<TrainConfig, 'split'> & {
   labels: string;
   imagesSha256?: string;
   labelsSha256?: string;
+  maxBytes?: number;
   classes: number;
   /** A checkpoint file (and its digest) to continue from. */
   resume?: { path: string; sha256: string };

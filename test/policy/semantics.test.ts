@@ -264,3 +264,18 @@ describe('evaluate.modelLimits', () => {
     expect(() => parsePolicy(withLimits(limits), opts)).toThrow(`secmlops.yaml: ${field}`);
   });
 });
+
+describe('artifacts.dataset.maxFileBytes', () => {
+  const example = readFileSync('examples/fashion-mnist/secmlops.yaml', 'utf8');
+  const withCap = (v: string) => example.replace(/^(\s+)root: (.*)$/m, `$1root: $2\n$1maxFileBytes: ${v}`);
+  const opts = { file: 'secmlops.yaml', readKeyFile: () => rawPublicKey(generateKeyPairSync('ed25519').publicKey) };
+
+  test('raises or lowers the largest IDX file the stages read', () => {
+    expect(parsePolicy(withCap('1073741824'), opts).artifacts.dataset?.maxFileBytes).toBe(1073741824);
+    expect(parsePolicy(example, opts).artifacts.dataset?.maxFileBytes).toBeUndefined();
+  });
+
+  test.each(['512', '99999999999999999999', 'big'])('%s is refused, naming the field', (v) => {
+    expect(() => parsePolicy(withCap(v), opts)).toThrow('secmlops.yaml: artifacts.dataset.maxFileBytes');
+  });
+});
