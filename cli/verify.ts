@@ -62,6 +62,21 @@ export async function verifyFile(target: string, opts: VerifyOptions): Promise<V
   } catch {
     throw new Error(`${target} is not JSON: expected a DSSE envelope or a pipeline status with an audit trail`);
   }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
+    throw new Error(
+      `${target} is not a JSON object: expected a DSSE envelope or a pipeline status with an audit trail`,
+    );
+  // Past the shape checks below, a field of the wrong type would surface as a JavaScript TypeError: say instead
+  // that the document is malformed, and where the check was.
+  try {
+    return await verifyDoc(target, doc, opts);
+  } catch (e) {
+    if (e instanceof TypeError) throw new Error(`${target} is malformed: ${e.message}`);
+    throw e;
+  }
+}
+
+async function verifyDoc(target: string, doc: Record<string, unknown>, opts: VerifyOptions): Promise<VerifyReport> {
   if ('payloadType' in doc) {
     const trusted = opts.keyPath ? await loadPublicKey(opts.keyPath) : opts.policy?.policy.release?.publicKey;
     if (!trusted)
@@ -69,6 +84,8 @@ export async function verifyFile(target: string, opts: VerifyOptions): Promise<V
         'no trusted key: give --key PUB, or --policy F whose release.publicKey pins one (the envelope’s own key is never trusted)',
       );
     const statement = openEnvelope(doc, trusted);
+    if (!Array.isArray(statement.subject) || typeof statement.predicate !== 'object' || statement.predicate === null)
+      throw new Error(`${target}: the signed statement has no subject list or no predicate`);
     const subjects = statement.subject.map((s) => ({ name: s.name, sha256: s.digest.sha256 }));
     if (statement.predicateType === LEGACY_PREDICATE_TYPE) {
       const p = statement.predicate as { pipeline: string; audit?: AuditEntry[] };
