@@ -46,7 +46,7 @@ describe('verify on malformed documents', () => {
       'is malformed: ',
     ],
   ])('a re-signed statement whose %s', async (name, change, message) => {
-    const { run } = await verify(`${name}.json`, envelopeText(change(seedStatement()) as never));
+    const { run } = await verify(`${name}.json`, envelopeText(change(seedStatement())));
     await expect(run()).rejects.toThrow(message);
   });
 });
