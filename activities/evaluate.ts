@@ -1,31 +1,25 @@
 // The evaluate stage's activity: pins the model in the artifact store, runs the attack suite in an engine job
 // process (heartbeating its progress; cancelling kills it) and turns the results into gate metrics.
 import { Context } from '@temporalio/activity';
+import { jobDataset, type SplitInput } from './job-dataset.js';
 import { ApplicationFailure } from '@temporalio/common';
-import { join } from 'node:path';
 import { RegularFileError, readRegular } from '../engine/io/regular-file.js';
 import { MODEL_LIMITS } from '../engine/onnx/model.js';
 import type { EvaluateResult, JobProgress } from '../engine/jobs/protocol.js';
 import { JobError, runJob } from '../engine/jobs/run-job.js';
 import { executionProviderFromEnv } from '../engine/runtime/session.js';
-import type { DatasetSplit, EvaluateConfig, Evidence } from '../policy/index.js';
+import type { EvaluateConfig, Evidence } from '../policy/index.js';
 import type { EvaluationSummary } from '../workflows/messages.js';
 import { requirePins, splitRead, type EvidenceContext, type EvidenceSigner } from './evidence.js';
 import type { ArtifactStore } from './store.js';
 
-export interface EvaluateInput {
+/** The split, its pinned digests and the file cap: {@link SplitInput}. */
+export interface EvaluateInput extends SplitInput {
   /** The model file, or (from a train stage) modelRef in the artifact store. */
   modelPath?: string;
   modelSha256?: string;
   modelRef?: string;
-  root: string;
-  split: DatasetSplit;
-  classes: number;
-  /** artifacts.dataset.maxFileBytes. */
-  maxFileBytes?: number;
   config: EvaluateConfig;
-  /** The split's pinned digests: the engine hashes each file as it reads it and refuses one that changed. */
-  pinned?: { images?: string; labels?: string };
   evidence?: EvidenceContext;
 }
 
@@ -56,12 +50,7 @@ export async function evaluateModel(
         kind: 'evaluate',
         modelPath: stored.path,
         modelSha256: stored.digest,
-        images: join(input.root, input.split.images),
-        labels: join(input.root, input.split.labels),
-        ...(input.pinned?.images ? { imagesSha256: input.pinned.images } : {}),
-        ...(input.pinned?.labels ? { labelsSha256: input.pinned.labels } : {}),
-        classes: input.classes,
-        ...(input.maxFileBytes ? { maxBytes: input.maxFileBytes } : {}),
+        ...jobDataset(input),
         limit: input.config.limit,
         range: input.config.range,
         seed: input.config.seed,

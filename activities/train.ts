@@ -2,25 +2,20 @@
 // into the artifact store by SHA-256 and its reference into the heartbeat, so a retry (after a worker crash or a
 // server restart) resumes from it; cancelling kills the job and keeps the last checkpoint.
 import { Context } from '@temporalio/activity';
+import { jobDataset, type SplitInput } from './job-dataset.js';
 import { ApplicationFailure } from '@temporalio/common';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TrainProgressMessage, TrainResult } from '../engine/jobs/protocol.js';
 import { JobError, runJob } from '../engine/jobs/run-job.js';
-import type { DatasetSplit, Evidence, TrainConfig } from '../policy/index.js';
+import type { Evidence, TrainConfig } from '../policy/index.js';
 import { requirePins, splitRead, type EvidenceContext, type EvidenceSigner } from './evidence.js';
 import type { ArtifactStore } from './store.js';
 
-export interface TrainInput {
-  root: string;
-  split: DatasetSplit;
-  classes: number;
-  /** artifacts.dataset.maxFileBytes. */
-  maxFileBytes?: number;
+/** The split, its pinned digests and the file cap: {@link SplitInput}. */
+export interface TrainInput extends SplitInput {
   config: TrainConfig;
-  /** The split's pinned digests: the engine hashes each file as it reads it and refuses one that changed. */
-  pinned?: { images?: string; labels?: string };
   evidence?: EvidenceContext;
 }
 
@@ -72,12 +67,7 @@ export async function trainModel(
       {
         ...c,
         kind: 'train',
-        images: join(input.root, input.split.images),
-        labels: join(input.root, input.split.labels),
-        ...(input.pinned?.images ? { imagesSha256: input.pinned.images } : {}),
-        ...(input.pinned?.labels ? { labelsSha256: input.pinned.labels } : {}),
-        classes: input.classes,
-        ...(input.maxFileBytes ? { maxBytes: input.maxFileBytes } : {}),
+        ...jobDataset(input),
         resume,
         workDir,
       },

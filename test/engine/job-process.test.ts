@@ -13,12 +13,18 @@ import { deployableModel, initWeights, smallCnn } from '../../engine/train/zoo.j
 
 const FASHION = '/usr/share/datasets/fashion-mnist';
 
+/** An untrained small CNN written under the working directory, which the job process does not share. */
+async function untrainedModel() {
+  const dir = await mkdtemp(join(process.cwd(), '.secmlops', 'job-test-'));
+  const bytes = saveModel(deployableModel(smallCnn, initWeights(smallCnn, new Rng(1))));
+  const modelPath = join(dir, 'model.onnx');
+  await writeFile(modelPath, bytes);
+  return { dir, bytes, modelPath };
+}
+
 describe('engine job process', () => {
   test('runs in an empty working directory of its own, with the request paths made absolute', async () => {
-    const dir = await mkdtemp(join(process.cwd(), '.secmlops', 'job-test-'));
-    const bytes = saveModel(deployableModel(smallCnn, initWeights(smallCnn, new Rng(1))));
-    const modelPath = join(dir, 'model.onnx');
-    await writeFile(modelPath, bytes);
+    const { dir, bytes, modelPath } = await untrainedModel();
     let seen: { cwd: string; entries: string[] } | undefined;
     const result = await runJob(
       {
@@ -49,10 +55,7 @@ describe('engine job process', () => {
   }, 120_000);
 
   test("applies the policy's model limits, and a model over them is a permanent failure naming the limit", async () => {
-    const dir = await mkdtemp(join(process.cwd(), '.secmlops', 'job-test-'));
-    const bytes = saveModel(deployableModel(smallCnn, initWeights(smallCnn, new Rng(1))));
-    const modelPath = join(dir, 'model.onnx');
-    await writeFile(modelPath, bytes);
+    const { dir, bytes, modelPath } = await untrainedModel();
     const job = runJob({
       kind: 'evaluate',
       modelPath,
