@@ -1,16 +1,17 @@
 // The evaluate stage's activity: pins the model in the artifact store, runs the attack suite in an engine job
 // process (heartbeating its progress; cancelling kills it) and turns the results into gate metrics.
 import { Context } from '@temporalio/activity';
-import { jobDataset, type SplitInput } from './job-dataset.js';
+import { datasetRead, jobDataset, type SplitInput } from './job-dataset.js';
 import { ApplicationFailure } from '@temporalio/common';
 import { RegularFileError, readRegular } from '../engine/io/regular-file.js';
 import { MODEL_LIMITS } from '../engine/onnx/model.js';
 import type { EvaluateResult, JobProgress } from '../engine/jobs/protocol.js';
-import { JobError, runJob } from '../engine/jobs/run-job.js';
+import { runJob } from '../engine/jobs/run-job.js';
+import { jobFailure } from './job-failure.js';
 import { executionProviderFromEnv } from '../engine/runtime/session.js';
 import type { EvaluateConfig, Evidence } from '../policy/index.js';
 import type { EvaluationSummary } from '../workflows/messages.js';
-import { requirePins, splitRead, type EvidenceContext, type EvidenceSigner } from './evidence.js';
+import { requirePins, type EvidenceContext, type EvidenceSigner } from './evidence.js';
 import type { ArtifactStore } from './store.js';
 
 /** The split, its pinned digests and the file cap: {@link SplitInput}. */
@@ -56,6 +57,7 @@ export async function evaluateModel(
         seed: input.config.seed,
         attacks: input.config.attacks,
         curve: input.config.curve,
+        ...(input.config.backdoor ? { backdoor: input.config.backdoor } : {}),
         ...(input.config.modelLimits ? { modelLimits: input.config.modelLimits } : {}),
         executionProvider: executionProviderFromEnv(),
       },
@@ -68,16 +70,9 @@ export async function evaluateModel(
       },
     );
   } catch (e) {
-    // The SDK's own reason tells a requested cancel (reported as cancelled) from a worker shutdown (retried).
-    if (ctx.cancellationSignal.aborted) {
-      ctx.log.info('engine job killed', { reason: String(ctx.cancellationSignal.reason) });
-      throw ctx.cancellationSignal.reason;
-    }
     // A model the engine refuses (hostile or malformed) will not get better on retry; a crash might.
     // Name the user's file, not its copy in the artifact store.
-    const msg = (e as Error).message.split(stored.path).join(input.modelPath ?? input.modelRef!);
-    if (e instanceof JobError && e.permanent) throw ApplicationFailure.nonRetryable(msg, e.code ?? 'InvalidModel');
-    throw ApplicationFailure.retryable(msg, 'EngineJobFailed');
+    throw jobFailure(e, 'InvalidModel', (m) => m.split(stored.path).join(input.modelPath ?? input.modelRef!));
   } finally {
     clearInterval(beat);
   }
@@ -86,7 +81,7 @@ export async function evaluateModel(
   if (seal && input.evidence) {
     out.evidence = seal.sign('evaluation', input.evidence, {
       modelSha256: stored.digest,
-      dataset: splitRead(input.split, input.pinned),
+      dataset: datasetRead(input),
       metrics,
       config: input.config,
     });
@@ -122,6 +117,10 @@ function toMetrics(r: EvaluateResult, safetyCritical: number[]): Record<string, 
   const m: Record<string, number> = { 'evaluate.clean_accuracy': r.cleanAccuracy, 'evaluate.images': r.images };
   const first = r.attacks[0]?.metrics;
   for (const k of safetyCritical) if (first) m[`evaluate.class.${k}.miss_rate`] = first.classes[k].missRate;
+  if (r.backdoor) {
+    m['evaluate.backdoor.success_rate'] = r.backdoor.success_rate;
+    m['evaluate.backdoor.baseline_rate'] = r.backdoor.baseline_rate;
+  }
   for (const a of r.attacks) {
     const put = (name: string, v: number) => {
       if (Number.isFinite(v)) m[`evaluate.${a.id}.${name}`] = v;
@@ -150,5 +149,6 @@ function summarize(r: EvaluateResult): EvaluationSummary {
       seconds: a.seconds,
     })),
     curve: r.curve,
+    ...(r.backdoor ? { backdoor: r.backdoor } : {}),
   };
 }

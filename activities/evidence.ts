@@ -13,7 +13,6 @@ import {
   type Evidence,
   type EvidenceKind,
   type EvidencePayloads,
-  type FileDigest,
   type StageName,
 } from '../policy/index.js';
 import { keyId, loadPrivateKey, rawPublicKey } from './keys.js';
@@ -89,20 +88,6 @@ export function makeSigner(key: KeyObject): EvidenceSigner {
       }
     },
   };
-}
-
-/**
- * The two files of a split that train or evaluate read, with the digests the engine checked them against while
- * reading (evidence runs only: they refuse to start without the pins, see requirePins).
- */
-export function splitRead(
-  split: { images: string; labels: string },
-  pinned: { images?: string; labels?: string } | undefined,
-): FileDigest[] {
-  return [
-    { path: split.images, sha256: pinned?.images ?? '' },
-    { path: split.labels, sha256: pinned?.labels ?? '' },
-  ];
 }
 
 /** Evidence about a split is only worth signing when the engine checked the files against pinned digests. */

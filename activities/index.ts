@@ -1,5 +1,6 @@
 import { validateDataset, type ValidateInput } from './dataset.js';
 import { evaluateModel, type EvaluateInput } from './evaluate.js';
+import { sanitiseDataset, type SanitiseInput } from './sanitise.js';
 import { trainModel, type TrainInput } from './train.js';
 import { hashDatasetFiles, type ManifestInput } from './manifest.js';
 import { signRelease, type ReleaseRequest } from './release.js';
@@ -36,6 +37,7 @@ export function createActivities(config: ActivityConfig) {
     resolveStart: (input: PipelineInput) => resolveStart(config.trust, signer, config.githubStarts, input),
     hashDatasetFiles: (input: ManifestInput) => hashDatasetFiles(signer, input),
     validateDataset: (input: ValidateInput) => validateDataset(signer, input),
+    sanitiseDataset: (input: SanitiseInput) => sanitiseDataset(store, signer, input),
     signRelease: (req: ReleaseRequest) => signRelease(store, config.releaseKeyPath, signer, req),
     evaluateModel: (input: EvaluateInput) => evaluateModel(store, signer, input),
     trainModel: (input: TrainInput) => trainModel(store, signer, input),

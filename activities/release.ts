@@ -5,7 +5,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { RegularFileError } from '../engine/io/regular-file.js';
-import { checkRelease, type CheckedRelease, type ReleaseDossier } from '../policy/index.js';
+import { checkRelease, datasetSubjects, type CheckedRelease, type ReleaseDossier } from '../policy/index.js';
 import { PREDICATE_TYPE, signEnvelope, type Statement } from './attestation.js';
 import type { EvidenceSigner } from './evidence.js';
 import { keyId, loadPrivateKey, rawPublicKey } from './keys.js';
@@ -38,6 +38,8 @@ export interface ReleasePredicate {
   /** Where the model digest came from: a stage's evidence, or the signer hashing the policy's model file. */
   modelMeasuredBy?: 'train' | 'evaluate' | 'signer';
   stages: CheckedRelease['stages'];
+  /** The data stage's poisoning defense: the split's original digests, the sanitised copy, how much it removed. */
+  sanitisation?: CheckedRelease['sanitised'];
   dossier: Omit<ReleaseDossier, 'evidenceKey' | 'pipelineId'>;
 }
 
@@ -65,8 +67,8 @@ export async function signRelease(
       'ReleaseRefused',
     );
   }
-  const subjects: Statement['subject'] = release.dataset.map((f) => ({
-    name: `dataset/${f.path}`,
+  const subjects: Statement['subject'] = datasetSubjects(release).map((f) => ({
+    name: f.name,
     digest: { sha256: f.sha256 },
   }));
   let model: { sha256: string; by: 'train' | 'evaluate' | 'signer' } | undefined = release.model
@@ -108,6 +110,7 @@ export async function signRelease(
     evidenceKey,
     ...(model ? { modelMeasuredBy: model.by } : {}),
     stages: release.stages,
+    ...(release.sanitised ? { sanitisation: release.sanitised } : {}),
     dossier: rest,
   };
   const statement: Statement = {

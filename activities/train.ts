@@ -2,15 +2,15 @@
 // into the artifact store by SHA-256 and its reference into the heartbeat, so a retry (after a worker crash or a
 // server restart) resumes from it; cancelling kills the job and keeps the last checkpoint.
 import { Context } from '@temporalio/activity';
-import { jobDataset, type SplitInput } from './job-dataset.js';
-import { ApplicationFailure } from '@temporalio/common';
+import { datasetRead, jobDataset, type SplitInput } from './job-dataset.js';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TrainProgressMessage, TrainResult } from '../engine/jobs/protocol.js';
-import { JobError, runJob } from '../engine/jobs/run-job.js';
+import { runJob } from '../engine/jobs/run-job.js';
+import { jobFailure } from './job-failure.js';
 import type { Evidence, TrainConfig } from '../policy/index.js';
-import { requirePins, splitRead, type EvidenceContext, type EvidenceSigner } from './evidence.js';
+import { requirePins, type EvidenceContext, type EvidenceSigner } from './evidence.js';
 import type { ArtifactStore } from './store.js';
 
 /** The split, its pinned digests and the file cap: {@link SplitInput}. */
@@ -67,7 +67,7 @@ export async function trainModel(
       {
         ...c,
         kind: 'train',
-        ...jobDataset(input),
+        ...jobDataset(input, store),
         resume,
         workDir,
       },
@@ -107,7 +107,7 @@ export async function trainModel(
       if (robust.length) metrics['train.robust_validation'] = Math.max(...robust);
       out.evidence = seal.sign('training', input.evidence, {
         modelSha256: model.digest,
-        dataset: splitRead(input.split, input.pinned),
+        dataset: datasetRead(input),
         metrics,
         config: input.config,
       });
@@ -115,14 +115,7 @@ export async function trainModel(
     return out;
   } catch (e) {
     await storing.catch(() => undefined);
-    // The SDK's own reason tells a requested cancel (reported as cancelled) from a worker shutdown (retried).
-    if (ctx.cancellationSignal.aborted) {
-      ctx.log.info('engine job killed', { reason: String(ctx.cancellationSignal.reason) });
-      throw ctx.cancellationSignal.reason;
-    }
-    const msg = (e as Error).message;
-    if (e instanceof JobError && e.permanent) throw ApplicationFailure.nonRetryable(msg, e.code ?? 'InvalidTraining');
-    throw ApplicationFailure.retryable(msg, 'EngineJobFailed');
+    throw jobFailure(e, 'InvalidTraining');
   } finally {
     clearInterval(ticker);
     await rm(workDir, { recursive: true, force: true });

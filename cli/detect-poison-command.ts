@@ -5,16 +5,9 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { loadSplit } from '../engine/data/fashion.js';
 import { loadModel } from '../engine/onnx/model.js';
-import {
-  DETECT_METHODS,
-  activationClustering,
-  activations,
-  scoreDetection,
-  spectralSignatures,
-  type DetectMethod,
-} from '../engine/poison/detect.js';
-import { train } from '../engine/train/trainer.js';
-import { ARCHITECTURES, deployableModel } from '../engine/train/zoo.js';
+import { DETECT_METHODS, scoreDetection, type DetectMethod } from '../engine/poison/detect.js';
+import { findPoison } from '../engine/poison/find.js';
+import { ARCHITECTURES } from '../engine/train/zoo.js';
 import { progressBar } from './render.js';
 import { UsageError } from './usage-error.js';
 
@@ -60,31 +53,26 @@ export async function detectPoisonCommand(o: DetectPoisonCommand): Promise<void>
   const full = await loadSplit(o.data, 'train');
   const data = o.limit ? await loadSplit(o.data, 'train', { limit: o.limit }) : full;
   const truth = o.truth ? await readTruth(o.truth, full.count) : undefined;
-  let model;
-  if (o.model) model = await loadModel(o.model);
-  else {
-    console.error(`training a reference ${arch.name} on ${data.count} suspect images, ${o.epochs} epochs`);
-    const r = await train({
-      arch,
-      data,
-      epochs: o.epochs,
-      seed: o.seed,
-      onProgress: (p) =>
-        progress(
-          `reference model: epoch ${p.epoch}/${p.epochs} ${progressBar(p.step, p.steps)} acc ${(p.accuracy * 100).toFixed(1)}%`,
-        ),
-    });
-    if (process.stderr.isTTY) process.stderr.write('\n');
-    model = deployableModel(arch, r.deploy);
-  }
-  const acts = await activations(model, data, { onProgress: (d, t) => progress(`activations ${progressBar(d, t)}`) });
-  if (process.stderr.isTTY) process.stderr.write('\n');
-  const classes = 10;
+  const model = o.model ? await loadModel(o.model) : undefined;
+  if (!model) console.error(`training a reference ${arch.name} on ${data.count} suspect images, ${o.epochs} epochs`);
   const method = o.method as DetectMethod;
-  const detection =
-    method === 'spectral'
-      ? spectralSignatures(acts, data.labels, classes, o.rate, o.seed)
-      : activationClustering(acts, data.labels, classes, { seed: o.seed });
+  let phase = '';
+  const detection = await findPoison(data, {
+    method,
+    classes: 10,
+    rate: o.rate,
+    seed: o.seed,
+    model,
+    arch: o.arch,
+    epochs: o.epochs,
+    onProgress: (p) => {
+      if (phase && phase !== p.phase && process.stderr.isTTY) process.stderr.write('\n');
+      phase = p.phase;
+      const acc = p.accuracy === undefined ? '' : ` acc ${(p.accuracy * 100).toFixed(1)}%`;
+      progress(`${p.phase} ${progressBar(p.done, p.total)}${acc}`);
+    },
+  });
+  if (process.stderr.isTTY) process.stderr.write('\n');
   const scores = truth ? scoreDetection(detection.flagged, truth, data.count) : undefined;
   const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
   console.log(`${method}: flagged ${detection.flagged.length} of ${data.count} images`);

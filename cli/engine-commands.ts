@@ -133,6 +133,8 @@ export interface AttackCommand extends LoadOptions {
   seed: number;
   json?: string;
   range: string;
+  /** --attack backdoor: the poison.json of a BadNets poisoning. */
+  trigger?: string;
 }
 
 export async function attackCommand(o: AttackCommand): Promise<void> {
@@ -141,8 +143,12 @@ export async function attackCommand(o: AttackCommand): Promise<void> {
   const { computeMetrics } = await import('../engine/metrics/metrics.js');
   const { inspectModel } = await import('../engine/inspect.js');
   const { loadModel } = await import('../engine/onnx/model.js');
+  if (o.attack === 'backdoor') {
+    const { backdoorCommand } = await import('./backdoor-command.js');
+    return backdoorCommand(o);
+  }
   if (!(ATTACKS as readonly string[]).includes(o.attack))
-    throw new Error(`unknown --attack "${o.attack}"; expected one of ${ATTACKS.join(', ')}`);
+    throw new Error(`unknown --attack "${o.attack}"; expected one of ${[...ATTACKS, 'backdoor'].join(', ')}`);
   if (o.attack !== 'deepfool' && o.eps === undefined) throw new Error(`--eps is required for ${o.attack}`);
   if (o.norm !== 'linf' && o.norm !== 'l2') throw new Error(`--norm must be linf or l2, not "${o.norm}"`);
   const [min, max] = o.range.split(',').map(Number);

@@ -41,7 +41,7 @@ export function addEngineCommands(program: Command, int: (v: string) => number):
     .description('attack an ONNX model on the IDX test set; prints clean and robust accuracy')
     .requiredOption('--model <file>', 'model.onnx (first input [N, C, H, W], first output logits)')
     .requiredOption('--data <dir>', 'folder with the IDX test files')
-    .requiredOption('--attack <name>', 'fgsm, pgd, deepfool or square')
+    .requiredOption('--attack <name>', 'fgsm, pgd, deepfool, square or backdoor')
     .option('--eps <e>', 'perturbation budget', Number)
     .option('--steps <n>', 'PGD steps (default 20)', int)
     .option('--restarts <n>', 'PGD restarts (default 1)', int)
@@ -49,6 +49,7 @@ export function addEngineCommands(program: Command, int: (v: string) => number):
     .option('--limit <n>', 'attack the first N test images', int)
     .option('--seed <n>', 'seed for random starts and squares', int, 1)
     .option('--range <min,max>', 'valid input range', '0,1')
+    .option('--trigger <file>', 'backdoor: poison.json of a BadNets poisoning (its trigger and target class)')
     .option('--json <file>', 'write the results as JSON')
     .action(async (o: Parameters<typeof import('./engine-commands.js').attackCommand>[0]) => {
       const { attackCommand } = await import('./engine-commands.js');

@@ -12,6 +12,7 @@ import { ArtifactStore } from '../activities/store.js';
 import {
   canonicalJson,
   checkRelease,
+  datasetSubjects,
   checkTrail,
   own,
   subjectDigest,
@@ -136,7 +137,9 @@ function checkAttestation(p: ReleasePredicate, subjects: VerifyReport['subjects'
       problems.push('the attested policy digest is not the one the start evidence names');
     if (!sameJson(release.stages, p.stages))
       problems.push('the attested stages, metrics or gates differ from what the evidence shows');
-    const expected = new Map(release.dataset.map((f) => [`dataset/${f.path}`, f.sha256]));
+    const expected = new Map(datasetSubjects(release).map((f) => [f.name, f.sha256]));
+    if (!sameJson(release.sanitised ?? null, p.sanitisation ?? null))
+      problems.push('the attested sanitisation differs from what the data stage’s evidence shows');
     if (release.model) expected.set('model', release.model.sha256);
     else if (p.modelMeasuredBy === 'signer') {
       const pin = release.policy.artifacts.model?.sha256;

@@ -61,10 +61,30 @@ export interface ModelPayload {
   config: unknown;
 }
 
+/** The data stage's poisoning defense: what it read, what it removed, and the sanitised copy it stored. */
+export interface SanitisationPayload {
+  split: string;
+  /** The split's two files, each hashed while it was read and equal to its pinned digest. */
+  dataset: FileDigest[];
+  /** The sanitised copy of the split in the artifact store, and the list of removed indices (JSON). */
+  output: { images: string; labels: string; removed: string };
+  images: number;
+  removed: number;
+  metrics: Record<string, number>;
+  /** The policy's data.poisoning block the work followed. */
+  config: unknown;
+}
+
+/** How training evidence names a split file it read in its sanitised copy (the data stage's output). */
+export function sanitisedPath(path: string): string {
+  return `${path}#sanitised`;
+}
+
 export interface EvidencePayloads {
   start: StartPayload;
   manifest: ManifestPayload;
   validation: ValidationPayload;
+  sanitisation: SanitisationPayload;
   training: ModelPayload;
   evaluation: ModelPayload;
 }

@@ -3,6 +3,10 @@ import type { Gate } from './types.js';
 /** Metrics the data stage measures per split; gates may name them. */
 export const DATA_METRIC_PATTERN =
   /^data\.([A-Za-z0-9_-]+)\.(images|min_class_fraction|max_class_fraction|pixel_mean|pixel_std)$/;
+/** The data stage's poisoning detection: images flagged (and removed), their share, per class. */
+export const POISON_METRIC_PATTERN = /^data\.poison\.(?:flagged|flagged_fraction|class\.(\d+)\.flagged)$/;
+/** The evaluate stage's backdoor measurement (evaluate.backdoor). */
+export const BACKDOOR_METRIC_PATTERN = /^evaluate\.backdoor\.(?:success_rate|baseline_rate)$/;
 /** Metrics the train stage records: the last epoch's loss and accuracy, the best robust validation accuracy. */
 export const TRAIN_METRIC_PATTERN = /^train\.(loss|accuracy|robust_validation|epochs)$/;
 /**

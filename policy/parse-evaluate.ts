@@ -1,5 +1,11 @@
 // The `evaluate` block (the attack suite) and the gate metrics each stage measures.
-import { DATA_METRIC_PATTERN, EVALUATE_METRIC_PATTERN, TRAIN_METRIC_PATTERN } from './gates.js';
+import {
+  BACKDOOR_METRIC_PATTERN,
+  DATA_METRIC_PATTERN,
+  EVALUATE_METRIC_PATTERN,
+  POISON_METRIC_PATTERN,
+  TRAIN_METRIC_PATTERN,
+} from './gates.js';
 import { own } from './own.js';
 import { unknownSplit } from './parse-train.js';
 import { Reader, join } from './reader.js';
@@ -8,8 +14,10 @@ import {
   MODEL_LIMIT_KEYS,
   type Artifacts,
   type AttackConfig,
+  type BackdoorConfig,
   type EvaluateConfig,
   type ModelLimitsConfig,
+  type PoisoningConfig,
   type Stage,
 } from './types.js';
 
@@ -23,7 +31,7 @@ export function readEvaluate(r: Reader, v: unknown, stages: Stage[], artifacts: 
   }
   const m = r.mapping(v, 'evaluate', {
     required: ['attacks'],
-    optional: ['split', 'limit', 'range', 'seed', 'safetyCritical', 'curve', 'modelLimits'],
+    optional: ['split', 'limit', 'range', 'seed', 'safetyCritical', 'curve', 'modelLimits', 'backdoor'],
   });
   if (runs && !artifacts.model && !stages.some((s) => s.name === 'train'))
     r.fail(
@@ -55,7 +63,8 @@ export function readEvaluate(r: Reader, v: unknown, stages: Stage[], artifacts: 
     });
     const id = r.string(a.id, join(path, 'id'), ID, 'an attack id of letters, digits, "_" or "-"');
     if (ids.has(id)) r.fail(join(path, 'id'), `attack id "${id}" is used twice`);
-    if (id === 'class' || id === 'clean_accuracy') r.fail(join(path, 'id'), `"${id}" is reserved for metric names`);
+    if (id === 'class' || id === 'clean_accuracy' || id === 'backdoor')
+      r.fail(join(path, 'id'), `"${id}" is reserved for metric names`);
     ids.add(id);
     const cfg: AttackConfig = { id, attack: r.oneOf(a.attack, join(path, 'attack'), ATTACK_NAMES) };
     if (cfg.attack !== 'deepfool') cfg.eps = r.number(a.eps, join(path, 'eps'), 0, range[1] - range[0]);
@@ -81,6 +90,7 @@ export function readEvaluate(r: Reader, v: unknown, stages: Stage[], artifacts: 
   }
   return {
     curve,
+    ...(m.backdoor === undefined ? {} : { backdoor: readBackdoor(r, m.backdoor, classes) }),
     ...(m.modelLimits === undefined ? {} : { modelLimits: readModelLimits(r, m.modelLimits) }),
     split,
     limit: m.limit === undefined ? undefined : r.integer(m.limit, 'evaluate.limit', 1),
@@ -88,6 +98,26 @@ export function readEvaluate(r: Reader, v: unknown, stages: Stage[], artifacts: 
     seed: m.seed === undefined ? 1 : r.integer(m.seed, 'evaluate.seed', 0),
     safetyCritical,
     attacks,
+  };
+}
+
+const CORNERS = ['top-left', 'top-right', 'bottom-left', 'bottom-right'] as const;
+
+/** The trigger to measure; whether it fits the images is checked where the images are read. */
+function readBackdoor(r: Reader, v: unknown, classes: number): BackdoorConfig {
+  const path = 'evaluate.backdoor';
+  const m = r.mapping(v, path, { required: ['target'], optional: ['patch', 'position', 'value'] });
+  let position: BackdoorConfig['position'] = 'bottom-right';
+  if (typeof m.position === 'string') position = r.oneOf(m.position, join(path, 'position'), CORNERS);
+  else if (m.position !== undefined) {
+    const at = r.mapping(m.position, join(path, 'position'), { required: ['x', 'y'] });
+    position = { x: r.integer(at.x, join(path, 'position.x'), 0), y: r.integer(at.y, join(path, 'position.y'), 0) };
+  }
+  return {
+    target: r.integer(m.target, join(path, 'target'), 0, classes - 1),
+    patch: m.patch === undefined ? 3 : r.integer(m.patch, join(path, 'patch'), 1, 1024),
+    position,
+    value: m.value === undefined ? 255 : r.integer(m.value, join(path, 'value'), 0, 255),
   };
 }
 
@@ -121,11 +151,22 @@ export function checkGateMetric(
   r: Reader,
   path: string,
   metric: string,
-  stages: Stage[],
-  artifacts: Artifacts,
-  evaluate: EvaluateConfig | undefined,
+  p: { stages: Stage[]; artifacts: Artifacts; evaluate?: EvaluateConfig; poisoning?: PoisoningConfig },
 ): void {
+  const { stages, artifacts, evaluate } = p;
   const runs = (name: string) => stages.some((s) => s.name === name);
+  const poison = POISON_METRIC_PATTERN.exec(metric);
+  if (poison) {
+    if (!p.poisoning) r.fail(path, `metric "${metric}" is measured only when data.poisoning is set`);
+    if (poison[1] !== undefined && Number(poison[1]) >= (artifacts.dataset?.classes ?? 0))
+      r.fail(path, `metric "${metric}" names class ${poison[1]}, outside 0..${(artifacts.dataset?.classes ?? 1) - 1}`);
+    return;
+  }
+  if (BACKDOOR_METRIC_PATTERN.test(metric)) {
+    if (!runs('evaluate') || !evaluate?.backdoor)
+      r.fail(path, `metric "${metric}" is measured only when the evaluate stage runs with evaluate.backdoor`);
+    return;
+  }
   const data = DATA_METRIC_PATTERN.exec(metric);
   if (data) {
     if (!runs('data')) r.fail(path, `metric "${metric}" is measured by the data stage, which this policy does not run`);
@@ -152,6 +193,6 @@ export function checkGateMetric(
   }
   r.fail(
     path,
-    `unknown metric "${metric}"; stages measure data.<split>.{images,min_class_fraction,max_class_fraction,pixel_mean,pixel_std}, train.{loss,accuracy,robust_validation,epochs}, evaluate.clean_accuracy, evaluate.class.<k>.miss_rate and evaluate.<attack id>.{robust_accuracy,attack_success_rate,median_linf,median_l2,class.<k>.miss_rate}`,
+    `unknown metric "${metric}"; stages measure data.<split>.{images,min_class_fraction,max_class_fraction,pixel_mean,pixel_std}, train.{loss,accuracy,robust_validation,epochs}, data.poison.{flagged,flagged_fraction,class.<k>.flagged}, evaluate.clean_accuracy, evaluate.class.<k>.miss_rate, evaluate.backdoor.{success_rate,baseline_rate} and evaluate.<attack id>.{robust_accuracy,attack_success_rate,median_linf,median_l2,class.<k>.miss_rate}`,
   );
 }

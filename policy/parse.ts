@@ -1,5 +1,6 @@
 import { DEFAULT_APPROVALS, DEFAULT_ROLES, LIFECYCLE } from './defaults.js';
 import { own } from './own.js';
+import { readData } from './parse-data.js';
 import { checkGateMetric, readEvaluate } from './parse-evaluate.js';
 import { readChannels, readKey } from './parse-keys.js';
 import { readTrain } from './parse-train.js';
@@ -48,6 +49,7 @@ export function parsePolicy(text: string, opts: ParseOptions): Policy {
       'roles',
       'gates',
       'artifacts',
+      'data',
       'train',
       'evaluate',
       'threatModel',
@@ -65,8 +67,9 @@ export function parsePolicy(text: string, opts: ParseOptions): Policy {
   const artifacts = readArtifacts(r, top.artifacts);
   const trainConfig = readTrain(r, top.train, stages, artifacts);
   const evaluate = readEvaluate(r, top.evaluate, stages, artifacts);
+  const data = readData(r, top.data, stages, artifacts, trainConfig);
   const gates = readGates(r, top.gates, (path, metric) =>
-    checkGateMetric(r, path, metric, stages, artifacts, evaluate),
+    checkGateMetric(r, path, metric, { stages, artifacts, evaluate, poisoning: data?.poisoning }),
   );
   const threatModel = readThreatModel(r, top.threatModel, roleIds);
   const channels = readChannels(r, top.channels, opts);
@@ -88,6 +91,7 @@ export function parsePolicy(text: string, opts: ParseOptions): Policy {
     channels,
     release,
   };
+  if (data) policy.data = data;
   if (trainConfig) policy.train = trainConfig;
   if (evaluate) policy.evaluate = evaluate;
   if (top.notifications !== undefined) {

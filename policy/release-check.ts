@@ -6,7 +6,14 @@
 import { checkChain, type AuditEntry } from './audit.js';
 import { canonicalJson } from './canonical.js';
 import { verifyDecision } from './decision.js';
-import { evidenceProblem, type Evidence, type EvidenceKind, type FileDigest, type ModelPayload } from './evidence.js';
+import {
+  evidenceProblem,
+  sanitisedPath,
+  type Evidence,
+  type EvidenceKind,
+  type FileDigest,
+  type ModelPayload,
+} from './evidence.js';
 import { evaluateGate, type GateResult } from './gates.js';
 import { findPerson, isAuthor, quorumMet, rolesOf, type Vote } from './approvals.js';
 import { own } from './own.js';
@@ -34,9 +41,40 @@ export interface CheckedRelease {
   policyDigest: string;
   /** The dataset files, as the data stage's manifest evidence measured them (and the policy pins). */
   dataset: FileDigest[];
+  /** The data stage's sanitised copy of the training split, as its sanitisation evidence measured it. */
+  sanitised?: SanitisedSplit;
   /** The model trained or evaluated, as evidence measured it. */
   model?: { sha256: string; measuredBy: 'train' | 'evaluate' };
   stages: { name: StageName; metrics: Record<string, number>; gates: GateResult[] }[];
+}
+
+export interface SanitisedSplit {
+  split: string;
+  method: string;
+  /** The originals' digests, then the copy's (artifact store) and the removed indices' list. */
+  from: FileDigest[];
+  images: string;
+  labels: string;
+  removedList: string;
+  removed: number;
+  of: number;
+}
+
+/**
+ * The dataset subjects an attestation names: every pinned file as the manifest measured it, then (with the poisoning
+ * defense) the sanitised split the model was trained on and the list of what was removed.
+ */
+export function datasetSubjects(release: CheckedRelease): { name: string; sha256: string }[] {
+  const out = release.dataset.map((f) => ({ name: `dataset/${f.path}`, sha256: f.sha256 }));
+  const s = release.sanitised;
+  const split = s && own(release.policy.artifacts.dataset?.splits, s.split);
+  if (s && split)
+    out.push(
+      { name: `sanitised/${split.images}`, sha256: s.images },
+      { name: `sanitised/${split.labels}`, sha256: s.labels },
+      { name: `sanitised/${s.split}/removed.json`, sha256: s.removedList },
+    );
+  return out;
 }
 
 const SKEW_MS = 5 * 60_000;
@@ -134,10 +172,34 @@ export function checkRelease(
         if (seen.size !== files.length) problems.push(`${where}: the manifest lists a file twice`);
         release.dataset = files.map((f) => ({ path: f.path, sha256: f.sha256 }));
       }
+      const poisoning = policy.data?.poisoning;
+      const cleaned = poisoning ? one('sanitisation') : undefined;
+      if (!poisoning && evidence.some((e) => e.body.kind === 'sanitisation'))
+        problems.push(`${where}: sanitisation evidence, but the policy sets no data.poisoning`);
+      if (cleaned && poisoning) {
+        const p = cleaned.body.payload;
+        readAsPinned(p.dataset ?? [], 'sanitisation');
+        const split = own(policy.artifacts.dataset?.splits, poisoning.split);
+        const files = (p.dataset ?? []).map((f) => f.path).join(', ');
+        if (!split || p.split !== poisoning.split || files !== `${split.images}, ${split.labels}`)
+          problems.push(`${where}: sanitisation read [${files}], not the files of data.poisoning.split`);
+        if (!sameJson(p.config, poisoning))
+          problems.push(`${where}: sanitisation followed another configuration than the policy's data.poisoning`);
+        release.sanitised = {
+          split: p.split,
+          method: poisoning.method,
+          from: (p.dataset ?? []).map((f) => ({ path: f.path, sha256: f.sha256 })),
+          images: p.output?.images,
+          labels: p.output?.labels,
+          removedList: p.output?.removed,
+          removed: p.removed,
+          of: p.images,
+        };
+      }
       const validation = one('validation');
       if (validation) {
         readAsPinned(validation.body.payload.dataset, 'validation');
-        metrics = validation.body.payload.metrics;
+        metrics = { ...ownMetrics(validation.body.payload.metrics), ...ownMetrics(cleaned?.body.payload.metrics) };
         const validated = (validation.body.payload.splits ?? []).map((s) => s.split).join(', ');
         const listed = Object.keys(policy.artifacts.dataset?.splits ?? {}).join(', ');
         if (validated !== listed)
@@ -147,14 +209,27 @@ export function checkRelease(
       const e = one(name === 'train' ? 'training' : 'evaluation');
       if (e) {
         const p: ModelPayload = e.body.payload;
-        readAsPinned(p.dataset, name === 'train' ? 'training' : 'evaluation');
         const block = name === 'train' ? policy.train : policy.evaluate;
         if (!sameJson(p.config, block))
           problems.push(`${where}: the work followed another ${name} configuration than the policy's ${name} block`);
         const split = own(policy.artifacts.dataset?.splits, block?.split);
         const files = (p.dataset ?? []).map((f) => f.path).join(', ');
-        if (!split || files !== `${split.images}, ${split.labels}`)
-          problems.push(`${where}: read [${files}], not the policy's ${name}.split files`);
+        const clean = name === 'train' ? release.sanitised : undefined;
+        if (clean && split) {
+          // Poisoning defense on: training must have read the sanitised copy the data stage measured, nothing else.
+          const want = [
+            { path: sanitisedPath(split.images), sha256: clean.images },
+            { path: sanitisedPath(split.labels), sha256: clean.labels },
+          ];
+          if (!sameJson(p.dataset, want))
+            problems.push(
+              `${where}: training read [${files}], not the data stage's sanitised split (${clean.images.slice(0, 12)}…)`,
+            );
+        } else {
+          readAsPinned(p.dataset, name === 'train' ? 'training' : 'evaluation');
+          if (!split || files !== `${split.images}, ${split.labels}`)
+            problems.push(`${where}: read [${files}], not the policy's ${name}.split files`);
+        }
         metrics = p.metrics;
         if (name === 'train') release.model = { sha256: p.modelSha256, measuredBy: 'train' };
         else if (release.model && release.model.sha256 !== p.modelSha256) {

@@ -106,6 +106,34 @@ export interface ThreatModel {
 }
 
 export const ATTACK_NAMES = ['fgsm', 'pgd', 'deepfool', 'square'] as const;
+
+export type TriggerCorner = 'top-left' | 'top-right' | 'bottom-left' | 'bottom-right';
+
+/** A BadNets trigger: a square patch of one pixel value (0–255) at a corner or at x,y, mapping to a target class. */
+export interface BackdoorConfig {
+  target: number;
+  patch: number;
+  position: TriggerCorner | { x: number; y: number };
+  value: number;
+}
+
+export const POISON_DETECTORS = ['spectral', 'activation-clustering'] as const;
+
+/**
+ * The data stage's poisoning defense: a reference model trained on the split, its penultimate activations, a
+ * detector, and a sanitised copy of the split without what it flagged, which the train stage then trains on.
+ */
+export interface PoisoningConfig {
+  split: string;
+  method: (typeof POISON_DETECTORS)[number];
+  arch: 'small-cnn' | 'wide-cnn' | 'mlp';
+  epochs: number;
+  /** The expected poison rate: spectral signatures remove 1.5 × this share of every class. */
+  rate: number;
+  /** More than this share of the split flagged fails the stage (a detector gone wrong must not gut the data). */
+  maxRemoval: number;
+  seed: number;
+}
 export type AttackKind = (typeof ATTACK_NAMES)[number];
 
 export interface AttackConfig {
@@ -134,6 +162,8 @@ export interface EvaluateConfig {
   /** Classes whose per-class miss rate is reported (evaluate.class.<k>.miss_rate). */
   safetyCritical: number[];
   attacks: AttackConfig[];
+  /** A BadNets trigger to measure: evaluate.backdoor.success_rate. */
+  backdoor?: BackdoorConfig;
   /** Robust accuracy of one attack at several budgets: the accuracy-versus-epsilon curve. */
   curve?: { attack: 'fgsm' | 'pgd'; steps?: number; eps: number[] };
   /** Limits the model must stay within (engine/onnx/limits.ts has the defaults). */
@@ -188,6 +218,8 @@ export interface Policy {
   stages: Stage[];
   gates: Gate[];
   artifacts: Artifacts;
+  /** The data stage's optional defenses. */
+  data?: { poisoning?: PoisoningConfig };
   train?: TrainConfig;
   evaluate?: EvaluateConfig;
   threatModel: ThreatModel;

@@ -75,6 +75,7 @@ export async function createWorkers(setup: WorkerSetup): Promise<Worker[]> {
         taskQueue: GPU_TASK_QUEUE,
         activities: {
           validateDataset: activities.validateDataset,
+          sanitiseDataset: activities.sanitiseDataset,
           evaluateModel: activities.evaluateModel,
           trainModel: activities.trainModel,
         },

@@ -47,6 +47,8 @@ export interface EvaluationSummary {
   }[];
   /** Accuracy versus epsilon, when the policy asks for it. */
   curve?: { attack: string; eps: number; robustAccuracy: number }[];
+  /** The BadNets trigger's success rate on test images of other classes, and the rate without it. */
+  backdoor?: { images: number; target: number; success_rate: number; baseline_rate: number };
 }
 
 export interface StageStatus {

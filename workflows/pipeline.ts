@@ -158,6 +158,14 @@ async function trustedPipeline(input: PipelineInput, policyGiven: boolean): Prom
       current = stage.name;
       const trained = evidence.find((s) => s.name === 'train')?.evidence.find((e) => e.body.kind === 'training');
       const modelRef = trained ? `sha256:${(trained as Evidence<'training'>).body.payload.modelSha256}` : undefined;
+      // The sanitised training split, as the data stage's own signed result names it (never from a Signal).
+      const cleaned = evidence.find((s) => s.name === 'data')?.evidence.find((e) => e.body.kind === 'sanitisation');
+      const out = (cleaned as Evidence<'sanitisation'> | undefined)?.body.payload;
+      const sanitised = out && {
+        images: `sha256:${out.output.images}`,
+        labels: `sha256:${out.output.labels}`,
+        removed: out.removed,
+      };
       const common = {
         pipelineId,
         subject: resolved.subject,
@@ -168,6 +176,7 @@ async function trustedPipeline(input: PipelineInput, policyGiven: boolean): Prom
         chainHead: head,
         start: resolved.evidence,
         ...(modelRef ? { modelRef } : {}),
+        ...(sanitised ? { sanitised } : {}),
       };
       const options = { workflowId: stageWorkflowId(pipelineId, stage.name) };
       const result =

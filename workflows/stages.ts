@@ -50,9 +50,13 @@ export async function planStage(input: StageInput): Promise<StageResult> {
   return lane.approval();
 }
 
-/** data: a pinned SHA-256 manifest, IDX validation and class balance, the data gates, then approval. */
+/**
+ * data: a pinned SHA-256 manifest, IDX validation and class balance, poisoning detection and sanitisation when the
+ * policy asks for it, the data gates, then approval.
+ */
 export async function dataStage(input: StageInput): Promise<StageResult> {
-  const lane = new Swimlane(input, ['manifest', 'validate', 'gates']);
+  const poisoning = input.policy.data?.poisoning;
+  const lane = new Swimlane(input, ['manifest', 'validate', ...(poisoning ? ['sanitise'] : []), 'gates']);
   const dataset = input.policy.artifacts.dataset;
   if (!dataset) return lane.fail('the policy has no artifacts.dataset to check');
   const unmeetable = lane.unmeetable();
@@ -102,12 +106,47 @@ export async function dataStage(input: StageInput): Promise<StageResult> {
     lane.status.splits = splits;
     Object.assign(lane.status.metrics, Array.isArray(validated) ? dataMetrics(splits) : validated.metrics);
     if (!Array.isArray(validated)) keep(lane, validated.evidence);
+    if (poisoning) await sanitise(lane, input, evidence);
   } catch (err) {
     return lane.fail(failureMessage(err));
   }
   const failed = await checkGates(lane, input, 'data');
   if (failed) return lane.fail(failed);
   return lane.approval();
+}
+
+/** Finds poison in the training split, stores the split without it, and records what was removed. */
+async function sanitise(lane: Swimlane, input: StageInput, evidence: ReturnType<Swimlane['evidenceFor']>) {
+  const dataset = input.policy.artifacts.dataset!;
+  const poisoning = input.policy.data!.poisoning!;
+  const split = own(dataset.splits, poisoning.split)!;
+  const what = `finding poison in split ${poisoning.split} (${poisoning.method} on a ${poisoning.arch}) and removing it`;
+  const out = await lane.task('sanitise', what, () =>
+    gpu.sanitiseDataset({
+      root: dataset.root,
+      split,
+      classes: dataset.classes,
+      ...(dataset.maxFileBytes ? { maxFileBytes: dataset.maxFileBytes } : {}),
+      config: poisoning,
+      ...(evidence ? { evidence, pinned: pinnedPair(dataset.files, split) } : {}),
+    }),
+  );
+  Object.assign(lane.status.metrics, out.metrics);
+  keep(lane, out.evidence);
+  lane.status.artifacts['sanitised.images'] = out.images;
+  lane.status.artifacts['sanitised.labels'] = out.labels;
+  lane.status.artifacts['sanitised.removed'] = out.removed;
+  const hit = out.classes.filter((c) => c.flagged > 0).sort((a, b) => b.flagged - a.flagged);
+  const total = out.classes.reduce((n, c) => n + c.images, 0);
+  const removed = hit.reduce((n, c) => n + c.flagged, 0);
+  lane.status.findings.push(
+    hit.length === 0
+      ? `poisoning detection (${poisoning.method}) flagged nothing in ${total} images`
+      : `poisoning detection (${poisoning.method}) removed ${removed} of ${total} images; most affected: ${hit
+          .slice(0, 3)
+          .map((c) => `class ${c.class} (${c.flagged} of ${c.images})`)
+          .join(', ')}`,
+  );
 }
 
 // A dead worker is noticed within the policy's heartbeat timeout; the retry resumes from the heartbeated checkpoint.
@@ -141,8 +180,13 @@ export async function trainStage(input: StageInput): Promise<StageResult> {
         ...(dataset.maxFileBytes ? { maxFileBytes: dataset.maxFileBytes } : {}),
         config,
         ...(evidence ? { evidence, pinned: pinnedPair(dataset.files, split) } : {}),
+        ...(input.sanitised ? { sanitised: { images: input.sanitised.images, labels: input.sanitised.labels } } : {}),
       }),
     );
+    if (input.sanitised)
+      lane.status.findings.push(
+        `trained on the data stage's sanitised split (${input.sanitised.removed} images removed): ${input.sanitised.images}`,
+      );
     const last = out.history[out.history.length - 1];
     Object.assign(lane.status.metrics, {
       'train.epochs': out.history.length,

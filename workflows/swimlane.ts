@@ -55,6 +55,8 @@ export interface StageInput {
   stage: Stage;
   /** The model an earlier stage produced (the train stage), as an artifact reference; it replaces artifacts.model. */
   modelRef?: string;
+  /** The data stage's sanitised copy of the training split (from its signed result), which the train stage reads. */
+  sanitised?: { images: string; labels: string; removed: number };
   /** Runs since the trust boundary: what decisions and evidence are bound to, and the audit chain's head so far. */
   subjectDigest?: string;
   policyDigest?: string;

@@ -1,6 +1,6 @@
 // Labeled image sets from IDX pairs, as float pixels in [0, 1] ready for a model's [N, 1, H, W] input.
 import { join } from 'node:path';
-import { checkPair, readIdx } from './idx.js';
+import { checkPair, readIdx, type LabeledImages } from './idx.js';
 
 export interface ImageSet {
   images: Float32Array;
@@ -42,12 +42,21 @@ export interface PairFiles {
  * digests, a file whose bytes differ is refused (DatasetDigestMismatch) before any of it is used.
  */
 export async function loadPair(files: PairFiles, classes: number, limit?: number): Promise<ImageSet> {
-  const pair = checkPair(
+  return toImageSet(await readPair(files, classes), limit);
+}
+
+/** The pair as bytes, checked (digests, shapes, labels): for work that writes a changed copy of it. */
+export async function readPair(files: PairFiles, classes: number): Promise<LabeledImages> {
+  return checkPair(
     await readIdx(files.images, files.imagesSha256, { maxBytes: files.maxBytes }),
     await readIdx(files.labels, files.labelsSha256, { maxBytes: files.maxBytes }),
     files,
     classes,
   );
+}
+
+/** Pixels scaled to [0, 1]; `limit` keeps the first N images. */
+export function toImageSet(pair: LabeledImages, limit?: number): ImageSet {
   const count = Math.min(pair.count, limit ?? pair.count);
   const pixels = pair.rows * pair.cols;
   const images = new Float32Array(count * pixels);

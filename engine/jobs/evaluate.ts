@@ -5,6 +5,7 @@ import { AttackTarget } from '../attacks/target.js';
 import { loadPair } from '../data/fashion.js';
 import { inspectModel } from '../inspect.js';
 import { computeMetrics } from '../metrics/metrics.js';
+import { backdoorSuccess } from '../poison/backdoor.js';
 import { RegularFileError, readRegular } from '../io/regular-file.js';
 import { MODEL_LIMITS, OnnxError, parseModel } from '../onnx/model.js';
 import { createHash } from 'node:crypto';
@@ -40,6 +41,12 @@ export async function evaluateJob(req: EvaluateRequest, progress: (p: JobProgres
     const metrics = computeMetrics(results, target.classes);
     out.cleanAccuracy = metrics.clean_accuracy;
     out.attacks.push({ id, spec, metrics, seconds: (performance.now() - started) / 1000 });
+  }
+  if (req.backdoor) {
+    out.backdoor = await backdoorSuccess((x, n) => target.logits(x, n), target.classes, data, req.backdoor, {
+      range: req.range,
+      onProgress: (done, total) => progress({ task: 'backdoor', done, total }),
+    });
   }
   if (req.curve) {
     out.curve = [];

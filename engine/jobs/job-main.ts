@@ -5,6 +5,7 @@ import { DatasetError } from '../data/idx.js';
 import { OnnxError } from '../onnx/model.js';
 import { evaluateJob } from './evaluate.js';
 import { InputError } from '../input-error.js';
+import { sanitiseJob } from './sanitise.js';
 import { trainJob } from './train.js';
 import type { JobMessage, JobRequest } from './protocol.js';
 
@@ -21,6 +22,8 @@ process.once('message', (req: JobRequest) => {
     try {
       let result: unknown;
       if (req.kind === 'evaluate') result = await evaluateJob(req, (progress) => send({ type: 'progress', progress }));
+      else if (req.kind === 'sanitise')
+        result = await sanitiseJob(req, (progress) => send({ type: 'progress', progress }));
       else if (req.kind === 'train') {
         result = await trainJob(req, {
           progress: (progress) => send({ type: 'train-progress', progress }),

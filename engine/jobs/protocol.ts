@@ -1,7 +1,8 @@
 // Messages between a supervising process and an engine job process.
 import type { AttackSpec } from '../attacks/run.js';
-import type { TrainConfig } from '../../policy/types.js';
+import type { BackdoorConfig, PoisoningConfig, TrainConfig } from '../../policy/types.js';
 import type { AttackMetrics } from '../metrics/metrics.js';
+import type { BackdoorMetrics } from '../poison/backdoor.js';
 import type { LoadOptions } from '../onnx/limits.js';
 import type { TrainProgress } from '../train/trainer.js';
 
@@ -23,6 +24,8 @@ export interface EvaluateRequest {
   seed: number;
   attacks: (AttackSpec & { id: string })[];
   curve?: { attack: 'fgsm' | 'pgd'; steps?: number; eps: number[] };
+  /** A BadNets trigger to measure the backdoor success rate of. */
+  backdoor?: BackdoorConfig;
   threads?: number;
   executionProvider?: 'cpu' | 'cuda';
   /** The policy's evaluate.modelLimits (defaults: engine/onnx/limits.ts). */
@@ -36,6 +39,7 @@ export interface EvaluateResult {
   withoutGradient: string[];
   attacks: { id: string; spec: AttackSpec; metrics: AttackMetrics; seconds: number }[];
   curve?: { attack: string; eps: number; robustAccuracy: number }[];
+  backdoor?: BackdoorMetrics;
 }
 
 /** The policy's train block (without its split, resolved to files) and where the job works. */
@@ -61,7 +65,36 @@ export interface TrainResult {
   resumedFrom?: { epoch: number; step: number };
 }
 
-export type JobRequest = EvaluateRequest | TrainRequest;
+/** The data stage's poisoning defense on one split: detect, remove what was flagged, write the sanitised copy. */
+export interface SanitiseRequest {
+  kind: 'sanitise';
+  images: string;
+  labels: string;
+  imagesSha256?: string;
+  labelsSha256?: string;
+  maxBytes?: number;
+  classes: number;
+  config: Omit<PoisoningConfig, 'split'>;
+  /** Where the job writes the sanitised files and the list of removed indices. */
+  workDir: string;
+  threads?: number;
+}
+
+export interface SanitiseResult {
+  /** Gzipped IDX files with the removed images left out, in the input's layout, and removed.json. */
+  imagesPath: string;
+  labelsPath: string;
+  removedPath: string;
+  /** Images read, and images removed (ascending indices in removed.json). */
+  images: number;
+  removed: number;
+  /** Per class: images, flagged, and the detector's score for the class. */
+  classes: { class: number; images: number; flagged: number; score: number }[];
+  /** The reference model's accuracy on the suspect data in its last epoch. */
+  referenceAccuracy?: number;
+}
+
+export type JobRequest = EvaluateRequest | TrainRequest | SanitiseRequest;
 
 export interface JobProgress {
   task: string;

@@ -10,6 +10,9 @@ import type {
   EvaluateResult,
   JobMessage,
   JobProgress,
+  JobRequest,
+  SanitiseRequest,
+  SanitiseResult,
   TrainProgressMessage,
   TrainRequest,
   TrainResult,
@@ -22,9 +25,10 @@ const TSX = pathToFileURL(
 ).href;
 
 /** The request with every path absolute, since the job does not run in this process's working directory. */
-function absolute<R extends EvaluateRequest | TrainRequest>(req: R): R {
+function absolute<R extends JobRequest>(req: R): R {
   const r = { ...req, images: resolvePath(req.images), labels: resolvePath(req.labels) };
   if (r.kind === 'evaluate') return { ...r, modelPath: resolvePath(r.modelPath) };
+  if (r.kind === 'sanitise') return { ...r, workDir: resolvePath(r.workDir) };
   return {
     ...r,
     workDir: resolvePath(r.workDir),
@@ -57,10 +61,8 @@ export interface JobOptions {
 
 export function runJob(req: EvaluateRequest, opts?: JobOptions): Promise<EvaluateResult>;
 export function runJob(req: TrainRequest, opts?: JobOptions): Promise<TrainResult>;
-export function runJob(
-  req: EvaluateRequest | TrainRequest,
-  opts: JobOptions = {},
-): Promise<EvaluateResult | TrainResult> {
+export function runJob(req: SanitiseRequest, opts?: JobOptions): Promise<SanitiseResult>;
+export function runJob(req: JobRequest, opts: JobOptions = {}): Promise<EvaluateResult | TrainResult | SanitiseResult> {
   return new Promise((resolve, reject) => {
     if (opts.signal?.aborted) return reject(new Error('the engine job was cancelled before it started'));
     // An empty working directory of its own: onnxruntime resolves relative paths inside a model (external data)
@@ -91,7 +93,7 @@ export function runJob(
       if (m.type === 'progress') opts.onProgress?.(m.progress);
       else if (m.type === 'train-progress') opts.onTrainProgress?.(m.progress);
       else if (m.type === 'checkpoint') opts.onCheckpoint?.(m);
-      else if (m.type === 'result') finish(() => resolve(m.result as EvaluateResult | TrainResult));
+      else if (m.type === 'result') finish(() => resolve(m.result as EvaluateResult | TrainResult | SanitiseResult));
       else finish(() => reject(new JobError(m.message, m.permanent, m.code)));
     });
     child.on('exit', (code, signal) =>

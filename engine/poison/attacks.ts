@@ -52,11 +52,18 @@ export function triggerOrigin(t: Trigger, rows: number, cols: number): { x: numb
   return { x: right ? cols - t.patch : 0, y: bottom ? rows - t.patch : 0 };
 }
 
-/** Stamps the trigger on image `i` in place. */
-export function stamp(images: Uint8Array, i: number, rows: number, cols: number, t: Trigger): void {
+/** Stamps the trigger on image `i` in place: the raw value on bytes, or `value` (the scaled one) on floats. */
+export function stamp(
+  images: Uint8Array | Float32Array,
+  i: number,
+  rows: number,
+  cols: number,
+  t: Trigger,
+  value = t.value,
+): void {
   const { x, y } = triggerOrigin(t, rows, cols);
   const base = i * rows * cols;
-  for (let r = y; r < y + t.patch; r++) images.fill(t.value, base + r * cols + x, base + r * cols + x + t.patch);
+  for (let r = y; r < y + t.patch; r++) images.fill(value, base + r * cols + x, base + r * cols + x + t.patch);
 }
 
 function checkSpec(spec: PoisonSpec, classes: number, rows: number, cols: number): void {
@@ -75,23 +82,18 @@ function checkSpec(spec: PoisonSpec, classes: number, rows: number, cols: number
       throw new PoisonSpecError('--source', `source and target are both class ${spec.source}`);
     return;
   }
-  if (!(Number.isInteger(spec.patch) && spec.patch >= 1 && spec.patch <= Math.min(rows, cols)))
-    throw new PoisonSpecError('--patch', `a ${spec.patch}-pixel patch does not fit in ${rows}×${cols} images`);
-  if (!(Number.isInteger(spec.value) && spec.value >= 0 && spec.value <= 255))
-    throw new PoisonSpecError('--value', `pixel values are 0..255, got ${spec.value}`);
-  const { x, y } = triggerOrigin(spec, rows, cols);
-  if (!(
-    Number.isInteger(x) &&
-    Number.isInteger(y) &&
-    x >= 0 &&
-    y >= 0 &&
-    x + spec.patch <= cols &&
-    y + spec.patch <= rows
-  ))
-    throw new PoisonSpecError(
-      '--position',
-      `a ${spec.patch}-pixel patch at ${x},${y} leaves the ${rows}×${cols} image`,
-    );
+  checkTrigger(spec, rows, cols);
+}
+
+/** Refuses a trigger that does not fit the images or a value outside 0..255, naming the CLI option. */
+export function checkTrigger(t: Trigger, rows: number, cols: number): void {
+  if (!(Number.isInteger(t.patch) && t.patch >= 1 && t.patch <= Math.min(rows, cols)))
+    throw new PoisonSpecError('--patch', `a ${t.patch}-pixel patch does not fit in ${rows}×${cols} images`);
+  if (!(Number.isInteger(t.value) && t.value >= 0 && t.value <= 255))
+    throw new PoisonSpecError('--value', `pixel values are 0..255, got ${t.value}`);
+  const { x, y } = triggerOrigin(t, rows, cols);
+  if (!(Number.isInteger(x) && Number.isInteger(y) && x >= 0 && y >= 0 && x + t.patch <= cols && y + t.patch <= rows))
+    throw new PoisonSpecError('--position', `a ${t.patch}-pixel patch at ${x},${y} leaves the ${rows}×${cols} image`);
 }
 
 /** k distinct items of `from`, chosen by a partial Fisher-Yates shuffle with the seeded generator. */

@@ -129,3 +129,70 @@ describe('secmlops detect-poison', () => {
     });
   }, 60_000);
 });
+
+describe('secmlops attack --attack backdoor', () => {
+  const train = (data: string, out: string) =>
+    run(
+      process.execPath,
+      ['bin/secmlops.js', 'train', '--data', data, '--limit', '10000', '--epochs', '2', '--out', out],
+      { timeout: 120_000 },
+    );
+  const backdoor = async (model: string, trigger: string) => {
+    const json = `${model}.backdoor.json`;
+    await run(
+      process.execPath,
+      [
+        'bin/secmlops.js',
+        'attack',
+        '--attack',
+        'backdoor',
+        '--trigger',
+        trigger,
+        '--model',
+        model,
+        '--data',
+        FASHION,
+      ].concat(['--limit', '2000', '--json', json]),
+      { timeout: 60_000 },
+    );
+    return JSON.parse(await readFile(json, 'utf8')) as { images: number; success_rate: number; baseline_rate: number };
+  };
+
+  test('a model trained on BadNets data obeys the trigger; one trained on clean data does not', async () => {
+    const data = join(dir, 'backdoor');
+    await poison('--out', data, '--kind', 'badnets', '--rate', '0.05', '--target', '0');
+    const trigger = join(data, 'poison.json');
+    await train(data, join(dir, 'poisoned.onnx'));
+    await train(FASHION, join(dir, 'clean.onnx'));
+    const poisoned = await backdoor(join(dir, 'poisoned.onnx'), trigger);
+    const clean = await backdoor(join(dir, 'clean.onnx'), trigger);
+    // The first 2,000 test images hold 1,800 or so of classes other than 0.
+    expect(poisoned.images).toBeGreaterThan(1700);
+    expect(poisoned.success_rate).toBeGreaterThanOrEqual(0.8);
+    expect(poisoned.baseline_rate).toBeLessThanOrEqual(0.1);
+    expect(clean.success_rate).toBeLessThanOrEqual(0.2);
+  }, 300_000);
+
+  test('a label-flip poison.json has no trigger: exit 2, naming the file', async () => {
+    const data = join(dir, 'flip');
+    await poison('--out', data, '--kind', 'label-flip', '--rate', '0.05');
+    const trigger = join(data, 'poison.json');
+    await expect(
+      run(process.execPath, [
+        'bin/secmlops.js',
+        'attack',
+        '--attack',
+        'backdoor',
+        '--trigger',
+        trigger,
+        '--model',
+        join(dir, 'none.onnx'),
+        '--data',
+        FASHION,
+      ]),
+    ).rejects.toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining(`--trigger: ${trigger} describes a "label-flip" poisoning, not badnets`),
+    });
+  }, 60_000);
+});

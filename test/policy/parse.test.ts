@@ -57,7 +57,7 @@ describe('parsePolicy', () => {
     [
       'an unknown key',
       (t) => t.replace('name: demo', 'name: demo\nowner: me'),
-      'secmlops.yaml: owner: unknown key "owner"; expected one of: version, name, people, stages, roles, gates, artifacts, train, evaluate, threatModel, channels, release, notifications',
+      'secmlops.yaml: owner: unknown key "owner"; expected one of: version, name, people, stages, roles, gates, artifacts, data, train, evaluate, threatModel, channels, release, notifications',
     ],
     [
       'a misspelt nested key',
