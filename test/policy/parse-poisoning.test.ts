@@ -56,7 +56,11 @@ describe('data.poisoning', () => {
       'data:\n  poisoning: { method: spectral, split: nope }',
       'split "nope" is not in artifacts.dataset.splits',
     ],
-    ['an unknown key', 'data:\n  poisoning: { method: spectral, epoch: 3 }', 'data.poisoning.epoch: unknown key "epoch"'],
+    [
+      'an unknown key',
+      'data:\n  poisoning: { method: spectral, epoch: 3 }',
+      'data.poisoning.epoch: unknown key "epoch"',
+    ],
     [
       'a poison gate without data.poisoning',
       'gates: [{ metric: data.poison.flagged, op: "<=", value: 1 }]',
