@@ -1,28 +1,20 @@
 // Pipeline latency on a real dev server: plan+data+release with approvals given the moment each stage waits.
 // Prints a table and appends it to bench/RESULTS.md. Run with `npm run bench`.
-import { Client, Connection } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
-import { installQuietLogger } from '../worker/logger.js';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { appendFile, copyFile, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
-import { cpus, tmpdir } from 'node:os';
+import { appendFile, copyFile, mkdir } from 'node:fs/promises';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { ensureDevKeys, loadPrivateKey } from '../activities/keys.js';
 import { DecisionRefused, sendDecision } from '../client/decisions.js';
-import { parsePolicy, type Policy } from '../policy/index.js';
-import { startDevServer } from '../worker/dev-server.js';
-import { createWorkers } from '../worker/workers.js';
+import type { Policy } from '../policy/index.js';
 import type { PipelineResult } from '../workflows/messages.js';
-import { startSigned } from '../client/start.js';
+import { startBenchStack } from './bench-stack.js';
 
-installQuietLogger('ERROR');
 const FASHION = '/usr/share/datasets/fashion-mnist';
 const APPROVERS: Record<string, string[]> = { plan: ['alice'], data: ['dana'], release: ['omar', 'carol'] };
 
-const dir = await mkdtemp(join(tmpdir(), 'secmlops-bench-'));
-await ensureDevKeys(join(dir, 'keys'));
-const key = await loadPrivateKey(join(dir, 'keys', 'cli.key'));
+const stack = await startBenchStack();
+const { dir, key, client } = stack;
 
 /** A policy file in the bench's policy source (the workers resolve it by reference), and its parsed form. */
 async function policyFor(files: string[], name: string): Promise<{ policy: Policy; ref: string }> {
@@ -54,33 +46,9 @@ threatModel:
   controls: [{ id: digests, mitigates: [{ asset: data, stride: STRIDE }] }]
 channels: { cli: { publicKeyFile: keys/cli.pub } }
 `;
-  await writeFile(join(dir, `${name}.yaml`), text);
-  return {
-    policy: parsePolicy(text, { file: `${name}.yaml`, readKeyFile: (p) => readFileSync(join(dir, p), 'utf8') }),
-    ref: `${name}.yaml`,
-  };
+  return stack.writePolicy(name, text);
 }
 
-const env = await startDevServer({});
-const native = await NativeConnection.connect({ address: env.address });
-const trust = {
-  evidenceKeyPath: join(dir, 'keys', 'evidence.key'),
-  policyRoot: dir,
-  startKeys: [readFileSync(join(dir, 'keys', 'cli.pub'), 'utf8').trim()],
-  githubChannelKeyPath: join(dir, 'keys', 'github.key'),
-  stateStore: join(dir, 'state', 'worker.sqlite'),
-};
-const workers = await createWorkers({
-  connection: native,
-  namespace: 'default',
-  queues: ['cpu', 'gpu'],
-  artifactsDir: join(dir, 'artifacts'),
-  releaseKeyPath: join(dir, 'keys', 'release.key'),
-  trust,
-});
-const running = workers.map((w) => w.run());
-const connection = await Connection.connect({ address: env.address });
-const client = new Client({ connection });
 try {
   let n = 0;
 
@@ -103,12 +71,7 @@ try {
   async function onePipeline({ policy, ref }: { policy: Policy; ref: string }): Promise<number> {
     const id = `bench-${Date.now().toString(36)}-${n++}`;
     const t0 = performance.now();
-    const { handle } = await startSigned(client, {
-      workflowId: id,
-      subject: { repo: 'bench/repo', headSha: 'b'.repeat(40), author: 'nobody' },
-      policyRef: ref,
-      key,
-    });
+    const handle = await stack.start(id, ref);
     for (const stage of policy.stages) for (const p of APPROVERS[stage.name]) await approve(id, stage.name, p);
     const r: PipelineResult = await handle.result();
     if (r.state !== 'passed') throw new Error(`pipeline ${id} ${r.state}: ${r.reason}`);
@@ -168,9 +131,5 @@ try {
     `\n## Pipeline latency — ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC\n\n${machine}; one CPU worker and one gpu-queue worker in one process; Temporal dev server ${'(in memory)'}.\n\n${table}\n`,
   );
 } finally {
-  for (const w of workers) w.shutdown();
-  await Promise.allSettled(running);
-  await connection.close();
-  await native.close();
-  await env.teardown();
+  await stack.stop();
 }

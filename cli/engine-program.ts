@@ -1,4 +1,4 @@
-// The engine's commands (train, attack, poison, detect-poison, inspect): they run the engine in this process, with
+// The engine's commands (train, attack, poison, detect-poison, privacy, inspect): they run the engine in this process, with
 // no Temporal, as a library user would. Each loads its implementation only when it runs, so other commands start
 // without loading onnxruntime.
 import type { Command } from 'commander';
@@ -93,6 +93,34 @@ export function addEngineCommands(program: Command, int: (v: string) => number):
     .action(async (o: Parameters<typeof import('./detect-poison-command.js').detectPoisonCommand>[0]) => {
       const { detectPoisonCommand } = await import('./detect-poison-command.js');
       await detectPoisonCommand(o);
+    });
+
+  const privacy = program
+    .command('privacy')
+    .description('the DP-SGD privacy accountant (RDP of the Poisson-subsampled Gaussian, improved conversion)');
+  privacy
+    .command('epsilon')
+    .description('ε spent by DP-SGD with these parameters')
+    .requiredOption('--sample-rate <q>', 'Poisson sampling rate (batch size / dataset size)', Number)
+    .requiredOption('--noise-multiplier <s>', 'σ: noise standard deviation over the clipping norm', Number)
+    .requiredOption('--steps <n>', 'training steps', Number)
+    .requiredOption('--delta <d>', 'δ', Number)
+    .option('--json <file>', 'write epsilon (top level), the order and the parameters as JSON')
+    .action(async (o: Parameters<typeof import('./privacy-command.js').epsilonCommand>[0]) => {
+      const { epsilonCommand } = await import('./privacy-command.js');
+      await epsilonCommand(o);
+    });
+  privacy
+    .command('noise')
+    .description('the smallest noise multiplier that keeps ε at most the target')
+    .requiredOption('--sample-rate <q>', 'Poisson sampling rate', Number)
+    .requiredOption('--epochs <e>', 'epochs (1/q steps each, rounded up)', Number)
+    .requiredOption('--target-epsilon <eps>', 'the ε to stay within', Number)
+    .requiredOption('--delta <d>', 'δ', Number)
+    .option('--json <file>', 'write noiseMultiplier (top level), the ε it spends and the parameters as JSON')
+    .action(async (o: Parameters<typeof import('./privacy-command.js').noiseCommand>[0]) => {
+      const { noiseCommand } = await import('./privacy-command.js');
+      await noiseCommand(o);
     });
 
   withModelLimits(program.command('inspect'))

@@ -23,6 +23,12 @@ export interface DifferentiateOptions {
   loss?: LossKind;
   /** TRADES's β, the weight of the KL term (default 6, the paper's). */
   beta?: number;
+  /**
+   * DP-SGD's per-example gradients of the cross-entropy of each example (not the batch mean). 'raw' outputs them as
+   * [N, ...parameter shape]; 'clipped' scales each example's whole gradient to at most the norm fed as the float
+   * scalar input `clip` and outputs their sums (parameter shape) and the norms before clipping (output `norms`).
+   */
+  perExample?: 'raw' | 'clipped';
 }
 
 export interface GradientModel {
@@ -35,6 +41,9 @@ export interface GradientModel {
   logits: string;
   /** Output name of the gradient for each `wrt` name. */
   grads: Record<string, string>;
+  /** perExample 'clipped': the clip-norm input and the per-example norms output. */
+  clip?: string;
+  norms?: string;
 }
 
 export function differentiate(model: ModelProto, opts: DifferentiateOptions): GradientModel {
@@ -85,6 +94,10 @@ export function differentiate(model: ModelProto, opts: DifferentiateOptions): Gr
   const g = new GraphBuilder('ad_');
   const labels = g.input('labels', ['N'], DataType.INT64);
   const kind = opts.loss ?? 'cross-entropy';
+  const perExample = opts.perExample !== undefined;
+  if (perExample && kind !== 'cross-entropy')
+    throw new AutodiffError(`per-example gradients are for the cross-entropy loss, not ${kind}`);
+  const params = new Set(perExample ? opts.wrt : []);
   const targets =
     kind === 'target-margin'
       ? g.input('targets', ['N'], DataType.INT64)
@@ -94,7 +107,7 @@ export function differentiate(model: ModelProto, opts: DifferentiateOptions): Gr
   const { loss, dLogits } =
     kind === 'trades'
       ? addTrades(g, logits, labels, logitShape[1], opts.beta ?? 6)
-      : addLoss(g, logits, labels, logitShape[1], kind, targets);
+      : addLoss(g, logits, labels, logitShape[1], kind, targets, perExample);
 
   // Backward, in reverse topological order, summing contributions where a value feeds several nodes.
   const contributions = new Map<string, string[]>([[logits, [dLogits]]]);
@@ -111,7 +124,11 @@ export function differentiate(model: ModelProto, opts: DifferentiateOptions): Gr
     if (dOut.every((d) => d === undefined)) continue;
     const needs = (node.input ?? []).map((i) => !!i && requires.has(i));
     if (!needs.some(Boolean)) continue;
+    // A parameter read by an op that would sum its gradient over the batch: fail rather than mislabel it.
+    if (perExample && !OPS[node.opType!].perExample && (node.input ?? []).some((i) => params.has(i)))
+      throw new AutodiffError(`${nodeLabel(node)} reads a parameter and has no per-example gradient rule`);
     const grads = OPS[node.opType!].grad!({
+      perExample,
       g,
       node,
       dOut,
@@ -127,21 +144,25 @@ export function differentiate(model: ModelProto, opts: DifferentiateOptions): Gr
   }
 
   const grads: Record<string, string> = {};
+  const raw: Record<string, string> = {};
   for (const w of opts.wrt) {
     const gr = total(w);
     if (!gr) throw new AutodiffError(`no gradient path from "${w}" to the loss`);
-    grads[w] = g.op('Identity', [gr], {}, [`grad_${w}`]);
+    raw[w] = gr;
   }
+  const dims = (w: string) => shapes.get(w)!.map((d) => (d < 0 ? 'N' : d));
+  let clipped: ReturnType<typeof addClipping> | undefined;
+  if (opts.perExample === 'clipped') {
+    clipped = addClipping(g, opts.wrt, raw, (w) => shapes.get(w)!);
+    Object.assign(raw, Object.fromEntries(opts.wrt.map((w) => [w, clipped!.sums[w]])));
+  }
+  for (const w of opts.wrt) grads[w] = g.op('Identity', [raw[w]], {}, [`grad_${w}`]);
   const built = g.build();
   const outputs = [
     valueInfo(loss, []),
     valueInfo(logits, undefined),
-    ...opts.wrt.map((w) =>
-      valueInfo(
-        grads[w],
-        shapes.get(w)!.map((d) => (d < 0 ? 'N' : d)),
-      ),
-    ),
+    ...opts.wrt.map((w) => valueInfo(grads[w], opts.perExample === 'raw' ? ['N', ...dims(w)] : dims(w))),
+    ...(clipped ? [valueInfo(clipped.norms, ['N'])] : []),
   ];
   return {
     model: {
@@ -160,7 +181,32 @@ export function differentiate(model: ModelProto, opts: DifferentiateOptions): Gr
     loss,
     logits,
     grads,
+    ...(clipped ? { clip: clipped.clip, norms: clipped.norms } : {}),
   };
+}
+
+/**
+ * Per-example clipping (Abadi et al. 2016): each example's gradient over all parameters together is scaled by
+ * min(1, C / ‖g_i‖), then the examples are summed, as one MatMul of the factors with the [N, size] gradients.
+ */
+function addClipping(
+  g: GraphBuilder,
+  wrt: string[],
+  perExample: Record<string, string>,
+  shapeOf: (w: string) => Shape,
+): { clip: string; norms: string; sums: Record<string, string> } {
+  const clip = g.input('clip', [], DataType.FLOAT);
+  const flat = Object.fromEntries(wrt.map((w) => [w, g.op('Reshape', [perExample[w], g.constI64([0, -1])])]));
+  const squares = wrt.map((w) =>
+    g.op('ReduceSum', [g.op('Mul', [flat[w], flat[w]]), g.constI64([1])], { keepdims: 0 }),
+  );
+  const norms = g.op('Sqrt', [squares.length === 1 ? squares[0] : g.op('Sum', squares)], {}, ['norms']);
+  const factor = g.op('Min', [g.op('Div', [clip, g.op('Max', [norms, g.constF([1e-12], [])])]), g.constF([1], [])]);
+  const row = g.op('Unsqueeze', [factor, g.constI64([0])]);
+  const sums = Object.fromEntries(
+    wrt.map((w) => [w, g.op('Reshape', [g.op('MatMul', [row, flat[w]]), g.constI64(shapeOf(w))])]),
+  );
+  return { clip, norms, sums };
 }
 
 /**
@@ -175,6 +221,7 @@ function addLoss(
   classes: number,
   kind: LossKind,
   targets?: string,
+  perExample = false,
 ): { loss: string; dLogits: string } {
   const batch = g.op('Cast', [g.op('Gather', [g.op('Shape', [logits]), g.constI64([0])])], { to: DataType.FLOAT });
   if (kind === 'soft-cross-entropy') {
@@ -191,8 +238,9 @@ function addLoss(
     const logp = g.op('LogSoftmax', [logits], { axis: 1 });
     const picked = g.op('ReduceSum', [g.op('Mul', [logp, oneHot]), g.constI64([1])], { keepdims: 0 });
     const loss = g.op('Neg', [g.op('ReduceMean', [picked], { keepdims: 0 })], {}, ['loss']);
-    const dLogits = g.op('Div', [g.op('Sub', [g.op('Softmax', [logits], { axis: 1 }), oneHot]), batch]);
-    return { loss, dLogits };
+    const residual = g.op('Sub', [g.op('Softmax', [logits], { axis: 1 }), oneHot]);
+    // Per example: the gradient of each example's own loss, not of the batch mean.
+    return { loss, dLogits: perExample ? residual : g.op('Div', [residual, batch]) };
   }
   const masked = g.op('Sub', [logits, g.op('Mul', [oneHot, g.constF([1e9], [])])]);
   const toward = kind === 'target-margin' ? targets! : g.op('ArgMax', [masked], { axis: 1, keepdims: 0 });

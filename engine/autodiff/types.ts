@@ -20,6 +20,11 @@ export interface GradContext {
   needs: boolean[];
   shapeOf: (name: string) => Shape;
   constant: (name: string) => TensorProto | undefined;
+  /**
+   * Per-example mode (DP-SGD): gradients of parameters keep the batch axis, [N, ...parameter shape], each row the
+   * gradient of that example's own loss. Only ops marked `perExample` honour it.
+   */
+  perExample?: boolean;
 }
 
 /** One op: its forward shape rule and, beside it, its gradient rule. */
@@ -27,6 +32,8 @@ export interface OpDef {
   infer: (ctx: InferContext) => Shape[];
   /** Gradients for each input (undefined where not needed or not differentiable). */
   grad?: (ctx: GradContext) => (string | undefined)[];
+  /** Its gradient rule gives per-example parameter gradients when asked (GradContext.perExample). */
+  perExample?: boolean;
 }
 
 export class AutodiffError extends Error {

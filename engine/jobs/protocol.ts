@@ -6,11 +6,8 @@ import type { BackdoorMetrics } from '../poison/backdoor.js';
 import type { LoadOptions } from '../onnx/limits.js';
 import type { TrainProgress } from '../train/trainer.js';
 
-export interface EvaluateRequest {
-  kind: 'evaluate';
-  modelPath: string;
-  /** The digest the model's bytes must have; checked again right before they are parsed. */
-  modelSha256: string;
+/** The dataset part of every job: an IDX pair, the digests its files must have, the file cap, the classes. */
+export interface JobDataset {
   images: string;
   labels: string;
   /** The digests the dataset files must have (from the manifest); a file that changed is refused. */
@@ -19,6 +16,13 @@ export interface EvaluateRequest {
   /** The largest decoded size of one IDX file (artifacts.dataset.maxFileBytes). */
   maxBytes?: number;
   classes: number;
+}
+
+export interface EvaluateRequest extends JobDataset {
+  kind: 'evaluate';
+  modelPath: string;
+  /** The digest the model's bytes must have; checked again right before they are parsed. */
+  modelSha256: string;
   limit?: number;
   range: [number, number];
   seed: number;
@@ -43,20 +47,15 @@ export interface EvaluateResult {
 }
 
 /** The policy's train block (without its split, resolved to files) and where the job works. */
-export type TrainRequest = Omit<TrainConfig, 'split'> & {
-  kind: 'train';
-  images: string;
-  labels: string;
-  imagesSha256?: string;
-  labelsSha256?: string;
-  maxBytes?: number;
-  classes: number;
-  /** A checkpoint file (and its digest) to continue from. */
-  resume?: { path: string; sha256: string };
-  /** Where the job writes checkpoint files and the model; the supervisor stores them and may delete them. */
-  workDir: string;
-  threads?: number;
-};
+export type TrainRequest = Omit<TrainConfig, 'split'> &
+  JobDataset & {
+    kind: 'train';
+    /** A checkpoint file (and its digest) to continue from. */
+    resume?: { path: string; sha256: string };
+    /** Where the job writes checkpoint files and the model; the supervisor stores them and may delete them. */
+    workDir: string;
+    threads?: number;
+  };
 
 export interface TrainResult {
   modelPath: string;
@@ -66,14 +65,8 @@ export interface TrainResult {
 }
 
 /** The data stage's poisoning defense on one split: detect, remove what was flagged, write the sanitised copy. */
-export interface SanitiseRequest {
+export interface SanitiseRequest extends JobDataset {
   kind: 'sanitise';
-  images: string;
-  labels: string;
-  imagesSha256?: string;
-  labelsSha256?: string;
-  maxBytes?: number;
-  classes: number;
   config: Omit<PoisoningConfig, 'split'>;
   /** Where the job writes the sanitised files and the list of removed indices. */
   workDir: string;

@@ -137,9 +137,8 @@ describe('secmlops attack --attack backdoor', () => {
       ['bin/secmlops.js', 'train', '--data', data, '--limit', '10000', '--epochs', '2', '--out', out],
       { timeout: 120_000 },
     );
-  const backdoor = async (model: string, trigger: string) => {
-    const json = `${model}.backdoor.json`;
-    await run(
+  const attack = (trigger: string, model: string, ...more: string[]) =>
+    run(
       process.execPath,
       [
         'bin/secmlops.js',
@@ -152,9 +151,12 @@ describe('secmlops attack --attack backdoor', () => {
         model,
         '--data',
         FASHION,
-      ].concat(['--limit', '2000', '--json', json]),
+      ].concat(more),
       { timeout: 60_000 },
     );
+  const backdoor = async (model: string, trigger: string) => {
+    const json = `${model}.backdoor.json`;
+    await attack(trigger, model, '--limit', '2000', '--json', json);
     return JSON.parse(await readFile(json, 'utf8')) as { images: number; success_rate: number; baseline_rate: number };
   };
 
@@ -177,20 +179,7 @@ describe('secmlops attack --attack backdoor', () => {
     const data = join(dir, 'flip');
     await poison('--out', data, '--kind', 'label-flip', '--rate', '0.05');
     const trigger = join(data, 'poison.json');
-    await expect(
-      run(process.execPath, [
-        'bin/secmlops.js',
-        'attack',
-        '--attack',
-        'backdoor',
-        '--trigger',
-        trigger,
-        '--model',
-        join(dir, 'none.onnx'),
-        '--data',
-        FASHION,
-      ]),
-    ).rejects.toMatchObject({
+    await expect(attack(trigger, join(dir, 'none.onnx'))).rejects.toMatchObject({
       code: 2,
       stderr: expect.stringContaining(`--trigger: ${trigger} describes a "label-flip" poisoning, not badnets`),
     });

@@ -46,6 +46,7 @@ export function convOut(
 
 export const conv: Record<string, OpDef> = {
   Conv: {
+    perExample: true,
     infer: ({ node, shapes }) => {
       const [x, w] = shapes as number[][];
       if (x.length !== 4)
@@ -61,7 +62,7 @@ export const conv: Record<string, OpDef> = {
         ],
       ];
     },
-    grad: ({ g, node, dOut, needs, shapeOf }) => {
+    grad: ({ g, node, dOut, needs, shapeOf, perExample }) => {
       const [x, w, b] = node.input as string[];
       const dy = dOut[0]!;
       const xs = shapeOf(x);
@@ -109,8 +110,13 @@ export const conv: Record<string, OpDef> = {
       }
       if (needs[1] && ys.slice(2).some((d) => d < 0))
         throw new AutodiffError(`${nodeLabel(node)}: output sizes must be known for the weight gradient`);
-      const dw = needs[1] ? weightGrad(g, x, dy, xs, ws, ys, geo) : undefined;
-      const db = b && needs[2] ? g.op('ReduceSum', [dy, g.constI64([0, 2, 3])], { keepdims: 0 }) : undefined;
+      const dw = !needs[1]
+        ? undefined
+        : perExample
+          ? perExampleWeightGrad(g, x, dy, xs, ws, ys, geo)
+          : weightGrad(g, x, dy, xs, ws, ys, geo);
+      const sumAxes = perExample ? [2, 3] : [0, 2, 3];
+      const db = b && needs[2] ? g.op('ReduceSum', [dy, g.constI64(sumAxes)], { keepdims: 0 }) : undefined;
       return [dx, dw, db];
     },
   },
@@ -164,4 +170,48 @@ function weightGrad(
     parts.push(g.op('Reshape', [stacked, g.constI64([cout, cin, kh, kw])]));
   }
   return parts.length === 1 ? parts[0] : g.op('Concat', parts, { axis: 0 });
+}
+
+/**
+ * dW per example, [N, cout, cin, kh, kw]: for each kernel tap, a batched MatMul of the example's output gradient
+ * [cout, P] with the input pixels that tap reads, [P, cin] (P output pixels). Groups other than 1 are refused.
+ */
+function perExampleWeightGrad(
+  g: GraphBuilder,
+  x: string,
+  dy: string,
+  xs: number[],
+  ws: number[],
+  ys: number[],
+  geo: ConvGeometry,
+): string {
+  if (geo.group !== 1) throw new AutodiffError('per-example gradients support Conv with group 1 only');
+  const [cin, cout] = [xs[1], ws[0]];
+  const [kh, kw] = geo.kernel;
+  const xp = geo.pads.some((p) => p !== 0)
+    ? g.op('Pad', [x, g.constI64([0, 0, geo.pads[0], geo.pads[1], 0, 0, geo.pads[2], geo.pads[3]])])
+    : x;
+  const dyr = g.op('Reshape', [dy, g.constI64([0, cout, -1])]);
+  const unit = geo.strides.every((s) => s === 1);
+  const taps: string[] = [];
+  for (let a = 0; a < kh; a++) {
+    for (let b = 0; b < kw; b++) {
+      const starts = [a * geo.dilations[0], b * geo.dilations[1]];
+      const ends = [0, 1].map((d) => starts[d] + geo.strides[d] * (ys[2 + d] - 1) + 1);
+      const args = [
+        xp,
+        g.constI64(starts),
+        g.constI64(ends),
+        g.constI64([2, 3]),
+        ...(unit ? [] : [g.constI64(geo.strides)]),
+      ];
+      // [N, cin, P] → [N, P, cin]
+      const tap = g.op('Transpose', [g.op('Reshape', [g.op('Slice', args), g.constI64([0, cin, -1])])], {
+        perm: [0, 2, 1],
+      });
+      taps.push(g.op('Unsqueeze', [g.op('MatMul', [dyr, tap]), g.constI64([3])]));
+    }
+  }
+  const stacked = taps.length === 1 ? taps[0] : g.op('Concat', taps, { axis: 3 });
+  return g.op('Reshape', [stacked, g.constI64([0, cout, cin, kh, kw])]);
 }

@@ -1,5 +1,5 @@
 // MatMul and Gemm: gradients are products with the other operand, transposed.
-import { attrFloat, attrInt, float } from '../../onnx/builder.js';
+import { attrFloat, attrInt, float, type GraphBuilder } from '../../onnx/builder.js';
 import { broadcastShapes, unbroadcast } from '../shapes.js';
 import { AutodiffError, nodeLabel, type OpDef } from '../types.js';
 
@@ -41,7 +41,8 @@ export const linear: Record<string, OpDef> = {
       return [[m, n]];
     },
     // Y = α·A'·B' + β·C with A' = Aᵀ if transA, B' = Bᵀ if transB.
-    grad: ({ g, node, dOut, needs, shapeOf }) => {
+    perExample: true,
+    grad: ({ g, node, dOut, needs, shapeOf, perExample }) => {
       const [a, b, c] = node.input as string[];
       const dy = dOut[0]!;
       const alpha = attrFloat(node, 'alpha', 1);
@@ -49,6 +50,7 @@ export const linear: Record<string, OpDef> = {
       const tA = attrInt(node, 'transA', 0);
       const tB = attrInt(node, 'transB', 0);
       const f = (x: number) => ({ alpha: x, beta: 0 });
+      if (perExample) return perExampleGemm(g, { a, b, c, dy, alpha, beta, tA, tB, needs, shapeOf });
       const da = !needs[0]
         ? undefined
         : tA
@@ -68,6 +70,48 @@ export const linear: Record<string, OpDef> = {
     },
   },
 };
+
+/**
+ * Gemm's gradients with a row per example (A's rows are the examples, so transA must be 0): dB_i is the outer
+ * product of example i's input row and output-gradient row, dC_i its output-gradient row (C broadcast over the batch).
+ */
+function perExampleGemm(
+  g: GraphBuilder,
+  o: {
+    a: string;
+    b: string;
+    c?: string;
+    dy: string;
+    alpha: number;
+    beta: number;
+    tA: number;
+    tB: number;
+    needs: boolean[];
+    shapeOf: (n: string) => number[];
+  },
+): (string | undefined)[] {
+  if (o.tA) throw new AutodiffError('per-example gradients need Gemm with transA = 0 (rows are examples)');
+  const da = o.needs[0]
+    ? g.op('Gemm', [o.dy, o.b], { ...fl({ alpha: o.alpha, beta: 0 }), transB: o.tB ? 0 : 1 })
+    : undefined;
+  const scale = (t: string, k: number) => (k === 1 ? t : g.op('Mul', [t, g.constF([k], [])]));
+  let db: string | undefined;
+  if (o.needs[1]) {
+    const col = (t: string) => g.op('Unsqueeze', [t, g.constI64([2])]);
+    const row = (t: string) => g.op('Unsqueeze', [t, g.constI64([1])]);
+    // B is [in, out] (transB 0) or [out, in] (transB 1): per example, aᵢ ⊗ dyᵢ or dyᵢ ⊗ aᵢ.
+    db = scale(o.tB ? g.op('MatMul', [col(o.dy), row(o.a)]) : g.op('MatMul', [col(o.a), row(o.dy)]), o.alpha);
+  }
+  let dc: string | undefined;
+  if (o.c && o.needs[2]) {
+    const cs = o.shapeOf(o.c);
+    if (!(cs.length === 1 || (cs.length === 2 && cs[0] === 1)))
+      throw new AutodiffError(`per-example gradients need Gemm's C to be a row broadcast over the batch, got [${cs}]`);
+    const rows = scale(o.dy, o.beta);
+    dc = cs.length === 1 ? rows : g.op('Unsqueeze', [rows, g.constI64([1])]);
+  }
+  return [da, db, dc];
+}
 
 /** Gemm's alpha and beta are float attributes even when whole. */
 function fl(o: { alpha: number; beta: number }) {
