@@ -43,35 +43,35 @@ describe('per-example gradients', () => {
     ['small CNN', smallCnn],
     ['wide CNN', wideCnn],
     ['MLP', mlp],
-  ])('%s: each row equals the gradient of that example alone, to 1e-5', async (_name, arch) => {
-    const s = await setup(arch);
-    const y = [...data.labels];
-    const out = await s.rawSession.run(feeds(arch, s.weights, data.images, y, s.raw.labels));
-    const pixels = data.images.length / N;
-    for (let i = 0; i < N; i++) {
-      const one = await s.plainSession.run(
-        feeds(arch, s.weights, data.images.subarray(i * pixels, (i + 1) * pixels), [y[i]], s.plain.labels),
-      );
-      for (const p of arch.params) {
-        const size = p.dims.reduce((a, b) => a * b, 1);
-        const row = (out[s.raw.grads[p.name]].data as Float32Array).subarray(i * size, (i + 1) * size);
-        const want = one[s.plain.grads[p.name]].data as Float32Array;
-        expect(out[s.raw.grads[p.name]].dims).toEqual([N, ...p.dims]);
-        const diff = maxAbs(row.map((v, k) => v - want[k]));
-        expect(diff).toBeLessThanOrEqual(1e-5 * Math.max(1, maxAbs(want)));
+  ])(
+    '%s: each row equals the gradient of that example alone, to 1e-5',
+    async (_name, arch) => {
+      const s = await setup(arch);
+      const y = [...data.labels];
+      const out = await s.rawSession.run(feeds(arch, s.weights, data.images, y, s.raw.labels));
+      const pixels = data.images.length / N;
+      for (let i = 0; i < N; i++) {
+        const one = await s.plainSession.run(
+          feeds(arch, s.weights, data.images.subarray(i * pixels, (i + 1) * pixels), [y[i]], s.plain.labels),
+        );
+        for (const p of arch.params) {
+          const size = p.dims.reduce((a, b) => a * b, 1);
+          const row = (out[s.raw.grads[p.name]].data as Float32Array).subarray(i * size, (i + 1) * size);
+          const want = one[s.plain.grads[p.name]].data as Float32Array;
+          expect(out[s.raw.grads[p.name]].dims).toEqual([N, ...p.dims]);
+          const diff = maxAbs(row.map((v, k) => v - want[k]));
+          expect(diff).toBeLessThanOrEqual(1e-5 * Math.max(1, maxAbs(want)));
+        }
       }
-    }
-  }, 60_000);
+    },
+    60_000,
+  );
 
   test('clipping: the sum of min(1, C/‖gᵢ‖)·gᵢ, and the norms before it', async () => {
     const arch = smallCnn;
     const s = await setup(arch);
     const y = [...data.labels];
     const raw = await s.rawSession.run(feeds(arch, s.weights, data.images, y, s.raw.labels));
-    const C = 0.5;
-    const f = feeds(arch, s.weights, data.images, y, s.clipped.labels);
-    f[s.clipped.clip!] = floatTensor(new Float32Array([C]), []);
-    const out = await s.clippedSession.run(f);
     const norms = new Float64Array(N);
     for (const p of arch.params) {
       const g = raw[s.raw.grads[p.name]].data as Float32Array;
@@ -79,9 +79,13 @@ describe('per-example gradients', () => {
       for (let i = 0; i < N; i++) for (let k = 0; k < size; k++) norms[i] += g[i * size + k] ** 2;
     }
     norms.forEach((v, i) => (norms[i] = Math.sqrt(v)));
+    // C between the norms, so the test sees both branches of the min.
+    const C = [...norms].sort((a, b) => a - b)[N / 2];
+    const f = feeds(arch, s.weights, data.images, y, s.clipped.labels);
+    f[s.clipped.clip!] = floatTensor(new Float32Array([C]), []);
+    const out = await s.clippedSession.run(f);
     const got = out[s.clipped.norms!].data as Float32Array;
     norms.forEach((v, i) => expect(Math.abs(got[i] - v)).toBeLessThanOrEqual(1e-4 * v));
-    // Some examples are above C and some below, so the test sees both branches of the min.
     expect([...norms].some((v) => v > C) && [...norms].some((v) => v < C)).toBe(true);
     for (const p of arch.params) {
       const g = raw[s.raw.grads[p.name]].data as Float32Array;
