@@ -67,7 +67,7 @@ export async function startBenchStack(): Promise<BenchStack> {
         policyRef: ref,
         key,
       });
-      return { result: () => handle.result() as Promise<PipelineResult> };
+      return { result: () => handle.result() };
     },
     async stop() {
       for (const w of workers) w.shutdown();

@@ -106,7 +106,9 @@ function perExampleGemm(
   if (o.c && o.needs[2]) {
     const cs = o.shapeOf(o.c);
     if (!(cs.length === 1 || (cs.length === 2 && cs[0] === 1)))
-      throw new AutodiffError(`per-example gradients need Gemm's C to be a row broadcast over the batch, got [${cs}]`);
+      throw new AutodiffError(
+        `per-example gradients need Gemm's C to be a row broadcast over the batch, got [${cs.join(', ')}]`,
+      );
     const rows = scale(o.dy, o.beta);
     dc = cs.length === 1 ? rows : g.op('Unsqueeze', [rows, g.constI64([1])]);
   }
