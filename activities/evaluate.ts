@@ -117,7 +117,8 @@ function toMetrics(r: EvaluateResult, safetyCritical: number[]): Record<string, 
   const m: Record<string, number> = { 'evaluate.clean_accuracy': r.cleanAccuracy, 'evaluate.images': r.images };
   const first = r.attacks[0]?.metrics;
   for (const k of safetyCritical) if (first) m[`evaluate.class.${k}.miss_rate`] = first.classes[k].missRate;
-  if (r.backdoor) {
+  // NaN (no test image outside the target class) is left out, so a gate on it fails as not measured.
+  if (r.backdoor && Number.isFinite(r.backdoor.success_rate)) {
     m['evaluate.backdoor.success_rate'] = r.backdoor.success_rate;
     m['evaluate.backdoor.baseline_rate'] = r.backdoor.baseline_rate;
   }

@@ -32,6 +32,8 @@ export interface TrainOutput {
   resumedFrom?: { epoch: number; step: number };
   /** The last checkpoint stored. */
   checkpointRef?: string;
+  /** DP-SGD: (ε, δ) from the accountant, with its order and the mechanism's parameters. */
+  privacy?: TrainResult['privacy'];
   evidence?: Evidence<'training'>;
 }
 
@@ -95,6 +97,7 @@ export async function trainModel(
       bestEpoch: result.bestEpoch,
       resumedFrom: result.resumedFrom,
       checkpointRef: beat.checkpoint?.ref,
+      ...(result.privacy ? { privacy: result.privacy } : {}),
     };
     if (seal && input.evidence) {
       const last = result.history[result.history.length - 1];
@@ -105,6 +108,7 @@ export async function trainModel(
         'train.accuracy': last.accuracy,
       };
       if (robust.length) metrics['train.robust_validation'] = Math.max(...robust);
+      Object.assign(metrics, privacyMetrics(result.privacy));
       out.evidence = seal.sign('training', input.evidence, {
         modelSha256: model.digest,
         dataset: datasetRead(input),
@@ -120,4 +124,9 @@ export async function trainModel(
     clearInterval(ticker);
     await rm(workDir, { recursive: true, force: true });
   }
+}
+
+/** The train stage's privacy metrics: what gates such as train.privacy.epsilon <= 3 read. */
+export function privacyMetrics(p: TrainResult['privacy']): Record<string, number> {
+  return p ? { 'train.privacy.epsilon': p.epsilon, 'train.privacy.delta': p.delta } : {};
 }

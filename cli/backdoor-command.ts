@@ -1,7 +1,8 @@
 // `secmlops attack --attack backdoor --trigger poison.json`: the trigger a BadNets poisoning used (from the
 // poison.json `secmlops poison` wrote), stamped on the test images of the other classes; prints how many the model
 // then classifies as the target.
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
+import { readRegular } from '../engine/io/regular-file.js';
 import { loadSplit } from '../engine/data/fashion.js';
 import { loadModel, type LoadOptions } from '../engine/onnx/model.js';
 import { AttackTarget } from '../engine/attacks/target.js';
@@ -26,9 +27,8 @@ const CORNERS = ['top-left', 'top-right', 'bottom-left', 'bottom-right'];
 export async function readTrigger(path: string): Promise<BackdoorTrigger> {
   let doc: { kind?: unknown; parameters?: Record<string, unknown> };
   try {
-    const text = await readFile(path, 'utf8');
-    if (text.length > 64 * 1024 * 1024) throw new Error('larger than 64 MiB');
-    doc = JSON.parse(text) as typeof doc;
+    // A regular file within the cap, opened without blocking: never /dev/zero or a FIFO.
+    doc = JSON.parse((await readRegular(path, 64 * 1024 * 1024)).toString('utf8')) as typeof doc;
   } catch (e) {
     throw new UsageError(`--trigger: cannot read ${path} as JSON (${(e as Error).message})`);
   }

@@ -31,9 +31,20 @@ export interface TrainCommand {
   checkpointDir?: string;
   checkpointEvery: number;
   resume?: boolean;
+  /** --defense dp-sgd */
+  noiseMultiplier?: number;
+  clip?: number;
+  sampleRate?: number;
+  delta: number;
+  targetEpsilon?: number;
+  json?: string;
 }
 
 export async function trainCommand(o: TrainCommand): Promise<void> {
+  if (o.defense === 'dp-sgd') {
+    const { dpTrainCommand } = await import('./dp-train-command.js');
+    return dpTrainCommand(o);
+  }
   const arch = ARCHITECTURES[o.arch];
   if (!arch) throw new Error(`unknown --arch "${o.arch}"; available: ${Object.keys(ARCHITECTURES).join(', ')}`);
   const defense = parseDefense(o);
@@ -110,7 +121,7 @@ function parseDefense(o: TrainCommand): { defense: Defense; eps?: number } {
   if (o.defense === 'pgd') return { defense: { kind: 'pgd', eps: o.eps, steps: o.pgdSteps, ...step }, eps: o.eps };
   if (o.defense === 'trades')
     return { defense: { kind: 'trades', eps: o.eps, steps: o.pgdSteps, beta: o.beta, ...step }, eps: o.eps };
-  throw new Error(`unknown --defense "${o.defense}"; expected none, fgsm-rs, pgd or trades`);
+  throw new Error(`unknown --defense "${o.defense}"; expected none, fgsm-rs, pgd, trades or dp-sgd`);
 }
 
 function describeDefense(d: Defense): string {

@@ -11,7 +11,7 @@ export function addEngineCommands(program: Command, int: (v: string) => number):
     .description('train a model, plain or adversarially, and export it as a deployable ONNX model')
     .requiredOption('--data <dir>', 'folder with the Fashion-MNIST IDX files')
     .option('--arch <name>', 'small-cnn, wide-cnn or mlp', 'small-cnn')
-    .option('--defense <name>', 'none, fgsm-rs, pgd or trades', 'none')
+    .option('--defense <name>', 'none, fgsm-rs, pgd, trades or dp-sgd', 'none')
     .option('--eps <e>', 'perturbation budget of the defense (Linf)', Number)
     .option('--pgd-steps <n>', 'PGD steps per batch for --defense pgd and trades', int, 7)
     .option('--beta <b>', 'TRADES weight of the KL term', Number, 6)
@@ -31,6 +31,16 @@ export function addEngineCommands(program: Command, int: (v: string) => number):
     .option('--checkpoint-dir <dir>', 'write latest.ckpt here at every epoch end and every --checkpoint-every steps')
     .option('--checkpoint-every <n>', 'steps between checkpoints', int, 100)
     .option('--resume', 'continue the run in --checkpoint-dir')
+    .option('--noise-multiplier <s>', 'dp-sgd: σ, the noise over the clipping norm', Number)
+    .option('--clip <c>', 'dp-sgd: the largest L2 norm of one example’s gradient', Number)
+    .option('--sample-rate <q>', 'dp-sgd: Poisson sampling rate per step (an epoch is ceil(1/q) steps)', Number)
+    .option('--delta <d>', 'dp-sgd: δ of the (ε, δ) reported', Number, 1e-5)
+    .option(
+      '--target-epsilon <eps>',
+      'dp-sgd: choose σ so that ε stays at most this (instead of --noise-multiplier)',
+      Number,
+    )
+    .option('--json <file>', 'dp-sgd: write the history, test accuracy and (ε, δ) as JSON')
     .requiredOption('--out <file>', 'output model.onnx')
     .action(async (o: Parameters<typeof import('./engine-commands.js').trainCommand>[0]) => {
       const { trainCommand } = await import('./engine-commands.js');
@@ -114,7 +124,7 @@ export function addEngineCommands(program: Command, int: (v: string) => number):
     .command('noise')
     .description('the smallest noise multiplier that keeps ε at most the target')
     .requiredOption('--sample-rate <q>', 'Poisson sampling rate', Number)
-    .requiredOption('--epochs <e>', 'epochs (1/q steps each, rounded up)', Number)
+    .requiredOption('--epochs <e>', 'epochs (ceil(1/q) steps each)', Number)
     .requiredOption('--target-epsilon <eps>', 'the ε to stay within', Number)
     .requiredOption('--delta <d>', 'δ', Number)
     .option('--json <file>', 'write noiseMultiplier (top level), the ε it spends and the parameters as JSON')

@@ -8,7 +8,7 @@ export const POISON_METRIC_PATTERN = /^data\.poison\.(?:flagged|flagged_fraction
 /** The evaluate stage's backdoor measurement (evaluate.backdoor). */
 export const BACKDOOR_METRIC_PATTERN = /^evaluate\.backdoor\.(?:success_rate|baseline_rate)$/;
 /** Metrics the train stage records: the last epoch's loss and accuracy, the best robust validation accuracy. */
-export const TRAIN_METRIC_PATTERN = /^train\.(loss|accuracy|robust_validation|epochs)$/;
+export const TRAIN_METRIC_PATTERN = /^train\.(loss|accuracy|robust_validation|epochs|privacy\.epsilon|privacy\.delta)$/;
 /**
  * Metrics the evaluate stage measures: evaluate.clean_accuracy, evaluate.class.<k>.miss_rate, and per attack
  * evaluate.<id>.{robust_accuracy,attack_success_rate,median_linf,median_l2} and evaluate.<id>.class.<k>.miss_rate.

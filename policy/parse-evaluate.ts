@@ -19,6 +19,7 @@ import {
   type ModelLimitsConfig,
   type PoisoningConfig,
   type Stage,
+  type TrainConfig,
 } from './types.js';
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
@@ -151,7 +152,13 @@ export function checkGateMetric(
   r: Reader,
   path: string,
   metric: string,
-  p: { stages: Stage[]; artifacts: Artifacts; evaluate?: EvaluateConfig; poisoning?: PoisoningConfig },
+  p: {
+    stages: Stage[];
+    artifacts: Artifacts;
+    evaluate?: EvaluateConfig;
+    poisoning?: PoisoningConfig;
+    train?: TrainConfig;
+  },
 ): void {
   const { stages, artifacts, evaluate } = p;
   const runs = (name: string) => stages.some((s) => s.name === name);
@@ -174,9 +181,12 @@ export function checkGateMetric(
       r.fail(path, `metric "${metric}" names split "${data[1]}", which artifacts.dataset.splits does not define`);
     return;
   }
-  if (TRAIN_METRIC_PATTERN.test(metric)) {
+  const trained = TRAIN_METRIC_PATTERN.exec(metric);
+  if (trained) {
     if (!runs('train'))
       r.fail(path, `metric "${metric}" is measured by the train stage, which this policy does not run`);
+    if (trained[1].startsWith('privacy.') && p.train?.defense.kind !== 'dp-sgd')
+      r.fail(path, `metric "${metric}" is measured only when train.defense.kind is dp-sgd`);
     return;
   }
   const ev = EVALUATE_METRIC_PATTERN.exec(metric);
@@ -193,6 +203,6 @@ export function checkGateMetric(
   }
   r.fail(
     path,
-    `unknown metric "${metric}"; stages measure data.<split>.{images,min_class_fraction,max_class_fraction,pixel_mean,pixel_std}, train.{loss,accuracy,robust_validation,epochs}, data.poison.{flagged,flagged_fraction,class.<k>.flagged}, evaluate.clean_accuracy, evaluate.class.<k>.miss_rate, evaluate.backdoor.{success_rate,baseline_rate} and evaluate.<attack id>.{robust_accuracy,attack_success_rate,median_linf,median_l2,class.<k>.miss_rate}`,
+    `unknown metric "${metric}"; stages measure data.<split>.{images,min_class_fraction,max_class_fraction,pixel_mean,pixel_std}, train.{loss,accuracy,robust_validation,epochs,privacy.epsilon,privacy.delta}, data.poison.{flagged,flagged_fraction,class.<k>.flagged}, evaluate.clean_accuracy, evaluate.class.<k>.miss_rate, evaluate.backdoor.{success_rate,baseline_rate} and evaluate.<attack id>.{robust_accuracy,attack_success_rate,median_linf,median_l2,class.<k>.miss_rate}`,
   );
 }

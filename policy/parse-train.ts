@@ -33,15 +33,36 @@ export function readTrain(r: Reader, v: unknown, stages: Stage[], artifacts: Art
   if (m.defense !== undefined) {
     const d = r.mapping(m.defense, 'train.defense', {
       required: ['kind'],
-      optional: ['eps', 'steps', 'beta', 'stepSize'],
+      optional: ['eps', 'steps', 'beta', 'stepSize', 'noiseMultiplier', 'clip', 'sampleRate', 'delta'],
     });
-    const kind = r.oneOf(d.kind, 'train.defense.kind', ['none', 'fgsm-rs', 'pgd', 'trades'] as const);
+    const kind = r.oneOf(d.kind, 'train.defense.kind', ['none', 'fgsm-rs', 'pgd', 'trades', 'dp-sgd'] as const);
+    for (const k of ['noiseMultiplier', 'clip', 'sampleRate', 'delta'] as const)
+      if (d[k] !== undefined && kind !== 'dp-sgd') r.fail(`train.defense.${k}`, `${k} applies to dp-sgd only`);
     if (d.steps !== undefined && kind !== 'pgd' && kind !== 'trades')
       r.fail('train.defense.steps', 'steps applies to pgd and trades only');
     if (d.beta !== undefined && kind !== 'trades') r.fail('train.defense.beta', 'beta applies to trades only');
     if (d.stepSize !== undefined && kind === 'none')
       r.fail('train.defense.stepSize', 'stepSize applies to fgsm-rs, pgd and trades');
-    if (kind !== 'none') {
+    if (kind === 'dp-sgd') {
+      for (const k of ['eps', 'steps', 'beta', 'stepSize'] as const)
+        if (d[k] !== undefined) r.fail(`train.defense.${k}`, `${k} applies to the adversarial defenses, not dp-sgd`);
+      const positive = (k: 'noiseMultiplier' | 'clip', max: number) => {
+        const v = r.number(d[k], `train.defense.${k}`, 0, max);
+        if (!(v > 0)) r.fail(`train.defense.${k}`, `must be above 0, got ${v}`);
+        return v;
+      };
+      const sampleRate = r.number(d.sampleRate, 'train.defense.sampleRate', 0, 1);
+      if (!(sampleRate > 0)) r.fail('train.defense.sampleRate', `must be in (0, 1], got ${sampleRate}`);
+      const delta = d.delta === undefined ? 1e-5 : r.number(d.delta, 'train.defense.delta', 0, 1);
+      if (!(delta > 0 && delta < 1)) r.fail('train.defense.delta', `must be in (0, 1), got ${delta}`);
+      defense = {
+        kind,
+        noiseMultiplier: positive('noiseMultiplier', 1000),
+        clip: positive('clip', 1e6),
+        sampleRate,
+        delta,
+      };
+    } else if (kind !== 'none') {
       const eps = r.number(d.eps, 'train.defense.eps', 0, 1);
       const steps = d.steps === undefined ? undefined : r.integer(d.steps, 'train.defense.steps', 1, 100);
       const step =
@@ -61,7 +82,7 @@ export function readTrain(r: Reader, v: unknown, stages: Stage[], artifacts: Art
     }
   }
   const earlyStop = m.earlyStop === undefined ? false : r.boolean(m.earlyStop, 'train.earlyStop');
-  if (earlyStop && defense.kind === 'none')
+  if (earlyStop && (defense.kind === 'none' || defense.kind === 'dp-sgd'))
     r.fail(
       'train.earlyStop',
       'early stopping measures robust validation accuracy at the defense’s eps: give a defense',

@@ -69,7 +69,7 @@ export function parsePolicy(text: string, opts: ParseOptions): Policy {
   const evaluate = readEvaluate(r, top.evaluate, stages, artifacts);
   const data = readData(r, top.data, stages, artifacts, trainConfig);
   const gates = readGates(r, top.gates, (path, metric) =>
-    checkGateMetric(r, path, metric, { stages, artifacts, evaluate, poisoning: data?.poisoning }),
+    checkGateMetric(r, path, metric, { stages, artifacts, evaluate, poisoning: data?.poisoning, train: trainConfig }),
   );
   const threatModel = readThreatModel(r, top.threatModel, roleIds);
   const channels = readChannels(r, top.channels, opts);

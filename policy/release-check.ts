@@ -185,16 +185,23 @@ export function checkRelease(
           problems.push(`${where}: sanitisation read [${files}], not the files of data.poisoning.split`);
         if (!sameJson(p.config, poisoning))
           problems.push(`${where}: sanitisation followed another configuration than the policy's data.poisoning`);
-        release.sanitised = {
-          split: p.split,
-          method: poisoning.method,
-          from: (p.dataset ?? []).map((f) => ({ path: f.path, sha256: f.sha256 })),
-          images: p.output?.images,
-          labels: p.output?.labels,
-          removedList: p.output?.removed,
-          removed: p.removed,
-          of: p.images,
-        };
+        const hex = (v: unknown) => typeof v === 'string' && /^[0-9a-f]{64}$/.test(v);
+        const counts = Number.isInteger(p.images) && Number.isInteger(p.removed) && p.removed >= 0;
+        if (!hex(p.output?.images) || !hex(p.output?.labels) || !hex(p.output?.removed) || !counts)
+          problems.push(`${where}: the sanitisation evidence has no well-formed output digests and counts`);
+        else if (p.removed > poisoning.maxRemoval * p.images)
+          problems.push(`${where}: sanitisation removed ${p.removed} of ${p.images} images, more than maxRemoval`);
+        else
+          release.sanitised = {
+            split: p.split,
+            method: poisoning.method,
+            from: (p.dataset ?? []).map((f) => ({ path: f.path, sha256: f.sha256 })),
+            images: p.output.images,
+            labels: p.output.labels,
+            removedList: p.output.removed,
+            removed: p.removed,
+            of: p.images,
+          };
       }
       const validation = one('validation');
       if (validation) {
@@ -215,7 +222,11 @@ export function checkRelease(
         const split = own(policy.artifacts.dataset?.splits, block?.split);
         const files = (p.dataset ?? []).map((f) => f.path).join(', ');
         const clean = name === 'train' ? release.sanitised : undefined;
-        if (clean && split) {
+        if (name === 'train' && policy.data?.poisoning && !clean)
+          problems.push(
+            `${where}: data.poisoning is set, but no sanitised split was established to check training against`,
+          );
+        else if (clean && split) {
           // Poisoning defense on: training must have read the sanitised copy the data stage measured, nothing else.
           const want = [
             { path: sanitisedPath(split.images), sha256: clean.images },

@@ -191,7 +191,9 @@ export interface TrainConfig {
     | { kind: 'none' }
     | { kind: 'fgsm-rs'; eps: number; stepSize?: number }
     | { kind: 'pgd'; eps: number; steps?: number; stepSize?: number }
-    | { kind: 'trades'; eps: number; steps?: number; beta?: number; stepSize?: number };
+    | { kind: 'trades'; eps: number; steps?: number; beta?: number; stepSize?: number }
+    /** DP-SGD: Poisson sampling at sampleRate (batch is unused), per-example clipping to clip, noise σ·clip. */
+    | { kind: 'dp-sgd'; noiseMultiplier: number; clip: number; sampleRate: number; delta: number };
   epochs: number;
   batch: number;
   lr: number;

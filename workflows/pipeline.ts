@@ -160,12 +160,7 @@ async function trustedPipeline(input: PipelineInput, policyGiven: boolean): Prom
       const modelRef = trained ? `sha256:${(trained as Evidence<'training'>).body.payload.modelSha256}` : undefined;
       // The sanitised training split, as the data stage's own signed result names it (never from a Signal).
       const cleaned = evidence.find((s) => s.name === 'data')?.evidence.find((e) => e.body.kind === 'sanitisation');
-      const out = (cleaned as Evidence<'sanitisation'> | undefined)?.body.payload;
-      const sanitised = out && {
-        images: `sha256:${out.output.images}`,
-        labels: `sha256:${out.output.labels}`,
-        removed: out.removed,
-      };
+      const sanitised = sanitisedSplit(cleaned as Evidence<'sanitisation'> | undefined);
       const common = {
         pipelineId,
         subject: resolved.subject,
@@ -294,6 +289,23 @@ async function legacyPipeline(subject: Subject, policy: Policy): Promise<Pipelin
   }
   await report(status.state === 'passed' ? 'passed' : 'failed');
   return status as PipelineResult;
+}
+
+const DIGEST = /^[0-9a-f]{64}$/;
+
+/**
+ * The sanitised split the data stage's own result names, when it is well-formed. The signer checks the evidence's
+ * signature later; here a malformed payload (which no worker signs) must neither crash the workflow task nor reach
+ * the train stage, which then fails for want of a sanitised split.
+ */
+function sanitisedSplit(
+  e: Evidence<'sanitisation'> | undefined,
+): { images: string; labels: string; removed: number } | undefined {
+  const o = e?.body?.payload?.output;
+  const removed = e?.body?.payload?.removed;
+  if (!o || !DIGEST.test(String(o.images)) || !DIGEST.test(String(o.labels))) return undefined;
+  if (typeof removed !== 'number' || !Number.isInteger(removed)) return undefined;
+  return { images: `sha256:${o.images}`, labels: `sha256:${o.labels}`, removed };
 }
 
 const STAGES: Record<Exclude<StageName, 'release'>, typeof planStage> = {

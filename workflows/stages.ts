@@ -166,10 +166,20 @@ export async function trainStage(input: StageInput): Promise<StageResult> {
   if (!dataset || !config) return lane.fail('the policy needs artifacts.dataset and a train block');
   const unmeetable = lane.unmeetable();
   if (unmeetable) return unmeetable;
-  const defense = config.defense.kind === 'none' ? 'no defense' : `${config.defense.kind} eps ${config.defense.eps}`;
+  const d = config.defense;
+  const defense =
+    d.kind === 'none'
+      ? 'no defense'
+      : d.kind === 'dp-sgd'
+        ? `DP-SGD (noise ${d.noiseMultiplier}, clip ${d.clip}, sample rate ${d.sampleRate})`
+        : `${d.kind} eps ${d.eps}`;
   const evidence = lane.evidenceFor();
   const split = own(dataset.splits, config.split);
   if (!split) return lane.fail(`train.split "${config.split}" is not a split of artifacts.dataset.splits`);
+  // With the poisoning defense on, training on anything but the data stage's sanitised copy is refused here already
+  // (the release signer would refuse it later, after people had been asked to approve the model).
+  if (input.policy.data?.poisoning && !input.sanitised)
+    return lane.fail('data.poisoning is set, but the data stage produced no sanitised split to train on');
   try {
     const out = await lane.task('training', `training ${config.arch} with ${defense}, ${config.epochs} epochs`, () =>
       // Policies recorded before the setting existed carry none.
@@ -195,6 +205,13 @@ export async function trainStage(input: StageInput): Promise<StageResult> {
     });
     const robust = out.history.flatMap((h) => (h.robustValidation === undefined ? [] : [h.robustValidation]));
     if (robust.length) lane.status.metrics['train.robust_validation'] = Math.max(...robust);
+    if (out.privacy) {
+      lane.status.metrics['train.privacy.epsilon'] = out.privacy.epsilon;
+      lane.status.metrics['train.privacy.delta'] = out.privacy.delta;
+      lane.status.findings.push(
+        `DP-SGD: (ε, δ) = (${out.privacy.epsilon.toFixed(3)}, ${out.privacy.delta}) after ${out.privacy.steps} steps at sample rate ${out.privacy.sampleRate}, noise multiplier ${out.privacy.noiseMultiplier}, clip ${out.privacy.clip} (RDP order ${out.privacy.order})`,
+      );
+    }
     keep(lane, out.evidence);
     lane.status.artifacts.model = out.modelRef;
     if (out.checkpointRef) lane.status.artifacts.checkpoint = out.checkpointRef;

@@ -5,7 +5,7 @@ import { AttackTarget } from '../attacks/target.js';
 import { loadPair } from '../data/fashion.js';
 import { inspectModel } from '../inspect.js';
 import { computeMetrics } from '../metrics/metrics.js';
-import { backdoorSuccess } from '../poison/backdoor.js';
+import { backdoorSuccess, checkBackdoor } from '../poison/backdoor.js';
 import { RegularFileError, readRegular } from '../io/regular-file.js';
 import { MODEL_LIMITS, OnnxError, parseModel } from '../onnx/model.js';
 import { createHash } from 'node:crypto';
@@ -24,6 +24,8 @@ export async function evaluateJob(req: EvaluateRequest, progress: (p: JobProgres
   const data = await loadPair(req, req.classes, req.limit);
   const withoutGradient = inspectModel(model).withoutGradient;
   const target = await AttackTarget.create(model, { threads: req.threads, executionProvider: req.executionProvider });
+  // A trigger that cannot be measured fails now, not after hours of attacks.
+  if (req.backdoor) checkBackdoor(req.backdoor, data.shape, target.classes, 'evaluate.backdoor');
   const out: EvaluateResult = { cleanAccuracy: NaN, images: data.count, withoutGradient, attacks: [] };
   for (const a of req.attacks) {
     const { id, ...asked } = a;
@@ -45,6 +47,7 @@ export async function evaluateJob(req: EvaluateRequest, progress: (p: JobProgres
   if (req.backdoor) {
     out.backdoor = await backdoorSuccess((x, n) => target.logits(x, n), target.classes, data, req.backdoor, {
       range: req.range,
+      where: 'evaluate.backdoor',
       onProgress: (done, total) => progress({ task: 'backdoor', done, total }),
     });
   }

@@ -4,6 +4,7 @@ import type { BackdoorConfig, PoisoningConfig, TrainConfig } from '../../policy/
 import type { AttackMetrics } from '../metrics/metrics.js';
 import type { BackdoorMetrics } from '../poison/backdoor.js';
 import type { LoadOptions } from '../onnx/limits.js';
+import type { DpTrainResult } from '../train/dp-sgd.js';
 import type { TrainProgress } from '../train/trainer.js';
 
 /** The dataset part of every job: an IDX pair, the digests its files must have, the file cap, the classes. */
@@ -62,6 +63,8 @@ export interface TrainResult {
   history: { epoch: number; loss: number; accuracy: number; robustValidation?: number; seconds: number }[];
   bestEpoch?: number;
   resumedFrom?: { epoch: number; step: number };
+  /** DP-SGD: the (ε, δ) the accountant gives for the steps taken, its best order and the mechanism's parameters. */
+  privacy?: DpTrainResult['privacy'];
 }
 
 /** The data stage's poisoning defense on one split: detect, remove what was flagged, write the sanitised copy. */

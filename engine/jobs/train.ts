@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { holdOutValidation, loadPair } from '../data/fashion.js';
 import { saveModel } from '../onnx/model.js';
 import { decodeCheckpoint, encodeCheckpoint } from '../train/checkpoint.js';
-import { train } from '../train/trainer.js';
+import { trainDpSgd, type DpTrainResult } from '../train/dp-sgd.js';
+import { train, type TrainOptions } from '../train/trainer.js';
 import { ARCHITECTURES, deployableModel } from '../train/zoo.js';
 import { InputError } from '../input-error.js';
 import type { TrainProgressMessage, TrainRequest, TrainResult } from './protocol.js';
@@ -32,22 +33,17 @@ export async function trainJob(req: TrainRequest, cb: TrainCallbacks): Promise<T
       throw new InputError((e as Error).message);
     }
   }
-  const eps = req.defense.kind === 'none' ? undefined : req.defense.eps;
   let n = 0;
-  const result = await train({
+  const common: Omit<TrainOptions, 'defense'> = {
     arch,
     data,
     epochs: req.epochs,
-    batch: req.batch,
     lr: req.lr,
     optimizer: req.optimizer,
     schedule: req.schedule,
     weightDecay: req.weightDecay,
     seed: req.seed,
     threads: req.threads,
-    defense: req.defense,
-    range: { min: req.range[0], max: req.range[1] },
-    earlyStop: req.earlyStop && eps !== undefined ? { validation, eps, steps: 10 } : undefined,
     resume,
     checkpointEvery: req.checkpointEvery,
     onCheckpoint: async (c) => {
@@ -66,13 +62,28 @@ export async function trainJob(req: TrainRequest, cb: TrainCallbacks): Promise<T
         accuracy: p.accuracy,
         imagesPerSecond: p.imagesPerSecond,
       }),
-  });
+  };
+  const d = req.defense;
+  const result =
+    d.kind === 'dp-sgd'
+      ? await trainDpSgd({
+          ...common,
+          dp: { noiseMultiplier: d.noiseMultiplier, clip: d.clip, sampleRate: d.sampleRate, delta: d.delta },
+        })
+      : await train({
+          ...common,
+          batch: req.batch,
+          defense: d,
+          range: { min: req.range[0], max: req.range[1] },
+          earlyStop: req.earlyStop && d.kind !== 'none' ? { validation, eps: d.eps, steps: 10 } : undefined,
+        });
   const modelPath = join(req.workDir, 'model.onnx');
   await writeFile(modelPath, saveModel(deployableModel(arch, result.deploy)));
   return {
     modelPath,
     history: result.history,
     bestEpoch: result.bestEpoch,
+    ...('privacy' in result ? { privacy: (result as DpTrainResult).privacy } : {}),
     resumedFrom: resume && { epoch: resume.epoch, step: resume.step },
   };
 }

@@ -12,32 +12,50 @@ export interface BackdoorMetrics {
   /** Test images outside the target class: the ones the trigger could move. */
   images: number;
   target: number;
-  /** Share of them classified as the target with the trigger stamped. */
+  /** Share of them classified as the target with the trigger stamped (NaN when there are none). */
   success_rate: number;
-  /** Share of them classified as the target without it. */
+  /** Share of them classified as the target without it (NaN when there are none). */
   baseline_rate: number;
 }
 
 /** Forward pass of a batch of n images: logits, n × classes. */
 export type Logits = (x: Float32Array, n: number) => Promise<Float32Array>;
 
+/** Refuses a trigger that does not fit these images or a target outside the classes, naming `where` (a policy path). */
+export function checkBackdoor(
+  trigger: BackdoorTrigger,
+  shape: [number, number, number],
+  classes: number,
+  where: string,
+) {
+  const [channels, rows, cols] = shape;
+  if (channels !== 1) throw new InputError(`${where}: images have ${channels} channels; the trigger is for one`);
+  try {
+    checkTrigger(trigger, rows, cols);
+  } catch (e) {
+    const option = (e as { option?: string }).option?.replace(/^--/, '') ?? '';
+    const detail = (e as Error).message.replace(/^--[a-z]+: /, '');
+    throw new InputError(`${where}${option ? `.${option}` : ''}: ${detail}`);
+  }
+  if (!(Number.isInteger(trigger.target) && trigger.target >= 0 && trigger.target < classes))
+    throw new InputError(`${where}.target: class ${trigger.target} is outside the model's 0..${classes - 1}`);
+}
+
 export async function backdoorSuccess(
   logits: Logits,
   classes: number,
   data: ImageSet,
   trigger: BackdoorTrigger,
-  o: { batch?: number; range?: [number, number]; onProgress?: (done: number, total: number) => void } = {},
+  o: {
+    batch?: number;
+    range?: [number, number];
+    /** Names the trigger in errors (a policy path such as evaluate.backdoor). */
+    where?: string;
+    onProgress?: (done: number, total: number) => void;
+  } = {},
 ): Promise<BackdoorMetrics> {
-  const [channels, rows, cols] = data.shape;
-  if (channels !== 1)
-    throw new InputError(`backdoor trigger: images have ${channels} channels; the trigger is for one`);
-  try {
-    checkTrigger(trigger, rows, cols);
-  } catch (e) {
-    throw new InputError(`backdoor trigger: ${(e as Error).message}`);
-  }
-  if (!(Number.isInteger(trigger.target) && trigger.target >= 0 && trigger.target < classes))
-    throw new InputError(`backdoor trigger: target class ${trigger.target} is outside the model's 0..${classes - 1}`);
+  const [, rows, cols] = data.shape;
+  checkBackdoor(trigger, data.shape, classes, o.where ?? 'backdoor trigger');
   const [min, max] = o.range ?? [0, 1];
   // The trigger's pixel value on the scale the model reads (bytes / 255 into the range).
   const value = min + (trigger.value / 255) * (max - min);
@@ -64,7 +82,8 @@ export async function backdoorSuccess(
   return {
     images: n,
     target: trigger.target,
-    success_rate: n ? hit / n : 0,
-    baseline_rate: n ? baseline / n : 0,
+    // Nothing to measure is not a 0% success rate: a gate on it must fail as not measured.
+    success_rate: n ? hit / n : NaN,
+    baseline_rate: n ? baseline / n : NaN,
   };
 }

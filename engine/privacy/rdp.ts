@@ -143,9 +143,9 @@ export function epsilon(
   return epsilonFromRdp(composedRdp(m, orders), delta, orders, o.conversion);
 }
 
-/** Steps of `epochs` epochs at sample rate q: an epoch is 1/q steps in expectation (rounded up, as TF Privacy). */
+/** Steps of `epochs` epochs at sample rate q: an epoch is ceil(1/q) steps (as Opacus counts them; DP-SGD trains so). */
 export function stepsFor(sampleRate: number, epochs: number): number {
-  return Math.ceil(epochs / sampleRate - 1e-9);
+  return Math.ceil(epochs) * Math.ceil(1 / sampleRate - 1e-9);
 }
 
 const SIGMA_MIN = 0.05;
@@ -158,7 +158,8 @@ const SIGMA_MAX = 1000;
 export function noiseFor(sampleRate: number, epochs: number, targetEpsilon: number, delta: number): number {
   if (!(targetEpsilon > 0))
     throw new PrivacyParameterError('--target-epsilon', `must be above 0, got ${targetEpsilon}`);
-  if (!(epochs > 0)) throw new PrivacyParameterError('--epochs', `must be above 0, got ${epochs}`);
+  if (!(Number.isInteger(epochs) && epochs > 0))
+    throw new PrivacyParameterError('--epochs', `must be a whole number above 0, got ${epochs}`);
   checkMechanism({ sampleRate, noiseMultiplier: 1, steps: 0 });
   checkDelta(delta);
   const steps = stepsFor(sampleRate, epochs);

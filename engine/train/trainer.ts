@@ -9,7 +9,8 @@ import type { ImageSet } from '../data/fashion.js';
 import { InputError } from '../input-error.js';
 import type { ModelProto } from '../onnx/proto.js';
 import { computeMetrics } from '../metrics/metrics.js';
-import { Rng } from '../runtime/rng.js';
+import type { Rng } from '../runtime/rng.js';
+import { rngFor } from './rng-for.js';
 import { createSession, floatTensor, int64Tensor } from '../runtime/session.js';
 import type { Checkpoint, EpochRecord } from './checkpoint.js';
 import { Optimizer, learningRate, type OptimizerKind, type Schedule } from './optim.js';
@@ -67,10 +68,6 @@ export interface TrainResult {
   history: EpochRecord[];
   bestEpoch?: number;
 }
-
-/** Every random draw of a run comes from its own generator keyed by (seed, epoch, step), so a resume repeats it. */
-const rngFor = (seed: number, epoch: number, step = -1) =>
-  new Rng((Math.imul(seed, 2654435761) ^ Math.imul(epoch + 1, 40503) ^ Math.imul(step + 2, 2246822519)) >>> 0);
 
 /**
  * The model at its current weights, for attacks during training. Baked: its sessions hold the weights as

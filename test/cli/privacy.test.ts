@@ -39,7 +39,7 @@ describe('secmlops privacy', () => {
     const r = JSON.parse(await readFile(json, 'utf8')) as { noiseMultiplier: number; epsilon: number; steps: number };
     expect(r.noiseMultiplier).toBeCloseTo(0.8026, 2);
     expect(r.epsilon).toBeLessThanOrEqual(3);
-    expect(r.steps).toBe(4688);
+    expect(r.steps).toBe(4700);
   });
 
   test.each([

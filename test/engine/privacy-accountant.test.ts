@@ -69,7 +69,7 @@ describe('noise for a target ε', () => {
     const sigma = noiseFor(256 / 60000, 20, 3, 1e-5);
     close(sigma, 0.8026, 0.002);
     const steps = stepsFor(256 / 60000, 20);
-    expect(steps).toBe(4688);
+    expect(steps).toBe(4700);
     expect(epsilon({ sampleRate: 256 / 60000, noiseMultiplier: sigma, steps }, 1e-5).epsilon).toBeLessThanOrEqual(3);
     expect(epsilon({ sampleRate: 256 / 60000, noiseMultiplier: sigma * 0.998, steps }, 1e-5).epsilon).toBeGreaterThan(
       3,

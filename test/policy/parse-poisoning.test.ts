@@ -75,6 +75,18 @@ describe('data.poisoning', () => {
     expect(() => parse(base(extra))).toThrow(message);
   });
 
+  test('spectral signatures that would always remove more than maxRemoval are refused', () => {
+    expect(() => parse(base('data:\n  poisoning: { method: spectral, rate: 0.2, maxRemoval: 0.1 }'))).toThrow(
+      'data.poisoning.maxRemoval: spectral signatures remove 1.5 × rate (0.3) of every class',
+    );
+  });
+
+  test('is refused without a train stage: a sanitised split nobody trains on would be attested for nothing', () => {
+    expect(() => parse(base('data:\n  poisoning: { method: spectral }', '[data]'))).toThrow(
+      'the sanitised split is for the train stage, which this policy does not run',
+    );
+  });
+
   test('is refused when the policy does not run the data stage', () => {
     expect(() => parse(base('data:\n  poisoning: { method: spectral }', '[train, evaluate]'))).toThrow(
       'poisoning detection runs in the data stage, which this policy does not run',

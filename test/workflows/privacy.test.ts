@@ -1,0 +1,55 @@
+// DP-SGD in the train stage on a real Temporal server: the policy's dp-sgd defense trains with per-example clipping
+// and noise, the stage records (ε, δ) from the accountant as metrics, and a privacy gate passes or fails on them.
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { copyFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { epsilon, stepsFor } from '../../engine/privacy/rdp.js';
+import { FASHION, TEST_FILES, makeFixture, sha256, testPolicy, type Fixture } from '../helpers/fixture.js';
+import { result, startPipeline, startStack, uniqueId, type Stack } from '../helpers/temporal.js';
+
+let fx: Fixture;
+let stack: Stack;
+const TRAIN = ['train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz'];
+
+beforeAll(async () => {
+  fx = await makeFixture();
+  for (const f of TRAIN) await copyFile(join(FASHION, f), join(fx.dataset, f));
+  stack = await startStack(fx);
+});
+afterAll(async () => stack?.stop());
+
+async function policy(gate: string) {
+  const files = await Promise.all(
+    [...TRAIN, ...TEST_FILES].map(async (f) => ({ path: f, sha256: await sha256(join(fx.dataset, f)) })),
+  );
+  return testPolicy(fx, {
+    stages: '  - name: train\n    approval: false',
+    files,
+    trainSplit: true,
+    extra:
+      'train:\n  arch: small-cnn\n  epochs: 1\n  limit: 2000\n' +
+      '  defense: { kind: dp-sgd, noiseMultiplier: 1.0, clip: 1.0, sampleRate: 0.05, delta: 1e-5 }\n' +
+      `gates:\n  - { id: privacy, metric: train.privacy.epsilon, op: "<=", value: ${gate} }`,
+  });
+}
+
+describe('DP-SGD in the train stage', () => {
+  test('records (ε, δ) from the accountant and passes an ε gate it meets', async () => {
+    const r = await result(await startPipeline(stack.client, await policy('10'), uniqueId('dp')));
+    expect(r.state).toBe('passed');
+    const train = r.stages[0];
+    const want = epsilon({ sampleRate: 0.05, noiseMultiplier: 1, steps: stepsFor(0.05, 1) }, 1e-5).epsilon;
+    expect(train.metrics['train.privacy.epsilon']).toBeCloseTo(want, 10);
+    expect(train.metrics['train.privacy.delta']).toBe(1e-5);
+    // Above chance (10%) after 20 noisy steps of about 100 examples.
+    expect(train.metrics['train.accuracy']).toBeGreaterThan(0.15);
+    expect(train.findings.join('\n')).toMatch(/DP-SGD: \(ε, δ\) = \(\d+\.\d{3}, 0\.00001\) after 20 steps/);
+    expect(train.gates).toEqual([expect.objectContaining({ id: 'privacy', passed: true })]);
+  }, 120_000);
+
+  test('fails an ε gate it does not meet, naming the ε measured', async () => {
+    const r = await result(await startPipeline(stack.client, await policy('0.1'), uniqueId('dp-gate')));
+    expect(r.state).toBe('failed');
+    expect(r.stages[0].error).toMatch(/failed gates: privacy \(train\.privacy\.epsilon <= 0\.1, measured \d/);
+  }, 120_000);
+});
