@@ -9,7 +9,7 @@ import type { EvaluateResult, JobProgress } from '../engine/jobs/protocol.js';
 import { runJob } from '../engine/jobs/run-job.js';
 import { jobFailure } from './job-failure.js';
 import { executionProviderFromEnv } from '../engine/runtime/session.js';
-import type { EvaluateConfig, Evidence } from '../policy/index.js';
+import type { DatasetSplit, EvaluateConfig, Evidence } from '../policy/index.js';
 import type { EvaluationSummary } from '../workflows/messages.js';
 import { requirePins, type EvidenceContext, type EvidenceSigner } from './evidence.js';
 import type { ArtifactStore } from './store.js';
@@ -21,6 +21,8 @@ export interface EvaluateInput extends SplitInput {
   modelSha256?: string;
   modelRef?: string;
   config: EvaluateConfig;
+  /** evaluate.privacy: the members split's files and their pinned digests. */
+  members?: { split: DatasetSplit; pinned?: { images?: string; labels?: string } };
   evidence?: EvidenceContext;
 }
 
@@ -38,6 +40,7 @@ export async function evaluateModel(
 ): Promise<EvaluateOutput> {
   const ctx = Context.current();
   requirePins(input, 'evaluation');
+  if (input.members) requirePins({ evidence: input.evidence, pinned: input.members.pinned }, 'membership inference');
   const seal = input.evidence ? await signer() : undefined;
   const stored = input.modelRef
     ? await fromStore(store, input.modelRef)
@@ -58,6 +61,7 @@ export async function evaluateModel(
         attacks: input.config.attacks,
         curve: input.config.curve,
         ...(input.config.backdoor ? { backdoor: input.config.backdoor } : {}),
+        ...(membersRequest(input) ?? {}),
         ...(input.config.modelLimits ? { modelLimits: input.config.modelLimits } : {}),
         executionProvider: executionProviderFromEnv(),
       },
@@ -81,7 +85,7 @@ export async function evaluateModel(
   if (seal && input.evidence) {
     out.evidence = seal.sign('evaluation', input.evidence, {
       modelSha256: stored.digest,
-      dataset: datasetRead(input),
+      dataset: [...datasetRead(input), ...(input.members ? datasetRead({ ...input, ...input.members }) : [])],
       metrics,
       config: input.config,
     });
@@ -117,6 +121,11 @@ function toMetrics(r: EvaluateResult, safetyCritical: number[]): Record<string, 
   const m: Record<string, number> = { 'evaluate.clean_accuracy': r.cleanAccuracy, 'evaluate.images': r.images };
   const first = r.attacks[0]?.metrics;
   for (const k of safetyCritical) if (first) m[`evaluate.class.${k}.miss_rate`] = first.classes[k].missRate;
+  if (r.membership) {
+    const best = (k: 'auc' | 'advantage') => Math.max(r.membership!.loss[k], r.membership!.calibrated[k]);
+    m['evaluate.privacy.mia_auc'] = best('auc');
+    m['evaluate.privacy.mia_advantage'] = best('advantage');
+  }
   // NaN (no test image outside the target class) is left out, so a gate on it fails as not measured.
   if (r.backdoor && Number.isFinite(r.backdoor.success_rate)) {
     m['evaluate.backdoor.success_rate'] = r.backdoor.success_rate;
@@ -151,5 +160,14 @@ function summarize(r: EvaluateResult): EvaluationSummary {
     })),
     curve: r.curve,
     ...(r.backdoor ? { backdoor: r.backdoor } : {}),
+    ...(r.membership ? { membership: r.membership } : {}),
   };
+}
+
+/** The members split for membership inference, as a job request part: the same root, cap and pins as the rest. */
+function membersRequest(input: EvaluateInput) {
+  const privacy = input.config.privacy;
+  if (!privacy || !input.members) return undefined;
+  const { split, pinned } = input.members;
+  return { members: { ...jobDataset({ ...input, split, pinned, sanitised: undefined }), count: privacy.count } };
 }

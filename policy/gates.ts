@@ -7,6 +7,8 @@ export const DATA_METRIC_PATTERN =
 export const POISON_METRIC_PATTERN = /^data\.poison\.(?:flagged|flagged_fraction|class\.(\d+)\.flagged)$/;
 /** The evaluate stage's backdoor measurement (evaluate.backdoor). */
 export const BACKDOOR_METRIC_PATTERN = /^evaluate\.backdoor\.(?:success_rate|baseline_rate)$/;
+/** The evaluate stage's membership inference (evaluate.privacy). */
+export const PRIVACY_METRIC_PATTERN = /^evaluate\.privacy\.(?:mia_auc|mia_advantage)$/;
 /** Metrics the train stage records: the last epoch's loss and accuracy, the best robust validation accuracy. */
 export const TRAIN_METRIC_PATTERN = /^train\.(loss|accuracy|robust_validation|epochs|privacy\.epsilon|privacy\.delta)$/;
 /**

@@ -4,6 +4,7 @@ import {
   DATA_METRIC_PATTERN,
   EVALUATE_METRIC_PATTERN,
   POISON_METRIC_PATTERN,
+  PRIVACY_METRIC_PATTERN,
   TRAIN_METRIC_PATTERN,
 } from './gates.js';
 import { own } from './own.js';
@@ -32,7 +33,7 @@ export function readEvaluate(r: Reader, v: unknown, stages: Stage[], artifacts: 
   }
   const m = r.mapping(v, 'evaluate', {
     required: ['attacks'],
-    optional: ['split', 'limit', 'range', 'seed', 'safetyCritical', 'curve', 'modelLimits', 'backdoor'],
+    optional: ['split', 'limit', 'range', 'seed', 'safetyCritical', 'curve', 'modelLimits', 'backdoor', 'privacy'],
   });
   if (runs && !artifacts.model && !stages.some((s) => s.name === 'train'))
     r.fail(
@@ -92,6 +93,7 @@ export function readEvaluate(r: Reader, v: unknown, stages: Stage[], artifacts: 
   return {
     curve,
     ...(m.backdoor === undefined ? {} : { backdoor: readBackdoor(r, m.backdoor, classes) }),
+    ...(m.privacy === undefined ? {} : { privacy: readPrivacy(r, m.privacy, artifacts, split) }),
     ...(m.modelLimits === undefined ? {} : { modelLimits: readModelLimits(r, m.modelLimits) }),
     split,
     limit: m.limit === undefined ? undefined : r.integer(m.limit, 'evaluate.limit', 1),
@@ -100,6 +102,19 @@ export function readEvaluate(r: Reader, v: unknown, stages: Stage[], artifacts: 
     safetyCritical,
     attacks,
   };
+}
+
+/** Membership inference: which split the model was trained on, and how many of its images to attack. */
+function readPrivacy(r: Reader, v: unknown, artifacts: Artifacts, split: string): { members: string; count: number } {
+  const m = r.mapping(v, 'evaluate.privacy', { optional: ['members', 'count'] });
+  const members = m.members === undefined ? 'train' : r.string(m.members, 'evaluate.privacy.members');
+  if (!own(artifacts.dataset?.splits, members)) r.fail('evaluate.privacy.members', unknownSplit(members, artifacts));
+  if (members === split)
+    r.fail(
+      'evaluate.privacy.members',
+      `the members split must differ from evaluate.split ("${split}"), whose images are the non-members`,
+    );
+  return { members, count: m.count === undefined ? 1000 : r.integer(m.count, 'evaluate.privacy.count', 1, 100_000) };
 }
 
 const CORNERS = ['top-left', 'top-right', 'bottom-left', 'bottom-right'] as const;
@@ -169,6 +184,11 @@ export function checkGateMetric(
       r.fail(path, `metric "${metric}" names class ${poison[1]}, outside 0..${(artifacts.dataset?.classes ?? 1) - 1}`);
     return;
   }
+  if (PRIVACY_METRIC_PATTERN.test(metric)) {
+    if (!runs('evaluate') || !evaluate?.privacy)
+      r.fail(path, `metric "${metric}" is measured only when the evaluate stage runs with evaluate.privacy`);
+    return;
+  }
   if (BACKDOOR_METRIC_PATTERN.test(metric)) {
     if (!runs('evaluate') || !evaluate?.backdoor)
       r.fail(path, `metric "${metric}" is measured only when the evaluate stage runs with evaluate.backdoor`);
@@ -203,6 +223,6 @@ export function checkGateMetric(
   }
   r.fail(
     path,
-    `unknown metric "${metric}"; stages measure data.<split>.{images,min_class_fraction,max_class_fraction,pixel_mean,pixel_std}, train.{loss,accuracy,robust_validation,epochs,privacy.epsilon,privacy.delta}, data.poison.{flagged,flagged_fraction,class.<k>.flagged}, evaluate.clean_accuracy, evaluate.class.<k>.miss_rate, evaluate.backdoor.{success_rate,baseline_rate} and evaluate.<attack id>.{robust_accuracy,attack_success_rate,median_linf,median_l2,class.<k>.miss_rate}`,
+    `unknown metric "${metric}"; stages measure data.<split>.{images,min_class_fraction,max_class_fraction,pixel_mean,pixel_std}, train.{loss,accuracy,robust_validation,epochs,privacy.epsilon,privacy.delta}, data.poison.{flagged,flagged_fraction,class.<k>.flagged}, evaluate.clean_accuracy, evaluate.class.<k>.miss_rate, evaluate.backdoor.{success_rate,baseline_rate}, evaluate.privacy.{mia_auc,mia_advantage} and evaluate.<attack id>.{robust_accuracy,attack_success_rate,median_linf,median_l2,class.<k>.miss_rate}`,
   );
 }

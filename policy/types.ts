@@ -164,6 +164,11 @@ export interface EvaluateConfig {
   attacks: AttackConfig[];
   /** A BadNets trigger to measure: evaluate.backdoor.success_rate. */
   backdoor?: BackdoorConfig;
+  /**
+   * Membership inference: `count` images of the `members` split (the training data) against as many of this
+   * split, with `count` more of it to calibrate on: evaluate.privacy.mia_auc and evaluate.privacy.mia_advantage.
+   */
+  privacy?: { members: string; count: number };
   /** Robust accuracy of one attack at several budgets: the accuracy-versus-epsilon curve. */
   curve?: { attack: 'fgsm' | 'pgd'; steps?: number; eps: number[] };
   /** Limits the model must stay within (engine/onnx/limits.ts has the defaults). */

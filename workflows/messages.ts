@@ -49,6 +49,12 @@ export interface EvaluationSummary {
   curve?: { attack: string; eps: number; robustAccuracy: number }[];
   /** The BadNets trigger's success rate on test images of other classes, and the rate without it. */
   backdoor?: { images: number; target: number; success_rate: number; baseline_rate: number };
+  /** Membership inference: AUC and advantage of the loss-threshold and the class-calibrated attacks. */
+  membership?: {
+    images: number;
+    loss: { auc: number; advantage: number };
+    calibrated: { auc: number; advantage: number };
+  };
 }
 
 export interface StageStatus {

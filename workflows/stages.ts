@@ -242,6 +242,7 @@ export async function evaluateStage(input: StageInput): Promise<StageResult> {
   const evidence = lane.evidenceFor();
   const split = own(dataset.splits, config.split);
   if (!split) return lane.fail(`evaluate.split "${config.split}" is not a split of artifacts.dataset.splits`);
+  const members = config.privacy ? own(dataset.splits, config.privacy.members) : undefined;
   try {
     const out = await lane.task('attacks', `attacking the model: ${config.attacks.map((a) => a.id).join(', ')}`, () =>
       gpu.evaluateModel({
@@ -254,6 +255,9 @@ export async function evaluateStage(input: StageInput): Promise<StageResult> {
         ...(dataset.maxFileBytes ? { maxFileBytes: dataset.maxFileBytes } : {}),
         config,
         ...(evidence ? { evidence, pinned: pinnedPair(dataset.files, split) } : {}),
+        ...(members
+          ? { members: { split: members, ...(evidence ? { pinned: pinnedPair(dataset.files, members) } : {}) } }
+          : {}),
       }),
     );
     Object.assign(lane.status.metrics, out.metrics);

@@ -2,7 +2,9 @@
 import { ATTACKS_WITH_GRADIENTS } from '../attacks/gradient-free.js';
 import { runAttack } from '../attacks/run.js';
 import { AttackTarget } from '../attacks/target.js';
-import { loadPair } from '../data/fashion.js';
+import { loadPair, sliceSet } from '../data/fashion.js';
+import { InputError } from '../input-error.js';
+import { membershipInference } from '../privacy/mia.js';
 import { inspectModel } from '../inspect.js';
 import { computeMetrics } from '../metrics/metrics.js';
 import { backdoorSuccess, checkBackdoor } from '../poison/backdoor.js';
@@ -51,6 +53,7 @@ export async function evaluateJob(req: EvaluateRequest, progress: (p: JobProgres
       onProgress: (done, total) => progress({ task: 'backdoor', done, total }),
     });
   }
+  if (req.members) out.membership = await membership(req, target, progress);
   if (req.curve) {
     out.curve = [];
     for (const eps of req.curve.eps) {
@@ -72,4 +75,25 @@ export async function evaluateJob(req: EvaluateRequest, progress: (p: JobProgres
     }
   }
   return out;
+}
+
+/** Membership inference: the first `count` training images against the first `count` of the evaluated split. */
+async function membership(req: EvaluateRequest, target: AttackTarget, progress: (p: JobProgress) => void) {
+  const m = req.members!;
+  progress({ task: 'membership inference', done: 0, total: 1 });
+  const members = await loadPair(m, m.classes, m.count);
+  const held = await loadPair(req, req.classes, 2 * m.count);
+  if (members.count < m.count || held.count < 2 * m.count)
+    throw new InputError(
+      `evaluate.privacy.count: ${m.count} members and ${2 * m.count} held-out images (non-members and calibration) are needed; the splits hold ${members.count} and ${held.count}`,
+    );
+  const r = await membershipInference(
+    (x, n) => target.logits(x, n),
+    target.classes,
+    members,
+    sliceSet(held, 0, m.count),
+    sliceSet(held, m.count, 2 * m.count),
+  );
+  progress({ task: 'membership inference', done: 1, total: 1 });
+  return r;
 }

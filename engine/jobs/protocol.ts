@@ -3,6 +3,7 @@ import type { AttackSpec } from '../attacks/run.js';
 import type { BackdoorConfig, PoisoningConfig, TrainConfig } from '../../policy/types.js';
 import type { AttackMetrics } from '../metrics/metrics.js';
 import type { BackdoorMetrics } from '../poison/backdoor.js';
+import type { MembershipResult } from '../privacy/mia.js';
 import type { LoadOptions } from '../onnx/limits.js';
 import type { DpTrainResult } from '../train/dp-sgd.js';
 import type { TrainProgress } from '../train/trainer.js';
@@ -31,6 +32,8 @@ export interface EvaluateRequest extends JobDataset {
   curve?: { attack: 'fgsm' | 'pgd'; steps?: number; eps: number[] };
   /** A BadNets trigger to measure the backdoor success rate of. */
   backdoor?: BackdoorConfig;
+  /** Membership inference: `count` images of these training files against `count` of the evaluated split. */
+  members?: JobDataset & { count: number };
   threads?: number;
   executionProvider?: 'cpu' | 'cuda';
   /** The policy's evaluate.modelLimits (defaults: engine/onnx/limits.ts). */
@@ -45,6 +48,7 @@ export interface EvaluateResult {
   attacks: { id: string; spec: AttackSpec; metrics: AttackMetrics; seconds: number }[];
   curve?: { attack: string; eps: number; robustAccuracy: number }[];
   backdoor?: BackdoorMetrics;
+  membership?: MembershipResult;
 }
 
 /** The policy's train block (without its split, resolved to files) and where the job works. */

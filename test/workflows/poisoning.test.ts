@@ -70,7 +70,8 @@ async function policy(poisoning: string, gates = '') {
     trainSplit: true,
     extra:
       `data:\n  poisoning: ${poisoning}\ntrain:\n  arch: small-cnn\n  epochs: 1\n  limit: 2000\n` +
-      `evaluate:\n  limit: 500\n  attacks: [{ id: fgsm, attack: fgsm, eps: 0.05 }]\n  backdoor: { target: 0 }\n${gates}`,
+      `evaluate:\n  limit: 500\n  attacks: [{ id: fgsm, attack: fgsm, eps: 0.05 }]\n  backdoor: { target: 0 }\n` +
+      `  privacy: { members: train, count: 200 }\n${gates}`,
   });
 }
 
@@ -116,6 +117,8 @@ describe('poisoning defense in the data stage', () => {
     expect(evaluate.gates).toEqual([
       expect.objectContaining({ id: 'no-backdoor', measured: evaluate.metrics['evaluate.backdoor.success_rate'] }),
     ]);
+    // Membership inference read the training files too; the signer accepted that evidence below.
+    expect(evaluate.metrics['evaluate.privacy.mia_auc']).toBeGreaterThan(0);
     // The attestation names the original files and the sanitised copy, and verifies.
     const envelope = JSON.parse((await store.get(release.artifacts.attestation)).toString()) as Envelope;
     const statement = openEnvelope(envelope, await loadPublicKey(join(fx.keys, 'release.pub')));

@@ -18,18 +18,18 @@ beforeAll(async () => {
 });
 afterAll(async () => stack?.stop());
 
-async function policy(gate: string) {
+async function policy(gate: string, evaluate = '') {
   const files = await Promise.all(
     [...TRAIN, ...TEST_FILES].map(async (f) => ({ path: f, sha256: await sha256(join(fx.dataset, f)) })),
   );
   return testPolicy(fx, {
-    stages: '  - name: train\n    approval: false',
+    stages: `  - name: train\n    approval: false${evaluate ? '\n  - name: evaluate\n    approval: false' : ''}`,
     files,
     trainSplit: true,
     extra:
       'train:\n  arch: small-cnn\n  epochs: 1\n  limit: 2000\n' +
       '  defense: { kind: dp-sgd, noiseMultiplier: 1.0, clip: 1.0, sampleRate: 0.05, delta: 1e-5 }\n' +
-      `gates:\n  - { id: privacy, metric: train.privacy.epsilon, op: "<=", value: ${gate} }`,
+      `${evaluate}\ngates:\n  - { id: privacy, metric: train.privacy.epsilon, op: "<=", value: ${gate} }`,
   });
 }
 
@@ -46,6 +46,21 @@ describe('DP-SGD in the train stage', () => {
     expect(train.findings.join('\n')).toMatch(/DP-SGD: \(ε, δ\) = \(\d+\.\d{3}, 0\.00001\) after 20 steps/);
     expect(train.gates).toEqual([expect.objectContaining({ id: 'privacy', passed: true })]);
   }, 120_000);
+
+  test('the evaluate stage runs membership inference on the trained model and records its AUC and advantage', async () => {
+    const evaluate =
+      'evaluate:\n  limit: 100\n  attacks: [{ id: fgsm, attack: fgsm, eps: 0.05 }]\n  privacy: { members: train, count: 200 }';
+    const p = await policy('10', evaluate);
+    const r = await result(await startPipeline(stack.client, p, uniqueId('dp-mia')));
+    expect(r.state).toBe('passed');
+    const ev = r.stages[1];
+    const auc = ev.metrics['evaluate.privacy.mia_auc'];
+    expect(auc).toBeGreaterThan(0);
+    expect(auc).toBeLessThan(1);
+    expect(ev.metrics['evaluate.privacy.mia_advantage']).toBeGreaterThanOrEqual(0);
+    expect(ev.evaluation?.membership?.images).toBe(200);
+    expect(auc).toBe(Math.max(ev.evaluation!.membership!.loss.auc, ev.evaluation!.membership!.calibrated.auc));
+  }, 180_000);
 
   test('fails an ε gate it does not meet, naming the ε measured', async () => {
     const r = await result(await startPipeline(stack.client, await policy('0.1'), uniqueId('dp-gate')));
