@@ -35,12 +35,11 @@ export async function perExampleLosses(
 
 /** P(score of a random member > score of a random non-member), ties counting half (Mann-Whitney). */
 export function auc(members: ArrayLike<number>, nonMembers: ArrayLike<number>): number {
-  const all = [
-    ...Array.from(members, (v) => ({ v, m: 1 })),
-    ...Array.from(nonMembers, (v) => ({ v, m: 0 })),
-  ].sort((a, b) => a.v - b.v);
+  const all = [...Array.from(members, (v) => ({ v, m: 1 })), ...Array.from(nonMembers, (v) => ({ v, m: 0 }))].sort(
+    (a, b) => a.v - b.v,
+  );
   let rankSum = 0;
-  for (let i = 0; i < all.length; ) {
+  for (let i = 0; i < all.length;) {
     let j = i;
     while (j < all.length && all[j].v === all[i].v) j++;
     const rank = (i + 1 + j) / 2;
@@ -54,14 +53,13 @@ export function auc(members: ArrayLike<number>, nonMembers: ArrayLike<number>): 
 
 /** max over thresholds t of P(member score ≥ t) − P(non-member score ≥ t). */
 export function advantage(members: ArrayLike<number>, nonMembers: ArrayLike<number>): number {
-  const all = [
-    ...Array.from(members, (v) => ({ v, m: 1 })),
-    ...Array.from(nonMembers, (v) => ({ v, m: 0 })),
-  ].sort((a, b) => b.v - a.v);
+  const all = [...Array.from(members, (v) => ({ v, m: 1 })), ...Array.from(nonMembers, (v) => ({ v, m: 0 }))].sort(
+    (a, b) => b.v - a.v,
+  );
   let tp = 0;
   let fp = 0;
   let best = 0;
-  for (let i = 0; i < all.length; ) {
+  for (let i = 0; i < all.length;) {
     let j = i;
     while (j < all.length && all[j].v === all[i].v) {
       if (all[j].m) tp++;
