@@ -40,6 +40,8 @@ export interface ReleasePredicate {
   stages: CheckedRelease['stages'];
   /** The data stage's poisoning defense: the split's original digests, the sanitised copy, how much it removed. */
   sanitisation?: CheckedRelease['sanitised'];
+  /** DP-SGD: (ε, δ) from the accountant and the mechanism's parameters. */
+  privacy?: CheckedRelease['privacy'];
   dossier: Omit<ReleaseDossier, 'evidenceKey' | 'pipelineId'>;
 }
 
@@ -111,6 +113,7 @@ export async function signRelease(
     ...(model ? { modelMeasuredBy: model.by } : {}),
     stages: release.stages,
     ...(release.sanitised ? { sanitisation: release.sanitised } : {}),
+    ...(release.privacy ? { privacy: release.privacy } : {}),
     dossier: rest,
   };
   const statement: Statement = {

@@ -4,9 +4,10 @@
 // test accuracy and (ε, δ). Prints the table and appends it to bench/RESULTS.md. Run with `npm run bench:privacy`.
 import { appendFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
-import { loadSplit } from '../engine/data/fashion.js';
+import { loadSplit, sliceSet } from '../engine/data/fashion.js';
+import { membershipInference } from '../engine/privacy/mia.js';
 import { noiseFor } from '../engine/privacy/rdp.js';
-import { createSession } from '../engine/runtime/session.js';
+import { createSession, floatTensor } from '../engine/runtime/session.js';
 import { trainDpSgd } from '../engine/train/dp-sgd.js';
 import { accuracy, train } from '../engine/train/trainer.js';
 import { deployableModel, smallCnn } from '../engine/train/zoo.js';
@@ -40,6 +41,44 @@ const rows = [
     (median(dp) / median(plain)).toFixed(2),
   ],
 ];
+// Membership inference on a model trained to overfit (250 images, 60 epochs) and on its DP-SGD twin (same images,
+// epochs and expected batch), each attacked with its 250 members against 250 images it never saw.
+const pool = await loadSplit(FASHION, 'train', { limit: 750 });
+const members = sliceSet(pool, 0, 250);
+const logitsOf = async (weights: Map<string, Float32Array>) => {
+  const s = await createSession(deployableModel(smallCnn, weights));
+  return async (x: Float32Array, n: number) =>
+    (await s.run({ input: floatTensor(x, [n, 1, 28, 28]) }))[s.outputNames[0]].data as Float32Array;
+};
+const attack = async (weights: Map<string, Float32Array>) =>
+  membershipInference(await logitsOf(weights), 10, members, sliceSet(pool, 250, 500), sliceSet(pool, 500, 750));
+const overfit = await train({ arch: smallCnn, data: members, epochs: 60, batch: 25, seed: 1 });
+const twin = await trainDpSgd({
+  arch: smallCnn,
+  data: members,
+  epochs: 60,
+  seed: 1,
+  dp: { noiseMultiplier: 1.0, clip: 1, sampleRate: 0.1, delta: 1e-5 },
+});
+const testSet = await loadSplit(FASHION, 'test');
+const miaRows: string[][] = [];
+for (const [label, weights, eps] of [
+  ['standard, 60 epochs on 250 images', overfit.deploy, '∞'],
+  ['DP-SGD twin (σ 1.0, C 1, q 0.1)', twin.deploy, twin.privacy.epsilon.toFixed(1)],
+] as const) {
+  const m = await attack(weights);
+  const acc = await accuracy(await createSession(deployableModel(smallCnn, weights)), testSet, 10);
+  miaRows.push([
+    label,
+    eps,
+    `${(acc * 100).toFixed(1)}%`,
+    m.loss.auc.toFixed(3),
+    m.loss.advantage.toFixed(3),
+    m.calibrated.auc.toFixed(3),
+    m.calibrated.advantage.toFixed(3),
+  ]);
+  console.error(miaRows[miaRows.length - 1].join(' | '));
+}
 let full = '';
 if (process.env.PRIVACY_FULL === '1') {
   const all = await loadSplit(FASHION, 'train');
@@ -61,7 +100,14 @@ if (process.env.PRIVACY_FULL === '1') {
 const table = [['step', 'images/s (median of 5)', 'ratio'], ['---', '---', '---'], ...rows]
   .map((r) => `| ${r.join(' | ')} |`)
   .join('\n');
+const miaTable = [
+  ['model', 'ε (δ 1e-5)', 'test accuracy', 'loss AUC', 'loss advantage', 'calibrated AUC', 'calibrated advantage'],
+  ['---', '---', '---', '---', '---', '---', '---'],
+  ...miaRows,
+]
+  .map((r) => `| ${r.join(' | ')} |`)
+  .join('\n');
 const machine = `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, Node ${process.version}`;
-const report = `\n## DP-SGD cost — ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC\n\n${machine}. \`npm run bench:privacy\`; small CNN, one epoch over 6,400 images per run, the two kinds interleaved.\n\n${table}\n${full}`;
+const report = `\n## DP-SGD cost — ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC\n\n${machine}. \`npm run bench:privacy\`; small CNN, one epoch over 6,400 images per run, the two kinds interleaved.\n\n${table}\n\nMembership inference (250 members against 250 non-members; calibration on 250 more):\n\n${miaTable}\n${full}`;
 console.log(report);
 await appendFile('bench/RESULTS.md', report);

@@ -140,6 +140,8 @@ function checkAttestation(p: ReleasePredicate, subjects: VerifyReport['subjects'
     const expected = new Map(datasetSubjects(release).map((f) => [f.name, f.sha256]));
     if (!sameJson(release.sanitised ?? null, p.sanitisation ?? null))
       problems.push('the attested sanitisation differs from what the data stage’s evidence shows');
+    if (!sameJson(release.privacy ?? null, p.privacy ?? null))
+      problems.push('the attested privacy guarantee differs from what the training evidence shows');
     if (release.model) expected.set('model', release.model.sha256);
     else if (p.modelMeasuredBy === 'signer') {
       const pin = release.policy.artifacts.model?.sha256;

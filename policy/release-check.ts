@@ -44,6 +44,8 @@ export interface CheckedRelease {
   dataset: FileDigest[];
   /** The data stage's sanitised copy of the training split, as its sanitisation evidence measured it. */
   sanitised?: SanitisedSplit;
+  /** DP-SGD's guarantee, as the training evidence measured it, with the mechanism's parameters the policy set. */
+  privacy?: { epsilon: number; delta: number; noiseMultiplier: number; clip: number; sampleRate: number };
   /** The model trained or evaluated, as evidence measured it. */
   model?: { sha256: string; measuredBy: 'train' | 'evaluate' };
   stages: { name: StageName; metrics: Record<string, number>; gates: GateResult[] }[];
@@ -245,7 +247,19 @@ export function checkRelease(
         }
         metrics = p.metrics;
         if (name === 'train') release.model = { sha256: p.modelSha256, measuredBy: 'train' };
-        else if (release.model && release.model.sha256 !== p.modelSha256) {
+        const d = name === 'train' ? policy.train?.defense : undefined;
+        if (d?.kind === 'dp-sgd') {
+          const eps = ownMetrics(p.metrics)['train.privacy.epsilon'];
+          if (!(eps >= 0)) problems.push(`${where}: DP-SGD training evidence states no ε (train.privacy.epsilon)`);
+          else
+            release.privacy = {
+              epsilon: eps,
+              delta: d.delta,
+              noiseMultiplier: d.noiseMultiplier,
+              clip: d.clip,
+              sampleRate: d.sampleRate,
+            };
+        } else if (release.model && release.model.sha256 !== p.modelSha256) {
           problems.push(`${where}: evaluated model ${p.modelSha256}, not the trained model ${release.model.sha256}`);
         } else {
           const pin = policy.artifacts.model?.sha256;

@@ -4,8 +4,20 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { epsilon, stepsFor } from '../../engine/privacy/rdp.js';
-import { FASHION, TEST_FILES, makeFixture, sha256, testPolicy, type Fixture } from '../helpers/fixture.js';
-import { result, startPipeline, startStack, uniqueId, type Stack } from '../helpers/temporal.js';
+import type { Envelope } from '../../activities/attestation.js';
+import type { ReleasePredicate } from '../../activities/release.js';
+import { ArtifactStore } from '../../activities/store.js';
+import { verifyFile } from '../../cli/verify.js';
+import {
+  FASHION,
+  TEST_FILES,
+  loadWrittenPolicy,
+  makeFixture,
+  sha256,
+  testPolicy,
+  type Fixture,
+} from '../helpers/fixture.js';
+import { result, startPipeline, startStack, uniqueId, waitForStage, type Stack } from '../helpers/temporal.js';
 
 let fx: Fixture;
 let stack: Stack;
@@ -18,12 +30,14 @@ beforeAll(async () => {
 });
 afterAll(async () => stack?.stop());
 
-async function policy(gate: string, evaluate = '') {
+async function policy(gate: string, evaluate = '', release = false) {
   const files = await Promise.all(
     [...TRAIN, ...TEST_FILES].map(async (f) => ({ path: f, sha256: await sha256(join(fx.dataset, f)) })),
   );
   return testPolicy(fx, {
-    stages: `  - name: train\n    approval: false${evaluate ? '\n  - name: evaluate\n    approval: false' : ''}`,
+    stages:
+      `  - name: train\n    approval: false${evaluate ? '\n  - name: evaluate\n    approval: false' : ''}` +
+      (release ? '\n  - release' : ''),
     files,
     trainSplit: true,
     extra:
@@ -61,6 +75,29 @@ describe('DP-SGD in the train stage', () => {
     expect(ev.evaluation?.membership?.images).toBe(200);
     expect(auc).toBe(Math.max(ev.evaluation!.membership!.loss.auc, ev.evaluation!.membership!.calibrated.auc));
   }, 180_000);
+
+  test('the release attestation states (ε, δ) and the mechanism, and verify checks them against the evidence', async () => {
+    const p = await policy('10', '', true);
+    const id = uniqueId('dp-release');
+    const handle = await startPipeline(stack.client, p, id);
+    await waitForStage(handle, 'release', ['waiting']);
+    await stack.decide(id, 'release', 'omar');
+    await stack.decide(id, 'release', 'carol');
+    const r = await result(handle);
+    expect(r.state).toBe('passed');
+    const ref = r.stages[1].artifacts.attestation;
+    const envelope = JSON.parse((await new ArtifactStore(fx.artifacts).get(ref)).toString()) as Envelope;
+    const predicate = JSON.parse(Buffer.from(envelope.payload, 'base64').toString()).predicate as ReleasePredicate;
+    expect(predicate.privacy).toEqual({
+      epsilon: r.stages[0].metrics['train.privacy.epsilon'],
+      delta: 1e-5,
+      noiseMultiplier: 1,
+      clip: 1,
+      sampleRate: 0.05,
+    });
+    const report = await verifyFile(ref, { policy: loadWrittenPolicy(p, id), artifactsDir: fx.artifacts });
+    expect(report.problems).toEqual([]);
+  }, 120_000);
 
   test('fails an ε gate it does not meet, naming the ε measured', async () => {
     const r = await result(await startPipeline(stack.client, await policy('0.1'), uniqueId('dp-gate')));
