@@ -87,7 +87,8 @@ describe('DP-SGD in the train stage', () => {
     expect(r.state).toBe('passed');
     const ref = r.stages[1].artifacts.attestation;
     const envelope = JSON.parse((await new ArtifactStore(fx.artifacts).get(ref)).toString()) as Envelope;
-    const predicate = JSON.parse(Buffer.from(envelope.payload, 'base64').toString()).predicate as ReleasePredicate;
+    const statement = JSON.parse(Buffer.from(envelope.payload, 'base64').toString()) as { predicate: ReleasePredicate };
+    const predicate = statement.predicate;
     expect(predicate.privacy).toEqual({
       epsilon: r.stages[0].metrics['train.privacy.epsilon'],
       delta: 1e-5,
