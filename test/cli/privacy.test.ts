@@ -59,4 +59,23 @@ describe('secmlops privacy', () => {
       stderr: expect.stringContaining(`${option}: `),
     });
   });
+
+  test.each([
+    [['--clip', '0', '--sample-rate', '0.01', '--noise-multiplier', '1'], '--clip: must be above 0'],
+    [['--clip', '1', '--noise-multiplier', '1'], '--defense dp-sgd needs --sample-rate'],
+    [['--clip', '1', '--sample-rate', '0.01'], '--defense dp-sgd needs --noise-multiplier S or --target-epsilon EPS'],
+    [
+      ['--clip', '1', '--sample-rate', '0.5', '--target-epsilon', '0.0001'],
+      '--target-epsilon: ε 0.0001 is out of reach',
+    ],
+  ])('train --defense dp-sgd %j exits 2: %s', async (args, message) => {
+    await expect(
+      run(process.execPath, [
+        'bin/secmlops.js',
+        'train',
+        ...['--data', '/usr/share/datasets/fashion-mnist', '--defense', 'dp-sgd', '--out', join(dir, 'x.onnx')],
+        ...args,
+      ]),
+    ).rejects.toMatchObject({ code: 2, stderr: expect.stringContaining(message) });
+  });
 });

@@ -127,15 +127,40 @@ describe('per-example gradients', () => {
     expect(Math.sqrt(sq)).toBeGreaterThan(0.99 * C);
   }, 60_000);
 
-  test('a parameter read by an op without a per-example rule is refused', async () => {
+  test('MatMul by a weight: rows equal per-sample gradients; a parameter behind an op without a rule is refused', async () => {
     const { GraphBuilder } = await import('../../engine/onnx/builder.js');
-    const g = new GraphBuilder();
-    const x = g.input('input', ['N', 4]);
-    const w = g.input('w', [4, 3]);
-    g.op('MatMul', [x, w], {}, ['logits']);
-    g.output('logits', ['N', 3]);
-    expect(() => differentiate(g.build(), { wrt: ['w'], perExample: 'raw' })).toThrow(
+    const build = (transposed: boolean) => {
+      const g = new GraphBuilder();
+      const x = g.input('input', ['N', 4]);
+      const w = g.input('w', transposed ? [3, 4] : [4, 3]);
+      const weight = transposed ? g.op('Transpose', [w], { perm: [1, 0] }) : w;
+      g.op('MatMul', [x, weight], {}, ['logits']);
+      g.output('logits', ['N', 3]);
+      return g.build();
+    };
+    expect(() => differentiate(build(true), { wrt: ['w'], perExample: 'raw' })).toThrow(
       'reads a parameter and has no per-example gradient rule',
     );
+    const raw = differentiate(build(false), { wrt: ['w'], perExample: 'raw' });
+    const plain = differentiate(build(false), { wrt: ['w'] });
+    const [rs, ps] = [await createSession(raw.model), await createSession(plain.model)];
+    const x = Float32Array.from({ length: 12 }, (_, i) => Math.sin(i + 1));
+    const w = Float32Array.from({ length: 12 }, (_, i) => Math.cos(i + 1));
+    const labels = [0, 2, 1];
+    const out = await rs.run({
+      input: floatTensor(x, [3, 4]),
+      w: floatTensor(w, [4, 3]),
+      [raw.labels]: int64Tensor(labels, [3]),
+    });
+    const rows = out[raw.grads.w].data as Float32Array;
+    for (let i = 0; i < 3; i++) {
+      const one = await ps.run({
+        input: floatTensor(x.subarray(i * 4, i * 4 + 4), [1, 4]),
+        w: floatTensor(w, [4, 3]),
+        [plain.labels]: int64Tensor([labels[i]], [1]),
+      });
+      const want = one[plain.grads.w].data as Float32Array;
+      want.forEach((v, k) => expect(Math.abs(rows[i * 12 + k] - v)).toBeLessThanOrEqual(1e-6));
+    }
   });
 });

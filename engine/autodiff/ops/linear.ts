@@ -18,11 +18,13 @@ export const linear: Record<string, OpDef> = {
       const batch = broadcastShapes(a.slice(0, -2), b.slice(0, -2));
       return [[...batch, a[a.length - 2], b[b.length - 1]]];
     },
-    grad: ({ g, node, dOut, needs, shapeOf }) => {
+    perExample: true,
+    grad: ({ g, node, dOut, needs, shapeOf, perExample }) => {
       const [a, b] = node.input as string[];
       const dy = dOut[0]!;
       const y = shapeOf(node.output![0]);
       const [sa, sb] = [shapeOf(a), shapeOf(b)];
+      if (perExample) return perExampleMatMul(g, { a, b, dy, sa, sb, needs });
       // dA = dY·Bᵀ, dB = Aᵀ·dY, each summed over broadcast batch dimensions.
       const da = needs[0] ? g.op('MatMul', [dy, g.op('Transpose', [b], { perm: swapLast(sb.length) })]) : undefined;
       const db = needs[1] ? g.op('MatMul', [g.op('Transpose', [a], { perm: swapLast(sa.length) }), dy]) : undefined;
@@ -70,6 +72,23 @@ export const linear: Record<string, OpDef> = {
     },
   },
 };
+
+/**
+ * MatMul of examples [N, in] by a weight [in, out] with a row per example: dW_i = aᵢᵀ·dyᵢ, an outer product. Other
+ * layouts (a batched weight, examples on another axis) are refused rather than summed over the batch.
+ */
+function perExampleMatMul(
+  g: GraphBuilder,
+  o: { a: string; b: string; dy: string; sa: number[]; sb: number[]; needs: boolean[] },
+): (string | undefined)[] {
+  if (o.sa.length !== 2 || o.sb.length !== 2)
+    throw new AutodiffError('per-example gradients need MatMul of [N, in] examples by an [in, out] weight');
+  const da = o.needs[0] ? g.op('MatMul', [o.dy, g.op('Transpose', [o.b], { perm: [1, 0] })]) : undefined;
+  const db = o.needs[1]
+    ? g.op('MatMul', [g.op('Unsqueeze', [o.a, g.constI64([2])]), g.op('Unsqueeze', [o.dy, g.constI64([1])])])
+    : undefined;
+  return [da, db];
+}
 
 /**
  * Gemm's gradients with a row per example (A's rows are the examples, so transA must be 0): dB_i is the outer
