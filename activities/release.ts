@@ -5,7 +5,8 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { RegularFileError } from '../engine/io/regular-file.js';
-import { checkRelease, datasetSubjects, type CheckedRelease, type ReleaseDossier } from '../policy/index.js';
+import { checkRelease, datasetSubjects, type ReleaseDossier } from '../policy/index.js';
+import type { ReleasePredicate } from '../policy/attestation.js';
 import { PREDICATE_TYPE, signEnvelope, type Statement } from './attestation.js';
 import type { EvidenceSigner } from './evidence.js';
 import { keyId, loadPrivateKey, rawPublicKey } from './keys.js';
@@ -26,24 +27,7 @@ export interface ReleaseSigned {
   modelSha256?: string;
 }
 
-/** The predicate of a release attestation: the checked facts and the dossier they were checked from. */
-export interface ReleasePredicate {
-  pipeline: string;
-  change: CheckedRelease['subject'];
-  subjectDigest: string;
-  policyName: string;
-  policyDigest: string;
-  /** The evidence public key the signer checked the evidence with (base64 raw Ed25519). */
-  evidenceKey: string;
-  /** Where the model digest came from: a stage's evidence, or the signer hashing the policy's model file. */
-  modelMeasuredBy?: 'train' | 'evaluate' | 'signer';
-  stages: CheckedRelease['stages'];
-  /** The data stage's poisoning defense: the split's original digests, the sanitised copy, how much it removed. */
-  sanitisation?: CheckedRelease['sanitised'];
-  /** DP-SGD: (ε, δ) from the accountant and the mechanism's parameters. */
-  privacy?: CheckedRelease['privacy'];
-  dossier: Omit<ReleaseDossier, 'evidenceKey' | 'pipelineId'>;
-}
+export type { ReleasePredicate } from '../policy/attestation.js';
 
 export async function signRelease(
   store: ArtifactStore,

@@ -242,6 +242,21 @@ program
 addEngineCommands(program, int);
 
 program
+  .command('serve')
+  .description('serve one released model: only from an attestation that verifies, every input validated')
+  .requiredOption('--attestation <ref>', 'the release attestation: a file, or sha256:<digest> in the artifact store')
+  .option('--key <pub>', 'trusted release public key (base64 raw or PEM)')
+  .option('--policy <file>', 'a policy whose release.publicKey is trusted (and whose evaluate.range bounds inputs)')
+  .option('--artifacts <dir>', 'the artifact store holding the model (default: $SECMLOPS_HOME/artifacts)')
+  .option('--host <host>', 'address to listen on', '127.0.0.1')
+  .option('--port <n>', 'port', int, 8081)
+  .option('--max-batch <n>', 'most inputs per request', int, 64)
+  .action(async (o: Parameters<typeof import('./serve-command.js').serveCommand>[0]) => {
+    const { serveCommand } = await import('./serve-command.js');
+    await serveCommand(o);
+  });
+
+program
   .command('console')
   .description('serve the approvals console and the Slack interactivity endpoint')
   .option('--port <n>', 'port', int, 8080)

@@ -4,21 +4,17 @@
 // evidence. Trusted inputs: the release public key (--key, or the policy's release key) and, optionally, the policy
 // file, whose digest must be the attested one.
 import { RegularFileError, readRegular } from '../engine/io/regular-file.js';
-import { LEGACY_PREDICATE_TYPE, PREDICATE_TYPE, openEnvelope } from '../activities/attestation.js';
 import { loadPublicKey } from '../activities/keys.js';
 import type { LoadedPolicy } from '../activities/policy-source.js';
-import type { ReleasePredicate } from '../activities/release.js';
 import { ArtifactStore } from '../activities/store.js';
 import {
-  canonicalJson,
-  checkRelease,
-  datasetSubjects,
-  checkTrail,
-  own,
-  subjectDigest,
-  verifyDecision,
-  type Channel,
-} from '../policy/index.js';
+  LEGACY_PREDICATE_TYPE,
+  PREDICATE_TYPE,
+  checkAttestation,
+  openEnvelope,
+  type ReleasePredicate,
+} from '../policy/attestation.js';
+import { checkTrail, own, verifyDecision, type Channel } from '../policy/index.js';
 import type { AuditEntry, PipelineStatus } from '../workflows/messages.js';
 
 export interface VerifyReport {
@@ -94,7 +90,7 @@ async function verifyDoc(target: string, doc: Record<string, unknown>, opts: Ver
     }
     if (statement.predicateType !== PREDICATE_TYPE)
       throw new Error(`unknown predicate type ${statement.predicateType}`);
-    return checkAttestation(statement.predicate as unknown as ReleasePredicate, subjects, opts);
+    return attestationReport(statement.predicate as unknown as ReleasePredicate, subjects, opts);
   }
   if (Array.isArray(doc.audit) && typeof doc.workflowId === 'string') {
     if (!opts.policy)
@@ -120,50 +116,11 @@ async function verifyDoc(target: string, doc: Record<string, unknown>, opts: Ver
   throw new Error(`${target} is neither a DSSE envelope nor a pipeline status with an audit trail`);
 }
 
-function checkAttestation(p: ReleasePredicate, subjects: VerifyReport['subjects'], opts: VerifyOptions): VerifyReport {
+function attestationReport(p: ReleasePredicate, subjects: VerifyReport['subjects'], opts: VerifyOptions): VerifyReport {
   const problems = opts.policy ? policyProblems(opts.policy, p.policyDigest) : [];
-  if (!p?.dossier || typeof p.evidenceKey !== 'string')
-    throw new Error('the attestation carries no dossier: it cannot be re-checked');
-  const { problems: found, release } = checkRelease({
-    pipelineId: p.pipeline,
-    evidenceKey: p.evidenceKey,
-    ...p.dossier,
-  });
-  problems.push(...found);
-  if (release) {
-    if (release.subjectDigest !== p.subjectDigest || subjectDigest(p.change) !== p.subjectDigest)
-      problems.push('the attested change is not the one the start evidence names');
-    if (release.policyDigest !== p.policyDigest)
-      problems.push('the attested policy digest is not the one the start evidence names');
-    if (!sameJson(release.stages, p.stages))
-      problems.push('the attested stages, metrics or gates differ from what the evidence shows');
-    const expected = new Map(datasetSubjects(release).map((f) => [f.name, f.sha256]));
-    if (!sameJson(release.sanitised ?? null, p.sanitisation ?? null))
-      problems.push('the attested sanitisation differs from what the data stage’s evidence shows');
-    if (!sameJson(release.privacy ?? null, p.privacy ?? null))
-      problems.push('the attested privacy guarantee differs from what the training evidence shows');
-    if (release.model) expected.set('model', release.model.sha256);
-    else if (p.modelMeasuredBy === 'signer') {
-      const pin = release.policy.artifacts.model?.sha256;
-      const stated = subjects.find((s) => s.name === 'model')?.sha256;
-      if (stated) expected.set('model', pin ?? stated);
-    }
-    const names = new Set(subjects.map((s) => s.name));
-    if (names.size !== subjects.length) problems.push('the statement names a subject twice');
-    for (const s of subjects) {
-      const want = expected.get(s.name);
-      if (want === undefined) problems.push(`the statement names subject ${s.name}, which no evidence supports`);
-      else if (want !== s.sha256)
-        problems.push(`the statement gives ${s.name} the digest ${s.sha256}, but the evidence measured ${want}`);
-    }
-    for (const name of expected.keys())
-      if (!names.has(name)) problems.push(`the statement leaves out ${name}, which the evidence measured`);
-  }
-  const notChecked =
-    p.modelMeasuredBy === 'signer' && !release?.policy.artifacts.model?.sha256
-      ? ['the model digest was measured by the release signer alone (the policy pins none and no stage measured it)']
-      : [];
-  return report('attestation', p.pipeline, subjects, p.dossier.audit, problems, notChecked);
+  const checked = checkAttestation(p, subjects);
+  problems.push(...checked.problems);
+  return report('attestation', p.pipeline, subjects, p.dossier.audit, problems, checked.notChecked);
 }
 
 /** Documents from before the trust boundary: refused unless --allow-legacy, then only their decision signatures. */
@@ -242,12 +199,4 @@ function policyProblems(loaded: LoadedPolicy, attested: string | undefined): str
     : [
         `the policy given has digest ${loaded.digest}, but the attested one has ${attested}: it is not the policy this ran under`,
       ];
-}
-
-function sameJson(a: unknown, b: unknown): boolean {
-  try {
-    return canonicalJson(a) === canonicalJson(b);
-  } catch {
-    return false;
-  }
 }

@@ -1,0 +1,68 @@
+// The server's counters and latency histograms in Prometheus' text exposition format (version 0.0.4), written by
+// hand: a handful of series does not need a client library.
+
+const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
+class Histogram {
+  readonly counts = new Array<number>(BUCKETS.length).fill(0);
+  sum = 0;
+  n = 0;
+  observe(seconds: number): void {
+    this.sum += seconds;
+    this.n++;
+    for (let i = 0; i < BUCKETS.length; i++) if (seconds <= BUCKETS[i]) this.counts[i]++;
+  }
+  lines(name: string, labels = ''): string[] {
+    const l = (extra: string) => `{${[labels, extra].filter(Boolean).join(',')}}`;
+    return [
+      ...BUCKETS.map((b, i) => `${name}_bucket${l(`le="${b}"`)} ${this.counts[i]}`),
+      `${name}_bucket${l('le="+Inf"')} ${this.n}`,
+      `${name}_sum${labels ? `{${labels}}` : ''} ${this.sum}`,
+      `${name}_count${labels ? `{${labels}}` : ''} ${this.n}`,
+    ];
+  }
+}
+
+export class ServeMetrics {
+  private readonly requests = new Map<string, number>();
+  private readonly rejections = new Map<string, number>();
+  readonly latency = new Histogram();
+  readonly validation = new Histogram();
+  images = 0;
+
+  request(status: number): void {
+    this.requests.set(String(status), (this.requests.get(String(status)) ?? 0) + 1);
+  }
+
+  rejected(reason: string): void {
+    this.rejections.set(reason, (this.rejections.get(reason) ?? 0) + 1);
+  }
+
+  rejectionsFor(reason: string): number {
+    return this.rejections.get(reason) ?? 0;
+  }
+
+  text(model: string): string {
+    const out = [
+      '# HELP secmlops_serve_requests_total Prediction requests by HTTP status.',
+      '# TYPE secmlops_serve_requests_total counter',
+      ...[...this.requests].map(([s, v]) => `secmlops_serve_requests_total{status="${s}"} ${v}`),
+      '# HELP secmlops_serve_rejections_total Requests refused by input validation, by reason.',
+      '# TYPE secmlops_serve_rejections_total counter',
+      ...[...this.rejections].map(([r, v]) => `secmlops_serve_rejections_total{reason="${r}"} ${v}`),
+      '# HELP secmlops_serve_images_total Images classified.',
+      '# TYPE secmlops_serve_images_total counter',
+      `secmlops_serve_images_total ${this.images}`,
+      '# HELP secmlops_serve_request_seconds Whole prediction requests, parsing to reply.',
+      '# TYPE secmlops_serve_request_seconds histogram',
+      ...this.latency.lines('secmlops_serve_request_seconds'),
+      '# HELP secmlops_serve_validation_seconds Input validation alone.',
+      '# TYPE secmlops_serve_validation_seconds histogram',
+      ...this.validation.lines('secmlops_serve_validation_seconds'),
+      '# HELP secmlops_serve_model_info The attested model being served.',
+      '# TYPE secmlops_serve_model_info gauge',
+      `secmlops_serve_model_info{sha256="${model}"} 1`,
+    ];
+    return `${out.join('\n')}\n`;
+  }
+}

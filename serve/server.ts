@@ -1,0 +1,122 @@
+// The guarded inference server: it serves one attested model (serve/attested-model.ts) and validates every input
+// before the model sees it. Every refusal is a 400 (413 for an oversized body) with a JSON reason, counted by reason
+// in /metrics; the server keeps serving.
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import type { InferenceSession } from 'onnxruntime-node';
+import { num } from '../engine/onnx/proto.js';
+import { createSession, floatTensor } from '../engine/runtime/session.js';
+import type { AttestedModel } from './attested-model.js';
+import { ServeMetrics } from './metrics.js';
+import { validateJson, validateRaw, type InputSpec, type RejectReason, type Validated } from './validate.js';
+
+export interface ServeOptions {
+  attested: AttestedModel;
+  /** The valid input range (the policy's evaluate.range; default [0, 1]). */
+  range?: [number, number];
+  /** Most inputs per request (default 64). */
+  maxBatch?: number;
+  /** Largest request body in bytes (default 4 MiB). */
+  bodyLimit?: number;
+  threads?: number;
+}
+
+export interface Server {
+  app: FastifyInstance;
+  metrics: ServeMetrics;
+  spec: InputSpec;
+  close(): Promise<void>;
+}
+
+/** One example's dimensions from the model's first input, which must be [N, ...static sizes]. */
+function inputShape(a: AttestedModel): { name: string; shape: number[] } {
+  const g = a.model.graph!;
+  const inits = new Set((g.initializer ?? []).map((t) => t.name));
+  const input = (g.input ?? []).find((i) => !inits.has(i.name));
+  const dims = (input?.type?.tensorType?.shape?.dim ?? []).map((d) => num(d.dimValue));
+  if (!input?.name || dims.length < 2 || dims.slice(1).some((d) => !(d > 0)))
+    throw new Error(`refusing to serve: the model's input must be [N, ...static sizes], got [${dims.join(', ')}]`);
+  return { name: input.name, shape: dims.slice(1) };
+}
+
+export async function createServer(o: ServeOptions): Promise<Server> {
+  const { name, shape } = inputShape(o.attested);
+  const spec: InputSpec = { shape, range: o.range ?? [0, 1], maxBatch: o.maxBatch ?? 64 };
+  const session: InferenceSession = await createSession(o.attested.model, { threads: o.threads });
+  const metrics = new ServeMetrics();
+  const app = Fastify({ bodyLimit: o.bodyLimit ?? 4 * 1024 * 1024, logger: false });
+  // Raw tensors arrive as octet streams; anything but JSON or octets is refused in the error handler below.
+  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+
+  const refuse = (reply: FastifyReply, status: number, reason: RejectReason, detail: string) => {
+    metrics.rejected(reason);
+    metrics.request(status);
+    return reply.code(status).send({ error: 'invalid input', reason, detail });
+  };
+
+  app.setErrorHandler((err: { statusCode?: number; code?: string; message: string }, _req, reply) => {
+    if (err.statusCode === 413) return refuse(reply, 413, 'size', err.message);
+    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || err.statusCode === 415)
+      return refuse(reply, 400, 'content-type', 'send application/json or application/octet-stream');
+    if (err.statusCode === 400) return refuse(reply, 400, 'json', err.message);
+    metrics.request(500);
+    return reply.code(500).send({ error: 'internal error' });
+  });
+
+  app.get('/healthz', async () => ({
+    status: 'ok',
+    model: `sha256:${o.attested.sha256}`,
+    pipeline: o.attested.pipeline,
+  }));
+  app.get('/metrics', async (_req, reply) =>
+    reply.type('text/plain; version=0.0.4').send(metrics.text(o.attested.sha256)),
+  );
+
+  app.post('/v1/predict', async (req, reply) => {
+    const started = performance.now();
+    // Fastify parses text/plain too; only JSON and raw tensors are inputs here.
+    const type = String(req.headers['content-type'] ?? '')
+      .split(';')[0]
+      .trim()
+      .toLowerCase();
+    if (type !== 'application/json' && type !== 'application/octet-stream')
+      return refuse(
+        reply,
+        400,
+        'content-type',
+        `send application/json or application/octet-stream, not ${type || 'nothing'}`,
+      );
+    const raw = Buffer.isBuffer(req.body);
+    const v: Validated = raw
+      ? validateRaw(req.body as Buffer, req.headers['x-secmlops-shape'], req.headers['x-secmlops-dtype'], spec)
+      : validateJson(req.body, spec);
+    metrics.validation.observe((performance.now() - started) / 1000);
+    if (!v.ok) return refuse(reply, 400, v.reason, v.detail);
+    const out = await session.run({ [name]: floatTensor(v.x, [v.n, ...shape]) });
+    const logits = out[session.outputNames[0]].data as Float32Array;
+    const classes = logits.length / v.n;
+    const predictions: number[] = [];
+    const probabilities: number[][] = [];
+    for (let i = 0; i < v.n; i++) {
+      const row = logits.subarray(i * classes, (i + 1) * classes);
+      const max = row.reduce((a, b) => Math.max(a, b), -Infinity);
+      const e = Array.from(row, (z) => Math.exp(z - max));
+      const sum = e.reduce((a, b) => a + b, 0);
+      probabilities.push(e.map((p) => p / sum));
+      predictions.push(e.indexOf(Math.max(...e)));
+    }
+    metrics.images += v.n;
+    metrics.request(200);
+    metrics.latency.observe((performance.now() - started) / 1000);
+    return reply.send({ model: `sha256:${o.attested.sha256}`, predictions, probabilities });
+  });
+
+  return {
+    app,
+    metrics,
+    spec,
+    close: async () => {
+      await app.close();
+      await session.release();
+    },
+  };
+}
