@@ -119,3 +119,15 @@ export function decodeCheckpoint(bytes: Buffer, file: string): Checkpoint {
     settings: header.settings,
   };
 }
+
+/** A checkpoint of the run's state now: every array copied, so training can go on while it is written. */
+export function snapshot(c: Checkpoint): Checkpoint {
+  const copy = (m: Record<string, Float32Array>) =>
+    Object.fromEntries(Object.entries(m).map(([k, v]) => [k, v.slice()]));
+  return {
+    ...c,
+    weights: new Map([...c.weights].map(([k, v]) => [k, v.slice()])),
+    optimizer: { ...c.optimizer, m: copy(c.optimizer.m), v: copy(c.optimizer.v) },
+    history: [...c.history],
+  };
+}

@@ -7,7 +7,7 @@ import { differentiate } from '../autodiff/differentiate.js';
 import { InputError } from '../input-error.js';
 import { epsilon, stepsFor, type Spent } from '../privacy/rdp.js';
 import { createSession, floatTensor, int64Tensor } from '../runtime/session.js';
-import type { Checkpoint, EpochRecord } from './checkpoint.js';
+import { snapshot, type Checkpoint, type EpochRecord } from './checkpoint.js';
 import { Optimizer, learningRate } from './optim.js';
 import { rngFor } from './rng-for.js';
 import { countCorrect, type TrainOptions, type TrainResult } from './trainer.js';
@@ -70,16 +70,17 @@ export async function trainDpSgd(opts: DpTrainOptions): Promise<DpTrainResult> {
   const total = steps * opts.epochs;
   const expected = dp.sampleRate * data.count;
   const clip = floatTensor(new Float32Array([dp.clip]), []);
-  const snapshot = (epoch: number, step: number, partial: Partial): Checkpoint => ({
-    arch: arch.name,
-    seed,
-    epoch,
-    step,
-    weights: new Map([...weights].map(([k, v]) => [k, v.slice()])),
-    optimizer: { ...optimizer.state, m: copy(optimizer.state.m), v: copy(optimizer.state.v) },
-    history: [...history],
-    settings: { ...settings, partial },
-  });
+  const checkpoint = (epoch: number, step: number, partial: Partial): Checkpoint =>
+    snapshot({
+      arch: arch.name,
+      seed,
+      epoch,
+      step,
+      weights,
+      optimizer: optimizer.state,
+      history,
+      settings: { ...settings, partial },
+    });
   try {
     for (let epoch = (r?.epoch ?? 0) + 1; epoch <= opts.epochs; epoch++) {
       const resuming = r && epoch === r.epoch + 1 && r.step > 0;
@@ -134,7 +135,7 @@ export async function trainDpSgd(opts: DpTrainOptions): Promise<DpTrainResult> {
             lr,
           });
         if (opts.onCheckpoint && opts.checkpointEvery && (step + 1) % opts.checkpointEvery === 0 && step + 1 < steps)
-          await opts.onCheckpoint(snapshot(epoch - 1, step + 1, { lossSum, correct, seen }));
+          await opts.onCheckpoint(checkpoint(epoch - 1, step + 1, { lossSum, correct, seen }));
       }
       const record: EpochRecord = {
         epoch,
@@ -144,7 +145,7 @@ export async function trainDpSgd(opts: DpTrainOptions): Promise<DpTrainResult> {
       };
       history.push(record);
       opts.onEpoch?.(record);
-      await opts.onCheckpoint?.(snapshot(epoch, 0, { lossSum: 0, correct: 0, seen: 0 }));
+      await opts.onCheckpoint?.(checkpoint(epoch, 0, { lossSum: 0, correct: 0, seen: 0 }));
     }
   } finally {
     await session.release();
@@ -155,7 +156,3 @@ export async function trainDpSgd(opts: DpTrainOptions): Promise<DpTrainResult> {
 }
 
 type Partial = { lossSum: number; correct: number; seen: number };
-
-function copy(m: Record<string, Float32Array>): Record<string, Float32Array> {
-  return Object.fromEntries(Object.entries(m).map(([k, v]) => [k, v.slice()]));
-}

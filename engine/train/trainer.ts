@@ -12,7 +12,7 @@ import { computeMetrics } from '../metrics/metrics.js';
 import type { Rng } from '../runtime/rng.js';
 import { rngFor } from './rng-for.js';
 import { createSession, floatTensor, int64Tensor } from '../runtime/session.js';
-import type { Checkpoint, EpochRecord } from './checkpoint.js';
+import { snapshot, type Checkpoint, type EpochRecord } from './checkpoint.js';
 import { Optimizer, learningRate, type OptimizerKind, type Schedule } from './optim.js';
 import { deployableModel, initWeights, trainableModel, type Architecture } from './zoo.js';
 
@@ -229,22 +229,18 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const pixels = arch.input.reduce((a, b) => a * b, 1);
   const steps = Math.ceil(data.count / batch);
   const total = steps * opts.epochs;
-  const snapshot = (
-    epoch: number,
-    step: number,
-    partial: { lossSum: number; correct: number; seen: number },
-  ): Checkpoint => ({
-    arch: arch.name,
-    seed,
-    epoch,
-    step,
-    weights: new Map([...weights].map(([k, v]) => [k, v.slice()])),
-    optimizer: { ...optimizer.state, m: clone(optimizer.state.m), v: clone(optimizer.state.v) },
-    history: [...history],
-    best,
-    settings: { ...settings, partial },
-  });
-
+  const checkpoint = (epoch: number, step: number, partial: { lossSum: number; correct: number; seen: number }) =>
+    snapshot({
+      arch: arch.name,
+      seed,
+      epoch,
+      step,
+      weights,
+      optimizer: optimizer.state,
+      history,
+      best,
+      settings: { ...settings, partial },
+    });
   try {
     for (let epoch = (r?.epoch ?? 0) + 1; epoch <= opts.epochs; epoch++) {
       const order = rngFor(seed, epoch).shuffle(data.count);
@@ -334,7 +330,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           });
         }
         if (opts.onCheckpoint && opts.checkpointEvery && (step + 1) % opts.checkpointEvery === 0 && step + 1 < steps) {
-          await opts.onCheckpoint(snapshot(epoch - 1, step + 1, { lossSum, correct, seen }));
+          await opts.onCheckpoint(checkpoint(epoch - 1, step + 1, { lossSum, correct, seen }));
         }
       }
       const record: EpochRecord = {
@@ -361,17 +357,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       }
       history.push(record);
       opts.onEpoch?.(record);
-      await opts.onCheckpoint?.(snapshot(epoch, 0, { lossSum: 0, correct: 0, seen: 0 }));
+      await opts.onCheckpoint?.(checkpoint(epoch, 0, { lossSum: 0, correct: 0, seen: 0 }));
     }
   } finally {
     await live?.release();
     await session.release();
   }
   return { weights, deploy: best?.weights ?? weights, history, bestEpoch: best?.epoch };
-}
-
-function clone(m: Record<string, Float32Array>): Record<string, Float32Array> {
-  return Object.fromEntries(Object.entries(m).map(([k, v]) => [k, v.slice()]));
 }
 
 export function countCorrect(logits: Float32Array, labels: ArrayLike<number>, classes: number): number {

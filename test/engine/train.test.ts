@@ -154,7 +154,7 @@ describe('secmlops train', () => {
       '--defense trades needs --eps > 0',
     );
     expect((await run(['--defense', 'madry', '--eps', '0.1', '--out', '/tmp/x.onnx'])).stderr).toContain(
-      'unknown --defense "madry"; expected none, fgsm-rs, pgd or trades',
+      'unknown --defense "madry"; expected none, fgsm-rs, pgd, trades or dp-sgd',
     );
     expect((await run(['--resume', '--out', '/tmp/x.onnx'])).stderr).toContain('--resume needs --checkpoint-dir');
     expect(

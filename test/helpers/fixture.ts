@@ -155,3 +155,16 @@ ${opts.consoleChannel ? '  console: { publicKeyFile: keys/console.pub }' : ''}
 release: { publicKeyFile: keys/release.pub }
 ${opts.extra ?? ''}`;
 }
+
+export const TRAIN_FILES = ['train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz'];
+
+/** The digests of files in the fixture's dataset folder, for a policy's artifacts.dataset.files. */
+export async function pinnedFiles(fx: Fixture, names: string[]): Promise<{ path: string; sha256: string }[]> {
+  return Promise.all(names.map(async (f) => ({ path: f, sha256: await sha256(join(fx.dataset, f)) })));
+}
+
+/** Copies Fashion-MNIST's training files into the fixture's dataset; returns the pins of the training and test files. */
+export async function withTrainingSet(fx: Fixture): Promise<{ path: string; sha256: string }[]> {
+  for (const f of TRAIN_FILES) await copyFile(join(FASHION, f), join(fx.dataset, f));
+  return pinnedFiles(fx, [...TRAIN_FILES, ...TEST_FILES]);
+}

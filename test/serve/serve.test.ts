@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { copyFile, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { signEnvelope, type Envelope, type Statement } from '../../activities/attestation.js';
@@ -14,7 +14,7 @@ import { loadSplit } from '../../engine/data/fashion.js';
 import { createSession, floatTensor } from '../../engine/runtime/session.js';
 import { NotAttested, loadAttestedModel, type AttestedModel } from '../../serve/attested-model.js';
 import { createServer, type Server } from '../../serve/server.js';
-import { FASHION, TEST_FILES, makeFixture, sha256, testPolicy, type Fixture } from '../helpers/fixture.js';
+import { FASHION, makeFixture, testPolicy, withTrainingSet, type Fixture } from '../helpers/fixture.js';
 import { result, startPipeline, startStack, uniqueId, waitForStage, type Stack } from '../helpers/temporal.js';
 
 const run = promisify(execFile);
@@ -26,15 +26,11 @@ let trusted: string;
 let attested: AttestedModel;
 let server: Server;
 let url: string;
-const TRAIN = ['train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz'];
 
 beforeAll(async () => {
   fx = await makeFixture();
-  for (const f of TRAIN) await copyFile(join(FASHION, f), join(fx.dataset, f));
+  const files = await withTrainingSet(fx);
   stack = await startStack(fx);
-  const files = await Promise.all(
-    [...TRAIN, ...TEST_FILES].map(async (f) => ({ path: f, sha256: await sha256(join(fx.dataset, f)) })),
-  );
   const policy = await testPolicy(fx, {
     stages: '  - name: train\n    approval: false\n  - release',
     files,

@@ -1,39 +1,26 @@
 // DP-SGD in the train stage on a real Temporal server: the policy's dp-sgd defense trains with per-example clipping
 // and noise, the stage records (ε, δ) from the accountant as metrics, and a privacy gate passes or fails on them.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { copyFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { epsilon, stepsFor } from '../../engine/privacy/rdp.js';
 import type { Envelope } from '../../activities/attestation.js';
 import type { ReleasePredicate } from '../../activities/release.js';
 import { ArtifactStore } from '../../activities/store.js';
 import { verifyFile } from '../../cli/verify.js';
-import {
-  FASHION,
-  TEST_FILES,
-  loadWrittenPolicy,
-  makeFixture,
-  sha256,
-  testPolicy,
-  type Fixture,
-} from '../helpers/fixture.js';
+import { loadWrittenPolicy, makeFixture, withTrainingSet, testPolicy, type Fixture } from '../helpers/fixture.js';
 import { result, startPipeline, startStack, uniqueId, waitForStage, type Stack } from '../helpers/temporal.js';
 
 let fx: Fixture;
 let stack: Stack;
-const TRAIN = ['train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz'];
+let files: { path: string; sha256: string }[];
 
 beforeAll(async () => {
   fx = await makeFixture();
-  for (const f of TRAIN) await copyFile(join(FASHION, f), join(fx.dataset, f));
+  files = await withTrainingSet(fx);
   stack = await startStack(fx);
 });
 afterAll(async () => stack?.stop());
 
 async function policy(gate: string, evaluate = '', release = false) {
-  const files = await Promise.all(
-    [...TRAIN, ...TEST_FILES].map(async (f) => ({ path: f, sha256: await sha256(join(fx.dataset, f)) })),
-  );
   return testPolicy(fx, {
     stages:
       `  - name: train\n    approval: false${evaluate ? '\n  - name: evaluate\n    approval: false' : ''}` +

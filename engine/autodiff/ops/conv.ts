@@ -140,7 +140,6 @@ function weightGrad(
   const cout = ws[0] / geo.group;
   const [kh, kw] = geo.kernel;
   const parts: string[] = [];
-  const unit = geo.strides.every((s) => s === 1);
   for (let i = 0; i < geo.group; i++) {
     const slice = (t: string, n: number) =>
       geo.group === 1 ? t : g.op('Slice', [t, g.constI64([i * n]), g.constI64([(i + 1) * n]), g.constI64([1])]);
@@ -153,16 +152,7 @@ function weightGrad(
     const taps: string[] = [];
     for (let a = 0; a < kh; a++) {
       for (let b = 0; b < kw; b++) {
-        const starts = [a * geo.dilations[0], b * geo.dilations[1]];
-        const ends = [0, 1].map((d) => starts[d] + geo.strides[d] * (ys[2 + d] - 1) + 1);
-        const args = [
-          xt,
-          g.constI64(starts),
-          g.constI64(ends),
-          g.constI64([2, 3]),
-          ...(unit ? [] : [g.constI64(geo.strides)]),
-        ];
-        const tap = g.op('Reshape', [g.op('Slice', args), g.constI64([cin, -1])]);
+        const tap = g.op('Reshape', [tapPixels(g, xt, a, b, ys, geo), g.constI64([cin, -1])]);
         taps.push(g.op('Unsqueeze', [g.op('Gemm', [dyt, tap], { transB: 1 }), g.constI64([2])]));
       }
     }
@@ -192,21 +182,11 @@ function perExampleWeightGrad(
     ? g.op('Pad', [x, g.constI64([0, 0, geo.pads[0], geo.pads[1], 0, 0, geo.pads[2], geo.pads[3]])])
     : x;
   const dyr = g.op('Reshape', [dy, g.constI64([0, cout, -1])]);
-  const unit = geo.strides.every((s) => s === 1);
   const taps: string[] = [];
   for (let a = 0; a < kh; a++) {
     for (let b = 0; b < kw; b++) {
-      const starts = [a * geo.dilations[0], b * geo.dilations[1]];
-      const ends = [0, 1].map((d) => starts[d] + geo.strides[d] * (ys[2 + d] - 1) + 1);
-      const args = [
-        xp,
-        g.constI64(starts),
-        g.constI64(ends),
-        g.constI64([2, 3]),
-        ...(unit ? [] : [g.constI64(geo.strides)]),
-      ];
       // [N, cin, P] → [N, P, cin]
-      const tap = g.op('Transpose', [g.op('Reshape', [g.op('Slice', args), g.constI64([0, cin, -1])])], {
+      const tap = g.op('Transpose', [g.op('Reshape', [tapPixels(g, xp, a, b, ys, geo), g.constI64([0, cin, -1])])], {
         perm: [0, 2, 1],
       });
       taps.push(g.op('Unsqueeze', [g.op('MatMul', [dyr, tap]), g.constI64([3])]));
@@ -214,4 +194,13 @@ function perExampleWeightGrad(
   }
   const stacked = taps.length === 1 ? taps[0] : g.op('Concat', taps, { axis: 3 });
   return g.op('Reshape', [stacked, g.constI64([0, cout, cin, kh, kw])]);
+}
+
+/** The padded input's pixels that kernel tap (a, b) reads for every output pixel: one strided Slice of axes 2, 3. */
+function tapPixels(g: GraphBuilder, padded: string, a: number, b: number, ys: number[], geo: ConvGeometry): string {
+  const starts = [a * geo.dilations[0], b * geo.dilations[1]];
+  const ends = [0, 1].map((d) => starts[d] + geo.strides[d] * (ys[2 + d] - 1) + 1);
+  const unit = geo.strides.every((s) => s === 1);
+  const steps = unit ? [] : [g.constI64(geo.strides)];
+  return g.op('Slice', [padded, g.constI64(starts), g.constI64(ends), g.constI64([2, 3]), ...steps]);
 }
