@@ -74,7 +74,9 @@ export async function dpTrainCommand(o: DpTrainCommand): Promise<void> {
     seed: o.seed,
     dp,
     onProgress: (p) => {
-      const line = `epoch ${p.epoch}/${p.epochs} ${progressBar(p.step, p.steps)} loss ${p.loss.toFixed(4)} acc ${(p.accuracy * 100).toFixed(1)}% ${Math.round(p.imagesPerSecond)} img/s`;
+      const line =
+        `epoch ${p.epoch}/${p.epochs} ${progressBar(p.step, p.steps)} loss ${p.loss.toFixed(4)} ` +
+        `acc ${(p.accuracy * 100).toFixed(1)}% ${Math.round(p.imagesPerSecond)} img/s`;
       process.stderr.write(process.stderr.isTTY ? `\r${line}` : `${line}\n`);
     },
     onEpoch: (r) =>

@@ -1,6 +1,6 @@
-// The engine's commands (train, attack, poison, detect-poison, privacy, inspect): they run the engine in this process, with
-// no Temporal, as a library user would. Each loads its implementation only when it runs, so other commands start
-// without loading onnxruntime.
+// The engine's commands (train, attack, poison, detect-poison, privacy, inspect): they run the engine in this
+// process, with no Temporal, as a library user would. Each loads its implementation only when it runs, so other
+// commands start without loading onnxruntime.
 import type { Command } from 'commander';
 import type { LoadOptions } from '../engine/onnx/limits.js';
 import { modelLimitsFrom, withModelLimits } from './model-limits.js';

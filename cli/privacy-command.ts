@@ -54,6 +54,17 @@ export async function noiseCommand(o: NoiseCommand): Promise<void> {
   if (o.json)
     await writeFile(
       o.json,
-      `${JSON.stringify({ noiseMultiplier: sigma, epsilon: spent.epsilon, delta: o.delta, steps, sampleRate: o.sampleRate, epochs: o.epochs }, null, 2)}\n`,
+      `${JSON.stringify(
+        {
+          noiseMultiplier: sigma,
+          epsilon: spent.epsilon,
+          delta: o.delta,
+          steps,
+          sampleRate: o.sampleRate,
+          epochs: o.epochs,
+        },
+        null,
+        2,
+      )}\n`,
     );
 }

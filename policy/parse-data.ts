@@ -39,7 +39,8 @@ export function readData(
   if (method === 'spectral' && 1.5 * rate > maxRemoval)
     r.fail(
       'data.poisoning.maxRemoval',
-      `spectral signatures remove 1.5 × rate (${+(1.5 * rate).toPrecision(6)}) of every class, more than maxRemoval ${maxRemoval} allows`,
+      `spectral signatures remove 1.5 × rate (${+(1.5 * rate).toPrecision(6)}) of every class, ` +
+        `more than maxRemoval ${maxRemoval} allows`,
     );
   return {
     poisoning: {

@@ -47,7 +47,8 @@ export async function loadAttestedModel(o: {
   }
   if (checked.problems.length)
     throw new NotAttested(
-      `the attestation does not check: ${checked.problems[0]}${checked.problems.length > 1 ? ` (and ${checked.problems.length - 1} more)` : ''}`,
+      `the attestation does not check: ${checked.problems[0]}` +
+        (checked.problems.length > 1 ? ` (and ${checked.problems.length - 1} more)` : ''),
     );
   const sha256 = subjects.find((s) => s.name === 'model')?.sha256;
   if (!sha256 || !/^[0-9a-f]{64}$/.test(sha256)) throw new NotAttested('the attestation names no model');

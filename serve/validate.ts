@@ -1,5 +1,6 @@
 // Input validation before the model runs: the batch's size and shape, each value a finite number inside the
-// policy's range. Pure and allocation-light: it runs on every request, and its p99 is a target (≤ 1 ms for one image).
+// policy's range. Pure and allocation-light: it runs on every request, and its p99 is a target
+// (≤ 1 ms for one image).
 
 export interface InputSpec {
   /** One example's dimensions, e.g. [1, 28, 28]. */
@@ -28,7 +29,8 @@ export function validateJson(body: unknown, spec: InputSpec): Validated {
     if (!Array.isArray(row) || row.length !== size)
       return reject(
         'shape',
-        `inputs[${i}] has ${Array.isArray(row) ? row.length : 'no'} values; expected ${size} (${spec.shape.join('×')})`,
+        `inputs[${i}] has ${Array.isArray(row) ? row.length : 'no'} values; ` +
+          `expected ${size} (${spec.shape.join('×')})`,
       );
     for (let k = 0; k < size; k++) {
       const v = row[k] as unknown;

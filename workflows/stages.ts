@@ -209,7 +209,9 @@ export async function trainStage(input: StageInput): Promise<StageResult> {
       lane.status.metrics['train.privacy.epsilon'] = out.privacy.epsilon;
       lane.status.metrics['train.privacy.delta'] = out.privacy.delta;
       lane.status.findings.push(
-        `DP-SGD: (ε, δ) = (${out.privacy.epsilon.toFixed(3)}, ${out.privacy.delta}) after ${out.privacy.steps} steps at sample rate ${out.privacy.sampleRate}, noise multiplier ${out.privacy.noiseMultiplier}, clip ${out.privacy.clip} (RDP order ${out.privacy.order})`,
+        `DP-SGD: (ε, δ) = (${out.privacy.epsilon.toFixed(3)}, ${out.privacy.delta}) after ${out.privacy.steps} ` +
+          `steps at sample rate ${out.privacy.sampleRate}, noise multiplier ${out.privacy.noiseMultiplier}, ` +
+          `clip ${out.privacy.clip} (RDP order ${out.privacy.order})`,
       );
     }
     keep(lane, out.evidence);

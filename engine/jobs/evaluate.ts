@@ -85,7 +85,8 @@ async function membership(req: EvaluateRequest, target: AttackTarget, progress: 
   const held = await loadPair(req, req.classes, 2 * m.count);
   if (members.count < m.count || held.count < 2 * m.count)
     throw new InputError(
-      `evaluate.privacy.count: ${m.count} members and ${2 * m.count} held-out images (non-members and calibration) are needed; the splits hold ${members.count} and ${held.count}`,
+      `evaluate.privacy.count: ${m.count} members and ${2 * m.count} held-out images (non-members and ` +
+        `calibration) are needed; the splits hold ${members.count} and ${held.count}`,
     );
   const r = await membershipInference(
     (x, n) => target.logits(x, n),

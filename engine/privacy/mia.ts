@@ -92,7 +92,8 @@ export async function membershipInference(
 ): Promise<MembershipResult> {
   if (members.count === 0 || members.count !== nonMembers.count)
     throw new InputError(
-      `membership inference needs equal, non-zero numbers of members and non-members, got ${members.count} and ${nonMembers.count}`,
+      'membership inference needs equal, non-zero numbers of members and non-members, ' +
+        `got ${members.count} and ${nonMembers.count}`,
     );
   const [lm, ln, lc] = [
     await perExampleLosses(logits, classes, members),

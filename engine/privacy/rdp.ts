@@ -107,9 +107,9 @@ export interface Spent {
 }
 
 /**
- * (ε, δ) from RDP. 'improved' is Balle et al. 2020 (ε = r + log(1 - 1/α) - log(δ·α)/(α - 1), with the KL bound's
- * ε = 0 when δ² + e^{-r} - 1 > 0); 'classic' is Mironov 2017's ε = r - log δ/(α - 1), which older published values
- * used, kept so they can be checked.
+ * (ε, δ) from RDP. 'improved' is Balle et al. 2020 (ε = r + log(1 - 1/α) - log(δ·α)/(α - 1), with the KL
+ * bound's ε = 0 when δ² + e^{-r} - 1 > 0); 'classic' is Mironov 2017's ε = r - log δ/(α - 1), which older
+ * published values used, kept so they can be checked.
  */
 export function epsilonFromRdp(
   rdp: readonly number[],
@@ -167,7 +167,8 @@ export function noiseFor(sampleRate: number, epochs: number, targetEpsilon: numb
   if (eps(SIGMA_MAX) > targetEpsilon)
     throw new PrivacyParameterError(
       '--target-epsilon',
-      `ε ${targetEpsilon} is out of reach: even noise multiplier ${SIGMA_MAX} spends ε ${eps(SIGMA_MAX).toPrecision(3)} in ${epochs} epochs at sample rate ${sampleRate}`,
+      `ε ${targetEpsilon} is out of reach: even noise multiplier ${SIGMA_MAX} spends ` +
+        `ε ${eps(SIGMA_MAX).toPrecision(3)} in ${epochs} epochs at sample rate ${sampleRate}`,
     );
   let lo = SIGMA_MIN;
   let hi = SIGMA_MAX;

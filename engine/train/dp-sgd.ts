@@ -58,7 +58,8 @@ export async function trainDpSgd(opts: DpTrainOptions): Promise<DpTrainResult> {
     for (const [k, v] of Object.entries(settings))
       if (JSON.stringify(r.settings[k]) !== JSON.stringify(v))
         throw new InputError(
-          `cannot resume: the checkpoint was made with ${k} = ${JSON.stringify(r.settings[k])}, not ${JSON.stringify(v)}`,
+          `cannot resume: the checkpoint was made with ${k} = ${JSON.stringify(r.settings[k])}, ` +
+            `not ${JSON.stringify(v)}`,
         );
   const weights = r ? r.weights : initWeights(arch, rngFor(seed, -1));
   const optimizer = new Optimizer({ kind: settings.optimizer, weightDecay: settings.weightDecay }, r?.optimizer);
@@ -110,7 +111,8 @@ export async function trainDpSgd(opts: DpTrainOptions): Promise<DpTrainResult> {
           const loss = (out[graph.loss].data as Float32Array)[0];
           if (!Number.isFinite(loss))
             throw new InputError(
-              `the loss became ${loss} at epoch ${epoch}, step ${step + 1}; lower the learning rate (now ${settings.lr})`,
+              `the loss became ${loss} at epoch ${epoch}, step ${step + 1}; ` +
+                `lower the learning rate (now ${settings.lr})`,
             );
           for (const p of arch.params) sums.get(p.name)!.set(out[graph.grads[p.name]].data as Float32Array);
           lossSum += loss * n;
