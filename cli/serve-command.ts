@@ -6,7 +6,7 @@ import { RegularFileError, readRegular } from '../engine/io/regular-file.js';
 import { loadAttestedModel } from '../serve/attested-model.js';
 import { createServer } from '../serve/server.js';
 import { homePaths } from '../worker/paths.js';
-import { loadPolicy } from './load-policy.js';
+import { loadPolicyWithDigest } from './load-policy.js';
 import { UsageError } from './usage-error.js';
 import { MAX_ATTESTATION_BYTES } from './verify.js';
 
@@ -21,7 +21,8 @@ export interface ServeCommand {
 }
 
 export async function serveCommand(o: ServeCommand): Promise<void> {
-  const policy = o.policy ? await loadPolicy(o.policy) : undefined;
+  const loaded = o.policy ? await loadPolicyWithDigest(o.policy) : undefined;
+  const policy = loaded?.policy;
   const trustedKey = o.key ? await loadPublicKey(o.key) : policy?.release?.publicKey;
   if (!trustedKey)
     throw new UsageError('no trusted key: give --key PUB, or --policy F whose release.publicKey pins one');
@@ -37,7 +38,12 @@ export async function serveCommand(o: ServeCommand): Promise<void> {
   } catch {
     throw new UsageError(`--attestation: ${o.attestation} is not JSON`);
   }
-  const attested = await loadAttestedModel({ envelope, trustedKey, store });
+  const attested = await loadAttestedModel({
+    envelope,
+    trustedKey,
+    store,
+    ...(loaded ? { policy: { digest: loaded.digest, modelSha256: policy?.artifacts.model?.sha256 } } : {}),
+  });
   const server = await createServer({ attested, range: policy?.evaluate?.range, maxBatch: o.maxBatch });
   const url = await server.app.listen({ host: o.host, port: o.port });
   console.log(

@@ -6,6 +6,7 @@ import { decodeBase64 } from './base64.js';
 import { canonicalJson } from './canonical.js';
 import { verifySignature } from './decision.js';
 import { keyIdOf } from './evidence.js';
+import { pointProblem } from './parse-keys.js';
 import { checkRelease, datasetSubjects, type CheckedRelease, type ReleaseDossier } from './release-check.js';
 import { subjectDigest } from './subject.js';
 
@@ -80,6 +81,9 @@ export function openEnvelope(envelope: unknown, trustedKeyBase64: string): State
     throw new Error(`unexpected payloadType ${e.payloadType}; expected ${PAYLOAD_TYPE}`);
   const key = decodeBase64(trustedKeyBase64);
   if (!key || key.length !== 32) throw new Error('expected an Ed25519 public key: base64 of 32 raw bytes');
+  // A small-order or non-canonical key would let anyone sign: never trust one, whoever handed it over.
+  const weak = pointProblem(key);
+  if (weak) throw new Error(`the trusted key is unusable: ${weak}`);
   const payload = decodeBase64(e.payload);
   if (!payload) throw new Error('the envelope’s payload is not base64');
   const signed = pae(e.payloadType, payload);

@@ -57,7 +57,9 @@ export function verifySignature(signature: unknown, message: Uint8Array, publicK
   const key = typeof publicKeyBase64 === 'string' ? decodeBase64(publicKeyBase64) : undefined;
   if (!sig || sig.length !== 64 || !key || key.length !== 32) return false;
   try {
-    return ed25519.verify(sig, message, key);
+    // Strict RFC 8032 (as OpenSSL checks): no cofactored equation, no non-canonical R or key (noble's default is
+    // ZIP-215, which accepts more signatures for the same key).
+    return ed25519.verify(sig, message, key, { zip215: false });
   } catch {
     return false;
   }

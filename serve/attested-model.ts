@@ -27,6 +27,11 @@ export async function loadAttestedModel(o: {
   envelope: unknown;
   trustedKey: string;
   store: Pick<ArtifactStore, 'get'>;
+  /**
+   * The operator's policy: the release must have run under exactly it (its digest), and a model it pins must be
+   * the attested one. Without it any release the key ever signed loads, an older model included.
+   */
+  policy?: { digest: string; modelSha256?: string };
 }): Promise<AttestedModel> {
   let statement;
   try {
@@ -50,8 +55,17 @@ export async function loadAttestedModel(o: {
       `the attestation does not check: ${checked.problems[0]}` +
         (checked.problems.length > 1 ? ` (and ${checked.problems.length - 1} more)` : ''),
     );
+  if (checked.notChecked.length)
+    throw new NotAttested(`the attestation leaves something unchecked: ${checked.notChecked.join('; ')}`);
   const sha256 = subjects.find((s) => s.name === 'model')?.sha256;
   if (!sha256 || !/^[0-9a-f]{64}$/.test(sha256)) throw new NotAttested('the attestation names no model');
+  if (o.policy && predicate.policyDigest !== o.policy.digest)
+    throw new NotAttested(
+      `the release ran under policy ${String(predicate.policyDigest).slice(0, 12)}…, not the given policy ` +
+        `(${o.policy.digest.slice(0, 12)}…)`,
+    );
+  if (o.policy?.modelSha256 && o.policy.modelSha256 !== sha256)
+    throw new NotAttested(`the attested model sha256:${sha256} is not the model the policy pins`);
   let bytes: Buffer;
   try {
     bytes = await o.store.get(`sha256:${sha256}`);

@@ -18,6 +18,13 @@ export interface ServeOptions {
   /** Largest request body in bytes (default 4 MiB). */
   bodyLimit?: number;
   threads?: number;
+  /** How long a request may take to arrive whole (default 10 s). */
+  requestTimeoutMs?: number;
+  /** Open connections at most (default 1024). */
+  maxConnections?: number;
+  /** Model runs at once (default 4) and requests waiting for one (default 512; more are answered 503). */
+  maxConcurrentRuns?: number;
+  maxQueued?: number;
 }
 
 export interface Server {
@@ -43,7 +50,16 @@ export async function createServer(o: ServeOptions): Promise<Server> {
   const spec: InputSpec = { shape, range: o.range ?? [0, 1], maxBatch: o.maxBatch ?? 64 };
   const session: InferenceSession = await createSession(o.attested.model, { threads: o.threads });
   const metrics = new ServeMetrics();
-  const app = Fastify({ bodyLimit: o.bodyLimit ?? 4 * 1024 * 1024, logger: false });
+  // A client that sends its body a byte at a time, or never finishes, is cut off; connections are capped.
+  const app = Fastify({
+    bodyLimit: o.bodyLimit ?? 4 * 1024 * 1024,
+    logger: false,
+    connectionTimeout: o.requestTimeoutMs ?? 10_000,
+    requestTimeout: o.requestTimeoutMs ?? 10_000,
+    keepAliveTimeout: 5_000,
+  });
+  app.server.maxConnections = o.maxConnections ?? 1024;
+  const limit = runLimit(o.maxConcurrentRuns ?? 4, o.maxQueued ?? 512);
   // Raw tensors arrive as octet streams; anything but JSON or octets is refused in the error handler below.
   app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
@@ -91,7 +107,17 @@ export async function createServer(o: ServeOptions): Promise<Server> {
       : validateJson(req.body, spec);
     metrics.validation.observe((performance.now() - started) / 1000);
     if (!v.ok) return refuse(reply, 400, v.reason, v.detail);
-    const out = await session.run({ [name]: floatTensor(v.x, [v.n, ...shape]) });
+    const slot = await limit.acquire();
+    if (!slot) {
+      metrics.request(503);
+      return reply.code(503).send({ error: 'busy', detail: 'too many requests waiting; retry later' });
+    }
+    let out;
+    try {
+      out = await session.run({ [name]: floatTensor(v.x, [v.n, ...shape]) });
+    } finally {
+      limit.release();
+    }
     const logits = out[session.outputNames[0]].data as Float32Array;
     const classes = logits.length / v.n;
     const predictions: number[] = [];
@@ -117,6 +143,28 @@ export async function createServer(o: ServeOptions): Promise<Server> {
     close: async () => {
       await app.close();
       await session.release();
+    },
+  };
+}
+
+/** At most `runs` model runs at once; up to `queued` more wait in order; beyond that, acquire() answers false. */
+function runLimit(runs: number, queued: number) {
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  return {
+    acquire: async (): Promise<boolean> => {
+      if (active < runs) {
+        active++;
+        return true;
+      }
+      if (waiting.length >= queued) return false;
+      await new Promise<void>((resolve) => waiting.push(resolve));
+      return true;
+    },
+    release: (): void => {
+      const next = waiting.shift();
+      if (next) next();
+      else active--;
     },
   };
 }

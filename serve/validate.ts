@@ -37,8 +37,10 @@ export function validateJson(body: unknown, spec: InputSpec): Validated {
       if (typeof v !== 'number')
         return reject('dtype', `inputs[${i}][${k}] is ${v === null ? 'null' : typeof v}, not a number`);
       if (!Number.isFinite(v)) return reject('not-finite', `inputs[${i}][${k}] is ${v}`);
-      if (v < min || v > max) return reject('range', `inputs[${i}][${k}] = ${v} is outside [${min}, ${max}]`);
-      x[i * size + k] = v;
+      // The model sees the float32 value: check that one against the range.
+      const f = Math.fround(v);
+      if (f < min || f > max) return reject('range', `inputs[${i}][${k}] = ${v} is outside [${min}, ${max}]`);
+      x[i * size + k] = f;
     }
   }
   return { ok: true, x, n };

@@ -1,7 +1,11 @@
 // Content-addressed artifacts: stored by SHA-256 and checked against it on every read.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { readRegular } from './regular-file.js';
+
+/** The largest artifact: a sanitised dataset split, a model or a checkpoint stays far below it. */
+const MAX_ARTIFACT_BYTES = 4 * 1024 ** 3;
 
 export class ArtifactStore {
   constructor(readonly root: string) {}
@@ -25,7 +29,8 @@ export class ArtifactStore {
   async get(ref: string): Promise<Buffer> {
     const digest = ref.replace(/^sha256:/, '');
     const path = this.pathOf(digest);
-    const bytes = await readFile(path);
+    // Opened without blocking and refused unless a regular file: a FIFO or /dev/zero planted in the store fails.
+    const bytes = await readRegular(path, MAX_ARTIFACT_BYTES);
     const actual = createHash('sha256').update(bytes).digest('hex');
     if (actual !== digest) throw new Error(`artifact ${path} is corrupt or tampered: its SHA-256 is ${actual}`);
     return bytes;

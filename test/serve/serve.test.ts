@@ -3,6 +3,7 @@
 // input is refused with a reason and counted, and the server keeps serving.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { execFile } from 'node:child_process';
+import { connect } from 'node:net';
 import { generateKeyPairSync } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -198,4 +199,62 @@ describe('refusing to serve', () => {
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/^secmlops: error: refusing to serve: the attestation does not open/);
   }, 30_000);
+});
+
+describe('requests built to exhaust the server', () => {
+  test('a body sent a byte at a time is cut off, and the server keeps serving', async () => {
+    const slow = await createServer({ attested, requestTimeoutMs: 500 });
+    const address = await slow.app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = new URL(address);
+    const socket = connect(Number(port), '127.0.0.1');
+    socket.write(
+      'POST /v1/predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 9000\r\n\r\n{"in',
+    );
+    const closed = await new Promise<number>((resolve) => {
+      const t0 = Date.now();
+      socket.on('close', () => resolve(Date.now() - t0));
+      socket.on('error', () => undefined);
+      setTimeout(() => resolve(-1), 5000);
+    });
+    socket.destroy();
+    expect(closed).toBeGreaterThan(0);
+    expect(closed).toBeLessThan(4000);
+    const ok = await fetch(`${address}/v1/predict`, {
+      method: 'POST',
+      body: JSON.stringify({ inputs: [new Array(784).fill(0)] }),
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(ok.status).toBe(200);
+    await slow.close();
+  }, 20_000);
+});
+
+describe('refusing what the operator did not approve', () => {
+  const store = () => new ArtifactStore(fx.artifacts);
+
+  test('a release that ran under another policy than the operator’s, or a model the policy does not pin', async () => {
+    await expect(
+      loadAttestedModel({ envelope, trustedKey: trusted, store: store(), policy: { digest: 'f'.repeat(64) } }),
+    ).rejects.toThrow(/^refusing to serve: the release ran under policy [0-9a-f]{12}…, not the given policy/);
+    const digest = attested.predicate.policyDigest;
+    await expect(
+      loadAttestedModel({
+        envelope,
+        trustedKey: trusted,
+        store: store(),
+        policy: { digest, modelSha256: 'e'.repeat(64) },
+      }),
+    ).rejects.toThrow('is not the model the policy pins');
+    await expect(
+      loadAttestedModel({ envelope, trustedKey: trusted, store: store(), policy: { digest } }),
+    ).resolves.toMatchObject({ sha256: attested.sha256 });
+  });
+
+  test('a small-order "trusted" key, under which anyone could sign, is refused', async () => {
+    const identity = Buffer.alloc(32);
+    identity[0] = 1;
+    await expect(
+      loadAttestedModel({ envelope, trustedKey: identity.toString('base64'), store: store() }),
+    ).rejects.toThrow(/^refusing to serve: the attestation does not open: the trusted key is unusable/);
+  });
 });
