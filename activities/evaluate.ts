@@ -24,6 +24,8 @@ export interface EvaluateInput extends SplitInput {
   /** evaluate.privacy: the members split's files and their pinned digests. */
   members?: { split: DatasetSplit; pinned?: { images?: string; labels?: string } };
   evidence?: EvidenceContext;
+  /** The release is monitored: summarise the clean images as the monitor's drift reference (signed with the rest). */
+  reference?: boolean;
 }
 
 export interface EvaluateOutput {
@@ -63,6 +65,7 @@ export async function evaluateModel(
         ...(input.config.backdoor ? { backdoor: input.config.backdoor } : {}),
         ...(membersRequest(input) ?? {}),
         ...(input.config.modelLimits ? { modelLimits: input.config.modelLimits } : {}),
+        ...(input.reference ? { reference: true } : {}),
         executionProvider: executionProviderFromEnv(),
       },
       {
@@ -88,6 +91,7 @@ export async function evaluateModel(
       dataset: [...datasetRead(input), ...(input.members ? datasetRead({ ...input, ...input.members }) : [])],
       metrics,
       config: input.config,
+      ...(result.reference ? { reference: result.reference } : {}),
     });
   }
   return out;

@@ -1,3 +1,4 @@
+import { dirname, join } from 'node:path';
 import { validateDataset, type ValidateInput } from './dataset.js';
 import { evaluateModel, type EvaluateInput } from './evaluate.js';
 import { sanitiseDataset, type SanitiseInput } from './sanitise.js';
@@ -7,7 +8,8 @@ import { signRelease, type ReleaseRequest } from './release.js';
 import { ArtifactStore } from './store.js';
 import { reportToGitHub, type GitHubReport } from './github.js';
 import type { GitHubCredentials } from '../github/credentials.js';
-import { notifySlack, type SlackCredentials, type SlackNotice } from './slack.js';
+import { notifyIncident, notifySlack, type IncidentNotice, type SlackCredentials, type SlackNotice } from './slack.js';
+import { checkRollback, monitorWindow, type RollbackRequest, type WindowRequest } from './monitor.js';
 import { evidenceSigner } from './evidence.js';
 import { resolveStart, type GitHubStartResolver } from './start.js';
 import { readGitHubDecision, type CommentDecisionRequest } from './github-decision.js';
@@ -27,12 +29,16 @@ export interface ActivityConfig {
   githubStarts?: GitHubStartResolver;
   /** The worker's Slack bot token for approval messages (none: such notices fail, named). */
   slack?: SlackCredentials;
+  /** Where the guarded server writes its telemetry, which the monitor stage reads (default <home>/telemetry). */
+  telemetryDir?: string;
 }
 
 /** The activities a worker registers; workflows import only their type. */
 export function createActivities(config: ActivityConfig) {
   const store = new ArtifactStore(config.artifactsDir);
   const signer = evidenceSigner(config.trust.evidenceKeyPath);
+  const telemetryDir =
+    config.telemetryDir ?? process.env.SECMLOPS_TELEMETRY ?? join(dirname(config.artifactsDir), 'telemetry');
   return {
     resolveStart: (input: PipelineInput) => resolveStart(config.trust, signer, config.githubStarts, input),
     hashDatasetFiles: (input: ManifestInput) => hashDatasetFiles(signer, input),
@@ -45,6 +51,9 @@ export function createActivities(config: ActivityConfig) {
     readGitHubDecision: (r: CommentDecisionRequest) =>
       readGitHubDecision(config.github, config.trust.githubChannelKeyPath, signer, r),
     notifySlack: (n: SlackNotice) => notifySlack(config.slack, signer, n),
+    notifyIncident: (n: IncidentNotice) => notifyIncident(config.slack, signer, n),
+    monitorWindow: (req: WindowRequest) => monitorWindow(store, telemetryDir, req),
+    checkRollback: (req: RollbackRequest) => checkRollback(store, config.releaseKeyPath, req),
   };
 }
 

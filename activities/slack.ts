@@ -102,3 +102,46 @@ export async function notifySlack(
   });
   return { ts: r.ts };
 }
+
+export interface IncidentNotice {
+  /** The pipeline's start evidence: the channel comes from the policy it proves, never from the caller. */
+  start: Evidence;
+  monitorId: string;
+  incident: number;
+  kind: string;
+  detail: string;
+  modelSha256: string;
+  roles: string[];
+}
+
+/** Tells the incident responders an incident opened; they resolve it from the CLI or the console. */
+export async function notifyIncident(
+  creds: SlackCredentials | undefined,
+  signer: () => Promise<EvidenceSigner>,
+  n: IncidentNotice,
+): Promise<{ ts?: string }> {
+  if (!creds)
+    throw ApplicationFailure.nonRetryable('this worker has no Slack token: set SLACK_BOT_TOKEN', 'NoSlackToken');
+  const why = evidenceProblem(n.start, (await signer()).publicKey, 'start');
+  if (why) throw ApplicationFailure.nonRetryable(`not posting to Slack: ${why}`, 'UnprovenNotice');
+  const b = (n.start as Evidence<'start'>).body;
+  const channel = b.payload.policy.notifications?.slack?.channel;
+  if (!channel)
+    throw ApplicationFailure.nonRetryable('not posting to Slack: the policy names no channel', 'UnprovenNotice');
+  if (n.monitorId !== `${b.pipelineId}/monitor`)
+    throw ApplicationFailure.nonRetryable(
+      `not posting to Slack: ${n.monitorId} is not ${b.pipelineId}'s monitor`,
+      'UnprovenNotice',
+    );
+  const kind = ['drift', 'integrity', 'detector'].includes(n.kind) ? n.kind : 'unknown';
+  const text =
+    `SecMLOps incident ${Number(n.incident)} (${kind}) on the model sha256:${String(n.modelSha256).slice(0, 12)}… ` +
+    `served from ${b.pipelineId}: ${String(n.detail).slice(0, 300)}. ` +
+    `${n.roles.slice(0, 10).join(' or ')}: roll back or retrain with \`secmlops incident ${b.pipelineId} ${Number(n.incident)}\`.`;
+  const client = new WebClient(creds.token, {
+    ...(creds.apiUrl ? { slackApiUrl: creds.apiUrl } : {}),
+    retryConfig: { retries: 2 },
+  });
+  const r = await client.chat.postMessage({ channel, text });
+  return { ts: r.ts };
+}

@@ -202,6 +202,43 @@ for (const decision of ['approve', 'reject'] as const) {
 }
 
 program
+  .command('incident')
+  .description('resolve a monitor incident (the monitor stage’s role, R8 by default): roll back, retrain or dismiss')
+  .argument('<pipelineId>', 'the pipeline whose monitor opened the incident')
+  .argument('<incident>', 'the incident number', int)
+  .requiredOption('--as <person>', 'person id from the policy')
+  .requiredOption('--key <file>', 'the cli channel’s Ed25519 private key (PEM)')
+  .option('--rollback <attestation>', 'serve the earlier release with this attestation (sha256:<digest>)')
+  .option('--retrain', 'retrain: record that a new pipeline must run for the change')
+  .option('--dismiss', 'a false alarm: close the incident without action (needs --comment)')
+  .option('--comment <text>', 'for the audit trail', '')
+  .action(
+    async (
+      id: string,
+      n: number,
+      o: { as: string; key: string; rollback?: string; retrain?: boolean; dismiss?: boolean; comment: string },
+    ) => {
+      const chosen = [o.rollback !== undefined, !!o.retrain, !!o.dismiss].filter(Boolean).length;
+      if (chosen !== 1) throw new UsageError('choose one of --rollback <attestation>, --retrain or --dismiss');
+      if (o.dismiss && !o.comment.trim()) throw new UsageError('a dismissal needs a reason: --comment "…"');
+      const { sendIncidentDecision } = await import('../client/incidents.js');
+      const r = await sendIncidentDecision(await client(), {
+        pipelineId: id,
+        incident: n,
+        person: o.as,
+        keyPath: o.key,
+        comment: o.comment,
+        decision: o.dismiss ? 'reject' : 'approve',
+        ...(o.rollback ? { resolution: { action: 'rollback' as const, attestation: o.rollback } } : {}),
+        ...(o.retrain ? { resolution: { action: 'retrain' as const } } : {}),
+      });
+      console.log(
+        `Accepted: incident ${r.incident} ${r.outcome}; serving sha256:${r.serving.modelSha256} (${r.serving.attestation}).`,
+      );
+    },
+  );
+
+program
   .command('verify')
   .description(
     're-check a release attestation (DSSE envelope) or an exported audit trail: evidence, decisions, chain, approval rules',
@@ -251,9 +288,16 @@ program
   .option('--host <host>', 'address to listen on', '127.0.0.1')
   .option('--port <n>', 'port', int, 8081)
   .option('--max-batch <n>', 'most inputs per request', int, 64)
-  .action(async (o: Parameters<typeof import('./serve-command.js').serveCommand>[0]) => {
+  .option('--telemetry <dir>', 'where request summaries go for the monitor (default: $SECMLOPS_HOME/telemetry)')
+  .option('--integrity-every <s>', 'seconds between re-hashes of the served model file (0: never)', int, 10)
+  .option(
+    '--monitor <pipelineId>',
+    'follow that pipeline’s monitor stage: switch on a checked rollback (needs --policy)',
+  )
+  .option('--poll <s>', 'seconds between looks at the monitor', int, 5)
+  .action(async (o: Omit<Parameters<typeof import('./serve-command.js').serveCommand>[0], 'client'>) => {
     const { serveCommand } = await import('./serve-command.js');
-    await serveCommand(o);
+    await serveCommand({ ...o, ...(o.monitor ? { client: await client() } : {}) });
   });
 
 program

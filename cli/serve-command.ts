@@ -1,6 +1,11 @@
 // `secmlops serve`: the guarded inference server for one released model. It starts only when the attestation opens
 // with a trusted release key and re-checks; otherwise it exits with one line saying why.
+import type { Client } from '@temporalio/client';
+import { createHash } from 'node:crypto';
 import { loadPublicKey } from '../activities/keys.js';
+import { TelemetryWriter } from '../engine/monitor/telemetry.js';
+import { followMonitor } from '../serve/follow-monitor.js';
+import { stageWorkflowId } from '../workflows/messages.js';
 import { ArtifactStore } from '../engine/io/artifact-store.js';
 import { RegularFileError, readRegular } from '../engine/io/regular-file.js';
 import { loadAttestedModel } from '../serve/attested-model.js';
@@ -18,9 +23,16 @@ export interface ServeCommand {
   host: string;
   port: number;
   maxBatch: number;
+  telemetry?: string;
+  integrityEvery: number;
+  monitor?: string;
+  poll: number;
+  client?: Client;
 }
 
 export async function serveCommand(o: ServeCommand): Promise<void> {
+  if (o.monitor && !o.policy)
+    throw new UsageError('--monitor needs --policy: a switch is checked against the policy’s channels and roles');
   const loaded = o.policy ? await loadPolicyWithDigest(o.policy) : undefined;
   const policy = loaded?.policy;
   const trustedKey = o.key ? await loadPublicKey(o.key) : policy?.release?.publicKey;
@@ -44,12 +56,41 @@ export async function serveCommand(o: ServeCommand): Promise<void> {
     store,
     ...(loaded ? { policy: { digest: loaded.digest, modelSha256: policy?.artifacts.model?.sha256 } } : {}),
   });
-  const server = await createServer({ attested, range: policy?.evaluate?.range, maxBatch: o.maxBatch });
+  const telemetry = policy?.monitor?.telemetry ?? { maxFileBytes: 16 * 1024 * 1024, files: 4, rawInputs: false };
+  const server = await createServer({
+    attested,
+    attestation: `sha256:${createHash('sha256').update(bytes).digest('hex')}`,
+    range: policy?.evaluate?.range,
+    maxBatch: o.maxBatch,
+    telemetry: {
+      // One file set per server process: several servers may share the folder the monitor reads.
+      writer: new TelemetryWriter(o.telemetry ?? homePaths().telemetry, `serve-${process.pid}`, telemetry),
+      rawInputs: telemetry.rawInputs,
+    },
+    ...(o.integrityEvery > 0 ? { integrity: { store, everyMs: o.integrityEvery * 1000 } } : {}),
+  });
   const url = await server.app.listen({ host: o.host, port: o.port });
   console.log(
     `serving sha256:${attested.sha256} (pipeline ${attested.pipeline}, policy ${attested.policyName}) on ${url}`,
   );
-  const stop = () => void server.close().then(() => process.exit(0));
+  const unfollow =
+    o.monitor && o.client && loaded
+      ? followMonitor({
+          client: o.client,
+          monitorId: stageWorkflowId(o.monitor, 'monitor'),
+          served: server.served,
+          store,
+          policy: loaded.policy,
+          policyDigest: loaded.digest,
+          trustedKey,
+          everyMs: o.poll * 1000,
+          log: (line) => console.log(line),
+        })
+      : undefined;
+  const stop = () => {
+    unfollow?.();
+    void server.close().then(() => process.exit(0));
+  };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
 }

@@ -153,3 +153,63 @@ function sameJson(a: unknown, b: unknown): boolean {
     return false;
   }
 }
+
+/** Why a release is not trusted to serve: one line, for the operator or the incident responder. */
+export class NotAttested extends Error {
+  constructor(reason: string) {
+    super(`refusing to serve: ${reason}`);
+    this.name = 'NotAttested';
+  }
+}
+
+export interface AttestedRelease {
+  /** The attested model's SHA-256 (hex). */
+  sha256: string;
+  predicate: ReleasePredicate;
+}
+
+/**
+ * The one rule for serving a release, shared by the guarded server and the monitor's rollback check: the envelope
+ * opens with the trusted key, its predicate re-checks with nothing left unchecked, it names a model, and (given the
+ * operator's policy) it ran under exactly that policy and carries the model the policy pins. Throws NotAttested.
+ */
+export function attestedRelease(
+  envelope: unknown,
+  trustedKey: string,
+  policy?: { digest: string; modelSha256?: string },
+): AttestedRelease {
+  let statement;
+  try {
+    statement = openEnvelope(envelope, trustedKey);
+  } catch (e) {
+    throw new NotAttested(`the attestation does not open: ${(e as Error).message}`);
+  }
+  if (statement.predicateType !== PREDICATE_TYPE)
+    throw new NotAttested(`the attestation's predicate type ${statement.predicateType} is not ${PREDICATE_TYPE}`);
+  if (!Array.isArray(statement.subject)) throw new NotAttested('the attestation names no subjects');
+  const subjects = statement.subject.map((s) => ({ name: String(s?.name), sha256: String(s?.digest?.sha256) }));
+  const predicate = statement.predicate as unknown as ReleasePredicate;
+  let checked;
+  try {
+    checked = checkAttestation(predicate, subjects);
+  } catch (e) {
+    throw new NotAttested(`the attestation cannot be checked: ${(e as Error).message}`);
+  }
+  if (checked.problems.length)
+    throw new NotAttested(
+      `the attestation does not check: ${checked.problems[0]}` +
+        (checked.problems.length > 1 ? ` (and ${checked.problems.length - 1} more)` : ''),
+    );
+  if (checked.notChecked.length)
+    throw new NotAttested(`the attestation leaves something unchecked: ${checked.notChecked.join('; ')}`);
+  const sha256 = subjects.find((s) => s.name === 'model')?.sha256;
+  if (!sha256 || !/^[0-9a-f]{64}$/.test(sha256)) throw new NotAttested('the attestation names no model');
+  if (policy && predicate.policyDigest !== policy.digest)
+    throw new NotAttested(
+      `the release ran under policy ${String(predicate.policyDigest).slice(0, 12)}…, not the given policy ` +
+        `(${policy.digest.slice(0, 12)}…)`,
+    );
+  if (policy?.modelSha256 && policy.modelSha256 !== sha256)
+    throw new NotAttested(`the attested model sha256:${sha256} is not the model the policy pins`);
+  return { sha256, predicate };
+}

@@ -18,9 +18,14 @@ export interface Decision {
   comment: string;
   /** ISO 8601, UTC. */
   issuedAt: string;
-  /** subjectDigest() of the change the signer saw (v2). */
+  /** subjectDigest() of the change the signer saw (v2); for an incident, incidentSubject() of the served model. */
   subjectDigest?: string;
+  /** An incident's resolution (v3): what the responder chose, covered by the signature. */
+  resolution?: IncidentResolution;
 }
+
+/** Roll back to an earlier release (its attestation in the artifact store), or retrain the change. */
+export type IncidentResolution = { action: 'rollback'; attestation: string } | { action: 'retrain' };
 
 export interface SignedDecision extends Decision {
   /** Base64 Ed25519 signature over canonicalDecision(). */
@@ -29,6 +34,7 @@ export interface SignedDecision extends Decision {
 
 const DOMAIN_V1 = 'secmlops-decision-v1\n';
 const DOMAIN_V2 = 'secmlops-decision-v2\n';
+const DOMAIN_V3 = 'secmlops-decision-v3\n';
 
 /** Deterministic bytes to sign: a domain tag and JSON with sorted keys, so every channel and verifier agree. */
 export function canonicalDecision(d: Decision): Uint8Array {
@@ -42,13 +48,23 @@ export function canonicalDecision(d: Decision): Uint8Array {
     workflowId: d.workflowId,
   };
   // v1 bytes are kept exactly as they were (plain JSON.stringify of these keys in this order).
-  if (d.subjectDigest === undefined) return utf8(DOMAIN_V1 + JSON.stringify(fields));
-  return utf8(DOMAIN_V2 + canonicalJson({ ...fields, subjectDigest: d.subjectDigest }));
+  if (d.subjectDigest === undefined) {
+    if (d.resolution !== undefined) throw new Error('a decision with a resolution must name its subject digest');
+    return utf8(DOMAIN_V1 + JSON.stringify(fields));
+  }
+  if (d.resolution === undefined) return utf8(DOMAIN_V2 + canonicalJson({ ...fields, subjectDigest: d.subjectDigest }));
+  return utf8(DOMAIN_V3 + canonicalJson({ ...fields, subjectDigest: d.subjectDigest, resolution: d.resolution }));
 }
 
 /** True only for a well-formed signature that verifies against the given raw public key (base64). Fails closed. */
 export function verifyDecision(d: SignedDecision, publicKeyBase64: string): boolean {
-  return verifySignature(d.signature, canonicalDecision(d), publicKeyBase64);
+  let bytes: Uint8Array;
+  try {
+    bytes = canonicalDecision(d);
+  } catch {
+    return false;
+  }
+  return verifySignature(d.signature, bytes, publicKeyBase64);
 }
 
 /** Ed25519 check of a base64 signature over bytes with a base64 raw public key; false on anything malformed. */

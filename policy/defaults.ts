@@ -22,4 +22,6 @@ export const DEFAULT_APPROVALS: Record<StageName, Approval> = {
   train: { roles: ['R2'], quorum: 1, everyRole: true },
   evaluate: { roles: ['R3'], quorum: 1, everyRole: true },
   release: { roles: ['R7', 'R5'], quorum: 2, everyRole: true },
+  /** The monitor stage's approval is an incident's resolution (rollback or retrain). */
+  monitor: { roles: ['R8'], quorum: 1, everyRole: true },
 };

@@ -59,6 +59,17 @@ export interface ModelPayload {
   metrics: Record<string, number>;
   /** The policy's train or evaluate block the work followed (the signer compares it with the policy's). */
   config: unknown;
+  /** Evaluation for a monitored release: the clean images summarised, the monitor's drift reference. */
+  reference?: DriftReference;
+}
+
+/** The monitor's reference: clean images summarised by engine/monitor/stats.ts (each list sorted ascending). */
+export interface DriftReference {
+  inputs: number;
+  mean: number[];
+  std: number[];
+  conf: number[];
+  classCounts: number[];
 }
 
 /** The data stage's poisoning defense: what it read, what it removed, and the sanitised copy it stored. */

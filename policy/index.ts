@@ -16,3 +16,4 @@ export * from './audit.js';
 export * from './policy-digest.js';
 export * from './release-check.js';
 export * from './start.js';
+export * from './incident.js';

@@ -12,7 +12,7 @@ export const STRIDE_NAMES: Record<StrideCategory, string> = {
   E: 'Elevation of privilege',
 };
 
-export const STAGE_NAMES = ['plan', 'data', 'train', 'evaluate', 'release'] as const;
+export const STAGE_NAMES = ['plan', 'data', 'train', 'evaluate', 'release', 'monitor'] as const;
 export type StageName = (typeof STAGE_NAMES)[number];
 
 export const CHANNELS = ['cli', 'console', 'slack', 'github'] as const;
@@ -235,4 +235,37 @@ export interface Policy {
   release?: { publicKey?: string };
   /** Where waiting approvals and escalations are announced (Slack messages with Approve and Reject buttons). */
   notifications?: { slack?: { channel: string } };
+  /** The monitor stage's windows, thresholds and the served model's input guard. */
+  monitor?: MonitorConfig;
+}
+
+/** Feature squeezing (Xu et al. 2018) on the guarded server, calibrated on clean held-out images. */
+export interface DetectorConfig {
+  bits: number;
+  median: number;
+  /** The false-positive rate the threshold is calibrated for on clean images. */
+  fpr: number;
+  /** Answer flagged inputs with a flag, or refuse them. */
+  action: 'flag' | 'refuse';
+  /** Clean held-out images to calibrate on: the last `count` images of this split. */
+  calibration: { split: string; count: number };
+}
+
+export interface MonitorConfig {
+  /** Window length in ms. */
+  windowMs: number;
+  /** A window with fewer inputs is recorded but not judged for drift. */
+  minInputs: number;
+  /**
+   * A statistic drifts when its population stability index reaches `psi` and its two-sample Kolmogorov–Smirnov
+   * p-value is below `ksPValue` (both must agree, which keeps false alarms rare on small windows).
+   */
+  drift: { psi: number; ksPValue: number };
+  /** The detector's flag rate above which a window breaches (default: three times its calibrated FPR). */
+  flagRate?: number;
+  detector?: DetectorConfig;
+  /** Windows per workflow run before it continues as new, keeping its history small. */
+  windowsPerRun: number;
+  /** Telemetry files: rotate at this size, keep this many; raw inputs only when allowed. */
+  telemetry: { maxFileBytes: number; files: number; rawInputs: boolean };
 }

@@ -42,7 +42,7 @@ export class ServeMetrics {
     return this.rejections.get(reason) ?? 0;
   }
 
-  text(model: string): string {
+  text(model: string, served?: { halted?: string; switches: number }): string {
     const out = [
       '# HELP secmlops_serve_requests_total Prediction requests by HTTP status.',
       '# TYPE secmlops_serve_requests_total counter',
@@ -62,6 +62,12 @@ export class ServeMetrics {
       '# HELP secmlops_serve_model_info The attested model being served.',
       '# TYPE secmlops_serve_model_info gauge',
       `secmlops_serve_model_info{sha256="${model}"} 1`,
+      '# HELP secmlops_serve_halted 1 while serving is stopped (the model file no longer matches its attestation).',
+      '# TYPE secmlops_serve_halted gauge',
+      `secmlops_serve_halted ${served?.halted ? 1 : 0}`,
+      '# HELP secmlops_serve_model_switches_total Rollbacks to another attested model.',
+      '# TYPE secmlops_serve_model_switches_total counter',
+      `secmlops_serve_model_switches_total ${served?.switches ?? 0}`,
     ];
     return `${out.join('\n')}\n`;
   }

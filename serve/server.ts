@@ -2,15 +2,22 @@
 // before the model sees it. Every refusal is a 400 (413 for an oversized body) with a JSON reason, counted by reason
 // in /metrics; the server keeps serving.
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
-import type { InferenceSession } from 'onnxruntime-node';
-import { num } from '../engine/onnx/proto.js';
-import { createSession, floatTensor } from '../engine/runtime/session.js';
+import type { ArtifactStore } from '../engine/io/artifact-store.js';
+import { summarise } from '../engine/monitor/stats.js';
+import type { TelemetryRecord, TelemetryWriter } from '../engine/monitor/telemetry.js';
 import type { AttestedModel } from './attested-model.js';
 import { ServeMetrics } from './metrics.js';
+import { ServedModel } from './served-model.js';
 import { validateJson, validateRaw, type InputSpec, type RejectReason, type Validated } from './validate.js';
 
 export interface ServeOptions {
   attested: AttestedModel;
+  /** The attestation's reference: sha256:<hex> of the envelope's bytes (as the artifact store names it). */
+  attestation?: string;
+  /** Request summaries for the monitor stage (never raw inputs unless rawInputs). */
+  telemetry?: { writer: TelemetryWriter; rawInputs: boolean };
+  /** Re-hash the served model's file in this store every everyMs; a mismatch stops the serving. */
+  integrity?: { store: ArtifactStore; everyMs: number };
   /** The valid input range (the policy's evaluate.range; default [0, 1]). */
   range?: [number, number];
   /** Most inputs per request (default 64). */
@@ -31,25 +38,18 @@ export interface Server {
   app: FastifyInstance;
   metrics: ServeMetrics;
   spec: InputSpec;
+  served: ServedModel;
   close(): Promise<void>;
 }
 
-/** One example's dimensions from the model's first input, which must be [N, ...static sizes]. */
-function inputShape(a: AttestedModel): { name: string; shape: number[] } {
-  const g = a.model.graph!;
-  const inits = new Set((g.initializer ?? []).map((t) => t.name));
-  const input = (g.input ?? []).find((i) => !inits.has(i.name));
-  const dims = (input?.type?.tensorType?.shape?.dim ?? []).map((d) => num(d.dimValue));
-  if (!input?.name || dims.length < 2 || dims.slice(1).some((d) => !(d > 0)))
-    throw new Error(`refusing to serve: the model's input must be [N, ...static sizes], got [${dims.join(', ')}]`);
-  return { name: input.name, shape: dims.slice(1) };
-}
-
 export async function createServer(o: ServeOptions): Promise<Server> {
-  const { name, shape } = inputShape(o.attested);
-  const spec: InputSpec = { shape, range: o.range ?? [0, 1], maxBatch: o.maxBatch ?? 64 };
-  const session: InferenceSession = await createSession(o.attested.model, { threads: o.threads });
+  const served = await ServedModel.create(o.attested, o.attestation ?? 'unknown', o.threads);
+  const spec: InputSpec = { shape: served.now.shape, range: o.range ?? [0, 1], maxBatch: o.maxBatch ?? 64 };
   const metrics = new ServeMetrics();
+  const integrity = o.integrity;
+  const watchdog = integrity
+    ? setInterval(() => void served.checkIntegrity(integrity.store), integrity.everyMs).unref()
+    : undefined;
   // A client that sends its body a byte at a time, or never finishes, is cut off; connections are capped.
   const app = Fastify({
     bodyLimit: o.bodyLimit ?? 4 * 1024 * 1024,
@@ -78,13 +78,18 @@ export async function createServer(o: ServeOptions): Promise<Server> {
     return reply.code(500).send({ error: 'internal error' });
   });
 
-  app.get('/healthz', async () => ({
-    status: 'ok',
-    model: `sha256:${o.attested.sha256}`,
-    pipeline: o.attested.pipeline,
-  }));
+  app.get('/healthz', async (_req, reply) => {
+    const m = served.now.attested;
+    return reply.code(served.halted ? 503 : 200).send({
+      status: served.halted ? 'halted' : 'ok',
+      ...(served.halted ? { reason: served.halted } : {}),
+      model: `sha256:${m.sha256}`,
+      attestation: served.now.attestation,
+      pipeline: m.pipeline,
+    });
+  });
   app.get('/metrics', async (_req, reply) =>
-    reply.type('text/plain; version=0.0.4').send(metrics.text(o.attested.sha256)),
+    reply.type('text/plain; version=0.0.4').send(metrics.text(served.now.attested.sha256, served)),
   );
 
   app.post('/v1/predict', async (req, reply) => {
@@ -107,18 +112,24 @@ export async function createServer(o: ServeOptions): Promise<Server> {
       : validateJson(req.body, spec);
     metrics.validation.observe((performance.now() - started) / 1000);
     if (!v.ok) return refuse(reply, 400, v.reason, v.detail);
+    if (served.halted) {
+      metrics.request(503);
+      return reply.code(503).send({ error: 'halted', detail: `not serving: ${served.halted}` });
+    }
     const slot = await limit.acquire();
     if (!slot) {
       metrics.request(503);
       return reply.code(503).send({ error: 'busy', detail: 'too many requests waiting; retry later' });
     }
-    let out;
+    let logits: Float32Array;
+    let model: AttestedModel;
     try {
-      out = await session.run({ [name]: floatTensor(v.x, [v.n, ...shape]) });
+      const out = await served.run(v.x, v.n);
+      logits = out.logits;
+      model = out.model.attested;
     } finally {
       limit.release();
     }
-    const logits = out[session.outputNames[0]].data as Float32Array;
     const classes = logits.length / v.n;
     const predictions: number[] = [];
     const probabilities: number[][] = [];
@@ -133,18 +144,34 @@ export async function createServer(o: ServeOptions): Promise<Server> {
     metrics.images += v.n;
     metrics.request(200);
     metrics.latency.observe((performance.now() - started) / 1000);
-    return reply.send({ model: `sha256:${o.attested.sha256}`, predictions, probabilities });
+    if (o.telemetry) o.telemetry.writer.append(telemetryOf(v.x, logits, v.n, model.sha256, o.telemetry.rawInputs));
+    return reply.send({ model: `sha256:${model.sha256}`, predictions, probabilities });
   });
 
   return {
     app,
     metrics,
     spec,
+    served,
     close: async () => {
+      if (watchdog) clearInterval(watchdog);
       await app.close();
-      await session.release();
+      await o.telemetry?.writer.close();
+      await served.close();
     },
   };
+}
+
+/** One record per input: its summary, never the input itself unless the policy allows raw inputs. */
+function telemetryOf(x: Float32Array, logits: Float32Array, n: number, model: string, raw: boolean): TelemetryRecord[] {
+  const t = Date.now();
+  const d = x.length / n;
+  return summarise(x, logits, n).map((s, i) => ({
+    t,
+    model,
+    ...s,
+    ...(raw ? { x: Array.from(x.subarray(i * d, (i + 1) * d)) } : {}),
+  }));
 }
 
 /** At most `runs` model runs at once; up to `queued` more wait in order; beyond that, acquire() answers false. */

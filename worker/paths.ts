@@ -10,6 +10,7 @@ export function homePaths(home = secmlopsHome()) {
     home,
     keys: join(home, 'keys'),
     artifacts: join(home, 'artifacts'),
+    telemetry: process.env.SECMLOPS_TELEMETRY ?? join(home, 'telemetry'),
     db: join(home, 'temporal.db'),
     releaseKey: process.env.SECMLOPS_RELEASE_KEY ?? join(home, 'keys', 'release.key'),
   };

@@ -62,6 +62,9 @@ export async function createWorkers(setup: WorkerSetup): Promise<Worker[]> {
           reportToGitHub: activities.reportToGitHub,
           readGitHubDecision: activities.readGitHubDecision,
           notifySlack: activities.notifySlack,
+          notifyIncident: activities.notifyIncident,
+          monitorWindow: activities.monitorWindow,
+          checkRollback: activities.checkRollback,
         },
       }),
     );

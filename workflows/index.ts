@@ -1,2 +1,3 @@
 export { secmlopsPipeline } from './pipeline.js';
 export { planStage, dataStage, trainStage, evaluateStage, releaseStage } from './stages.js';
+export { secmlopsMonitor } from './monitor.js';

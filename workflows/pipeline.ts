@@ -7,7 +7,9 @@
 // refresh what the status query shows while a stage runs, and never reach a gate, the verdict or the release signer.
 import {
   CancellationScope,
+  ParentClosePolicy,
   executeChild,
+  startChild,
   isCancellation,
   patched,
   proxyActivities,
@@ -40,6 +42,7 @@ import {
 } from './messages.js';
 import { dataStage, evaluateStage, planStage, releaseStage, trainStage } from './stages.js';
 import { TRUSTED_PIPELINE, causeMessage } from './swimlane.js';
+import { secmlopsMonitor } from './monitor.js';
 
 const github = proxyActivities<Activities>({
   taskQueue: TASK_QUEUE,
@@ -132,6 +135,39 @@ async function trustedPipeline(input: PipelineInput, policyGiven: boolean): Prom
 
   /** Each finished stage's signed evidence, in order: the release dossier and a GitHub pass are built from it. */
   const evidence: { name: StageName; evidence: Evidence[] }[] = [];
+  /**
+   * The monitor watches the release from the stages' own results (never a Signal): the attestation the release
+   * stage stored, and the model and drift reference the evaluation evidence signed. It outlives the pipeline, whose
+   * verdict it does not hold. Returns why it could not start.
+   */
+  const startMonitor = async (): Promise<string | undefined> => {
+    const i = status.stages.findIndex((s) => s.name === 'monitor');
+    const attestation = status.stages.find((s) => s.name === 'release')?.artifacts.attestation;
+    const evaluated = evidence
+      .find((s) => s.name === 'evaluate')
+      ?.evidence.find((e) => e.body.kind === 'evaluation') as Evidence<'evaluation'> | undefined;
+    const reference = evaluated?.body.payload.reference;
+    const modelSha256 = evaluated?.body.payload.modelSha256;
+    if (!attestation || !reference || !modelSha256)
+      return 'the release left no attestation, or the evaluation no drift reference, to monitor';
+    const workflowId = stageWorkflowId(pipelineId, 'monitor');
+    await startChild(secmlopsMonitor, {
+      workflowId,
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+      args: [
+        {
+          pipelineId,
+          policy,
+          policyDigest: resolved.policyDigest,
+          start: resolved.evidence,
+          release: { attestation, modelSha256 },
+          reference,
+        },
+      ],
+    });
+    status.stages[i] = { ...status.stages[i], state: 'running', task: 'watching the served model', startedAt: now() };
+    return undefined;
+  };
   const report = async (verdict: 'running' | 'passed' | 'failed' | 'cancelled') => {
     if (resolved.subject.source !== 'github') return;
     try {
@@ -156,6 +192,11 @@ async function trustedPipeline(input: PipelineInput, policyGiven: boolean): Prom
   try {
     for (const stage of policy.stages) {
       current = stage.name;
+      if (stage.name === 'monitor') {
+        const why = await startMonitor();
+        if (why) fail(`stage monitor failed: ${why}`);
+        break;
+      }
       const trained = evidence.find((s) => s.name === 'train')?.evidence.find((e) => e.body.kind === 'training');
       const modelRef = trained ? `sha256:${(trained as Evidence<'training'>).body.payload.modelSha256}` : undefined;
       // The sanitised training split, as the data stage's own signed result names it (never from a Signal).
@@ -270,7 +311,7 @@ async function legacyPipeline(subject: Subject, policy: Policy): Promise<Pipelin
           args: [{ ...common, earlier, audit: status.audit, manifest }],
         });
       } else {
-        result = await executeChild(STAGES[stage.name], { ...options, args: [common] });
+        result = await executeChild(STAGES[stage.name as keyof typeof STAGES], { ...options, args: [common] });
       }
       record(result);
       if (result.status.state !== 'passed') {
@@ -308,7 +349,7 @@ function sanitisedSplit(
   return { images: `sha256:${o.images}`, labels: `sha256:${o.labels}`, removed };
 }
 
-const STAGES: Record<Exclude<StageName, 'release'>, typeof planStage> = {
+const STAGES: Record<Exclude<StageName, 'release' | 'monitor'>, typeof planStage> = {
   plan: planStage,
   data: dataStage,
   train: trainStage,

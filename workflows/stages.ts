@@ -260,6 +260,7 @@ export async function evaluateStage(input: StageInput): Promise<StageResult> {
         ...(members
           ? { members: { split: members, ...(evidence ? { pinned: pinnedPair(dataset.files, members) } : {}) } }
           : {}),
+        ...(input.policy.monitor ? { reference: true } : {}),
       }),
     );
     Object.assign(lane.status.metrics, out.metrics);

@@ -2,7 +2,8 @@
 import { ATTACKS_WITH_GRADIENTS } from '../attacks/gradient-free.js';
 import { runAttack } from '../attacks/run.js';
 import { AttackTarget } from '../attacks/target.js';
-import { loadPair, sliceSet } from '../data/fashion.js';
+import { loadPair, sliceSet, type ImageSet } from '../data/fashion.js';
+import { referenceOf, summarise } from '../monitor/stats.js';
 import { InputError } from '../input-error.js';
 import { membershipInference } from '../privacy/mia.js';
 import { inspectModel } from '../inspect.js';
@@ -54,6 +55,7 @@ export async function evaluateJob(req: EvaluateRequest, progress: (p: JobProgres
     });
   }
   if (req.members) out.membership = await membership(req, target, progress);
+  if (req.reference) out.reference = await referenceFor(target, data, progress);
   if (req.curve) {
     out.curve = [];
     for (const eps of req.curve.eps) {
@@ -75,6 +77,19 @@ export async function evaluateJob(req: EvaluateRequest, progress: (p: JobProgres
     }
   }
   return out;
+}
+
+/** The clean images summarised as the serving monitor will summarise its inputs (engine/monitor/stats.ts). */
+async function referenceFor(target: AttackTarget, data: ImageSet, progress: (p: JobProgress) => void) {
+  const d = data.images.length / data.count;
+  const summaries = [];
+  for (let i = 0; i < data.count; i += 256) {
+    const n = Math.min(256, data.count - i);
+    const x = data.images.subarray(i * d, (i + n) * d);
+    summaries.push(...summarise(x, await target.logits(x, n), n));
+    progress({ task: 'drift reference', done: i + n, total: data.count });
+  }
+  return referenceOf(summaries, target.classes);
 }
 
 /** Membership inference: the first `count` training images against the first `count` of the evaluated split. */

@@ -1,4 +1,5 @@
 // Messages between a supervising process and an engine job process.
+import type { DriftReference } from '../../policy/evidence.js';
 import type { AttackSpec } from '../attacks/run.js';
 import type { BackdoorConfig, PoisoningConfig, TrainConfig } from '../../policy/types.js';
 import type { AttackMetrics } from '../metrics/metrics.js';
@@ -38,6 +39,8 @@ export interface EvaluateRequest extends JobDataset {
   executionProvider?: 'cpu' | 'cuda';
   /** The policy's evaluate.modelLimits (defaults: engine/onnx/limits.ts). */
   modelLimits?: LoadOptions;
+  /** Summarise the clean images as the monitor's drift reference. */
+  reference?: boolean;
 }
 
 export interface EvaluateResult {
@@ -46,6 +49,7 @@ export interface EvaluateResult {
   /** Ops without a gradient rule; white-box attacks were replaced by Square Attack when non-empty. */
   withoutGradient: string[];
   attacks: { id: string; spec: AttackSpec; metrics: AttackMetrics; seconds: number }[];
+  reference?: DriftReference;
   curve?: { attack: string; eps: number; robustAccuracy: number }[];
   backdoor?: BackdoorMetrics;
   membership?: MembershipResult;

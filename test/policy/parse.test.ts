@@ -57,7 +57,7 @@ describe('parsePolicy', () => {
     [
       'an unknown key',
       (t) => t.replace('name: demo', 'name: demo\nowner: me'),
-      'secmlops.yaml: owner: unknown key "owner"; expected one of: version, name, people, stages, roles, gates, artifacts, data, train, evaluate, threatModel, channels, release, notifications',
+      'secmlops.yaml: owner: unknown key "owner"; expected one of: version, name, people, stages, roles, gates, artifacts, data, train, evaluate, threatModel, channels, release, notifications, monitor',
     ],
     [
       'a misspelt nested key',
@@ -70,9 +70,10 @@ describe('parsePolicy', () => {
       'secmlops.yaml: roles.R3.members[0]: unknown person "alicia"; people are: alice, omar, carol',
     ],
     [
-      'a stage not built yet',
-      (t) => t.replace('  - release', '  - monitor'),
-      'secmlops.yaml: stages[1].name: stage "monitor" is planned but not built yet; the stages available now are plan, data, train, evaluate, release',
+      'a monitor stage without the stages it watches',
+      (t) =>
+        t.replace('  - release', '  - monitor') + 'monitor: { window: 1m, drift: { psi: 0.25, ksPValue: 0.001 } }\n',
+      'secmlops.yaml: monitor: the monitor stage watches what the evaluate stage produced; list the evaluate stage too',
     ],
     [
       'stages out of order',

@@ -1,0 +1,112 @@
+// The model the guarded server answers with, and how it changes: a rollback builds the new session first and then
+// swaps it in, so requests already running finish on the old one and none is dropped; the served model's file is
+// re-hashed on an interval, and a file that no longer matches its attested digest stops the serving (fail closed).
+import type { InferenceSession } from 'onnxruntime-node';
+import { hashRegular } from '../engine/io/regular-file.js';
+import type { ArtifactStore } from '../engine/io/artifact-store.js';
+import { num } from '../engine/onnx/proto.js';
+import { createSession, floatTensor } from '../engine/runtime/session.js';
+import type { AttestedModel } from './attested-model.js';
+
+export interface Loaded {
+  attested: AttestedModel;
+  /** The attestation's reference in the artifact store (sha256:<hex> of the envelope). */
+  attestation: string;
+  session: InferenceSession;
+  input: string;
+  /** One example's dimensions. */
+  shape: number[];
+  inflight: number;
+}
+
+/** One example's dimensions from the model's first input, which must be [N, ...static sizes]. */
+export function inputShape(a: AttestedModel): { name: string; shape: number[] } {
+  const g = a.model.graph!;
+  const inits = new Set((g.initializer ?? []).map((t) => t.name));
+  const input = (g.input ?? []).find((i) => !inits.has(i.name));
+  const dims = (input?.type?.tensorType?.shape?.dim ?? []).map((d) => num(d.dimValue));
+  if (!input?.name || dims.length < 2 || dims.slice(1).some((d) => !(d > 0)))
+    throw new Error(`refusing to serve: the model's input must be [N, ...static sizes], got [${dims.join(', ')}]`);
+  return { name: input.name, shape: dims.slice(1) };
+}
+
+async function load(attested: AttestedModel, attestation: string, threads?: number): Promise<Loaded> {
+  const { name, shape } = inputShape(attested);
+  return {
+    attested,
+    attestation,
+    session: await createSession(attested.model, { threads }),
+    input: name,
+    shape,
+    inflight: 0,
+  };
+}
+
+export class ServedModel {
+  /** Why the server refuses to answer (the model file changed), or undefined while it serves. */
+  halted?: string;
+  switches = 0;
+
+  private constructor(
+    private current: Loaded,
+    private readonly threads?: number,
+  ) {}
+
+  static async create(attested: AttestedModel, attestation: string, threads?: number): Promise<ServedModel> {
+    return new ServedModel(await load(attested, attestation, threads), threads);
+  }
+
+  get now(): Loaded {
+    return this.current;
+  }
+
+  /** Logits of n inputs, on the model current when the call began. */
+  async run(x: Float32Array, n: number): Promise<{ logits: Float32Array; model: Loaded }> {
+    const m = this.current;
+    m.inflight++;
+    try {
+      const out = await m.session.run({ [m.input]: floatTensor(x, [n, ...m.shape]) });
+      return { logits: out[m.session.outputNames[0]].data as Float32Array, model: m };
+    } finally {
+      m.inflight--;
+      if (m !== this.current && m.inflight === 0) void m.session.release();
+    }
+  }
+
+  /** Serve another attested model from now on; it must take inputs of the same shape. */
+  async switchTo(attested: AttestedModel, attestation: string): Promise<void> {
+    const next = await load(attested, attestation, this.threads);
+    if (next.shape.join('x') !== this.current.shape.join('x')) {
+      await next.session.release();
+      throw new Error(
+        `the model takes [${next.shape.join(', ')}] inputs, not the served [${this.current.shape.join(', ')}]`,
+      );
+    }
+    const old = this.current;
+    this.current = next;
+    this.halted = undefined;
+    this.switches++;
+    if (old.inflight === 0) await old.session.release();
+  }
+
+  /** Re-hashes the served model's file in the store; a mismatch or an unreadable file halts serving. */
+  async checkIntegrity(store: ArtifactStore): Promise<void> {
+    const m = this.current;
+    const path = store.pathOf(m.attested.sha256);
+    let why: string | undefined;
+    try {
+      const { sha256 } = await hashRegular(path);
+      if (sha256 !== m.attested.sha256)
+        why = `the model file now hashes to ${sha256}, not the attested ${m.attested.sha256}`;
+    } catch (e) {
+      why = `the model file cannot be read: ${(e as Error).message}`;
+    }
+    // Only if the model checked is still the one served (a rollback may have happened meanwhile). A halt lasts until
+    // the next switch: a file that changed once is not trusted again because it changed back.
+    if (why && m === this.current) this.halted = why;
+  }
+
+  async close(): Promise<void> {
+    await this.current.session.release();
+  }
+}

@@ -1,0 +1,259 @@
+// The monitor stage on a real Temporal server with the guarded server answering real traffic: drift injected into
+// the served inputs and tampering with the served model file each open an incident; only the incident responder
+// (R8) resolves one, and a rollback switches the server to the earlier release without dropping a request.
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { loadPublicKey } from '../../activities/keys.js';
+import { DecisionRefused } from '../../client/decisions.js';
+import { monitorStatus, sendIncidentDecision } from '../../client/incidents.js';
+import { loadSplit, type ImageSet } from '../../engine/data/fashion.js';
+import { ArtifactStore } from '../../engine/io/artifact-store.js';
+import { TelemetryWriter } from '../../engine/monitor/telemetry.js';
+import { loadModel, saveModel } from '../../engine/onnx/model.js';
+import { Rng } from '../../engine/runtime/rng.js';
+import { loadAttestedModel } from '../../serve/attested-model.js';
+import { followMonitor } from '../../serve/follow-monitor.js';
+import { createServer, type Server } from '../../serve/server.js';
+import { stageWorkflowId } from '../../workflows/messages.js';
+import type { MonitorStatus } from '../../workflows/monitor-messages.js';
+import { FASHION, loadWrittenPolicy, makeFixture, testPolicy, type Fixture } from '../helpers/fixture.js';
+import { result, startPipeline, startStack, uniqueId, type Stack } from '../helpers/temporal.js';
+import { waitUntil } from '../helpers/processes.js';
+
+const until = (what: string, pred: () => boolean | Promise<boolean>, ms: number) =>
+  waitUntil(what, async () => ((await pred()) ? true : undefined), ms);
+
+const WINDOW_S = 3;
+let fx: Fixture;
+let stack: Stack;
+let server: Server | undefined;
+let unfollow: (() => void) | undefined;
+let data: ImageSet;
+const monitors: string[] = [];
+
+beforeAll(async () => {
+  fx = await makeFixture();
+  stack = await startStack(fx);
+  data = await loadSplit(FASHION, 'test', { limit: 2000 });
+});
+afterAll(async () => {
+  unfollow?.();
+  await server?.close();
+  for (const id of monitors)
+    await stack.client.workflow
+      .getHandle(id)
+      .terminate('test over')
+      .catch(() => undefined);
+  await stack?.stop();
+});
+
+/** The example model, or a copy with one output bias nudged: another model that behaves the same. */
+async function exampleModel(nudge: number): Promise<Uint8Array> {
+  const m = await loadModel('examples/fashion-mnist/model.onnx');
+  const bias = m.graph!.initializer!.find((t) => t.name === 'fc.bias')!;
+  const raw = Uint8Array.from(bias.rawData!);
+  new DataView(raw.buffer).setFloat32(0, new DataView(raw.buffer).getFloat32(0, true) + nudge, true);
+  bias.rawData = raw;
+  return saveModel(m);
+}
+
+const MONITOR = `monitor:
+  window: ${WINDOW_S}s
+  minInputs: 50
+  drift: { psi: 0.25, ksPValue: 0.001 }
+  windowsPerRun: 4
+evaluate:
+  limit: 300
+  safetyCritical: [6]
+  attacks:
+    - { id: fgsm, attack: fgsm, eps: 0.01 }`;
+
+async function release(policy: Parameters<typeof startPipeline>[1], id: string) {
+  const r = await result(await startPipeline(stack.client, policy, id));
+  if (r.state !== 'passed') throw new Error(`the pipeline ${r.state}: ${r.reason}`);
+  monitors.push(stageWorkflowId(id, 'monitor'));
+  return r;
+}
+
+/** Sends batches of 10 test images (shifted or not) every 100 ms until stopped; counts the answers by status. */
+function traffic(srv: Server, shift: () => boolean) {
+  const statuses = new Map<number, number>();
+  const models = new Set<string>();
+  const rng = new Rng(3);
+  let stopped = false;
+  let i = 0;
+  const loop = (async () => {
+    while (!stopped) {
+      const inputs = [];
+      for (let k = 0; k < 10; k++, i = (i + 1) % data.count) {
+        const x = Array.from(data.images.subarray(i * 784, (i + 1) * 784));
+        inputs.push(shift() ? x.map((v) => Math.min(1, Math.max(0, v + 0.15 + 0.1 * rng.normal()))) : x);
+      }
+      const res = await srv.app.inject({ method: 'POST', url: '/v1/predict', payload: { inputs } });
+      statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
+      if (res.statusCode === 200) models.add(res.json<{ model: string }>().model);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  return {
+    statuses,
+    models,
+    reset: () => {
+      statuses.clear();
+      models.clear();
+    },
+    stop: async () => {
+      stopped = true;
+      await loop;
+    },
+  };
+}
+
+describe('the monitor stage', () => {
+  test('drift and tampering open incidents; only R8 resolves them; a rollback switches without dropping requests', async () => {
+    const modelPath = join(fx.dir, 'served.onnx');
+    const policy = await testPolicy(fx, {
+      stages: '  - name: evaluate\n    approval: false\n  - name: release\n    approval: false\n  - monitor',
+      model: modelPath,
+      extra: MONITOR,
+    });
+    const loaded = () => loadWrittenPolicy(policy, idB);
+    // The earlier release (model A), then the one the server starts with (model B).
+    await writeFile(modelPath, await exampleModel(0));
+    const idA = uniqueId('monitor-a');
+    const a = await release(policy, idA);
+    await writeFile(modelPath, await exampleModel(0.01));
+    const idB = uniqueId('monitor-b');
+    const b = await release(policy, idB);
+    expect(b.stages.map((s) => [s.name, s.state])).toEqual([
+      ['evaluate', 'passed'],
+      ['release', 'passed'],
+      ['monitor', 'running'],
+    ]);
+    // The pipeline has its verdict; its monitor runs on.
+    expect((await stack.client.workflow.getHandle(stageWorkflowId(idB, 'monitor')).describe()).status.name).toBe(
+      'RUNNING',
+    );
+    const attA = a.stages[1].artifacts.attestation;
+    const attB = b.stages[1].artifacts.attestation;
+    const store = new ArtifactStore(fx.artifacts);
+    const trustedKey = await loadPublicKey(join(fx.keys, 'release.pub'));
+    const { digest } = loaded();
+    const attested = await loadAttestedModel({
+      envelope: JSON.parse((await store.get(attB)).toString()),
+      trustedKey,
+      store,
+      policy: { digest },
+    });
+    const shaB = attested.sha256;
+    server = await createServer({
+      attested,
+      attestation: attB,
+      telemetry: {
+        writer: new TelemetryWriter(join(dirname(fx.artifacts), 'telemetry'), 'serve-test', {
+          maxFileBytes: 1 << 20,
+          files: 3,
+        }),
+        rawInputs: false,
+      },
+      integrity: { store, everyMs: 500 },
+    });
+    const log: string[] = [];
+    unfollow = followMonitor({
+      client: stack.client,
+      monitorId: stageWorkflowId(idB, 'monitor'),
+      served: server.served,
+      store,
+      policy: loaded().policy,
+      policyDigest: digest,
+      trustedKey,
+      everyMs: 300,
+      log: (l) => log.push(l),
+    });
+    const monitor = () => monitorStatus(stack.client, idB);
+    let shifted = false;
+    const t = traffic(server, () => shifted);
+
+    // Clean traffic: windows are judged and nothing opens.
+    await until(
+      'two judged windows',
+      async () => (await monitor()).windows.filter((w) => w.drift.length > 0).length >= 2,
+      30_000,
+    );
+    expect((await monitor()).incidents).toEqual([]);
+
+    // Brightness and noise on the inputs: a drift incident within two windows.
+    const shiftFrom = (await monitor()).windowCount;
+    shifted = true;
+    let s: MonitorStatus = await monitor();
+    await until('a drift incident', async () => (s = await monitor()).incidents.length > 0, 30_000);
+    expect(s.incidents[0]).toMatchObject({ id: 1, kind: 'drift', state: 'open', modelSha256: shaB });
+    expect(s.incidents[0].window - shiftFrom).toBeLessThanOrEqual(1);
+    expect(s.audit.map((e) => [e.kind, e.stage, e.state])).toContainEqual(['task', 'incident-1', 'open']);
+    shifted = false;
+
+    // Only the monitor stage's role (R8) decides, and only for a release the server could serve.
+    const decide = (person: string, attestation: string, incident = 1) =>
+      sendIncidentDecision(stack.client, {
+        pipelineId: idB,
+        incident,
+        person,
+        decision: 'approve',
+        resolution: { action: 'rollback', attestation },
+        keyPath: fx.key('cli'),
+      });
+    await expect(decide('alice', attA)).rejects.toThrow(
+      new DecisionRefused('alice holds none of the roles this stage needs (R8)'),
+    );
+    const notAnAttestation = (await store.put(new TextEncoder().encode('{"not":"an attestation"}'))).ref;
+    await expect(decide('ivan', notAnAttestation)).rejects.toThrow(
+      /cannot roll back to sha256:[0-9a-f]{64}: refusing to serve/,
+    );
+    await expect(decide('ivan', attB)).rejects.toThrow(/it attests the model served now/);
+    expect(server.served.now.attested.sha256).toBe(shaB);
+
+    // The responder rolls back to release A: the server switches while requests keep coming, none dropped.
+    t.reset();
+    const accepted = await decide('ivan', attA);
+    expect(accepted).toMatchObject({ incident: 1, outcome: 'resolved', serving: { attestation: attA } });
+    const shaA = accepted.serving.modelSha256;
+    await until('the switch to A', async () => server!.served.now.attested.sha256 === shaA, 10_000);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect([...t.statuses.keys()]).toEqual([200]);
+    expect(t.models).toEqual(new Set([`sha256:${shaB}`, `sha256:${shaA}`]));
+    expect(log).toContainEqual(expect.stringMatching(/^switched to sha256:[0-9a-f]{64} .*decided by ivan$/));
+
+    // Tampering with the served model's file: the server stops serving it, and the monitor opens an incident.
+    const tamperedAt = (await monitor()).windowCount;
+    await writeFile(store.pathOf(shaA), await exampleModel(0.5));
+    await until('the halt', async () => server!.served.halted !== undefined, 5_000);
+    const refused = await server.app.inject({
+      method: 'POST',
+      url: '/v1/predict',
+      payload: { inputs: [new Array(784).fill(0)] },
+    });
+    expect(refused.statusCode).toBe(503);
+    expect((await server.app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(503);
+    await until('an integrity incident', async () => (s = await monitor()).incidents.length > 1, 20_000);
+    expect(s.incidents[1]).toMatchObject({ id: 2, kind: 'integrity', modelSha256: shaA });
+    expect(s.incidents[1].window - tamperedAt).toBeLessThanOrEqual(1);
+
+    // A decision for incident 1 cannot be replayed on incident 2, and incident 1 takes no more decisions.
+    await expect(decide('ivan', attB, 1)).rejects.toThrow(/incident 1 is resolved/);
+    const back = await decide('ivan', attB, 2);
+    expect(back.serving.modelSha256).toBe(shaB);
+    await until('the switch back to B', async () => server!.served.now.attested.sha256 === shaB, 10_000);
+    expect(server.served.halted).toBeUndefined();
+    await t.stop();
+
+    // The monitor continued as new (4 windows per run) and kept its windows, incidents and trail.
+    s = await monitor();
+    expect(s.runs).toBeGreaterThanOrEqual(1);
+    expect(s.windowCount).toBeGreaterThanOrEqual(4);
+    expect(s.audit.filter((e) => e.kind === 'decision').map((e) => [e.stage, e.person])).toEqual([
+      ['incident-1', 'ivan'],
+      ['incident-2', 'ivan'],
+    ]);
+  }, 300_000);
+});
