@@ -2,7 +2,14 @@
 // with a trusted release key and re-checks; otherwise it exits with one line saying why.
 import type { Client } from '@temporalio/client';
 import { createHash } from 'node:crypto';
+import { join } from 'node:path';
 import { loadPublicKey } from '../activities/keys.js';
+import { readPair, sliceSet, toImageSet } from '../engine/data/fashion.js';
+import { createSession, floatTensor } from '../engine/runtime/session.js';
+import { own, type Policy } from '../policy/index.js';
+import type { AttestedModel } from '../serve/attested-model.js';
+import { calibrateDetector, type Detector } from '../serve/detector.js';
+import { inputShape } from '../serve/served-model.js';
 import { TelemetryWriter } from '../engine/monitor/telemetry.js';
 import { followMonitor } from '../serve/follow-monitor.js';
 import { stageWorkflowId } from '../workflows/messages.js';
@@ -56,6 +63,7 @@ export async function serveCommand(o: ServeCommand): Promise<void> {
     store,
     ...(loaded ? { policy: { digest: loaded.digest, modelSha256: policy?.artifacts.model?.sha256 } } : {}),
   });
+  const detector = policy?.monitor?.detector ? await calibrated(attested, policy) : undefined;
   const telemetry = policy?.monitor?.telemetry ?? { maxFileBytes: 16 * 1024 * 1024, files: 4, rawInputs: false };
   const server = await createServer({
     attested,
@@ -67,6 +75,7 @@ export async function serveCommand(o: ServeCommand): Promise<void> {
       writer: new TelemetryWriter(o.telemetry ?? homePaths().telemetry, `serve-${process.pid}`, telemetry),
       rawInputs: telemetry.rawInputs,
     },
+    ...(detector ? { detector } : {}),
     ...(o.integrityEvery > 0 ? { integrity: { store, everyMs: o.integrityEvery * 1000 } } : {}),
   });
   const url = await server.app.listen({ host: o.host, port: o.port });
@@ -93,4 +102,44 @@ export async function serveCommand(o: ServeCommand): Promise<void> {
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+}
+
+/**
+ * The detector's threshold from the last `count` images of the policy's calibration split, read with the digests
+ * the policy pins (a swapped file is refused), scored by the attested model.
+ */
+async function calibrated(attested: AttestedModel, policy: Policy): Promise<Detector> {
+  const c = policy.monitor!.detector!;
+  const dataset = policy.artifacts.dataset!;
+  const split = own(dataset.splits, c.calibration.split)!;
+  const pin = (f: string) => dataset.files.find((x) => x.path === f)?.sha256;
+  const pair = await readPair(
+    {
+      images: join(dataset.root, split.images),
+      labels: join(dataset.root, split.labels),
+      imagesSha256: pin(split.images),
+      labelsSha256: pin(split.labels),
+      ...(dataset.maxFileBytes ? { maxBytes: dataset.maxFileBytes } : {}),
+    },
+    dataset.classes,
+  );
+  const all = toImageSet(pair);
+  const held = sliceSet(all, Math.max(0, all.count - c.calibration.count), all.count);
+  const session = await createSession(attested.model);
+  const { name } = inputShape(attested);
+  const run = async (x: Float32Array, n: number) => {
+    const out = await session.run({ [name]: floatTensor(x, [n, ...held.shape]) });
+    return out[session.outputNames[0]].data as Float32Array;
+  };
+  try {
+    const range = policy.evaluate?.range ?? [0, 1];
+    const det = await calibrateDetector(run, { ...held, shape: held.shape }, { ...c, config: c, range });
+    console.log(
+      `detector: feature squeezing (${c.bits} bits${c.median > 1 ? `, ${c.median}×${c.median} median` : ''}), ` +
+        `threshold ${det.threshold.toPrecision(4)} for ${100 * c.fpr}% false positives on ${held.count} clean images`,
+    );
+    return det;
+  } finally {
+    await session.release();
+  }
 }

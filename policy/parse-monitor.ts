@@ -56,8 +56,10 @@ function readDetector(r: Reader, v: unknown, artifacts: Artifacts): DetectorConf
   const fpr = m.fpr === undefined ? 0.05 : r.number(m.fpr, `${p}.fpr`, 0, 1);
   if (!(fpr > 0 && fpr < 0.5)) r.fail(`${p}.fpr`, `expected a false-positive rate in (0, 0.5), got ${fpr}`);
   return {
-    bits: m.bits === undefined ? 4 : r.integer(m.bits, `${p}.bits`, 1, 8),
-    median: m.median === undefined ? 2 : r.integer(m.median, `${p}.median`, 1, 5),
+    // 8 bits leave 8-bit images unchanged: every input off the 8-bit grid would be flagged, and an attacker rounds.
+    // The defaults were measured on Fashion-MNIST (engine/detect/squeeze.ts, FASHION_SQUEEZE).
+    bits: m.bits === undefined ? 2 : r.integer(m.bits, `${p}.bits`, 1, 7),
+    median: m.median === undefined ? 1 : r.integer(m.median, `${p}.median`, 1, 5),
     fpr,
     action: m.action === undefined ? 'flag' : r.oneOf(m.action, `${p}.action`, ['flag', 'refuse'] as const),
     calibration: {

@@ -241,6 +241,7 @@ export interface Policy {
 
 /** Feature squeezing (Xu et al. 2018) on the guarded server, calibrated on clean held-out images. */
 export interface DetectorConfig {
+  /** Bit depth to squeeze to (1–7) and the median filter's window (1: none). */
   bits: number;
   median: number;
   /** The false-positive rate the threshold is calibrated for on clean images. */

@@ -58,6 +58,8 @@ export function followMonitor(o: FollowOptions): () => void {
     try {
       const status = await o.client.workflow.getHandle(o.monitorId).query(monitorQuery);
       const serving = status.serving;
+      const judged = status.windows.filter((w) => w.drift.length).at(-1);
+      if (judged) o.served.lastWindow = { index: judged.index, drift: judged.drift };
       const now = o.served.now;
       if (serving.attestation === now.attestation) return;
       const why = switchRefusal(o, serving, now.attested.sha256, Date.now());

@@ -29,6 +29,13 @@ export class ServeMetrics {
   readonly latency = new Histogram();
   readonly validation = new Histogram();
   images = 0;
+  detectorScored = 0;
+  detectorFlagged = 0;
+
+  scored(n: number, flagged: number): void {
+    this.detectorScored += n;
+    this.detectorFlagged += flagged;
+  }
 
   request(status: number): void {
     this.requests.set(String(status), (this.requests.get(String(status)) ?? 0) + 1);
@@ -42,7 +49,15 @@ export class ServeMetrics {
     return this.rejections.get(reason) ?? 0;
   }
 
-  text(model: string, served?: { halted?: string; switches: number }): string {
+  text(
+    model: string,
+    served?: {
+      halted?: string;
+      switches: number;
+      lastWindow?: { index: number; drift: { stat: string; psi: number; ks?: { p: number } }[] };
+    },
+  ): string {
+    const drift = served?.lastWindow?.drift ?? [];
     const out = [
       '# HELP secmlops_serve_requests_total Prediction requests by HTTP status.',
       '# TYPE secmlops_serve_requests_total counter',
@@ -62,12 +77,24 @@ export class ServeMetrics {
       '# HELP secmlops_serve_model_info The attested model being served.',
       '# TYPE secmlops_serve_model_info gauge',
       `secmlops_serve_model_info{sha256="${model}"} 1`,
+      '# HELP secmlops_serve_detector_inputs_total Inputs the adversarial-input detector scored, and flagged.',
+      '# TYPE secmlops_serve_detector_inputs_total counter',
+      `secmlops_serve_detector_inputs_total ${this.detectorScored}`,
+      '# HELP secmlops_serve_detector_flags_total Inputs the detector flagged as adversarial.',
+      '# TYPE secmlops_serve_detector_flags_total counter',
+      `secmlops_serve_detector_flags_total ${this.detectorFlagged}`,
       '# HELP secmlops_serve_halted 1 while serving is stopped (the model file no longer matches its attestation).',
       '# TYPE secmlops_serve_halted gauge',
       `secmlops_serve_halted ${served?.halted ? 1 : 0}`,
       '# HELP secmlops_serve_model_switches_total Rollbacks to another attested model.',
       '# TYPE secmlops_serve_model_switches_total counter',
       `secmlops_serve_model_switches_total ${served?.switches ?? 0}`,
+      '# HELP secmlops_serve_drift_psi Population stability index per statistic in the monitor’s latest window.',
+      '# TYPE secmlops_serve_drift_psi gauge',
+      ...drift.map((d) => `secmlops_serve_drift_psi{stat="${d.stat}"} ${d.psi}`),
+      '# HELP secmlops_serve_drift_ks_p Kolmogorov–Smirnov p-value per statistic in the monitor’s latest window.',
+      '# TYPE secmlops_serve_drift_ks_p gauge',
+      ...drift.flatMap((d) => (d.ks ? [`secmlops_serve_drift_ks_p{stat="${d.stat}"} ${d.ks.p}`] : [])),
     ];
     return `${out.join('\n')}\n`;
   }

@@ -46,6 +46,8 @@ export class ServedModel {
   /** Why the server refuses to answer (the model file changed), or undefined while it serves. */
   halted?: string;
   switches = 0;
+  /** The monitor's latest judged window, shown in /metrics when the server follows its monitor. */
+  lastWindow?: { index: number; drift: { stat: string; psi: number; ks?: { p: number } }[] };
 
   private constructor(
     private current: Loaded,

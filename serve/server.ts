@@ -8,6 +8,7 @@ import type { TelemetryRecord, TelemetryWriter } from '../engine/monitor/telemet
 import type { AttestedModel } from './attested-model.js';
 import { ServeMetrics } from './metrics.js';
 import { ServedModel } from './served-model.js';
+import { detect, type Detector } from './detector.js';
 import { validateJson, validateRaw, type InputSpec, type RejectReason, type Validated } from './validate.js';
 
 export interface ServeOptions {
@@ -16,6 +17,8 @@ export interface ServeOptions {
   attestation?: string;
   /** Request summaries for the monitor stage (never raw inputs unless rawInputs). */
   telemetry?: { writer: TelemetryWriter; rawInputs: boolean };
+  /** Feature squeezing, calibrated: flagged inputs are answered with a flag, or refused. */
+  detector?: Detector;
   /** Re-hash the served model's file in this store every everyMs; a mismatch stops the serving. */
   integrity?: { store: ArtifactStore; everyMs: number };
   /** The valid input range (the policy's evaluate.range; default [0, 1]). */
@@ -123,12 +126,31 @@ export async function createServer(o: ServeOptions): Promise<Server> {
     }
     let logits: Float32Array;
     let model: AttestedModel;
+    let flags: boolean[] | undefined;
     try {
       const out = await served.run(v.x, v.n);
       logits = out.logits;
       model = out.model.attested;
+      if (o.detector) {
+        const run = async (x: Float32Array, n: number) => (await served.run(x, n)).logits;
+        flags = (await detect(o.detector, run, v.x, v.n, spec.shape)).flags;
+      }
     } finally {
       limit.release();
+    }
+    if (flags) {
+      const flagged = flags.filter(Boolean).length;
+      metrics.scored(v.n, flagged);
+      if (flagged && o.detector!.action === 'refuse') {
+        if (o.telemetry)
+          o.telemetry.writer.append(telemetryOf(v.x, logits, v.n, model.sha256, o.telemetry.rawInputs, flags));
+        return refuse(
+          reply,
+          400,
+          'flagged',
+          `the detector flagged inputs ${flags.flatMap((f, i) => (f ? [i] : [])).join(', ')} as adversarial`,
+        );
+      }
     }
     const classes = logits.length / v.n;
     const predictions: number[] = [];
@@ -144,8 +166,9 @@ export async function createServer(o: ServeOptions): Promise<Server> {
     metrics.images += v.n;
     metrics.request(200);
     metrics.latency.observe((performance.now() - started) / 1000);
-    if (o.telemetry) o.telemetry.writer.append(telemetryOf(v.x, logits, v.n, model.sha256, o.telemetry.rawInputs));
-    return reply.send({ model: `sha256:${model.sha256}`, predictions, probabilities });
+    if (o.telemetry)
+      o.telemetry.writer.append(telemetryOf(v.x, logits, v.n, model.sha256, o.telemetry.rawInputs, flags));
+    return reply.send({ model: `sha256:${model.sha256}`, predictions, probabilities, ...(flags ? { flags } : {}) });
   });
 
   return {
@@ -163,13 +186,21 @@ export async function createServer(o: ServeOptions): Promise<Server> {
 }
 
 /** One record per input: its summary, never the input itself unless the policy allows raw inputs. */
-function telemetryOf(x: Float32Array, logits: Float32Array, n: number, model: string, raw: boolean): TelemetryRecord[] {
+function telemetryOf(
+  x: Float32Array,
+  logits: Float32Array,
+  n: number,
+  model: string,
+  raw: boolean,
+  flags?: boolean[],
+): TelemetryRecord[] {
   const t = Date.now();
   const d = x.length / n;
   return summarise(x, logits, n).map((s, i) => ({
     t,
     model,
     ...s,
+    ...(flags?.[i] ? { flag: true } : {}),
     ...(raw ? { x: Array.from(x.subarray(i * d, (i + 1) * d)) } : {}),
   }));
 }

@@ -9,7 +9,17 @@ export interface InputSpec {
   maxBatch: number;
 }
 
-export type RejectReason = 'content-type' | 'json' | 'batch' | 'shape' | 'dtype' | 'not-finite' | 'range' | 'size';
+export type RejectReason =
+  | 'content-type'
+  | 'json'
+  | 'batch'
+  | 'shape'
+  | 'dtype'
+  | 'not-finite'
+  | 'range'
+  | 'size'
+  /** The adversarial-input detector flagged the input and the policy refuses flagged inputs. */
+  | 'flagged';
 
 export type Validated = { ok: true; x: Float32Array; n: number } | { ok: false; reason: RejectReason; detail: string };
 
