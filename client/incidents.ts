@@ -10,7 +10,7 @@ import {
   type Decision,
   type IncidentResolution,
 } from '../policy/index.js';
-import { stageWorkflowId } from '../workflows/messages.js';
+import { TASK_QUEUE, stageWorkflowId } from '../workflows/messages.js';
 import {
   monitorQuery,
   resolveIncidentUpdate,
@@ -37,6 +37,16 @@ export interface IncidentDecisionRequest {
 
 export async function monitorStatus(client: Client, pipelineId: string): Promise<MonitorStatus> {
   return client.workflow.getHandle(stageWorkflowId(pipelineId, 'monitor')).query(monitorQuery);
+}
+
+/** The pipeline's monitor as our workers run it: a look-alike on another task queue is not shown or decided on. */
+export async function ourMonitor(client: Client, pipelineId: string): Promise<void> {
+  const id = stageWorkflowId(pipelineId, 'monitor');
+  const d = await client.workflow.getHandle(id).describe();
+  if (d.type !== 'secmlopsMonitor' || d.taskQueue !== TASK_QUEUE || d.parentExecution?.workflowId !== pipelineId)
+    throw new Error(
+      `${id} is a ${d.type} on task queue ${d.taskQueue}, not the monitor our workers run for ${pipelineId}`,
+    );
 }
 
 export async function sendIncidentDecision(client: Client, req: IncidentDecisionRequest): Promise<IncidentAccepted> {

@@ -115,7 +115,11 @@ export function pipelinePage(
       const approval = st.approval
         ? `<p>Approval: ${esc(st.approval.roles.join(' + '))}${st.approval.approvers.length ? `; approved by ${esc(st.approval.approvers.join(', '))}` : ''}${st.state === 'waiting' ? `; needs ${esc(st.approval.missingRoles.join(', ') || 'quorum')}` : ''}</p>`
         : '';
-      return `<section class="lane ${esc(st.state)}" data-stage="${esc(st.name)}"><h3>${esc(st.name)}</h3><p><strong>${esc(st.state)}</strong>${st.task ? ` — ${esc(st.task)}` : ''}</p>
+      const watch =
+        st.name === 'monitor' && st.state === 'running'
+          ? `<p><a href="/pipelines/${encodeURIComponent(s.workflowId)}/monitor">windows and incidents</a></p>`
+          : '';
+      return `<section class="lane ${esc(st.state)}" data-stage="${esc(st.name)}"><h3>${esc(st.name)}</h3>${watch}<p><strong>${esc(st.state)}</strong>${st.task ? ` — ${esc(st.task)}` : ''}</p>
 <ul>${tasks}</ul>${st.error ? `<p class="error">${esc(st.error)}</p>` : ''}${st.blockers.map((b) => `<p class="notice">${esc(b)}</p>`).join('')}${approval}${form}</section>`;
     })
     .join('');

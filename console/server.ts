@@ -12,6 +12,7 @@ import { DecisionRefused, sendDecision } from '../client/decisions.js';
 import type { Policy } from '../policy/index.js';
 import { TASK_QUEUE, policyQuery, statusQuery, type PipelineStatus } from '../workflows/messages.js';
 import { ourPipeline } from '../client/pipelines.js';
+import { monitorRoutes } from './monitor-routes.js';
 import { pendingPage, pipelinePage, signInPage, type PendingItem } from './pages.js';
 import { checkSlackRequest, parseSlackAction, type SlackAction } from './slack.js';
 import { TokenError, verifyToken, type ConsoleToken } from './tokens.js';
@@ -225,6 +226,8 @@ export function createConsole(o: ConsoleOptions): FastifyInstance {
         );
       }
     };
+
+    monitorRoutes(scope, { temporal, requireSession, session, formOf, html, consoleKey: o.consoleKey });
 
     scope.get<{ Params: { id: string } }>('/pipelines/:id', async (req, reply) => {
       const s = await requireSession(req, reply);

@@ -10,21 +10,20 @@ import { monitorStatus, sendIncidentDecision } from '../../client/incidents.js';
 import { loadSplit, type ImageSet } from '../../engine/data/fashion.js';
 import { ArtifactStore } from '../../engine/io/artifact-store.js';
 import { TelemetryWriter } from '../../engine/monitor/telemetry.js';
-import { loadModel, saveModel } from '../../engine/onnx/model.js';
 import { Rng } from '../../engine/runtime/rng.js';
 import { loadAttestedModel } from '../../serve/attested-model.js';
 import { followMonitor } from '../../serve/follow-monitor.js';
 import { createServer, type Server } from '../../serve/server.js';
 import { stageWorkflowId } from '../../workflows/messages.js';
 import type { MonitorStatus } from '../../workflows/monitor-messages.js';
-import { FASHION, loadWrittenPolicy, makeFixture, testPolicy, type Fixture } from '../helpers/fixture.js';
-import { result, startPipeline, startStack, uniqueId, type Stack } from '../helpers/temporal.js';
+import { FASHION, loadWrittenPolicy, makeFixture, type Fixture } from '../helpers/fixture.js';
+import { exampleModel, monitoredReleases } from '../helpers/monitored.js';
+import { startStack, type Stack } from '../helpers/temporal.js';
 import { waitUntil } from '../helpers/processes.js';
 
 const until = (what: string, pred: () => boolean | Promise<boolean>, ms: number) =>
   waitUntil(what, async () => ((await pred()) ? true : undefined), ms);
 
-const WINDOW_S = 3;
 let fx: Fixture;
 let stack: Stack;
 let server: Server | undefined;
@@ -47,34 +46,6 @@ afterAll(async () => {
       .catch(() => undefined);
   await stack?.stop();
 });
-
-/** The example model, or a copy with one output bias nudged: another model that behaves the same. */
-async function exampleModel(nudge: number): Promise<Uint8Array> {
-  const m = await loadModel('examples/fashion-mnist/model.onnx');
-  const bias = m.graph!.initializer!.find((t) => t.name === 'fc.bias')!;
-  const raw = Uint8Array.from(bias.rawData!);
-  new DataView(raw.buffer).setFloat32(0, new DataView(raw.buffer).getFloat32(0, true) + nudge, true);
-  bias.rawData = raw;
-  return saveModel(m);
-}
-
-const MONITOR = `monitor:
-  window: ${WINDOW_S}s
-  minInputs: 50
-  drift: { psi: 0.25, ksPValue: 0.001 }
-  windowsPerRun: 4
-evaluate:
-  limit: 300
-  safetyCritical: [6]
-  attacks:
-    - { id: fgsm, attack: fgsm, eps: 0.01 }`;
-
-async function release(policy: Parameters<typeof startPipeline>[1], id: string) {
-  const r = await result(await startPipeline(stack.client, policy, id));
-  if (r.state !== 'passed') throw new Error(`the pipeline ${r.state}: ${r.reason}`);
-  monitors.push(stageWorkflowId(id, 'monitor'));
-  return r;
-}
 
 /** Sends batches of 10 test images (shifted or not) every 100 ms until stopped; counts the answers by status. */
 function traffic(srv: Server, shift: () => boolean) {
@@ -112,20 +83,11 @@ function traffic(srv: Server, shift: () => boolean) {
 
 describe('the monitor stage', () => {
   test('drift and tampering open incidents; only R8 resolves them; a rollback switches without dropping requests', async () => {
-    const modelPath = join(fx.dir, 'served.onnx');
-    const policy = await testPolicy(fx, {
-      stages: '  - name: evaluate\n    approval: false\n  - name: release\n    approval: false\n  - monitor',
-      model: modelPath,
-      extra: MONITOR,
-    });
-    const loaded = () => loadWrittenPolicy(policy, idB);
     // The earlier release (model A), then the one the server starts with (model B).
-    await writeFile(modelPath, await exampleModel(0));
-    const idA = uniqueId('monitor-a');
-    const a = await release(policy, idA);
-    await writeFile(modelPath, await exampleModel(0.01));
-    const idB = uniqueId('monitor-b');
-    const b = await release(policy, idB);
+    const r = await monitoredReleases(stack, fx);
+    monitors.push(...r.monitors);
+    const [a, b, idB] = [r.a.result, r.b.result, r.b.id];
+    const loaded = () => loadWrittenPolicy(r.policy, idB);
     expect(b.stages.map((s) => [s.name, s.state])).toEqual([
       ['evaluate', 'passed'],
       ['release', 'passed'],
