@@ -7,6 +7,10 @@ import { ApplicationFailure } from '@temporalio/common';
 import {
   START_MAX_AGE_MS,
   canonicalStart,
+  checkIncidentDecision,
+  evidenceProblem,
+  retrainWorkflowId,
+  type RetrainStart,
   keyIdOf,
   subjectDigest,
   verifySignature,
@@ -64,13 +68,15 @@ export async function resolveStart(
   const start = input?.start;
   let resolved: Awaited<ReturnType<GitHubStartResolver>>;
   if (start?.kind === 'cli') resolved = resolveCliStart(trust, start, pipelineId);
+  else if (start?.kind === 'retrain')
+    resolved = resolveRetrainStart(trust, (await signer()).publicKey, start, pipelineId);
   else if (start?.kind === 'github-oidc') {
     if (!github)
       refuse('this worker accepts no GitHub starts: set SECMLOPS_OIDC_REPOSITORIES and its GitHub credentials');
     resolved = await github(start, pipelineId);
   } else
     refuse(
-      `unknown start kind ${JSON.stringify((start as { kind?: unknown } | undefined)?.kind)}; expected cli or github-oidc`,
+      `unknown start kind ${JSON.stringify((start as { kind?: unknown } | undefined)?.kind)}; expected cli, github-oidc or retrain`,
     );
   const digest = subjectDigest(resolved.subject);
   const evidence = (await signer()).sign(
@@ -79,7 +85,12 @@ export async function resolveStart(
     {
       subject: resolved.subject,
       policy: resolved.policy,
-      policyRef: start.kind === 'cli' ? start.request.policyRef : start.policyRef,
+      policyRef:
+        start.kind === 'cli'
+          ? start.request.policyRef
+          : start.kind === 'retrain'
+            ? start.original.body.payload.policyRef
+            : start.policyRef,
       policySource: resolved.source,
       authenticatedBy: resolved.auth,
     },
@@ -90,6 +101,67 @@ export async function resolveStart(
     policy: resolved.policy,
     policyDigest: resolved.digest,
     evidence,
+  };
+}
+
+/**
+ * A retrain start: the original start evidence must verify with this worker's evidence key, the pipeline must be
+ * the one the incident may start, and the decision must be a retrain by the monitor stage's role under the policy
+ * read again now from the local source (GitHub-sourced policies are retrained by a new run from the PR).
+ */
+function resolveRetrainStart(
+  trust: TrustConfig,
+  evidenceKey: string,
+  start: RetrainStart,
+  pipelineId: string,
+): Awaited<ReturnType<GitHubStartResolver>> {
+  const why = evidenceProblem(start.original, evidenceKey, 'start');
+  if (why) refuse(`the retrain's original start does not check: ${why}`);
+  const b = start.original.body;
+  const d = start.decision;
+  const m = /^incident-(\d+)$/.exec(String(d?.stage));
+  if (!m) refuse('the retrain decision is not a decision on a monitor incident');
+  const incident = Number(m[1]);
+  if (pipelineId !== retrainWorkflowId(b.pipelineId, incident))
+    refuse(
+      `incident ${incident} of ${b.pipelineId} may start ${retrainWorkflowId(b.pipelineId, incident)}, not ${pipelineId}`,
+    );
+  if (b.payload.policySource.kind !== 'local')
+    refuse('the original pipeline read its policy through GitHub: retrain with a new run from the pull request');
+  let loaded;
+  try {
+    loaded = readPolicyFile(b.payload.policyRef, { root: trust.policyRoot, shownAs: b.payload.policyRef });
+  } catch (e) {
+    if (e instanceof PolicyError) refuse(`policy: ${e.message}`);
+    throw e;
+  }
+  const model = /^model:sha256:([0-9a-f]{64})$/.exec(String(d.subjectDigest))?.[1];
+  if (!model) refuse('the retrain decision is not bound to a served model');
+  const problem = checkIncidentDecision(
+    {
+      policy: loaded.policy,
+      workflowId: `${b.pipelineId}/monitor`,
+      incident,
+      modelSha256: model,
+      votes: [],
+      now: Date.now(),
+    },
+    d,
+  );
+  if (problem) refuse(`the retrain decision does not check: ${problem}`);
+  if (d.decision !== 'approve' || d.resolution?.action !== 'retrain') refuse('the decision does not choose to retrain');
+  return {
+    subject: b.payload.subject,
+    policy: loaded.policy,
+    digest: loaded.digest,
+    source: { kind: 'local', root: trust.policyRoot },
+    auth: {
+      channel: 'retrain',
+      monitor: `${b.pipelineId}/monitor`,
+      incident,
+      decidedBy: d.person,
+      decisionChannel: d.channel,
+    },
   };
 }
 

@@ -209,7 +209,7 @@ program
   .requiredOption('--as <person>', 'person id from the policy')
   .requiredOption('--key <file>', 'the cli channel’s Ed25519 private key (PEM)')
   .option('--rollback <attestation>', 'serve the earlier release with this attestation (sha256:<digest>)')
-  .option('--retrain', 'retrain: record that a new pipeline must run for the change')
+  .option('--retrain', 'retrain: start a new pipeline for the same change')
   .option('--dismiss', 'a false alarm: close the incident without action (needs --comment)')
   .option('--comment <text>', 'for the audit trail', '')
   .action(

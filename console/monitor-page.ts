@@ -42,7 +42,7 @@ ${flash ? `<p class="${flash.ok ? 'ok' : 'error'}" id="flash">${esc(flash.text)}
 function incidentRow(pipelineId: string, i: Incident, responder: boolean, csrf: string): string {
   const outcome =
     i.state === 'resolved'
-      ? `resolved by ${esc(i.decidedBy)}: ${i.resolution?.action === 'rollback' ? `rollback to <code>${esc(i.resolution.attestation)}</code>` : 'retrain'}`
+      ? `resolved by ${esc(i.decidedBy)}: ${i.resolution?.action === 'rollback' ? `rollback to <code>${esc(i.resolution.attestation)}</code>` : `retrain: <a href="/pipelines/${encodeURIComponent(i.retrain ?? '')}">${esc(i.retrain)}</a>`}`
       : i.state === 'dismissed'
         ? `dismissed by ${esc(i.decidedBy)}`
         : esc(i.state);

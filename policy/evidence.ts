@@ -17,7 +17,9 @@ export interface FileDigest {
 /** How a start was authenticated, as the worker that checked it recorded. */
 export type StartAuthentication =
   | { channel: 'cli'; keyId: string }
-  | { channel: 'github-oidc'; repository: string; runId?: string; actor?: string; jti: string };
+  | { channel: 'github-oidc'; repository: string; runId?: string; actor?: string; jti: string }
+  /** A retrain resolving a monitor incident: who decided it, on which monitor and incident. */
+  | { channel: 'retrain'; monitor: string; incident: number; decidedBy: string; decisionChannel: string };
 
 export interface StartPayload {
   subject: Subject;

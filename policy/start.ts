@@ -2,6 +2,8 @@
 // source it is configured to trust, and with proof of who asked. The CLI signs a start request with a start key
 // the workers pin in their own configuration; the GitHub start action presents a GitHub Actions OIDC ID token.
 import { canonicalJson, utf8 } from './canonical.js';
+import type { SignedDecision } from './decision.js';
+import type { Evidence } from './evidence.js';
 
 /** The change as the starter describes it; the worker confirms what it can (for GitHub, through GitHub's API). */
 export interface ClaimedSubject {
@@ -39,7 +41,22 @@ export interface OidcStart {
   policyRef: string;
 }
 
-export type PipelineStart = CliStart | OidcStart;
+/**
+ * A retrain an incident responder chose: proven by the original pipeline's start evidence (signed by the workers'
+ * evidence key) and the responder's channel-signed decision on that pipeline's monitor incident.
+ */
+export interface RetrainStart {
+  kind: 'retrain';
+  original: Evidence<'start'>;
+  decision: SignedDecision;
+}
+
+export type PipelineStart = CliStart | OidcStart | RetrainStart;
+
+/** The one pipeline an incident's retrain decision may start. */
+export function retrainWorkflowId(pipelineId: string, incident: number): string {
+  return `${pipelineId}-retrain-${incident}`;
+}
 
 /** The pipeline's one argument. */
 export interface PipelineInput {

@@ -26,6 +26,8 @@ export interface Incident {
   resolution?: IncidentResolution;
   decidedBy?: string;
   votes: Vote[];
+  /** The pipeline a retrain started. */
+  retrain?: string;
   /** Whether the incident responder was told in Slack, or why not. */
   notice?: { posted: boolean; error?: string };
 }
@@ -47,8 +49,8 @@ export interface MonitorInput {
   pipelineId: string;
   policy: Policy;
   policyDigest: string;
-  /** The pipeline's start evidence: Slack notices name only what a worker confirmed. */
-  start?: Evidence;
+  /** The pipeline's start evidence: Slack notices name only what a worker confirmed; a retrain is proven by it. */
+  start?: Evidence<'start'>;
   release: { attestation: string; modelSha256: string };
   reference: DriftReference;
   /** State carried across continue-as-new. */

@@ -4,14 +4,18 @@
 // earlier release or retraining. It continues as new every `windowsPerRun` windows to keep its history small.
 import {
   ApplicationFailure,
+  ParentClosePolicy,
   allHandlersFinished,
   condition,
   continueAsNew,
   proxyActivities,
   setHandler,
   sleep,
+  startChild,
   workflowInfo,
 } from '@temporalio/workflow';
+// Type only: the pipeline starts the monitor, so a runtime import back would make the two modules a cycle.
+import type { secmlopsPipeline } from './pipeline.js';
 import type { Activities } from '../activities/index.js';
 import {
   AUDIT_LIMITS,
@@ -19,6 +23,7 @@ import {
   bounded,
   checkIncidentDecision,
   genesisDigest,
+  retrainWorkflowId,
   rolesOf,
   type SignedDecision,
 } from '../policy/index.js';
@@ -142,6 +147,14 @@ export async function secmlopsMonitor(input: MonitorInput): Promise<void> {
         pipeline: target.pipeline,
         decision: d,
       };
+    } else {
+      try {
+        incident.retrain = await retrain(incident.id, d);
+      } catch (e) {
+        incident.state = 'open';
+        keepRefusal(decided, causeMessage(e));
+        throw ApplicationFailure.nonRetryable(`the retrain did not start: ${causeMessage(e)}`, 'DecisionRefused');
+      }
     }
     incident.state = 'resolved';
     incident.resolution = r;
@@ -156,9 +169,21 @@ export async function secmlopsMonitor(input: MonitorInput): Promise<void> {
       reason:
         r.action === 'rollback'
           ? `rollback to ${r.attestation} (model sha256:${state.serving.modelSha256})`
-          : 'retrain: start a new pipeline for the same change',
+          : `retrain: started pipeline ${incident.retrain}`,
     });
     return { incident: incident.id, outcome: 'resolved', serving: state.serving };
+  }
+
+  /** A new pipeline for the same change, proven by the original start and this decision (activities/start.ts). */
+  async function retrain(incident: number, d: SignedDecision): Promise<string> {
+    if (!input.start) throw new Error('the monitor holds no start evidence of the original pipeline');
+    const workflowId = retrainWorkflowId(input.pipelineId, incident);
+    await startChild<typeof secmlopsPipeline>('secmlopsPipeline', {
+      workflowId,
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+      args: [{ start: { kind: 'retrain', original: input.start, decision: d } }],
+    });
+    return workflowId;
   }
 
   function keepRefusal(entry: { stage: string; person: string; roles: string[]; channel: string }, why: string) {

