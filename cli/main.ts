@@ -150,8 +150,14 @@ program
     if (o.json) return console.log(JSON.stringify(status, null, 2));
     const progress = new Map<string, ActivityProgress[]>();
     for (const s of status.stages)
-      if (s.state === 'running') progress.set(s.name, await stageProgress(c, s.workflowId));
+      if (s.state === 'running' && s.name !== 'monitor') progress.set(s.name, await stageProgress(c, s.workflowId));
     console.log(renderStatus(status, progress));
+    if (status.stages.some((s) => s.name === 'monitor' && s.state === 'running')) {
+      const { monitorStatus } = await import('../client/incidents.js');
+      const { renderMonitor } = await import('./render-monitor.js');
+      const m = await monitorStatus(c, id).catch((e: Error) => e);
+      console.log(m instanceof Error ? `monitor: cannot be read: ${m.message}` : renderMonitor(m));
+    }
   });
 
 program

@@ -15,6 +15,7 @@ import { loadAttestedModel } from '../../serve/attested-model.js';
 import { followMonitor } from '../../serve/follow-monitor.js';
 import { createServer, type Server } from '../../serve/server.js';
 import { TASK_QUEUE, stageWorkflowId } from '../../workflows/messages.js';
+import { renderMonitor } from '../../cli/render-monitor.js';
 import { secmlopsPipeline } from '../../workflows/pipeline.js';
 import { loadPrivateKey, signDecision } from '../../activities/keys.js';
 import {
@@ -258,6 +259,14 @@ describe('the monitor stage', () => {
       ['incident-2', 'ivan'],
       ['incident-3', 'ivan'],
     ]);
+    // What `secmlops status` prints for it.
+    const text = renderMonitor(s);
+    expect(text).toMatch(
+      /^monitor \S+\/monitor: \d+ windows of 3 s \(run \d+\)\n  serving sha256:[0-9a-f]{64} from sha256:/,
+    );
+    expect(text).toContain(`incident 1 (drift, window ${s.incidents[0].window}): drift in mean`);
+    expect(text).toContain(`resolved by ivan: rollback to ${attA}`);
+    expect(text).toContain(`retrain (${retrainId})`);
   }, 300_000);
 
   test('a retrain start is refused unless an R8 decision on that incident proves it', async () => {
