@@ -262,7 +262,7 @@ describe('the monitor stage', () => {
     // What `secmlops status` prints for it.
     const text = renderMonitor(s);
     expect(text).toMatch(
-      /^monitor \S+\/monitor: \d+ windows of 3 s \(run \d+\)\n  serving sha256:[0-9a-f]{64} from sha256:/,
+      /^monitor \S+\/monitor: \d+ windows of 3 s \(run \d+\)\n {2}serving sha256:[0-9a-f]{64} from sha256:/,
     );
     expect(text).toContain(`incident 1 (drift, window ${s.incidents[0].window}): drift in mean`);
     expect(text).toContain(`resolved by ivan: rollback to ${attA}`);
