@@ -9,7 +9,7 @@ import { ArtifactStore } from './store.js';
 import { reportToGitHub, type GitHubReport } from './github.js';
 import type { GitHubCredentials } from '../github/credentials.js';
 import { notifyIncident, notifySlack, type IncidentNotice, type SlackCredentials, type SlackNotice } from './slack.js';
-import { checkRollback, monitorWindow, type RollbackRequest, type WindowRequest } from './monitor.js';
+import { checkRollback, monitorWindow, servedShape, type RollbackRequest, type WindowRequest } from './monitor.js';
 import { evidenceSigner } from './evidence.js';
 import { resolveStart, type GitHubStartResolver } from './start.js';
 import { readGitHubDecision, type CommentDecisionRequest } from './github-decision.js';
@@ -54,6 +54,7 @@ export function createActivities(config: ActivityConfig) {
     notifyIncident: (n: IncidentNotice) => notifyIncident(config.slack, signer, n),
     monitorWindow: (req: WindowRequest) => monitorWindow(store, telemetryDir, req),
     checkRollback: (req: RollbackRequest) => checkRollback(store, config.releaseKeyPath, req),
+    servedShape: (req: { modelSha256: string }) => servedShape(store, req.modelSha256),
   };
 }
 

@@ -2,7 +2,7 @@
 // (pressed in Slack, they reach the console's /slack/interactivity); when an approval times out, the escalation.
 import { ApplicationFailure } from '@temporalio/activity';
 import { WebClient } from '@slack/web-api';
-import { evidenceProblem, type Evidence } from '../policy/index.js';
+import { evidenceProblem, monitorApproval, type Evidence } from '../policy/index.js';
 import type { Subject } from '../workflows/messages.js';
 import type { EvidenceSigner } from './evidence.js';
 
@@ -111,7 +111,8 @@ export interface IncidentNotice {
   kind: string;
   detail: string;
   modelSha256: string;
-  roles: string[];
+  /** Ignored: the responders' roles come from the policy the start evidence proves. */
+  roles?: string[];
 }
 
 /** Tells the incident responders an incident opened; they resolve it from the CLI or the console. */
@@ -133,15 +134,24 @@ export async function notifyIncident(
       `not posting to Slack: ${n.monitorId} is not ${b.pipelineId}'s monitor`,
       'UnprovenNotice',
     );
-  const kind = ['drift', 'integrity', 'detector'].includes(n.kind) ? n.kind : 'unknown';
+  const kind = ['drift', 'integrity', 'detector', 'monitoring', 'quiet'].includes(n.kind) ? n.kind : 'unknown';
+  // The responders come from the proven policy, and every caller-given text is escaped: Slack reads <…> and &
+  // as mentions and links, so an unescaped detail could ping a channel or plant a link.
+  const roles = monitorApproval(b.payload.policy).roles;
+  const model = /^[0-9a-f]{64}$/.test(String(n.modelSha256)) ? n.modelSha256.slice(0, 12) : 'unknown';
   const text =
-    `SecMLOps incident ${Number(n.incident)} (${kind}) on the model sha256:${String(n.modelSha256).slice(0, 12)}… ` +
-    `served from ${b.pipelineId}: ${String(n.detail).slice(0, 300)}. ` +
-    `${n.roles.slice(0, 10).join(' or ')}: roll back or retrain with \`secmlops incident ${b.pipelineId} ${Number(n.incident)}\`.`;
+    `SecMLOps incident ${Number(n.incident)} (${kind}) on the model sha256:${model}… ` +
+    `served from ${slackEscape(b.pipelineId)}: ${slackEscape(String(n.detail).slice(0, 300))}. ` +
+    `${roles.join(' or ')}: roll back or retrain with \`secmlops incident ${slackEscape(b.pipelineId)} ${Number(n.incident)}\`.`;
   const client = new WebClient(creds.token, {
     ...(creds.apiUrl ? { slackApiUrl: creds.apiUrl } : {}),
     retryConfig: { retries: 2 },
   });
-  const r = await client.chat.postMessage({ channel, text });
+  const r = await client.chat.postMessage({ channel, text, mrkdwn: false });
   return { ts: r.ts };
+}
+
+/** Slack's three control characters, escaped as its API asks. */
+function slackEscape(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }

@@ -145,6 +145,7 @@ function resolveRetrainStart(
       modelSha256: model,
       votes: [],
       now: Date.now(),
+      author: b.payload.subject.author,
     },
     d,
   );

@@ -287,7 +287,10 @@ addEngineCommands(program, int);
 program
   .command('serve')
   .description('serve one released model: only from an attestation that verifies, every input validated')
-  .requiredOption('--attestation <ref>', 'the release attestation: a file, or sha256:<digest> in the artifact store')
+  .option(
+    '--attestation <ref>',
+    'the release attestation: a file, or sha256:<digest> in the artifact store (default with --monitor: what it serves)',
+  )
   .option('--key <pub>', 'trusted release public key (base64 raw or PEM)')
   .option('--policy <file>', 'a policy whose release.publicKey is trusted (and whose evaluate.range bounds inputs)')
   .option('--artifacts <dir>', 'the artifact store holding the model (default: $SECMLOPS_HOME/artifacts)')

@@ -12,6 +12,7 @@ import { calibrateDetector, type Detector } from '../serve/detector.js';
 import { inputShape } from '../serve/served-model.js';
 import { TelemetryWriter } from '../engine/monitor/telemetry.js';
 import { followMonitor } from '../serve/follow-monitor.js';
+import { monitorStatus } from '../client/incidents.js';
 import { stageWorkflowId } from '../workflows/messages.js';
 import { ArtifactStore } from '../engine/io/artifact-store.js';
 import { RegularFileError, readRegular } from '../engine/io/regular-file.js';
@@ -23,7 +24,7 @@ import { UsageError } from './usage-error.js';
 import { MAX_ATTESTATION_BYTES } from './verify.js';
 
 export interface ServeCommand {
-  attestation: string;
+  attestation?: string;
   key?: string;
   policy?: string;
   artifacts?: string;
@@ -46,16 +47,22 @@ export async function serveCommand(o: ServeCommand): Promise<void> {
   if (!trustedKey)
     throw new UsageError('no trusted key: give --key PUB, or --policy F whose release.publicKey pins one');
   const store = new ArtifactStore(o.artifacts ?? homePaths().artifacts);
-  const bytes = o.attestation.startsWith('sha256:')
-    ? await store.get(o.attestation)
-    : await readRegular(o.attestation, MAX_ATTESTATION_BYTES).catch((e: unknown) => {
+  // Restarted under a monitor, the server serves what the monitor serves (checked like any attestation).
+  const chosen =
+    !o.attestation && o.monitor && o.client ? (await monitorStatus(o.client, o.monitor)).serving : undefined;
+  const ref = o.attestation ?? chosen?.attestation;
+  if (!ref)
+    throw new UsageError('give --attestation FILE|sha256:<digest>, or --monitor to serve what the monitor serves');
+  const bytes = ref.startsWith('sha256:')
+    ? await store.get(ref)
+    : await readRegular(ref, MAX_ATTESTATION_BYTES).catch((e: unknown) => {
         throw e instanceof RegularFileError ? new UsageError(`--attestation: ${e.message}`) : e;
       });
   let envelope: unknown;
   try {
     envelope = JSON.parse(bytes.toString('utf8'));
   } catch {
-    throw new UsageError(`--attestation: ${o.attestation} is not JSON`);
+    throw new UsageError(`--attestation: ${ref} is not JSON`);
   }
   const attested = await loadAttestedModel({
     envelope,
@@ -78,6 +85,10 @@ export async function serveCommand(o: ServeCommand): Promise<void> {
     ...(detector ? { detector } : {}),
     ...(o.integrityEvery > 0 ? { integrity: { store, everyMs: o.integrityEvery * 1000 } } : {}),
   });
+  if (chosen?.decision) {
+    server.served.chosenAt = Date.parse(chosen.decision.issuedAt);
+    server.served.usedDecisions.add(chosen.decision.signature);
+  }
   const url = await server.app.listen({ host: o.host, port: o.port });
   console.log(
     `serving sha256:${attested.sha256} (pipeline ${attested.pipeline}, policy ${attested.policyName}) on ${url}`,

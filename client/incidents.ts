@@ -43,10 +43,14 @@ export async function monitorStatus(client: Client, pipelineId: string): Promise
 export async function ourMonitor(client: Client, pipelineId: string): Promise<void> {
   const id = stageWorkflowId(pipelineId, 'monitor');
   const d = await client.workflow.getHandle(id).describe();
-  if (d.type !== 'secmlopsMonitor' || d.taskQueue !== TASK_QUEUE || d.parentExecution?.workflowId !== pipelineId)
-    throw new Error(
-      `${id} is a ${d.type} on task queue ${d.taskQueue}, not the monitor our workers run for ${pipelineId}`,
-    );
+  const parent = d.parentExecution;
+  const not = `${id} is not the monitor our workers run for ${pipelineId}`;
+  if (d.type !== 'secmlopsMonitor' || d.taskQueue !== TASK_QUEUE || parent?.workflowId !== pipelineId)
+    throw new Error(`${not}: it is a ${d.type} on task queue ${d.taskQueue}`);
+  // The parent run itself, not a look-alike started under the same ID when the pipeline's ID was free.
+  const p = await client.workflow.getHandle(pipelineId, parent.runId ?? undefined).describe();
+  if (p.type !== 'secmlopsPipeline' || p.taskQueue !== TASK_QUEUE)
+    throw new Error(`${not}: its parent run is a ${p.type} on task queue ${p.taskQueue}`);
 }
 
 export async function sendIncidentDecision(client: Client, req: IncidentDecisionRequest): Promise<IncidentAccepted> {

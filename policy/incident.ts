@@ -17,6 +17,8 @@ export interface IncidentContext {
   notWaiting?: string;
   votes: Vote[];
   now: number;
+  /** The change's author (GitHub login or person id): separation of duties. */
+  author?: string;
 }
 
 const ATTESTATION_REF = /^sha256:[0-9a-f]{64}$/;
@@ -47,6 +49,7 @@ export function checkIncidentDecision(ctx: IncidentContext, d: SignedDecision): 
       blockers: [],
       votes: ctx.votes,
       now: ctx.now,
+      ...(ctx.author ? { author: ctx.author } : {}),
     },
     d,
   );

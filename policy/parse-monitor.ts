@@ -18,9 +18,15 @@ export function readMonitor(r: Reader, v: unknown, stages: Stage[], artifacts: A
   for (const needed of ['evaluate', 'release'])
     if (!stages.some((s) => s.name === needed))
       r.fail('monitor', `the monitor stage watches what the ${needed} stage produced; list the ${needed} stage too`);
+  // One decision resolves an incident (it may switch the served model at once): a quorum cannot be collected.
+  const stage = stages.find((s) => s.name === 'monitor')!;
+  const at = `stages[${stages.indexOf(stage)}].approval`;
+  if (!stage.approval) r.fail(at, 'incidents need a responder: the monitor stage cannot go without an approval');
+  if (stage.approval.quorum !== 1 || stage.approval.roles.length !== 1)
+    r.fail(at, 'an incident is resolved by one decision: name one role (the incident responder) and quorum 1');
   const m = r.mapping(v, 'monitor', {
     required: ['window', 'drift'],
-    optional: ['minInputs', 'flagRate', 'detector', 'windowsPerRun', 'telemetry'],
+    optional: ['minInputs', 'quietWindows', 'flagRate', 'detector', 'windowsPerRun', 'telemetry'],
   });
   const windowMs = r.duration(m.window, 'monitor.window', 'expected a duration such as 30s, 5m or 1h', 1000);
   const d = r.mapping(m.drift, 'monitor.drift', { required: ['psi', 'ksPValue'] });
@@ -32,6 +38,7 @@ export function readMonitor(r: Reader, v: unknown, stages: Stage[], artifacts: A
   const config: MonitorConfig = {
     windowMs,
     minInputs: m.minInputs === undefined ? 100 : r.integer(m.minInputs, 'monitor.minInputs', 10, 1_000_000),
+    quietWindows: m.quietWindows === undefined ? 10 : r.integer(m.quietWindows, 'monitor.quietWindows', 0, 100_000),
     drift: { psi, ksPValue },
     windowsPerRun: m.windowsPerRun === undefined ? 24 : r.integer(m.windowsPerRun, 'monitor.windowsPerRun', 1, 1000),
     telemetry: readTelemetry(r, m.telemetry),

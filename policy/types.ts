@@ -257,6 +257,8 @@ export interface MonitorConfig {
   windowMs: number;
   /** A window with fewer inputs is recorded but not judged for drift. */
   minInputs: number;
+  /** This many unjudged windows in a row open a 'quiet' incident (0: never): a monitor watching no traffic. */
+  quietWindows: number;
   /**
    * A statistic drifts when its population stability index reaches `psi` and its two-sample Kolmogorov–Smirnov
    * p-value is below `ksPValue` (both must agree, which keeps false alarms rare on small windows).

@@ -8,8 +8,9 @@ export interface Detector {
   threshold: number;
   action: 'flag' | 'refuse';
   range: [number, number];
-  /** The clean images the threshold was calibrated on. */
+  /** How many clean images the threshold was calibrated on, and (kept) the images, to calibrate a new model. */
   calibratedOn: number;
+  calibration?: { images: Float32Array; count: number; shape: number[] };
 }
 
 const CHUNK = 256;
@@ -26,7 +27,15 @@ export async function calibrateDetector(
     const x = clean.images.subarray(i * d, (i + n) * d);
     scores.set(await squeezeScores(run, x, n, clean.shape, o.config, o.range), i);
   }
-  return { ...o, threshold: calibrateThreshold(scores, o.fpr), calibratedOn: clean.count };
+  return {
+    config: o.config,
+    fpr: o.fpr,
+    action: o.action,
+    range: o.range,
+    threshold: calibrateThreshold(scores, o.fpr),
+    calibratedOn: clean.count,
+    calibration: { images: clean.images, count: clean.count, shape: clean.shape },
+  };
 }
 
 /** Scores and flags for n inputs. */

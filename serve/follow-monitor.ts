@@ -8,6 +8,7 @@ import { checkIncidentDecision, type Policy } from '../policy/index.js';
 import type { ArtifactStore } from '../engine/io/artifact-store.js';
 import { monitorQuery, type Serving } from '../workflows/monitor-messages.js';
 import { loadAttestedModel } from './attested-model.js';
+import type { StatDrift } from '../engine/monitor/window.js';
 import type { ServedModel } from './served-model.js';
 
 export interface FollowOptions {
@@ -29,9 +30,14 @@ export function switchRefusal(
   serving: Serving,
   current: string,
   now: number,
+  acted: { chosenAt?: number; used?: Set<string> } = {},
 ) {
   const d = serving.decision;
   if (!d) return 'the monitor names another release without a decision choosing it';
+  // A monitor reset to an earlier state (or a look-alike) would show a decision already acted on or superseded.
+  if (acted.used?.has(String(d.signature))) return 'the decision was acted on already (a replay?)';
+  if (acted.chosenAt !== undefined && !(Date.parse(d.issuedAt) > acted.chosenAt))
+    return 'the decision is not newer than the one that chose the model served now (a replay?)';
   const m = /^incident-(\d+)$/.exec(String(d.stage));
   if (!m) return `the decision is for ${String(d.stage)}, not an incident`;
   const why = checkIncidentDecision(
@@ -58,11 +64,15 @@ export function followMonitor(o: FollowOptions): () => void {
     try {
       const status = await o.client.workflow.getHandle(o.monitorId).query(monitorQuery);
       const serving = status.serving;
-      const judged = status.windows.filter((w) => w.drift.length).at(-1);
-      if (judged) o.served.lastWindow = { index: judged.index, drift: judged.drift };
+      // Shown in /metrics: only known statistics and finite numbers (the query's answer is not trusted).
+      const judged = status.windows.filter((w) => w.drift?.length).at(-1);
+      if (judged) o.served.lastWindow = { index: Number(judged.index), drift: judged.drift.filter(printable) };
       const now = o.served.now;
       if (serving.attestation === now.attestation) return;
-      const why = switchRefusal(o, serving, now.attested.sha256, Date.now());
+      const why = switchRefusal(o, serving, now.attested.sha256, Date.now(), {
+        chosenAt: o.served.chosenAt,
+        used: o.served.usedDecisions,
+      });
       if (why) {
         if (why !== lastRefusal) o.log(`not switching to ${serving.attestation}: ${why}`);
         lastRefusal = why;
@@ -76,6 +86,8 @@ export function followMonitor(o: FollowOptions): () => void {
         policy: { digest: o.policyDigest, modelSha256: o.policy.artifacts.model?.sha256 },
       });
       await o.served.switchTo(attested, serving.attestation);
+      o.served.chosenAt = Date.parse(serving.decision!.issuedAt);
+      o.served.usedDecisions.add(serving.decision!.signature);
       o.log(`switched to sha256:${attested.sha256} (${serving.attestation}), decided by ${serving.decision!.person}`);
     } catch (e) {
       const why = (e as Error).message;
@@ -89,4 +101,11 @@ export function followMonitor(o: FollowOptions): () => void {
   timer.unref();
   void tick();
   return () => clearInterval(timer);
+}
+
+const STATS = ['mean', 'std', 'conf', 'class'];
+
+function printable(d: { stat: unknown; psi: unknown; ks?: { p: unknown } }): d is StatDrift {
+  const finite = (v: unknown) => typeof v === 'number' && Number.isFinite(v);
+  return STATS.includes(String(d.stat)) && finite(d.psi) && (d.ks === undefined || finite(d.ks.p));
 }

@@ -4,7 +4,7 @@
 import type { InferenceSession } from 'onnxruntime-node';
 import { hashRegular } from '../engine/io/regular-file.js';
 import type { ArtifactStore } from '../engine/io/artifact-store.js';
-import { num } from '../engine/onnx/proto.js';
+import { modelInputShape } from '../engine/onnx/model.js';
 import { createSession, floatTensor } from '../engine/runtime/session.js';
 import type { AttestedModel } from './attested-model.js';
 
@@ -17,17 +17,17 @@ export interface Loaded {
   /** One example's dimensions. */
   shape: number[];
   inflight: number;
+  /** The adversarial-input detector's threshold calibrated for this model (each model has its own). */
+  detectorThreshold?: number;
 }
 
 /** One example's dimensions from the model's first input, which must be [N, ...static sizes]. */
 export function inputShape(a: AttestedModel): { name: string; shape: number[] } {
-  const g = a.model.graph!;
-  const inits = new Set((g.initializer ?? []).map((t) => t.name));
-  const input = (g.input ?? []).find((i) => !inits.has(i.name));
-  const dims = (input?.type?.tensorType?.shape?.dim ?? []).map((d) => num(d.dimValue));
-  if (!input?.name || dims.length < 2 || dims.slice(1).some((d) => !(d > 0)))
-    throw new Error(`refusing to serve: the model's input must be [N, ...static sizes], got [${dims.join(', ')}]`);
-  return { name: input.name, shape: dims.slice(1) };
+  try {
+    return modelInputShape(a.model);
+  } catch (e) {
+    throw new Error(`refusing to serve: ${(e as Error).message}`);
+  }
 }
 
 async function load(attested: AttestedModel, attestation: string, threads?: number): Promise<Loaded> {
@@ -48,6 +48,11 @@ export class ServedModel {
   switches = 0;
   /** The monitor's latest judged window, shown in /metrics when the server follows its monitor. */
   lastWindow?: { index: number; drift: { stat: string; psi: number; ks?: { p: number } }[] };
+  /** When the decision that chose the model served now was issued, and every decision acted on: no replays. */
+  chosenAt?: number;
+  readonly usedDecisions = new Set<string>();
+  /** Readies a model before it is switched in (the detector calibrates its threshold on it). */
+  prepare?: (next: Loaded) => Promise<void>;
 
   private constructor(
     private current: Loaded,
@@ -64,7 +69,11 @@ export class ServedModel {
 
   /** Logits of n inputs, on the model current when the call began. */
   async run(x: Float32Array, n: number): Promise<{ logits: Float32Array; model: Loaded }> {
-    const m = this.current;
+    return this.runOn(this.current, x, n);
+  }
+
+  /** Logits on one loaded model (the detector scores on the model that answered, even across a switch). */
+  async runOn(m: Loaded, x: Float32Array, n: number): Promise<{ logits: Float32Array; model: Loaded }> {
     m.inflight++;
     try {
       const out = await m.session.run({ [m.input]: floatTensor(x, [n, ...m.shape]) });
@@ -78,6 +87,12 @@ export class ServedModel {
   /** Serve another attested model from now on; it must take inputs of the same shape. */
   async switchTo(attested: AttestedModel, attestation: string): Promise<void> {
     const next = await load(attested, attestation, this.threads);
+    if (next.shape.join('x') === this.current.shape.join('x') && this.prepare) {
+      await this.prepare(next).catch(async (e: unknown) => {
+        await next.session.release();
+        throw e;
+      });
+    }
     if (next.shape.join('x') !== this.current.shape.join('x')) {
       await next.session.release();
       throw new Error(

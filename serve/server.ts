@@ -8,7 +8,7 @@ import type { TelemetryRecord, TelemetryWriter } from '../engine/monitor/telemet
 import type { AttestedModel } from './attested-model.js';
 import { ServeMetrics } from './metrics.js';
 import { ServedModel } from './served-model.js';
-import { detect, type Detector } from './detector.js';
+import { calibrateDetector, detect, type Detector } from './detector.js';
 import { validateJson, validateRaw, type InputSpec, type RejectReason, type Validated } from './validate.js';
 
 export interface ServeOptions {
@@ -49,6 +49,15 @@ export async function createServer(o: ServeOptions): Promise<Server> {
   const served = await ServedModel.create(o.attested, o.attestation ?? 'unknown', o.threads);
   const spec: InputSpec = { shape: served.now.shape, range: o.range ?? [0, 1], maxBatch: o.maxBatch ?? 64 };
   const metrics = new ServeMetrics();
+  const det = o.detector;
+  if (det?.calibration) {
+    // A model switched in gets its own threshold, calibrated on the same clean images before it serves.
+    const clean = det.calibration;
+    served.prepare = async (next) => {
+      const run = async (x: Float32Array, n: number) => (await served.runOn(next, x, n)).logits;
+      next.detectorThreshold = (await calibrateDetector(run, clean, det)).threshold;
+    };
+  }
   const integrity = o.integrity;
   const watchdog = integrity
     ? setInterval(() => void served.checkIntegrity(integrity.store), integrity.everyMs).unref()
@@ -132,8 +141,10 @@ export async function createServer(o: ServeOptions): Promise<Server> {
       logits = out.logits;
       model = out.model.attested;
       if (o.detector) {
-        const run = async (x: Float32Array, n: number) => (await served.run(x, n)).logits;
-        flags = (await detect(o.detector, run, v.x, v.n, spec.shape)).flags;
+        const answered = out.model;
+        const run = async (x: Float32Array, n: number) => (await served.runOn(answered, x, n)).logits;
+        const threshold = answered.detectorThreshold ?? o.detector.threshold;
+        flags = (await detect({ ...o.detector, threshold }, run, v.x, v.n, spec.shape)).flags;
       }
     } finally {
       limit.release();

@@ -65,6 +65,7 @@ export async function createWorkers(setup: WorkerSetup): Promise<Worker[]> {
           notifyIncident: activities.notifyIncident,
           monitorWindow: activities.monitorWindow,
           checkRollback: activities.checkRollback,
+          servedShape: activities.servedShape,
         },
       }),
     );

@@ -11,7 +11,8 @@ import type {
   Vote,
 } from '../policy/index.js';
 
-export type IncidentKind = 'drift' | 'integrity' | 'detector';
+/** drift, integrity and detector from a window; monitoring when windows cannot be measured; quiet when no traffic. */
+export type IncidentKind = 'drift' | 'integrity' | 'detector' | 'monitoring' | 'quiet';
 
 export interface Incident {
   id: number;
@@ -38,6 +39,8 @@ export interface Serving {
   modelSha256: string;
   since: string;
   pipeline: string;
+  /** One example's input dimensions (e.g. 1×28×28), when known: a rollback target must take the same. */
+  shape?: string;
   decision?: SignedDecision;
 }
 
@@ -68,6 +71,11 @@ export interface MonitorState {
   refusalsNotStored: number;
   /** Runs before this one (continue-as-new). */
   runs: number;
+  /** Incidents ever opened (the list keeps the open ones and the last 100). */
+  incidentCount: number;
+  /** Windows in a row that could not be measured, and that had too few inputs to judge. */
+  failedWindows: number;
+  quietWindows: number;
 }
 
 export interface MonitorStatus extends MonitorState {

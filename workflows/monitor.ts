@@ -28,6 +28,7 @@ import {
   type SignedDecision,
 } from '../policy/index.js';
 import { monitorApproval } from '../policy/incident.js';
+import type { WindowMeasurement } from '../activities/monitor.js';
 import { TASK_QUEUE } from './messages.js';
 import {
   WINDOWS_KEPT,
@@ -77,6 +78,9 @@ export async function secmlopsMonitor(input: MonitorInput): Promise<void> {
     head: genesisDigest(info.workflowId),
     refusalsNotStored: 0,
     runs: 0,
+    incidentCount: 0,
+    failedWindows: 0,
+    quietWindows: 0,
   };
   setHandler(monitorQuery, (): MonitorStatus => ({
     ...state,
@@ -101,6 +105,8 @@ export async function secmlopsMonitor(input: MonitorInput): Promise<void> {
         notWaiting: incident.state === 'open' ? undefined : `incident ${incident.id} is ${incident.state}`,
         votes: incident.votes,
         now: Date.now(),
+        // Separation of duties: the change's author does not resolve incidents on its model.
+        author: input.start?.body.payload.subject.author,
       },
       d,
     );
@@ -121,7 +127,7 @@ export async function secmlopsMonitor(input: MonitorInput): Promise<void> {
     if (d.decision === 'reject') {
       incident.state = 'dismissed';
       incident.decidedBy = d.person;
-      incident.votes.push({ ...d, roles });
+      incident.votes.push({ ...d, comment: bounded(d.comment) ?? '', roles });
       audit({ ...decided, kind: 'decision', decision: 'reject', comment: bounded(d.comment), signature: d.signature });
       return { incident: incident.id, outcome: 'dismissed', serving: state.serving };
     }
@@ -134,6 +140,7 @@ export async function secmlopsMonitor(input: MonitorInput): Promise<void> {
           policyDigest: input.policyDigest,
           ...(input.policy.artifacts.model?.sha256 ? { modelPin: input.policy.artifacts.model.sha256 } : {}),
           current: state.serving.modelSha256,
+          ...(state.serving.shape ? { shape: state.serving.shape } : {}),
         });
       } catch (e) {
         incident.state = 'open';
@@ -145,6 +152,7 @@ export async function secmlopsMonitor(input: MonitorInput): Promise<void> {
         modelSha256: target.modelSha256,
         since: now(),
         pipeline: target.pipeline,
+        shape: target.shape,
         decision: d,
       };
     } else {
@@ -159,7 +167,7 @@ export async function secmlopsMonitor(input: MonitorInput): Promise<void> {
     incident.state = 'resolved';
     incident.resolution = r;
     incident.decidedBy = d.person;
-    incident.votes.push({ ...d, roles });
+    incident.votes.push({ ...d, comment: bounded(d.comment) ?? '', roles });
     audit({
       ...decided,
       kind: 'decision',
@@ -198,7 +206,7 @@ export async function secmlopsMonitor(input: MonitorInput): Promise<void> {
     // One open incident per kind: a drift that lasts does not page the responder every window.
     if (state.incidents.some((i) => i.kind === kind && (i.state === 'open' || i.state === 'deciding'))) return;
     const incident: Incident = {
-      id: state.incidents.length + 1,
+      id: ++state.incidentCount,
       kind,
       openedAt: now(),
       window,
@@ -207,7 +215,10 @@ export async function secmlopsMonitor(input: MonitorInput): Promise<void> {
       state: 'open',
       votes: [],
     };
-    state.incidents.push(incident);
+    // The state travels through continue-as-new: closed incidents beyond the last 100 stay in the trail only.
+    state.incidents = [...state.incidents, incident].filter(
+      (i, k, all) => k >= all.length - INCIDENTS_KEPT || i.state === 'open' || i.state === 'deciding',
+    );
     audit({
       stage: `incident-${incident.id}`,
       kind: 'task',
@@ -218,7 +229,7 @@ export async function secmlopsMonitor(input: MonitorInput): Promise<void> {
     });
     const channel = input.policy.notifications?.slack?.channel;
     if (!channel || !input.start) return;
-    notices
+    const posting = notices
       .notifyIncident({
         start: input.start,
         monitorId: info.workflowId,
@@ -229,32 +240,79 @@ export async function secmlopsMonitor(input: MonitorInput): Promise<void> {
         roles: monitorApproval(input.policy).roles,
       })
       .then(
-        () => (incident.notice = { posted: true }),
-        (e: unknown) => (incident.notice = { posted: false, error: causeMessage(e) }),
+        () => void (incident.notice = { posted: true }),
+        (e: unknown) => void (incident.notice = { posted: false, error: causeMessage(e) }),
       );
+    pendingNotices.push(posting);
   }
+  const pendingNotices: Promise<void>[] = [];
 
+  if (state.serving.shape === undefined && !input.carried) {
+    // Known while the release is fresh, so a rollback target with other inputs is refused even after tampering.
+    state.serving.shape = await acts.servedShape({ modelSha256: state.serving.modelSha256 }).catch(() => undefined);
+  }
   let since = state.windows.at(-1)?.until ?? Date.now();
   for (let w = 0; w < config.windowsPerRun; w++) {
     await sleep(config.windowMs);
     const until = Date.now();
-    const measured = await acts.monitorWindow({
-      modelSha256: state.serving.modelSha256,
-      since,
-      until,
-      reference: input.reference,
-      thresholds: { ...config.drift, minInputs: config.minInputs, flagRate: flagRateOf(input) },
-      maxFileBytes: config.telemetry.maxFileBytes,
-    });
-    since = until;
     const index = state.windowCount++;
+    let measured: WindowMeasurement;
+    try {
+      measured = await acts.monitorWindow({
+        modelSha256: state.serving.modelSha256,
+        since,
+        until,
+        reference: input.reference,
+        thresholds: { ...config.drift, minInputs: config.minInputs, flagRate: flagRateOf(input) },
+        maxFileBytes: config.telemetry.maxFileBytes,
+      });
+      state.failedWindows = 0;
+    } catch (e) {
+      // A monitor that cannot measure must not fall silent: the window is kept with why, and repeated it pages.
+      measured = unmeasured(since, until, causeMessage(e));
+      if (++state.failedWindows >= FAILURES_BEFORE_INCIDENT)
+        open('monitoring', index, `${state.failedWindows} windows in a row could not be measured: ${measured.error}`);
+    }
+    since = until;
     state.windows = [...state.windows, { ...measured, index }].slice(-WINDOWS_KEPT);
-    if (!measured.integrity.ok) open('integrity', index, measured.integrity.detail ?? 'the served model file changed');
+    if (!measured.integrity.ok && !measured.error)
+      open('integrity', index, measured.integrity.detail ?? 'the served model file changed');
     for (const b of measured.breaches) open(b.kind, index, b.detail);
+    state.quietWindows = measured.drift.length || measured.error ? 0 : state.quietWindows + 1;
+    if (config.quietWindows > 0 && state.quietWindows >= config.quietWindows)
+      open(
+        'quiet',
+        index,
+        `${state.quietWindows} windows in a row had fewer than ${config.minInputs} inputs from the served model ` +
+          `sha256:${state.serving.modelSha256.slice(0, 12)}…` +
+          (measured.otherModels
+            ? `; ${measured.otherModels} came from other models: is the server following this monitor?`
+            : ''),
+      );
   }
-  // Decisions being handled finish in this run; open incidents travel with the state.
+  // Decisions being handled finish in this run, and notices are posted; open incidents travel with the state.
   await condition(allHandlersFinished);
+  await Promise.allSettled(pendingNotices);
   await continueAsNew<typeof secmlopsMonitor>({ ...input, carried: { ...state, runs: state.runs + 1 } });
+}
+
+const FAILURES_BEFORE_INCIDENT = 3;
+const INCIDENTS_KEPT = 100;
+
+function unmeasured(since: number, until: number, error: string): WindowMeasurement {
+  return {
+    since,
+    until,
+    inputs: 0,
+    drift: [],
+    flagged: 0,
+    breaches: [],
+    malformed: 0,
+    unreadable: 0,
+    otherModels: 0,
+    integrity: { ok: false, detail: 'not measured' },
+    error,
+  };
 }
 
 /** The policy's flag-rate threshold, or three times the detector's calibrated FPR. */

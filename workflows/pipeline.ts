@@ -151,20 +151,26 @@ async function trustedPipeline(input: PipelineInput, policyGiven: boolean): Prom
     if (!attestation || !reference || !modelSha256)
       return 'the release left no attestation, or the evaluation no drift reference, to monitor';
     const workflowId = stageWorkflowId(pipelineId, 'monitor');
-    await startChild(secmlopsMonitor, {
-      workflowId,
-      parentClosePolicy: ParentClosePolicy.ABANDON,
-      args: [
-        {
-          pipelineId,
-          policy,
-          policyDigest: resolved.policyDigest,
-          start: resolved.evidence,
-          release: { attestation, modelSha256 },
-          reference,
-        },
-      ],
-    });
+    try {
+      await startChild(secmlopsMonitor, {
+        workflowId,
+        parentClosePolicy: ParentClosePolicy.ABANDON,
+        args: [
+          {
+            pipelineId,
+            policy,
+            policyDigest: resolved.policyDigest,
+            start: resolved.evidence,
+            release: { attestation, modelSha256 },
+            reference,
+          },
+        ],
+      });
+    } catch (e) {
+      // An earlier run's monitor for this pipeline ID still runs (or something else holds the ID).
+      if (isCancellation(e)) throw e;
+      return `the monitor ${workflowId} could not start (${causeMessage(e)}); terminate the earlier monitor and run again`;
+    }
     status.stages[i] = { ...status.stages[i], state: 'running', task: 'watching the served model', startedAt: now() };
     return undefined;
   };

@@ -1,10 +1,10 @@
 // The guarded server's telemetry: one JSON line per input (time, model, input summary, prediction, detector flag;
 // raw values only when the policy allows), appended to size-rotated files that the monitor's activity reads back.
 // The format lives here so the writer (serve/) and the reader (activities/) cannot disagree.
-import { mkdirSync, readdirSync, renameSync, statSync, unlinkSync } from 'node:fs';
-import { appendFile } from 'node:fs/promises';
+import { mkdirSync, renameSync, statSync, unlinkSync } from 'node:fs';
+import { appendFile, lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { readRegular } from '../io/regular-file.js';
+import { openRegular } from '../io/regular-file.js';
 import type { InputSummary } from './stats.js';
 
 export interface TelemetryRecord extends InputSummary {
@@ -57,15 +57,33 @@ export class TelemetryWriter {
     for (const r of records) this.lines.push(JSON.stringify(r));
   }
 
-  /** Writes what is buffered; resolves when it is on disk. */
+  /** Writes what is buffered; resolves when it is on disk. No file grows past maxFileBytes (the reader's bound). */
   flush(): Promise<void> {
     if (this.lines.length === 0) return this.writing;
-    const text = this.lines.join('\n') + '\n';
+    const lines = this.lines;
     this.lines = [];
     this.writing = this.writing.then(async () => {
-      if (this.bytes > 0 && this.bytes + text.length > this.limits.maxFileBytes) this.rotate();
-      await appendFile(this.path, text, { mode: 0o600 });
-      this.bytes += Buffer.byteLength(text);
+      let chunk: string[] = [];
+      let size = 0;
+      const write = async () => {
+        if (!chunk.length) return;
+        await appendFile(this.path, chunk.join(''), { mode: 0o600 });
+        this.bytes += size;
+        chunk = [];
+        size = 0;
+      };
+      for (const line of lines) {
+        const text = `${line}\n`;
+        const bytes = Buffer.byteLength(text);
+        if (bytes > MAX_LINE) continue;
+        if (this.bytes + size + bytes > this.limits.maxFileBytes) {
+          await write();
+          if (this.bytes > 0) this.rotate();
+        }
+        chunk.push(text);
+        size += bytes;
+      }
+      await write();
     });
     return this.writing;
   }
@@ -97,44 +115,86 @@ export interface WindowRecords {
   records: TelemetryRecord[];
   /** Lines that were not records (cut short, edited, or foreign): counted, never trusted. */
   malformed: number;
+  /** Telemetry files that could not be read (not regular, over the limit, gone): counted, skipped. */
+  unreadable: number;
+  /** Records in the window from other models: traffic the monitor is not watching. */
+  otherModels: number;
 }
 
+/** Only the guarded server's own files are read (serve-<id>.jsonl and their rotations). */
+const NAME = /^serve-[A-Za-z0-9._-]{1,100}\.jsonl$/;
+const MAX_NAMES = 10_000;
+const MAX_FILES = 64;
+const MAX_RECORDS = 1_000_000;
+
 /**
- * Records of one model in [since, until) from every telemetry file in dir modified since the window began. Files
- * are read as regular files within the limit, lines within MAX_LINE, and every field is type-checked.
+ * Records of one model in [since, until) from the server's telemetry files modified since the window began, newest
+ * first. Bounded: names, files, bytes per file and records per window; each file is read up to the size it had when
+ * opened (the server keeps appending), and a file that cannot be read is counted and skipped, never fatal.
  */
 export async function readWindow(
   dir: string,
   o: { model: string; since: number; until: number; maxFileBytes: number; maxFiles?: number },
 ): Promise<WindowRecords> {
+  const out: WindowRecords = { records: [], malformed: 0, unreadable: 0, otherModels: 0 };
   let names: string[];
   try {
-    names = readdirSync(dir).filter((n) => n.endsWith('.jsonl'));
+    names = (await readdir(dir)).filter((n) => NAME.test(n)).slice(0, MAX_NAMES);
   } catch {
-    return { records: [], malformed: 0 };
+    return out;
   }
-  const out: WindowRecords = { records: [], malformed: 0 };
-  const recent = names
-    .map((n) => ({ n, mtime: mtimeOf(join(dir, n)) }))
-    .filter((f) => f.mtime >= o.since)
-    .slice(0, o.maxFiles ?? 64);
+  const stamped = await Promise.all(names.map(async (n) => ({ n, ...(await statOf(join(dir, n))) })));
+  // The server writes plain files: a symlink, FIFO or anything else planted under its names is not read.
+  out.unreadable += stamped.filter((f) => f.mtime >= o.since && !f.regular).length;
+  const recent = stamped
+    .filter((f) => f.mtime >= o.since && f.regular)
+    .sort((a, b) => b.mtime - a.mtime)
+    .slice(0, o.maxFiles ?? MAX_FILES);
   for (const f of recent) {
-    const text = (await readRegular(join(dir, f.n), o.maxFileBytes + MAX_LINE)).toString('utf8');
+    let text: string;
+    try {
+      text = await readPrefix(join(dir, f.n), o.maxFileBytes + MAX_LINE);
+    } catch {
+      out.unreadable++;
+      continue;
+    }
     for (const line of text.split('\n')) {
       if (!line) continue;
       const r = line.length <= MAX_LINE ? parseRecord(line) : undefined;
       if (!r) out.malformed++;
-      else if (r.model === o.model && r.t >= o.since && r.t < o.until) out.records.push(r);
+      else if (r.t < o.since || r.t >= o.until) continue;
+      else if (r.model !== o.model) out.otherModels++;
+      else if (out.records.length < MAX_RECORDS) out.records.push(r);
     }
   }
   return out;
 }
 
-function mtimeOf(path: string): number {
+/** The file's bytes up to the size it had when opened: lines appended meanwhile belong to the next read. */
+async function readPrefix(path: string, maxBytes: number): Promise<string> {
+  const { handle, size } = await openRegular(path, maxBytes);
   try {
-    return statSync(path).mtimeMs;
+    const buf = Buffer.alloc(size);
+    let n = 0;
+    while (n < size) {
+      const { bytesRead } = await handle.read(buf, n, size - n, n);
+      if (bytesRead === 0) break;
+      n += bytesRead;
+    }
+    // A line cut at the end is the writer's next append in progress, not a malformed record.
+    const last = buf.lastIndexOf(0x0a, n - 1);
+    return buf.toString('utf8', 0, last + 1);
+  } finally {
+    await handle.close();
+  }
+}
+
+async function statOf(path: string): Promise<{ mtime: number; regular: boolean }> {
+  try {
+    const st = await lstat(path);
+    return { mtime: st.mtimeMs, regular: st.isFile() };
   } catch {
-    return -Infinity;
+    return { mtime: -Infinity, regular: false };
   }
 }
 

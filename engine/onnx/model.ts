@@ -210,3 +210,14 @@ export function saveModel(model: ModelProto): Uint8Array {
 function mb(bytes: number): string {
   return bytes >= 1e9 ? `${(bytes / 1e9).toFixed(1)} GB` : `${(bytes / 1e6).toFixed(1)} MB`;
 }
+
+/** The model's first non-initializer input: its name and one example's dimensions, which must be [N, ...static]. */
+export function modelInputShape(model: ModelProto): { name: string; shape: number[] } {
+  const g = model.graph;
+  const inits = new Set((g?.initializer ?? []).map((t) => t.name));
+  const input = (g?.input ?? []).find((i) => !inits.has(i.name));
+  const dims = (input?.type?.tensorType?.shape?.dim ?? []).map((d) => num(d.dimValue));
+  if (!input?.name || dims.length < 2 || dims.slice(1).some((d) => !(d > 0)))
+    throw new OnnxError('model', `the input must be [N, ...static sizes], got [${dims.join(', ')}]`);
+  return { name: input.name, shape: dims.slice(1) };
+}

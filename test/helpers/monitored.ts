@@ -12,6 +12,7 @@ export const WINDOW_S = 3;
 const MONITOR = `monitor:
   window: ${WINDOW_S}s
   minInputs: 50
+  quietWindows: 6
   drift: { psi: 0.25, ksPValue: 0.001 }
   windowsPerRun: 4
 evaluate:

@@ -112,6 +112,17 @@ describe('the guarded server’s own check of a switch', () => {
       'does not choose a rollback',
     );
   });
+
+  test('refuses a decision already acted on, or older than the one that chose the model served now', () => {
+    const s = serving(rollback);
+    expect(switchRefusal(o, s, MODEL, NOW, { used: new Set([s.decision!.signature]) })).toBe(
+      'the decision was acted on already (a replay?)',
+    );
+    expect(switchRefusal(o, s, MODEL, NOW, { chosenAt: Date.parse(rollback.issuedAt) + 1 })).toBe(
+      'the decision is not newer than the one that chose the model served now (a replay?)',
+    );
+    expect(switchRefusal(o, s, MODEL, NOW, { chosenAt: Date.parse(rollback.issuedAt) - 1 })).toBeUndefined();
+  });
 });
 
 describe('the monitor block', () => {
@@ -121,6 +132,7 @@ describe('the monitor block', () => {
     expect(policy.monitor).toEqual({
       windowMs: 60_000,
       minInputs: 100,
+      quietWindows: 10,
       drift: { psi: 0.25, ksPValue: 0.001 },
       windowsPerRun: 24,
       telemetry: { maxFileBytes: 16 * 1024 * 1024, files: 4, rawInputs: false },
@@ -150,6 +162,23 @@ describe('the monitor block', () => {
       'secmlops.yaml: monitor.detector.fpr: expected a false-positive rate in (0, 0.5)',
     ],
   ])('refuses the block %j', (monitor, message) => refused(monitor, message));
+  test('refuses a monitor stage whose incidents no single responder could resolve', () => {
+    const stages = (approval: string) => `  - evaluate\n  - release\n  - name: monitor\n    approval: ${approval}`;
+    refused(MONITOR_BLOCK, 'stages[2].approval: incidents need a responder', stages('false'));
+    refused(
+      MONITOR_BLOCK,
+      'stages[2].approval: an incident is resolved by one decision',
+      stages('{ roles: [R8, R5] }'),
+    );
+    expect(parsePolicy(policyText(MONITOR_BLOCK, stages('{ roles: [R3] }')), { file: 'x' }).stages[2].approval).toEqual(
+      {
+        roles: ['R3'],
+        quorum: 1,
+        everyRole: true,
+      },
+    );
+  });
+
   test('refuses a monitor without the stages it watches, and a block without the stage', () => {
     refused(MONITOR_BLOCK, 'the monitor stage watches what the release stage produced', '  - evaluate\n  - monitor');
     refused(

@@ -28,7 +28,7 @@ import {
 import type { MonitorStatus } from '../../workflows/monitor-messages.js';
 import { FASHION, loadWrittenPolicy, makeFixture, type Fixture } from '../helpers/fixture.js';
 import { exampleModel, monitoredReleases, type MonitoredReleases } from '../helpers/monitored.js';
-import { startStack, type Stack } from '../helpers/temporal.js';
+import { result, startPipeline, startStack, type Stack } from '../helpers/temporal.js';
 import { waitUntil } from '../helpers/processes.js';
 
 const until = (what: string, pred: () => boolean | Promise<boolean>, ms: number) =>
@@ -268,6 +268,27 @@ describe('the monitor stage', () => {
     expect(text).toContain(`resolved by ivan: rollback to ${attA}`);
     expect(text).toContain(`retrain (${retrainId})`);
   }, 300_000);
+
+  test('a monitor watching no traffic says so, and a second run cannot take over a running monitor', async () => {
+    const r = await monitoredReleasesOnce();
+    // Release A's monitor has seen no traffic of its model (the server served B, then A briefly, then B).
+    let m = await monitorStatus(stack.client, r.a.id);
+    await until(
+      'a quiet incident',
+      async () => (m = await monitorStatus(stack.client, r.a.id)).incidents.some((i) => i.kind === 'quiet'),
+      40_000,
+    );
+    expect(m.incidents.find((i) => i.kind === 'quiet')!.detail).toMatch(
+      /^6 windows in a row had fewer than 50 inputs from the served model/,
+    );
+    // The same pipeline ID again, its earlier monitor still running: the new run says why it cannot monitor.
+    const again = await result(await startPipeline(stack.client, r.policy, r.a.id));
+    expect(again.state).toBe('failed');
+    expect(again.reason).toMatch(
+      /^stage monitor failed: the monitor \S+\/monitor could not start .*terminate the earlier monitor/,
+    );
+    expect(again.stages.find((s) => s.name === 'release')!.state).toBe('passed');
+  }, 120_000);
 
   test('a retrain start is refused unless an R8 decision on that incident proves it', async () => {
     const r = await monitoredReleasesOnce();
