@@ -44,6 +44,28 @@ describe('secmlops CLI', () => {
     expect(r.stderr).toContain("required option '--author <login>' not specified");
   });
 
+  test('check refuses a monitor block with an invalid threshold, naming the path', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cli-'));
+    const policy = `version: 1
+name: monitored
+people: { ivan: {}, omar: {}, carol: {} }
+roles: { R5: { members: [carol] }, R7: { members: [omar] }, R8: { members: [ivan] } }
+stages: [evaluate, release, monitor]
+artifacts:
+  dataset:
+    root: /data
+    files: [{ path: i.gz, sha256: ${'c'.repeat(64)} }, { path: l.gz, sha256: ${'d'.repeat(64)} }]
+    splits: { test: { images: i.gz, labels: l.gz } }
+  model: { path: m.onnx }
+evaluate: { attacks: [{ id: fgsm, attack: fgsm, eps: 0.1 }] }
+monitor: { window: 1m, drift: { psi: -1, ksPValue: 0.001 } }
+`;
+    await writeFile(join(dir, 'p.yaml'), policy);
+    const r = await secmlops(['check', join(dir, 'p.yaml')]);
+    expect(r.stderr).toContain('p.yaml: monitor.drift.psi: expected a number from 0 to 10, got number -1');
+    expect(r.code).toBe(1);
+  });
+
   test('a missing policy file is named', async () => {
     const r = await secmlops(['check', '/nonexistent/secmlops.yaml']);
     expect(r.code).toBe(1);

@@ -226,6 +226,10 @@ describe('the monitor stage', () => {
     expect(back.serving.modelSha256).toBe(shaB);
     await until('the switch back to B', async () => server!.served.now.attested.sha256 === shaB, 10_000);
     expect(server.served.halted).toBeUndefined();
+    // The monitor's latest drift scores show in the server's metrics.
+    const metrics = (await server.app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(metrics).toMatch(/^secmlops_serve_drift_psi\{stat="mean"\} \d/m);
+    expect(metrics).toMatch(/^secmlops_serve_model_switches_total 2$/m);
 
     // Drift again, and this time the responder retrains: a new pipeline for the same change starts and passes.
     shifted = true;
