@@ -37,18 +37,24 @@ const attested = {
   policyName: 'bench',
 } as AttestedModel;
 const texts = bodies.map((b) => JSON.stringify(b));
+/** One prediction request of one image over loopback: whether it was answered 200, and how long it took. */
+async function requestAt(at: string, i: number): Promise<{ ok: boolean; ms: number }> {
+  const t0 = performance.now();
+  const res = await fetch(at, {
+    method: 'POST',
+    body: texts[i % 100],
+    headers: { 'content-type': 'application/json' },
+  });
+  await res.arrayBuffer();
+  return { ok: res.status === 200, ms: performance.now() - t0 };
+}
+
 /** Whole requests from one client, after 500 to warm up. */
 async function sequentialMs(at: string): Promise<number[]> {
   const out: number[] = [];
   for (let i = 0; i < 3000; i++) {
-    const t0 = performance.now();
-    const res = await fetch(at, {
-      method: 'POST',
-      body: texts[i % 100],
-      headers: { 'content-type': 'application/json' },
-    });
-    await res.arrayBuffer();
-    if (i >= 500) out.push(performance.now() - t0);
+    const r = await requestAt(at, i);
+    if (i >= 500) out.push(r.ms);
   }
   return out;
 }
@@ -76,16 +82,7 @@ await guarded.close();
 
 const server = await createServer({ attested });
 const url = `${await server.app.listen({ host: '127.0.0.1', port: 0 })}/v1/predict`;
-const request = async (i: number) => {
-  const t0 = performance.now();
-  const res = await fetch(url, {
-    method: 'POST',
-    body: texts[i % 100],
-    headers: { 'content-type': 'application/json' },
-  });
-  await res.arrayBuffer();
-  return { ok: res.status === 200, ms: performance.now() - t0 };
-};
+const request = (i: number) => requestAt(url, i);
 const sequential = await sequentialMs(url);
 const load: number[] = [];
 let errors = 0;
