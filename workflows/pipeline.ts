@@ -37,12 +37,12 @@ import {
   type PipelineResult,
   type PipelineStatus,
   type StageResult,
-  type StageStatus,
   type Subject,
 } from './messages.js';
 import { dataStage, evaluateStage, planStage, releaseStage, trainStage } from './stages.js';
 import { TRUSTED_PIPELINE, causeMessage } from './swimlane.js';
 import { secmlopsMonitor } from './monitor.js';
+import { displayable, pendingStage, sanitisedSplit } from './stage-reports.js';
 
 const github = proxyActivities<Activities>({
   taskQueue: TASK_QUEUE,
@@ -338,73 +338,12 @@ async function legacyPipeline(subject: Subject, policy: Policy): Promise<Pipelin
   return status as PipelineResult;
 }
 
-const DIGEST = /^[0-9a-f]{64}$/;
-
-/**
- * The sanitised split the data stage's own result names, when it is well-formed. The signer checks the evidence's
- * signature later; here a malformed payload (which no worker signs) must neither crash the workflow task nor reach
- * the train stage, which then fails for want of a sanitised split.
- */
-function sanitisedSplit(
-  e: Evidence<'sanitisation'> | undefined,
-): { images: string; labels: string; removed: number } | undefined {
-  const o = e?.body?.payload?.output;
-  const removed = e?.body?.payload?.removed;
-  if (!o || !DIGEST.test(String(o.images)) || !DIGEST.test(String(o.labels))) return undefined;
-  if (typeof removed !== 'number' || !Number.isInteger(removed)) return undefined;
-  return { images: `sha256:${o.images}`, labels: `sha256:${o.labels}`, removed };
-}
-
 const STAGES: Record<Exclude<StageName, 'release' | 'monitor'>, typeof planStage> = {
   plan: planStage,
   data: dataStage,
   train: trainStage,
   evaluate: evaluateStage,
 };
-
-const STATES = ['pending', 'running', 'waiting', 'blocked', 'passed', 'failed', 'rejected'];
-const strings = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'string');
-
-/** A stage report fit to show: the shape the console and the reports read, at most 64 KiB. */
-function displayable(r: StageResult): boolean {
-  const s = r.status as Partial<StageStatus> | undefined;
-  if (!s || typeof s !== 'object' || !Number.isInteger(s.revision) || !STATES.includes(String(s.state))) return false;
-  if (
-    !Array.isArray(s.tasks) ||
-    !strings(s.blockers) ||
-    !strings(s.findings) ||
-    !Array.isArray(s.gates) ||
-    !Array.isArray(r.audit) ||
-    r.audit.length > 200
-  )
-    return false;
-  if (!s.metrics || typeof s.metrics !== 'object' || !Object.values(s.metrics).every((v) => typeof v === 'number'))
-    return false;
-  if (
-    !s.artifacts ||
-    typeof s.artifacts !== 'object' ||
-    !Object.values(s.artifacts).every((v) => typeof v === 'string')
-  )
-    return false;
-  const a = s.approval;
-  if (a !== undefined && (!a || !strings(a.roles) || !strings(a.missingRoles) || !strings(a.approvers))) return false;
-  return JSON.stringify(r).length <= 64 * 1024;
-}
-
-function pendingStage(name: StageName, workflowId: string): StageStatus {
-  return {
-    name,
-    workflowId,
-    state: 'pending',
-    revision: -1,
-    tasks: [],
-    blockers: [],
-    findings: [],
-    metrics: {},
-    gates: [],
-    artifacts: {},
-  };
-}
 
 function now(): string {
   return new Date(Date.now()).toISOString();
