@@ -10,6 +10,7 @@ import { ARCHITECTURES, deployableModel } from '../engine/train/zoo.js';
 import type { LoadOptions } from '../engine/onnx/limits.js';
 import { modelLimitsFrom } from './model-limits.js';
 import { progressBar } from './render.js';
+import { UsageError } from './usage-error.js';
 
 export interface TrainCommand {
   data: string;
@@ -20,6 +21,8 @@ export interface TrainCommand {
   beta: number;
   stepSize?: number;
   earlyStop?: boolean;
+  cutmix?: number;
+  cutmixProb: number;
   epochs: number;
   batch: number;
   lr: number;
@@ -41,7 +44,12 @@ export interface TrainCommand {
 }
 
 export async function trainCommand(o: TrainCommand): Promise<void> {
+  if (o.cutmix !== undefined && !(o.cutmix > 0))
+    throw new UsageError(`--cutmix: alpha must be above 0, got ${o.cutmix}`);
+  if (!(o.cutmixProb > 0 && o.cutmixProb <= 1))
+    throw new UsageError(`--cutmix-prob: expected a probability in (0, 1], got ${o.cutmixProb}`);
   if (o.defense === 'dp-sgd') {
+    if (o.cutmix !== undefined) throw new UsageError('--cutmix with --defense dp-sgd is not built yet');
     const { dpTrainCommand } = await import('./dp-train-command.js');
     return dpTrainCommand(o);
   }
@@ -71,7 +79,7 @@ export async function trainCommand(o: TrainCommand): Promise<void> {
   }
   if (o.checkpointDir) await mkdir(o.checkpointDir, { recursive: true });
   console.error(
-    `training ${arch.name} on ${data.count} images, defense ${describeDefense(defense.defense)}, ${o.epochs} epochs (${o.optimizer} ${o.lr}, ${o.schedule}, batch ${o.batch}, seed ${o.seed})`,
+    `training ${arch.name} on ${data.count} images, defense ${describeDefense(defense.defense)}, ${o.cutmix !== undefined ? `, CutMix α ${o.cutmix} p ${o.cutmixProb}` : ''}, ${o.epochs} epochs (${o.optimizer} ${o.lr}, ${o.schedule}, batch ${o.batch}, seed ${o.seed})`,
   );
   const result = await train({
     arch,
@@ -83,6 +91,7 @@ export async function trainCommand(o: TrainCommand): Promise<void> {
     schedule: o.schedule as 'constant' | 'cosine' | 'one-cycle',
     seed: o.seed,
     defense: defense.defense,
+    ...(o.cutmix !== undefined ? { cutmix: { alpha: o.cutmix, prob: o.cutmixProb } } : {}),
     earlyStop: o.earlyStop ? { validation, eps: defense.eps!, steps: 10 } : undefined,
     resume,
     checkpointEvery: o.checkpointEvery,

@@ -21,6 +21,8 @@ export function addEngineCommands(program: Command, int: (v: string) => number):
       Number,
     )
     .option('--early-stop', 'keep the epoch with the best robust validation accuracy (PGD-10 at --eps)')
+    .option('--cutmix <alpha>', 'CutMix batches: λ ~ Beta(alpha, alpha) (with none, fgsm-rs or pgd)', Number)
+    .option('--cutmix-prob <p>', 'the share of batches CutMix mixes', Number, 0.5)
     .option('--epochs <n>', 'epochs', int, 8)
     .option('--batch <n>', 'batch size', int, 128)
     .option('--lr <x>', 'peak learning rate', Number, 1e-3)

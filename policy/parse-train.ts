@@ -25,6 +25,7 @@ export function readTrain(r: Reader, v: unknown, stages: Stage[], artifacts: Art
       'range',
       'checkpointEvery',
       'heartbeatTimeout',
+      'augment',
     ],
   });
   const split = m.split === undefined ? 'train' : r.string(m.split, 'train.split');
@@ -101,7 +102,9 @@ export function readTrain(r: Reader, v: unknown, stages: Stage[], artifacts: Art
       15_000,
     );
   }
+  const augment = m.augment === undefined ? undefined : readAugment(r, m.augment, defense.kind);
   return {
+    ...(augment ? { augment } : {}),
     split,
     arch: r.oneOf(m.arch, 'train.arch', ['small-cnn', 'wide-cnn', 'mlp'] as const),
     defense,
@@ -121,6 +124,20 @@ export function readTrain(r: Reader, v: unknown, stages: Stage[], artifacts: Art
     checkpointEvery: m.checkpointEvery === undefined ? 100 : r.integer(m.checkpointEvery, 'train.checkpointEvery', 1),
     heartbeatTimeoutMs,
   };
+}
+
+/** train.augment: CutMix, with any defense but TRADES and DP-SGD (not built with them yet). */
+function readAugment(r: Reader, v: unknown, defense: TrainConfig['defense']['kind']): TrainConfig['augment'] {
+  const m = r.mapping(v, 'train.augment', { optional: ['cutmix'] });
+  if (m.cutmix === undefined) return {};
+  const c = r.mapping(m.cutmix, 'train.augment.cutmix', { required: ['alpha'], optional: ['prob'] });
+  const alpha = r.number(c.alpha, 'train.augment.cutmix.alpha', 0, 100);
+  if (!(alpha > 0)) r.fail('train.augment.cutmix.alpha', `expected a Beta parameter above 0, got ${alpha}`);
+  const prob = c.prob === undefined ? 0.5 : r.number(c.prob, 'train.augment.cutmix.prob', 0, 1);
+  if (!(prob > 0)) r.fail('train.augment.cutmix.prob', `expected a probability in (0, 1], got ${prob}`);
+  if (defense === 'trades' || defense === 'dp-sgd')
+    r.fail('train.augment.cutmix', `CutMix with ${defense} is not built yet; use none, fgsm-rs or pgd`);
+  return { cutmix: { alpha, prob } };
 }
 
 /** Names the split that is missing and the ones there are: a split is looked up as an own key only. */

@@ -213,6 +213,8 @@ export interface TrainConfig {
   checkpointEvery: number;
   /** How long a silent training worker is trusted before the retry resumes elsewhere (ms; the parser fills in 60 s). */
   heartbeatTimeoutMs?: number;
+  /** Data augmentation: CutMix (Yun et al. 2019), λ ~ Beta(alpha, alpha), applied to a batch with probability prob. */
+  augment?: { cutmix?: { alpha: number; prob: number } };
 }
 
 export interface Policy {

@@ -74,6 +74,7 @@ export async function trainJob(req: TrainRequest, cb: TrainCallbacks): Promise<T
           ...common,
           batch: req.batch,
           defense: d,
+          ...(req.augment?.cutmix ? { cutmix: req.augment.cutmix } : {}),
           range: { min: req.range[0], max: req.range[1] },
           earlyStop: req.earlyStop && d.kind !== 'none' ? { validation, eps: d.eps, steps: 10 } : undefined,
         });

@@ -1,13 +1,12 @@
-// Training, plain or defended (FGSM with random start, PGD adversarial training), with early stopping on robust
-// validation accuracy and checkpoints that resume a run exactly: every random draw derives from (seed, epoch, step).
+// Training, plain or defended (FGSM with random start, PGD adversarial training), optionally on CutMix batches, with
+// early stopping on robust validation accuracy and checkpoints that resume a run exactly: every random draw derives
+// from (seed, epoch, step).
 import type { InferenceSession } from 'onnxruntime-node';
 import { pgd, type Batch, type Range } from '../attacks/attacks.js';
 import { runAttack } from '../attacks/run.js';
-import { InputGradients, type GradientResult, type GradientSource } from '../attacks/target.js';
-import { differentiate, type LossKind } from '../autodiff/differentiate.js';
+import { differentiate } from '../autodiff/differentiate.js';
 import type { ImageSet } from '../data/fashion.js';
 import { InputError } from '../input-error.js';
-import type { ModelProto } from '../onnx/proto.js';
 import { computeMetrics } from '../metrics/metrics.js';
 import type { Rng } from '../runtime/rng.js';
 import { rngFor } from './rng-for.js';
@@ -15,6 +14,8 @@ import { createSession, floatTensor, int64Tensor } from '../runtime/session.js';
 import { snapshot, type Checkpoint, type EpochRecord } from './checkpoint.js';
 import { Optimizer, learningRate, type OptimizerKind, type Schedule } from './optim.js';
 import { deployableModel, initWeights, trainableModel, type Architecture } from './zoo.js';
+import { LiveModel } from './live-model.js';
+import { checkCutMix, cutmix, type CutMixConfig } from './cutmix.js';
 
 export type Defense =
   | { kind: 'none' }
@@ -48,6 +49,8 @@ export interface TrainOptions {
   seed?: number;
   threads?: number;
   defense?: Defense;
+  /** CutMix every batch with probability prob: soft labels through the soft cross-entropy; attacks ascend it too. */
+  cutmix?: CutMixConfig;
   range?: Range;
   /** Early stopping: robust accuracy under PGD-`steps` on a held-out set after each epoch; the best epoch is kept. */
   earlyStop?: { validation: ImageSet; eps: number; steps?: number };
@@ -67,80 +70,6 @@ export interface TrainResult {
   deploy: Map<string, Float32Array>;
   history: EpochRecord[];
   bestEpoch?: number;
-}
-
-/**
- * The model at its current weights, for attacks during training. Baked: its sessions hold the weights as
- * initializers and are rebuilt at the first attack after each weight update, because onnxruntime runs
- * convolutions with constant weights on its fast path; that pays off once an update runs two or more attack
- * passes (PGD-7 AT on the small CNN: 838 → 891–1011 images/s) but not for FGSM-RS's one (2802 → 2566). Otherwise the
- * weights are fed as inputs to sessions built once.
- */
-class LiveModel implements GradientSource {
-  readonly sampleShape: number[];
-  readonly sampleSize: number;
-  readonly classes: number;
-  private version = 0;
-  private built?: { version: number; model: ModelProto; grads: InputGradients; forward?: Promise<InferenceSession> };
-
-  constructor(
-    private readonly arch: Architecture,
-    private readonly weights: Map<string, Float32Array>,
-    private readonly bake: boolean,
-    private readonly threads?: number,
-  ) {
-    this.sampleShape = [...arch.input];
-    this.sampleSize = arch.input.reduce((a, b) => a * b, 1);
-    this.classes = arch.classes;
-  }
-
-  /** The weights changed in place: a baked model builds new sessions at its next attack. */
-  changed(): void {
-    if (this.bake) this.version++;
-  }
-
-  private async current() {
-    if (this.built?.version !== this.version) {
-      await this.release();
-      const model = this.bake ? deployableModel(this.arch, this.weights) : trainableModel(this.arch);
-      this.built = {
-        version: this.version,
-        model,
-        grads: new InputGradients(model, 'input', this.arch.classes, { threads: this.threads, shortLived: this.bake }),
-      };
-    }
-    return this.built;
-  }
-
-  private feeds(x: Float32Array, n: number): Record<string, ReturnType<typeof floatTensor>> {
-    const f: Record<string, ReturnType<typeof floatTensor>> = { input: floatTensor(x, [n, ...this.arch.input]) };
-    if (!this.bake) for (const p of this.arch.params) f[p.name] = floatTensor(this.weights.get(p.name)!, p.dims);
-    return f;
-  }
-
-  async logits(x: Float32Array, n: number): Promise<Float32Array> {
-    const b = await this.current();
-    const forward = await (b.forward ??= createSession(b.model, { threads: this.threads, shortLived: this.bake }));
-    return (await forward.run(this.feeds(x, n)))[forward.outputNames[0]].data as Float32Array;
-  }
-
-  async gradient(
-    x: Float32Array,
-    n: number,
-    labels: ArrayLike<number>,
-    loss?: LossKind,
-    targets?: ArrayLike<number>,
-  ): Promise<GradientResult> {
-    return (await this.current()).grads.run(this.feeds(x, n), n, labels, loss, targets);
-  }
-
-  async release(): Promise<void> {
-    const b = this.built;
-    this.built = undefined;
-    if (!b) return;
-    await b.grads.release();
-    if (b.forward) await (await b.forward).release();
-  }
 }
 
 /** Attack passes per weight update: TRADES adds a forward for its clean prediction; early stopping alone runs none. */
@@ -198,6 +127,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     defense,
     epochs: opts.epochs,
     images: data.count,
+    ...(opts.cutmix ? { cutmix: opts.cutmix } : {}),
   };
   const r = opts.resume;
   if (r) {
@@ -209,6 +139,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     }
   }
   if (data.count === 0) throw new InputError('the training set is empty');
+  if (opts.cutmix) {
+    checkCutMix(opts.cutmix);
+    // TRADES's loss compares clean and adversarial predictions against hard labels; mixing it is not built.
+    if (defense.kind === 'trades') throw new InputError('cutmix: combining CutMix with TRADES is not built yet');
+  }
   const weights = r ? r.weights : initWeights(arch, rngFor(seed, -1));
   const optimizer = new Optimizer({ kind: settings.optimizer, weightDecay: settings.weightDecay }, r?.optimizer);
   const history: EpochRecord[] = r ? [...r.history] : [];
@@ -219,6 +154,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const trainGraph = differentiate(model, {
     wrt: arch.params.map((p) => p.name),
     ...(defense.kind === 'trades' && { loss: 'trades', beta: defense.beta }),
+    ...(opts.cutmix && { loss: 'soft-cross-entropy' }),
   });
   const session = await createSession(trainGraph.model, { threads: opts.threads });
   // With no defense the live model only serves early stopping's PGD-10, once per epoch: baked then.
@@ -262,8 +198,14 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           y[i] = data.labels[k];
         });
         let rows = n;
+        // Its own stream (seed + 1): the attack's draws stay what they were without CutMix.
+        const mixed = opts.cutmix
+          ? cutmix(x, y, n, arch.input, arch.classes, opts.cutmix, rngFor(seed + 1, epoch, step))
+          : undefined;
+        if (mixed) x = mixed.x;
         if (defense.kind !== 'none') {
           const b = { x, labels: y, n };
+          const soft = mixed ? { loss: 'soft-cross-entropy' as const, lossTargets: mixed.targets } : {};
           const rng = rngFor(seed, epoch, step);
           if (defense.kind === 'trades') {
             const adv = await tradesAdversary(live!, b, defense, range, rng);
@@ -282,6 +224,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
                     randomStart: true,
                     range,
                     rng,
+                    ...soft,
                   })
                 : await pgd(live!, b, {
                     eps: defense.eps,
@@ -290,12 +233,14 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
                     randomStart: true,
                     range,
                     rng,
+                    ...soft,
                   });
           }
         }
         const feeds: Record<string, ReturnType<typeof floatTensor>> = {
           input: floatTensor(x, [rows, ...arch.input]),
           [trainGraph.labels]: int64Tensor(y, [n]),
+          ...(mixed && { [trainGraph.targets!]: floatTensor(mixed.targets, [n, arch.classes]) }),
         };
         for (const p of arch.params) feeds[p.name] = floatTensor(weights.get(p.name)!, p.dims);
         const out = await session.run(feeds);

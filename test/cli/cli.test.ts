@@ -66,6 +66,16 @@ monitor: { window: 1m, drift: { psi: -1, ksPValue: 0.001 } }
     expect(r.code).toBe(1);
   });
 
+  test('train refuses a CutMix alpha of 0 or below with exit 2', async () => {
+    const args = ['train', '--data', '/usr/share/datasets/fashion-mnist', '--out', '/tmp/x.onnx'];
+    const r = await secmlops([...args, '--cutmix', '0']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--cutmix: alpha must be above 0, got 0');
+    const p = await secmlops([...args, '--cutmix', '1', '--cutmix-prob', '2']);
+    expect(p.code).toBe(2);
+    expect(p.stderr).toContain('--cutmix-prob: expected a probability in (0, 1], got 2');
+  });
+
   test('a missing policy file is named', async () => {
     const r = await secmlops(['check', '/nonexistent/secmlops.yaml']);
     expect(r.code).toBe(1);

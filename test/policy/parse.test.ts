@@ -287,6 +287,22 @@ artifacts:
     splits: { train: { images: i.gz, labels: l.gz } }
 ${train}`;
 
+  test('parses CutMix with its default probability, and refuses what is out of range or not built', () => {
+    const t = (augment: string, defense = 'pgd, eps: 0.1') =>
+      base(`train: { arch: small-cnn, epochs: 2, defense: { kind: ${defense} }, augment: ${augment} }`);
+    expect(parse(t('{ cutmix: { alpha: 1 } }')).train?.augment).toEqual({ cutmix: { alpha: 1, prob: 0.5 } });
+    expect(() => parse(t('{ cutmix: { alpha: 0 } }'))).toThrow(
+      'secmlops.yaml: train.augment.cutmix.alpha: expected a Beta parameter above 0, got 0',
+    );
+    expect(() => parse(t('{ cutmix: { alpha: 1, prob: 0 } }'))).toThrow(
+      'secmlops.yaml: train.augment.cutmix.prob: expected a probability in (0, 1], got 0',
+    );
+    expect(() => parse(t('{ cutmix: { alpha: 1 } }', 'trades, eps: 0.1'))).toThrow(
+      'secmlops.yaml: train.augment.cutmix: CutMix with trades is not built yet; use none, fgsm-rs or pgd',
+    );
+    expect(() => parse(t('{ mixup: { alpha: 1 } }'))).toThrow('train.augment.mixup: unknown key "mixup"');
+  });
+
   test('parses a defended run with defaults', () => {
     const p = parse(
       base('train: { arch: small-cnn, epochs: 15, defense: { kind: fgsm-rs, eps: 0.1 }, earlyStop: true }'),
