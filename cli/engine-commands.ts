@@ -79,7 +79,9 @@ export async function trainCommand(o: TrainCommand): Promise<void> {
   }
   if (o.checkpointDir) await mkdir(o.checkpointDir, { recursive: true });
   console.error(
-    `training ${arch.name} on ${data.count} images, defense ${describeDefense(defense.defense)}, ${o.cutmix !== undefined ? `, CutMix α ${o.cutmix} p ${o.cutmixProb}` : ''}, ${o.epochs} epochs (${o.optimizer} ${o.lr}, ${o.schedule}, batch ${o.batch}, seed ${o.seed})`,
+    `training ${arch.name} on ${data.count} images, defense ${describeDefense(defense.defense)}` +
+      `${o.cutmix !== undefined ? `, CutMix α ${o.cutmix} p ${o.cutmixProb}` : ''}, ${o.epochs} epochs ` +
+      `(${o.optimizer} ${o.lr}, ${o.schedule}, batch ${o.batch}, seed ${o.seed})`,
   );
   const result = await train({
     arch,
