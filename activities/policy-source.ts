@@ -44,6 +44,7 @@ export function readPolicyFile(path: string, opts: { root?: string; shownAs?: st
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(dir, p));
   if (policy.artifacts.dataset) policy.artifacts.dataset.root = abs(policy.artifacts.dataset.root);
   if (policy.artifacts.model) policy.artifacts.model.path = abs(policy.artifacts.model.path);
+  if (policy.train?.distill?.teacher) policy.train.distill.teacher.path = abs(policy.train.distill.teacher.path);
   return { policy, digest, path: real };
 }
 

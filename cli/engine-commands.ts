@@ -2,7 +2,10 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { holdOutValidation, loadSplit } from '../engine/data/fashion.js';
-import { saveModel } from '../engine/onnx/model.js';
+import { MODEL_LIMITS, parseModel, saveModel } from '../engine/onnx/model.js';
+import { RegularFileError, readRegular } from '../engine/io/regular-file.js';
+import { createHash } from 'node:crypto';
+import type { DistillConfig } from '../engine/train/distill.js';
 import { createSession } from '../engine/runtime/session.js';
 import { decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../engine/train/checkpoint.js';
 import { accuracy, train, type Defense } from '../engine/train/trainer.js';
@@ -23,6 +26,9 @@ export interface TrainCommand {
   earlyStop?: boolean;
   cutmix?: number;
   cutmixProb: number;
+  distillFrom?: string;
+  temperature?: number;
+  alpha: number;
   epochs: number;
   batch: number;
   lr: number;
@@ -48,7 +54,9 @@ export async function trainCommand(o: TrainCommand): Promise<void> {
     throw new UsageError(`--cutmix: alpha must be above 0, got ${o.cutmix}`);
   if (!(o.cutmixProb > 0 && o.cutmixProb <= 1))
     throw new UsageError(`--cutmix-prob: expected a probability in (0, 1], got ${o.cutmixProb}`);
+  const distill = await distillOption(o);
   if (o.defense === 'dp-sgd') {
+    if (distill) throw new UsageError('--distill-from and --temperature with --defense dp-sgd are not built yet');
     if (o.cutmix !== undefined) throw new UsageError('--cutmix with --defense dp-sgd is not built yet');
     const { dpTrainCommand } = await import('./dp-train-command.js');
     return dpTrainCommand(o);
@@ -80,7 +88,9 @@ export async function trainCommand(o: TrainCommand): Promise<void> {
   if (o.checkpointDir) await mkdir(o.checkpointDir, { recursive: true });
   console.error(
     `training ${arch.name} on ${data.count} images, defense ${describeDefense(defense.defense)}` +
-      `${o.cutmix !== undefined ? `, CutMix α ${o.cutmix} p ${o.cutmixProb}` : ''}, ${o.epochs} epochs ` +
+      `${o.cutmix !== undefined ? `, CutMix α ${o.cutmix} p ${o.cutmixProb}` : ''}` +
+      `${distill ? `, ${o.distillFrom ? `distilled from ${o.distillFrom} at` : 'trained at'} T ${distill.temperature}` : ''}` +
+      `, ${o.epochs} epochs ` +
       `(${o.optimizer} ${o.lr}, ${o.schedule}, batch ${o.batch}, seed ${o.seed})`,
   );
   const result = await train({
@@ -94,6 +104,7 @@ export async function trainCommand(o: TrainCommand): Promise<void> {
     seed: o.seed,
     defense: defense.defense,
     ...(o.cutmix !== undefined ? { cutmix: { alpha: o.cutmix, prob: o.cutmixProb } } : {}),
+    ...(distill ? { distill } : {}),
     earlyStop: o.earlyStop ? { validation, eps: defense.eps!, steps: 10 } : undefined,
     resume,
     checkpointEvery: o.checkpointEvery,
@@ -228,4 +239,22 @@ export async function attackCommand(o: AttackCommand): Promise<void> {
     };
     await writeFile(o.json, JSON.stringify(report, null, 2) + '\n');
   }
+}
+
+/** --distill-from TEACHER --temperature T [--alpha A], or --temperature T alone (training at temperature T). */
+async function distillOption(o: TrainCommand): Promise<DistillConfig | undefined> {
+  if (o.distillFrom === undefined && o.temperature === undefined) return undefined;
+  if (o.temperature === undefined || !(o.temperature > 0))
+    throw new UsageError(`--temperature: expected a temperature above 0, got ${o.temperature ?? 'none'}`);
+  if (!(o.alpha >= 0 && o.alpha <= 1)) throw new UsageError(`--alpha: expected a weight in [0, 1], got ${o.alpha}`);
+  if (o.distillFrom === undefined) return { temperature: o.temperature, alpha: 1 };
+  const bytes = await readRegular(o.distillFrom, MODEL_LIMITS.maxBytes).catch((e: unknown) => {
+    throw e instanceof RegularFileError ? new UsageError(`--distill-from: ${e.message}`) : e;
+  });
+  return {
+    temperature: o.temperature,
+    alpha: o.alpha,
+    teacher: parseModel(bytes, o.distillFrom),
+    teacherSha256: createHash('sha256').update(bytes).digest('hex'),
+  };
 }

@@ -23,6 +23,13 @@ export function addEngineCommands(program: Command, int: (v: string) => number):
     .option('--early-stop', 'keep the epoch with the best robust validation accuracy (PGD-10 at --eps)')
     .option('--cutmix <alpha>', 'CutMix batches: λ ~ Beta(alpha, alpha) (with none, fgsm-rs or pgd)', Number)
     .option('--cutmix-prob <p>', 'the share of batches CutMix mixes', Number, 0.5)
+    .option('--distill-from <teacher>', 'distil from this ONNX teacher (its logits softened at --temperature)')
+    .option(
+      '--temperature <t>',
+      'distillation temperature; alone: train at T (defensive distillation’s teacher)',
+      Number,
+    )
+    .option('--alpha <a>', 'weight of the soft term with --distill-from (the rest on the hard labels)', Number, 0.9)
     .option('--epochs <n>', 'epochs', int, 8)
     .option('--batch <n>', 'batch size', int, 128)
     .option('--lr <x>', 'peak learning rate', Number, 1e-3)

@@ -26,6 +26,7 @@ export function readTrain(r: Reader, v: unknown, stages: Stage[], artifacts: Art
       'checkpointEvery',
       'heartbeatTimeout',
       'augment',
+      'distill',
     ],
   });
   const split = m.split === undefined ? 'train' : r.string(m.split, 'train.split');
@@ -103,8 +104,10 @@ export function readTrain(r: Reader, v: unknown, stages: Stage[], artifacts: Art
     );
   }
   const augment = m.augment === undefined ? undefined : readAugment(r, m.augment, defense.kind);
+  const distill = m.distill === undefined ? undefined : readDistill(r, m.distill, defense.kind, !!augment?.cutmix);
   return {
     ...(augment ? { augment } : {}),
+    ...(distill ? { distill } : {}),
     split,
     arch: r.oneOf(m.arch, 'train.arch', ['small-cnn', 'wide-cnn', 'mlp'] as const),
     defense,
@@ -138,6 +141,33 @@ function readAugment(r: Reader, v: unknown, defense: TrainConfig['defense']['kin
   if (defense === 'trades' || defense === 'dp-sgd')
     r.fail('train.augment.cutmix', `CutMix with ${defense} is not built yet; use none, fgsm-rs or pgd`);
   return { cutmix: { alpha, prob } };
+}
+
+/** train.distill: a pinned teacher and a temperature, or a temperature alone (defensive distillation's teacher). */
+function readDistill(
+  r: Reader,
+  v: unknown,
+  defense: TrainConfig['defense']['kind'],
+  cutmix: boolean,
+): TrainConfig['distill'] {
+  const p = 'train.distill';
+  const m = r.mapping(v, p, { required: ['temperature'], optional: ['alpha', 'teacher'] });
+  const temperature = r.number(m.temperature, `${p}.temperature`, 0, 1000);
+  if (!(temperature > 0)) r.fail(`${p}.temperature`, `expected a temperature above 0, got ${temperature}`);
+  if (cutmix) r.fail(p, 'distillation with CutMix is not built yet');
+  if (defense === 'trades' || defense === 'dp-sgd') r.fail(p, `distillation with ${defense} is not built yet`);
+  let teacher: { path: string; sha256: string } | undefined;
+  if (m.teacher !== undefined) {
+    const t = r.mapping(m.teacher, `${p}.teacher`, { required: ['path', 'sha256'] });
+    teacher = {
+      path: r.string(t.path, `${p}.teacher.path`),
+      sha256: r.string(t.sha256, `${p}.teacher.sha256`, /^[0-9a-f]{64}$/, 'a SHA-256 of 64 lowercase hex digits'),
+    };
+  }
+  const alpha = m.alpha === undefined ? (teacher ? 0.9 : 1) : r.number(m.alpha, `${p}.alpha`, 0, 1);
+  if (!teacher && alpha !== 1)
+    r.fail(`${p}.alpha`, 'without a teacher the network trains at temperature T alone: alpha must be 1');
+  return { temperature, alpha, ...(teacher ? { teacher } : {}) };
 }
 
 /** Names the split that is missing and the ones there are: a split is looked up as an own key only. */

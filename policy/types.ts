@@ -215,6 +215,11 @@ export interface TrainConfig {
   heartbeatTimeoutMs?: number;
   /** Data augmentation: CutMix (Yun et al. 2019), λ ~ Beta(alpha, alpha), applied to a batch with probability prob. */
   augment?: { cutmix?: { alpha: number; prob: number } };
+  /**
+   * Distillation (Hinton et al. 2015) from a pinned teacher model at `temperature`, `alpha` on the soft term; without
+   * a teacher, training at temperature T (defensive distillation's first network; alpha 1).
+   */
+  distill?: { temperature: number; alpha: number; teacher?: { path: string; sha256: string } };
 }
 
 export interface Policy {

@@ -3,6 +3,7 @@
 import { GraphBuilder, valueInfo } from '../onnx/builder.js';
 import { DataType, num, type ModelProto, type NodeProto, type TensorProto } from '../onnx/proto.js';
 import { OPS } from './ops/index.js';
+import { addDistill } from './distill-loss.js';
 import { AutodiffError, nodeLabel, type Shape } from './types.js';
 
 /**
@@ -12,8 +13,10 @@ import { AutodiffError, nodeLabel, type Shape } from './types.js';
  * differs from KL(t ‖ softmax(z)) by t's entropy, a constant, so its input gradient is TRADES's inner maximisation.
  * trades: TRADES (Zhang et al. 2019) on logits [2N, classes] holding N clean rows then their N adversarial rows,
  * with N labels: mean CE(clean, y) + β·mean KL(softmax(clean) ‖ softmax(adversarial)), differentiated through both.
+ * distill: knowledge distillation at `temperature` with weight `alpha` on the soft term (distill-loss.ts), against a
+ * float [N, classes] `targets` input of the teacher's softened probabilities.
  */
-export type LossKind = 'cross-entropy' | 'cw-margin' | 'target-margin' | 'soft-cross-entropy' | 'trades';
+export type LossKind = 'cross-entropy' | 'cw-margin' | 'target-margin' | 'soft-cross-entropy' | 'trades' | 'distill';
 
 export interface DifferentiateOptions {
   /** Graph inputs or initializers to differentiate with respect to. */
@@ -23,6 +26,9 @@ export interface DifferentiateOptions {
   loss?: LossKind;
   /** TRADES's β, the weight of the KL term (default 6, the paper's). */
   beta?: number;
+  /** Distillation's temperature T (default 1) and the weight α of its soft term (default 1). */
+  temperature?: number;
+  alpha?: number;
   /**
    * DP-SGD's per-example gradients of the cross-entropy of each example (not the batch mean). 'raw' outputs them as
    * [N, ...parameter shape]; 'clipped' scales each example's whole gradient to at most the norm fed as the float
@@ -101,13 +107,15 @@ export function differentiate(model: ModelProto, opts: DifferentiateOptions): Gr
   const targets =
     kind === 'target-margin'
       ? g.input('targets', ['N'], DataType.INT64)
-      : kind === 'soft-cross-entropy'
+      : kind === 'soft-cross-entropy' || kind === 'distill'
         ? g.input('targets', ['N', logitShape[1]])
         : undefined;
   const { loss, dLogits } =
     kind === 'trades'
       ? addTrades(g, logits, labels, logitShape[1], opts.beta ?? 6)
-      : addLoss(g, logits, labels, logitShape[1], kind, targets, perExample);
+      : kind === 'distill'
+        ? addDistill(g, logits, labels, logitShape[1], targets!, opts.temperature ?? 1, opts.alpha ?? 1)
+        : addLoss(g, logits, labels, logitShape[1], kind, targets, perExample);
 
   // Backward, in reverse topological order, summing contributions where a value feeds several nodes.
   const contributions = new Map<string, string[]>([[logits, [dLogits]]]);

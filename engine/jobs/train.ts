@@ -3,7 +3,9 @@ import { createHash } from 'node:crypto';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { holdOutValidation, loadPair } from '../data/fashion.js';
-import { saveModel } from '../onnx/model.js';
+import { MODEL_LIMITS, parseModel, saveModel } from '../onnx/model.js';
+import { RegularFileError, readRegular } from '../io/regular-file.js';
+import type { DistillConfig } from '../train/distill.js';
 import { decodeCheckpoint, encodeCheckpoint } from '../train/checkpoint.js';
 import { trainDpSgd, type DpTrainResult } from '../train/dp-sgd.js';
 import { train, type TrainOptions } from '../train/trainer.js';
@@ -75,6 +77,7 @@ export async function trainJob(req: TrainRequest, cb: TrainCallbacks): Promise<T
           batch: req.batch,
           defense: d,
           ...(req.augment?.cutmix ? { cutmix: req.augment.cutmix } : {}),
+          ...(req.distill ? { distill: await distillFrom(req.distill) } : {}),
           range: { min: req.range[0], max: req.range[1] },
           earlyStop: req.earlyStop && d.kind !== 'none' ? { validation, eps: d.eps, steps: 10 } : undefined,
         });
@@ -86,5 +89,24 @@ export async function trainJob(req: TrainRequest, cb: TrainCallbacks): Promise<T
     bestEpoch: result.bestEpoch,
     ...('privacy' in result ? { privacy: (result as DpTrainResult).privacy } : {}),
     resumedFrom: resume && { epoch: resume.epoch, step: resume.step },
+  };
+}
+
+/** The policy's teacher, read as a regular file and refused unless its bytes have the pinned digest. */
+async function distillFrom(d: NonNullable<TrainRequest['distill']>): Promise<DistillConfig> {
+  if (!d.teacher) return { temperature: d.temperature, alpha: d.alpha };
+  const bytes = await readRegular(d.teacher.path, MODEL_LIMITS.maxBytes).catch((e: unknown) => {
+    throw e instanceof RegularFileError ? new InputError(`train.distill.teacher: ${e.message}`) : e;
+  });
+  const digest = createHash('sha256').update(bytes).digest('hex');
+  if (digest !== d.teacher.sha256)
+    throw new InputError(
+      `train.distill.teacher ${d.teacher.path} has SHA-256 ${digest}, but the policy pins ${d.teacher.sha256}`,
+    );
+  return {
+    temperature: d.temperature,
+    alpha: d.alpha,
+    teacher: parseModel(bytes, d.teacher.path),
+    teacherSha256: digest,
   };
 }

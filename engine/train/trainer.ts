@@ -16,6 +16,7 @@ import { Optimizer, learningRate, type OptimizerKind, type Schedule } from './op
 import { deployableModel, initWeights, trainableModel, type Architecture } from './zoo.js';
 import { LiveModel } from './live-model.js';
 import { checkCutMix, cutmix, type CutMixConfig } from './cutmix.js';
+import { Teacher, checkDistill, distillSettings, oneHot, type DistillConfig } from './distill.js';
 
 export type Defense =
   | { kind: 'none' }
@@ -51,6 +52,11 @@ export interface TrainOptions {
   defense?: Defense;
   /** CutMix every batch with probability prob: soft labels through the soft cross-entropy; attacks ascend it too. */
   cutmix?: CutMixConfig;
+  /**
+   * Distillation (Hinton et al. 2015) from a teacher's logits softened at `temperature`, its soft term weighted by
+   * `alpha`; without a teacher, training at temperature T (the teacher of defensive distillation; alpha must be 1).
+   */
+  distill?: DistillConfig;
   range?: Range;
   /** Early stopping: robust accuracy under PGD-`steps` on a held-out set after each epoch; the best epoch is kept. */
   earlyStop?: { validation: ImageSet; eps: number; steps?: number };
@@ -128,6 +134,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     epochs: opts.epochs,
     images: data.count,
     ...(opts.cutmix ? { cutmix: opts.cutmix } : {}),
+    ...(opts.distill ? { distill: distillSettings(opts.distill) } : {}),
   };
   const r = opts.resume;
   if (r) {
@@ -151,10 +158,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
   const model = trainableModel(arch);
   // TRADES trains on [clean; adversarial] rows at once, differentiated through both.
+  if (opts.distill) checkDistill(opts.distill, defense.kind, !!opts.cutmix);
+  const teacher = opts.distill?.teacher ? await Teacher.create(opts.distill, arch, opts.threads) : undefined;
   const trainGraph = differentiate(model, {
     wrt: arch.params.map((p) => p.name),
     ...(defense.kind === 'trades' && { loss: 'trades', beta: defense.beta }),
     ...(opts.cutmix && { loss: 'soft-cross-entropy' }),
+    ...(opts.distill && { loss: 'distill', temperature: opts.distill.temperature, alpha: opts.distill.alpha }),
   });
   const session = await createSession(trainGraph.model, { threads: opts.threads });
   // With no defense the live model only serves early stopping's PGD-10, once per epoch: baked then.
@@ -241,6 +251,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           input: floatTensor(x, [rows, ...arch.input]),
           [trainGraph.labels]: int64Tensor(y, [n]),
           ...(mixed && { [trainGraph.targets!]: floatTensor(mixed.targets, [n, arch.classes]) }),
+          ...(opts.distill && {
+            [trainGraph.targets!]: floatTensor(teacher ? await teacher.soft(x, n) : oneHot(y, arch.classes), [
+              n,
+              arch.classes,
+            ]),
+          }),
         };
         for (const p of arch.params) feeds[p.name] = floatTensor(weights.get(p.name)!, p.dims);
         const out = await session.run(feeds);
@@ -306,6 +322,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     }
   } finally {
     await live?.release();
+    await teacher?.release();
     await session.release();
   }
   return { weights, deploy: best?.weights ?? weights, history, bestEpoch: best?.epoch };

@@ -66,7 +66,7 @@ monitor: { window: 1m, drift: { psi: -1, ksPValue: 0.001 } }
     expect(r.code).toBe(1);
   });
 
-  test('train refuses a CutMix alpha of 0 or below with exit 2', async () => {
+  test('train refuses a CutMix alpha or a temperature of 0 or below, and an unreadable teacher, with exit 2', async () => {
     const args = ['train', '--data', '/usr/share/datasets/fashion-mnist', '--out', '/tmp/x.onnx'];
     const r = await secmlops([...args, '--cutmix', '0']);
     expect(r.code).toBe(2);
@@ -74,6 +74,12 @@ monitor: { window: 1m, drift: { psi: -1, ksPValue: 0.001 } }
     const p = await secmlops([...args, '--cutmix', '1', '--cutmix-prob', '2']);
     expect(p.code).toBe(2);
     expect(p.stderr).toContain('--cutmix-prob: expected a probability in (0, 1], got 2');
+    const t = await secmlops([...args, '--distill-from', 'examples/fashion-mnist/model.onnx', '--temperature', '0']);
+    expect(t.code).toBe(2);
+    expect(t.stderr).toContain('--temperature: expected a temperature above 0, got 0');
+    const missing = await secmlops([...args, '--distill-from', '/nonexistent/teacher.onnx', '--temperature', '4']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('--distill-from: /nonexistent/teacher.onnx: cannot read it (ENOENT)');
   });
 
   test('a missing policy file is named', async () => {

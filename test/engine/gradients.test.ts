@@ -182,6 +182,15 @@ const CASES: Record<string, Case> = {
     loss: 'soft-cross-entropy',
     build: (g, x) => g.op('Mul', [x, g.constF([2], [])]),
   },
+  // Larger T scales the loss by T², beyond what float32 finite differences resolve; distill.test.ts checks T = 20
+  // against the closed form instead.
+  'distillation loss at T = 2, α = 0.7 (soft and hard terms)': {
+    x: [4, 6],
+    loss: 'distill',
+    temperature: 2,
+    alpha: 0.7,
+    build: (g, x) => g.op('Mul', [x, g.constF([3], [])]),
+  },
   // Weights feed both the clean and the adversarial rows, so a rule that ignored either branch would fail here.
   'TRADES loss through both branches': {
     x: [6, 5],

@@ -20,6 +20,9 @@ export interface Case {
   /** Initializers to check too. */
   weights?: boolean;
   loss?: LossKind;
+  /** Distillation's temperature and soft-term weight. */
+  temperature?: number;
+  alpha?: number;
   opset?: number;
 }
 
@@ -45,7 +48,12 @@ export async function gradcheck(c: Case, seed = 1): Promise<CheckResult[]> {
         .graph!.initializer!.filter((t) => t.dataType === 1 && !t.name!.startsWith('c_') && !t.name!.startsWith('i_'))
         .map((t) => t.name!)
     : [];
-  const grad = differentiate(forward, { wrt: ['x', ...weights], loss: c.loss });
+  const grad = differentiate(forward, {
+    wrt: ['x', ...weights],
+    loss: c.loss,
+    ...(c.temperature !== undefined && { temperature: c.temperature }),
+    ...(c.alpha !== undefined && { alpha: c.alpha }),
+  });
   const session = await createSession(grad.model, { threads: 1 });
   const xData = randomArray(
     rng,
@@ -58,7 +66,7 @@ export async function gradcheck(c: Case, seed = 1): Promise<CheckResult[]> {
     Math.floor(rng.next() * classes),
   );
   const extra: Record<string, ReturnType<typeof floatTensor>> = {};
-  if (c.loss === 'soft-cross-entropy')
+  if (c.loss === 'soft-cross-entropy' || c.loss === 'distill')
     extra[grad.targets!] = floatTensor(randomProbabilities(rng, batch, classes), [batch, classes]);
   if (c.loss === 'target-margin')
     extra[grad.targets!] = int64Tensor(
