@@ -142,7 +142,8 @@ export async function notifyIncident(
   const text =
     `SecMLOps incident ${Number(n.incident)} (${kind}) on the model sha256:${model}… ` +
     `served from ${slackEscape(b.pipelineId)}: ${slackEscape(String(n.detail).slice(0, 300))}. ` +
-    `${roles.join(' or ')}: roll back or retrain with \`secmlops incident ${slackEscape(b.pipelineId)} ${Number(n.incident)}\`.`;
+    `${roles.join(' or ')}: roll back or retrain with ` +
+    `\`secmlops incident ${slackEscape(b.pipelineId)} ${Number(n.incident)}\`.`;
   const client = new WebClient(creds.token, {
     ...(creds.apiUrl ? { slackApiUrl: creds.apiUrl } : {}),
     retryConfig: { retries: 2 },

@@ -76,7 +76,8 @@ export async function resolveStart(
     resolved = await github(start, pipelineId);
   } else
     refuse(
-      `unknown start kind ${JSON.stringify((start as { kind?: unknown } | undefined)?.kind)}; expected cli, github-oidc or retrain`,
+      `unknown start kind ${JSON.stringify((start as { kind?: unknown } | undefined)?.kind)}; ` +
+        'expected cli, github-oidc or retrain',
     );
   const digest = subjectDigest(resolved.subject);
   const evidence = (await signer()).sign(
@@ -124,7 +125,8 @@ function resolveRetrainStart(
   const incident = Number(m[1]);
   if (pipelineId !== retrainWorkflowId(b.pipelineId, incident))
     refuse(
-      `incident ${incident} of ${b.pipelineId} may start ${retrainWorkflowId(b.pipelineId, incident)}, not ${pipelineId}`,
+      `incident ${incident} of ${b.pipelineId} may start ${retrainWorkflowId(b.pipelineId, incident)}, ` +
+        `not ${pipelineId}`,
     );
   if (b.payload.policySource.kind !== 'local')
     refuse('the original pipeline read its policy through GitHub: retrain with a new run from the pull request');

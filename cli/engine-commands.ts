@@ -89,7 +89,8 @@ export async function trainCommand(o: TrainCommand): Promise<void> {
   console.error(
     `training ${arch.name} on ${data.count} images, defense ${describeDefense(defense.defense)}` +
       `${o.cutmix !== undefined ? `, CutMix α ${o.cutmix} p ${o.cutmixProb}` : ''}` +
-      `${distill ? `, ${o.distillFrom ? `distilled from ${o.distillFrom} at` : 'trained at'} T ${distill.temperature}` : ''}` +
+      `${distill ? `, ${o.distillFrom ? `distilled from ${o.distillFrom} at` : 'trained at'}` : ''}` +
+      `${distill ? ` T ${distill.temperature}` : ''}` +
       `, ${o.epochs} epochs ` +
       `(${o.optimizer} ${o.lr}, ${o.schedule}, batch ${o.batch}, seed ${o.seed})`,
   );

@@ -239,7 +239,8 @@ program
         ...(o.retrain ? { resolution: { action: 'retrain' as const } } : {}),
       });
       console.log(
-        `Accepted: incident ${r.incident} ${r.outcome}; serving sha256:${r.serving.modelSha256} (${r.serving.attestation}).`,
+        `Accepted: incident ${r.incident} ${r.outcome}; ` +
+          `serving sha256:${r.serving.modelSha256} (${r.serving.attestation}).`,
       );
     },
   );

@@ -21,10 +21,12 @@ export function renderMonitor(m: MonitorStatus, windows = 5): string {
   for (const i of m.incidents) {
     const outcome =
       i.state === 'resolved'
-        ? `resolved by ${i.decidedBy}: ${i.resolution?.action === 'rollback' ? `rollback to ${i.resolution.attestation}` : `retrain (${i.retrain})`}`
+        ? `resolved by ${i.decidedBy}: ` +
+          (i.resolution?.action === 'rollback' ? `rollback to ${i.resolution.attestation}` : `retrain (${i.retrain})`)
         : i.state === 'dismissed'
           ? `dismissed by ${i.decidedBy}`
-          : `${i.state.toUpperCase()}: secmlops incident ${m.pipelineId} ${i.id} --rollback <attestation> | --retrain | --dismiss`;
+          : `${i.state.toUpperCase()}: secmlops incident ${m.pipelineId} ${i.id} ` +
+            '--rollback <attestation> | --retrain | --dismiss';
     lines.push(`  incident ${i.id} (${i.kind}, window ${i.window}): ${i.detail} — ${outcome}`);
   }
   if (m.audit.length) lines.push('  monitor trail:', ...m.audit.map((a) => `    ${renderAudit(a)}`));

@@ -169,7 +169,8 @@ async function trustedPipeline(input: PipelineInput, policyGiven: boolean): Prom
     } catch (e) {
       // An earlier run's monitor for this pipeline ID still runs (or something else holds the ID).
       if (isCancellation(e)) throw e;
-      return `the monitor ${workflowId} could not start (${causeMessage(e)}); terminate the earlier monitor and run again`;
+      const why = causeMessage(e);
+      return `the monitor ${workflowId} could not start (${why}); terminate the earlier monitor and run again`;
     }
     status.stages[i] = { ...status.stages[i], state: 'running', task: 'watching the served model', startedAt: now() };
     return undefined;

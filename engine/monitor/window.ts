@@ -52,12 +52,18 @@ export function scoreWindow(ref: DriftReference, records: TelemetryRecord[], t: 
   if (drifted.length)
     out.breaches.push({
       kind: 'drift',
-      detail: `drift in ${drifted.map((d) => `${d.stat} (PSI ${d.psi}${d.ks ? `, KS p ${d.ks.p.toExponential(1)}` : ''})`).join(', ')}`,
+      detail: `drift in ${drifted.map(describeDrift).join(', ')}`,
     });
   if (t.flagRate !== undefined && flagged / inputs > t.flagRate)
     out.breaches.push({
       kind: 'detector',
-      detail: `the detector flagged ${flagged} of ${inputs} inputs (${round((100 * flagged) / inputs, 1)}%), above ${100 * t.flagRate}%`,
+      detail:
+        `the detector flagged ${flagged} of ${inputs} inputs (${round((100 * flagged) / inputs, 1)}%), ` +
+        `above ${100 * t.flagRate}%`,
     });
   return out;
+}
+
+function describeDrift(d: StatDrift): string {
+  return `${d.stat} (PSI ${d.psi}${d.ks ? `, KS p ${d.ks.p.toExponential(1)}` : ''})`;
 }
