@@ -19,6 +19,8 @@ export interface Loaded {
   inflight: number;
   /** The adversarial-input detector's threshold calibrated for this model (each model has its own). */
   detectorThreshold?: number;
+  /** Switched out: its session is released when the last run on it ends (a model being readied is not). */
+  retired?: boolean;
 }
 
 /** One example's dimensions from the model's first input, which must be [N, ...static sizes]. */
@@ -72,6 +74,17 @@ export class ServedModel {
     return this.runOn(this.current, x, n);
   }
 
+  /** Runs fn on the model current now, kept alive until fn is done even if a switch happens meanwhile. */
+  async use<T>(fn: (m: Loaded) => Promise<T>): Promise<T> {
+    const m = this.current;
+    m.inflight++;
+    try {
+      return await fn(m);
+    } finally {
+      this.done(m);
+    }
+  }
+
   /** Logits on one loaded model (the detector scores on the model that answered, even across a switch). */
   async runOn(m: Loaded, x: Float32Array, n: number): Promise<{ logits: Float32Array; model: Loaded }> {
     m.inflight++;
@@ -79,9 +92,13 @@ export class ServedModel {
       const out = await m.session.run({ [m.input]: floatTensor(x, [n, ...m.shape]) });
       return { logits: out[m.session.outputNames[0]].data as Float32Array, model: m };
     } finally {
-      m.inflight--;
-      if (m !== this.current && m.inflight === 0) void m.session.release();
+      this.done(m);
     }
+  }
+
+  private done(m: Loaded): void {
+    m.inflight--;
+    if (m.retired && m.inflight === 0) void m.session.release();
   }
 
   /** Serve another attested model from now on; it must take inputs of the same shape. */
@@ -103,6 +120,7 @@ export class ServedModel {
     this.current = next;
     this.halted = undefined;
     this.switches++;
+    old.retired = true;
     if (old.inflight === 0) await old.session.release();
   }
 

@@ -137,15 +137,15 @@ export async function createServer(o: ServeOptions): Promise<Server> {
     let model: AttestedModel;
     let flags: boolean[] | undefined;
     try {
-      const out = await served.run(v.x, v.n);
-      logits = out.logits;
-      model = out.model.attested;
-      if (o.detector) {
-        const answered = out.model;
+      // The prediction and the detector's scores come from the same model, held across a switch.
+      ({ logits, model, flags } = await served.use(async (answered) => {
+        const out = await served.runOn(answered, v.x, v.n);
+        if (!o.detector) return { logits: out.logits, model: answered.attested, flags: undefined };
         const run = async (x: Float32Array, n: number) => (await served.runOn(answered, x, n)).logits;
         const threshold = answered.detectorThreshold ?? o.detector.threshold;
-        flags = (await detect({ ...o.detector, threshold }, run, v.x, v.n, spec.shape)).flags;
-      }
+        const scored = await detect({ ...o.detector, threshold }, run, v.x, v.n, spec.shape);
+        return { logits: out.logits, model: answered.attested, flags: scored.flags };
+      }));
     } finally {
       limit.release();
     }

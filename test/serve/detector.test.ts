@@ -15,6 +15,7 @@ import type { AttestedModel } from '../../serve/attested-model.js';
 import { calibrateDetector, type Detector } from '../../serve/detector.js';
 import { createServer, type Server } from '../../serve/server.js';
 import { FASHION } from '../helpers/fixture.js';
+import { exampleModel } from '../helpers/monitored.js';
 
 const D = 784;
 let attested: AttestedModel;
@@ -82,6 +83,33 @@ describe('feature squeezing on the guarded server', () => {
     expect(metrics).toContain('secmlops_serve_detector_inputs_total 400');
     expect(metrics).toContain(`secmlops_serve_detector_flags_total ${Math.round(200 * (cleanRate + pgdRate))}`);
   });
+
+  test('switching models under load drops no request, and each model gets its own calibrated threshold', async () => {
+    const server = await createServer({ attested, detector });
+    servers.push(server);
+    const nudged = await exampleModel(0.5);
+    const other: AttestedModel = {
+      ...attested,
+      model: parseModel(nudged, 'nudged.onnx'),
+      sha256: createHash('sha256').update(nudged).digest('hex'),
+    };
+    const statuses: number[] = [];
+    let stop = false;
+    const inputs = Array.from({ length: 8 }, (_, k) => Array.from(clean.images.subarray(k * D, (k + 1) * D)));
+    const clients = Array.from({ length: 4 }, async () => {
+      while (!stop)
+        statuses.push(
+          (await server.app.inject({ method: 'POST', url: '/v1/predict', payload: { inputs } })).statusCode,
+        );
+    });
+    for (let k = 0; k < 6; k++) await server.served.switchTo(k % 2 ? attested : other, `sha256:${k}`);
+    stop = true;
+    await Promise.all(clients);
+    expect(statuses.length).toBeGreaterThan(10);
+    expect(new Set(statuses)).toEqual(new Set([200]));
+    expect(server.served.now.detectorThreshold).toBeGreaterThan(0);
+    expect(server.metrics.text(attested.sha256)).toMatch(/^secmlops_serve_requests_total\{status="200"\} \d+$/m);
+  }, 60_000);
 
   test('with action "refuse" a flagged batch is answered 400 and counted', async () => {
     const server = await createServer({ attested, detector: { ...detector, action: 'refuse' } });
