@@ -2,7 +2,7 @@
 // (pressed in Slack, they reach the console's /slack/interactivity); when an approval times out, the escalation.
 import { ApplicationFailure } from '@temporalio/activity';
 import { WebClient } from '@slack/web-api';
-import { evidenceProblem, monitorApproval, type Evidence } from '../policy/index.js';
+import { evidenceProblem, monitorApproval, type Evidence, type EvidenceBody } from '../policy/index.js';
 import type { Subject } from '../workflows/messages.js';
 import type { EvidenceSigner } from './evidence.js';
 
@@ -38,16 +38,10 @@ export async function notifySlack(
   signer: () => Promise<EvidenceSigner>,
   notice: SlackNotice,
 ): Promise<{ ts?: string }> {
-  if (!creds)
-    throw ApplicationFailure.nonRetryable(
-      'this worker has no Slack token: set SLACK_BOT_TOKEN (and SLACK_API_URL for a non-default API)',
-      'NoSlackToken',
-    );
+  const client = slackClient(creds);
   let n = notice;
   if (notice.start) {
-    const why = evidenceProblem(notice.start, (await signer()).publicKey, 'start');
-    if (why) throw ApplicationFailure.nonRetryable(`not posting to Slack: ${why}`, 'UnprovenNotice');
-    const b = (notice.start as Evidence<'start'>).body;
+    const b = await provenStart(notice.start, signer);
     const channel = b.payload.policy.notifications?.slack?.channel;
     const stage = b.payload.policy.stages.find((s) => s.name === notice.stage);
     if (!channel || !stage)
@@ -64,10 +58,6 @@ export async function notifySlack(
       roles: notice.roles.filter((r) => typeof r === 'string').slice(0, 10),
     };
   }
-  const client = new WebClient(creds.token, {
-    ...(creds.apiUrl ? { slackApiUrl: creds.apiUrl } : {}),
-    retryConfig: { retries: 2 },
-  });
   const change = `${n.subject.repo}${n.subject.pr !== undefined ? ` #${n.subject.pr}` : ''} @ ${n.subject.headSha.slice(0, 12)}`;
   // The buttons carry the digest of the change the message shows, so a press decides on that change only.
   const value = JSON.stringify({
@@ -121,11 +111,8 @@ export async function notifyIncident(
   signer: () => Promise<EvidenceSigner>,
   n: IncidentNotice,
 ): Promise<{ ts?: string }> {
-  if (!creds)
-    throw ApplicationFailure.nonRetryable('this worker has no Slack token: set SLACK_BOT_TOKEN', 'NoSlackToken');
-  const why = evidenceProblem(n.start, (await signer()).publicKey, 'start');
-  if (why) throw ApplicationFailure.nonRetryable(`not posting to Slack: ${why}`, 'UnprovenNotice');
-  const b = (n.start as Evidence<'start'>).body;
+  const client = slackClient(creds);
+  const b = await provenStart(n.start, signer);
   const channel = b.payload.policy.notifications?.slack?.channel;
   if (!channel)
     throw ApplicationFailure.nonRetryable('not posting to Slack: the policy names no channel', 'UnprovenNotice');
@@ -144,10 +131,6 @@ export async function notifyIncident(
     `served from ${slackEscape(b.pipelineId)}: ${slackEscape(String(n.detail).slice(0, 300))}. ` +
     `${roles.join(' or ')}: roll back or retrain with ` +
     `\`secmlops incident ${slackEscape(b.pipelineId)} ${Number(n.incident)}\`.`;
-  const client = new WebClient(creds.token, {
-    ...(creds.apiUrl ? { slackApiUrl: creds.apiUrl } : {}),
-    retryConfig: { retries: 2 },
-  });
   const r = await client.chat.postMessage({ channel, text, mrkdwn: false });
   return { ts: r.ts };
 }
@@ -155,4 +138,24 @@ export async function notifyIncident(
 /** Slack's three control characters, escaped as its API asks. */
 function slackEscape(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+/** The worker's Slack client; without a token every notice fails, named. */
+function slackClient(creds: SlackCredentials | undefined): WebClient {
+  if (!creds)
+    throw ApplicationFailure.nonRetryable(
+      'this worker has no Slack token: set SLACK_BOT_TOKEN (and SLACK_API_URL for a non-default API)',
+      'NoSlackToken',
+    );
+  return new WebClient(creds.token, {
+    ...(creds.apiUrl ? { slackApiUrl: creds.apiUrl } : {}),
+    retryConfig: { retries: 2 },
+  });
+}
+
+/** The body of start evidence whose signature checks with the workers' key: what a notice may name. */
+async function provenStart(start: Evidence, signer: () => Promise<EvidenceSigner>): Promise<EvidenceBody<'start'>> {
+  const why = evidenceProblem(start, (await signer()).publicKey, 'start');
+  if (why) throw ApplicationFailure.nonRetryable(`not posting to Slack: ${why}`, 'UnprovenNotice');
+  return (start as Evidence<'start'>).body;
 }
