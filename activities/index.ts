@@ -15,6 +15,14 @@ import { resolveStart, type GitHubStartResolver } from './start.js';
 import { readGitHubDecision, type CommentDecisionRequest } from './github-decision.js';
 import type { PipelineInput } from '../policy/index.js';
 import type { TrustConfig } from '../worker/trust.js';
+import { aggregateRound, beginFederation, type AggregateInput } from './federated-server.js';
+import {
+  clientMask,
+  clientTrain,
+  type ClientIdentity,
+  type ClientMaskInput,
+  type ClientRoundInput,
+} from './federated-client.js';
 
 export interface ActivityConfig {
   /** Folder of the content-addressed artifact store. */
@@ -55,7 +63,20 @@ export function createActivities(config: ActivityConfig) {
     monitorWindow: (req: WindowRequest) => monitorWindow(store, telemetryDir, req),
     checkRollback: (req: RollbackRequest) => checkRollback(store, config.releaseKeyPath, req),
     servedShape: (req: { modelSha256: string }) => servedShape(store, req.modelSha256),
+    beginFederation: (req: { policy: string }) => beginFederation(config.trust.policyRoot, store, req),
+    aggregateRound: (req: AggregateInput) => aggregateRound(config.trust.policyRoot, store, req),
   };
 }
+
+/** A federated client's activities, registered on the task queue named by its id (`secmlops worker --queues ID`). */
+export function createClientActivities(config: { artifactsDir: string; policyRoot: string; client: ClientIdentity }) {
+  const store = new ArtifactStore(config.artifactsDir);
+  return {
+    clientTrain: (input: ClientRoundInput) => clientTrain(config.client, config.policyRoot, store, input),
+    clientMask: (input: ClientMaskInput) => clientMask(config.client, config.policyRoot, store, input),
+  };
+}
+
+export type ClientActivities = ReturnType<typeof createClientActivities>;
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -53,10 +53,10 @@ async function readKeyFile(path: string, what: string): Promise<string> {
 }
 
 /** Creates any missing development key pair under dir: NAME.key (private) and NAME.pub. Returns the names created. */
-export async function ensureDevKeys(dir: string): Promise<string[]> {
+export async function ensureDevKeys(dir: string, names: readonly string[] = DEV_KEY_NAMES): Promise<string[]> {
   await mkdir(dir, { recursive: true });
   const created: string[] = [];
-  for (const name of DEV_KEY_NAMES) {
+  for (const name of names) {
     const priv = join(dir, `${name}.key`);
     if (existsSync(priv)) continue;
     const { privateKey, publicKey } = generateKeyPairSync('ed25519');

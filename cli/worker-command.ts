@@ -3,6 +3,8 @@ import { installQuietLogger } from '../worker/logger.js';
 import { homePaths } from '../worker/paths.js';
 import { createWorkers, type Queue } from '../worker/workers.js';
 import type { ConnectionConfig } from '../worker/connection.js';
+import { CLIENT_ID } from '../policy/parse-federated.js';
+import { UsageError } from './usage-error.js';
 
 /** Long-running workers for compose deployments and crash tests; SIGINT or SIGTERM drains them gracefully. */
 export async function runWorkers(queueList: string, config: ConnectionConfig): Promise<void> {
@@ -10,7 +12,10 @@ export async function runWorkers(queueList: string, config: ConnectionConfig): P
     .split(',')
     .map((q) => q.trim())
     .filter(Boolean);
-  for (const q of queues) if (q !== 'cpu' && q !== 'gpu') throw new Error(`unknown queue "${q}"; expected cpu or gpu`);
+  // Anything but cpu and gpu is a federated client's queue, named by its id.
+  for (const q of queues)
+    if (q !== 'cpu' && q !== 'gpu' && !CLIENT_ID.test(q))
+      throw new UsageError(`unknown queue "${q}"; expected cpu, gpu or a federated client's id such as client-1`);
   installQuietLogger('INFO');
   const paths = homePaths();
   const connection = await NativeConnection.connect({
@@ -22,7 +27,7 @@ export async function runWorkers(queueList: string, config: ConnectionConfig): P
   const workers = await createWorkers({
     connection,
     namespace: config.namespace,
-    queues: queues as Queue[],
+    queues: queues.map((q): Queue => (q === 'cpu' || q === 'gpu' ? q : `client:${q}`)),
     artifactsDir: paths.artifacts,
     releaseKeyPath: paths.releaseKey,
   });

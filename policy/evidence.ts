@@ -155,3 +155,14 @@ export function evidenceProblem(e: unknown, publicKeyBase64: string, kind?: Evid
   }
   return undefined;
 }
+
+/** The digests the policy pins for a split's two files (either may be missing). */
+export function pinnedPair(
+  files: readonly FileDigest[],
+  split: { images: string; labels: string },
+): { images?: string; labels?: string } {
+  return {
+    images: files.find((f) => f.path === split.images)?.sha256,
+    labels: files.find((f) => f.path === split.labels)?.sha256,
+  };
+}

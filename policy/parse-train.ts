@@ -1,17 +1,26 @@
 // The `train` block: what the train stage trains and how.
 import { own } from './own.js';
+import type { ParseOptions } from './parse.js';
+import { readFederated } from './parse-federated.js';
 import { Reader, join } from './reader.js';
 import type { Artifacts, Stage, TrainConfig } from './types.js';
 
-export function readTrain(r: Reader, v: unknown, stages: Stage[], artifacts: Artifacts): TrainConfig | undefined {
+export function readTrain(
+  r: Reader,
+  v: unknown,
+  stages: Stage[],
+  artifacts: Artifacts,
+  opts: ParseOptions,
+): TrainConfig | undefined {
   const runs = stages.some((s) => s.name === 'train');
   if (v === undefined) {
     if (runs) r.fail('train', 'the train stage needs a train block (arch, defense, epochs)');
     return undefined;
   }
   const m = r.mapping(v, 'train', {
-    required: ['arch', 'epochs'],
+    required: ['arch'],
     optional: [
+      'epochs',
       'split',
       'defense',
       'batch',
@@ -27,8 +36,12 @@ export function readTrain(r: Reader, v: unknown, stages: Stage[], artifacts: Art
       'heartbeatTimeout',
       'augment',
       'distill',
+      'federated',
     ],
   });
+  if (m.epochs === undefined && m.federated === undefined) r.fail('train.epochs', 'missing; this key is required');
+  if (m.epochs !== undefined && m.federated !== undefined)
+    r.fail('train.epochs', 'federated training counts train.federated.rounds and localEpochs instead');
   const split = m.split === undefined ? 'train' : r.string(m.split, 'train.split');
   if (!own(artifacts.dataset?.splits, split)) r.fail('train.split', unknownSplit(split, artifacts));
   let defense: TrainConfig['defense'] = { kind: 'none' };
@@ -105,13 +118,17 @@ export function readTrain(r: Reader, v: unknown, stages: Stage[], artifacts: Art
   }
   const augment = m.augment === undefined ? undefined : readAugment(r, m.augment, defense.kind);
   const distill = m.distill === undefined ? undefined : readDistill(r, m.distill, defense.kind, !!augment?.cutmix);
+  const federated =
+    m.federated === undefined ? undefined : readFederated(r, m.federated, { defense, earlyStop, distill }, opts);
   return {
     ...(augment ? { augment } : {}),
     ...(distill ? { distill } : {}),
+    ...(federated ? { federated } : {}),
     split,
     arch: r.oneOf(m.arch, 'train.arch', ['small-cnn', 'wide-cnn', 'mlp'] as const),
     defense,
-    epochs: r.integer(m.epochs, 'train.epochs', 1, 1000),
+    // Federated: every epoch any client trains, for the metrics (rounds × localEpochs).
+    epochs: federated ? federated.rounds * federated.localEpochs : r.integer(m.epochs, 'train.epochs', 1, 1000),
     batch: m.batch === undefined ? 128 : r.integer(m.batch, 'train.batch', 1, 65536),
     lr: m.lr === undefined ? 1e-3 : r.number(m.lr, 'train.lr', 0, 10),
     optimizer: m.optimizer === undefined ? 'adam' : r.oneOf(m.optimizer, 'train.optimizer', ['adam', 'sgd'] as const),

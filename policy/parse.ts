@@ -66,7 +66,7 @@ export function parsePolicy(text: string, opts: ParseOptions): Policy {
   const roleIds = new Set(roles.map((x) => x.id));
   const stages = readStages(r, top.stages, roleIds);
   const artifacts = readArtifacts(r, top.artifacts);
-  const trainConfig = readTrain(r, top.train, stages, artifacts);
+  const trainConfig = readTrain(r, top.train, stages, artifacts, opts);
   const evaluate = readEvaluate(r, top.evaluate, stages, artifacts);
   const data = readData(r, top.data, stages, artifacts, trainConfig);
   const gates = readGates(r, top.gates, (path, metric) =>

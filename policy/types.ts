@@ -220,6 +220,28 @@ export interface TrainConfig {
    * a teacher, training at temperature T (defensive distillation's first network; alpha 1).
    */
   distill?: { temperature: number; alpha: number; teacher?: { path: string; sha256: string } };
+  /** Federated averaging across client workers instead of training on one worker (see FederatedConfig). */
+  federated?: FederatedConfig;
+}
+
+/**
+ * FedAvg (McMahan et al. 2017): each round, every client trains `localEpochs` from the global model on its own
+ * part of the split and the server averages the updates weighted by sample count. Clients are workers polling
+ * their own task queue (the client's id); each signs its updates with its own key, pinned here.
+ */
+export interface FederatedConfig {
+  clients: { id: string; publicKey: string }[];
+  rounds: number;
+  localEpochs: number;
+  /** A round completes with at least this many clients' updates (default: all). */
+  quorum: number;
+  partition: { kind: 'iid' } | { kind: 'dirichlet'; alpha: number };
+  /** Pairwise-masked updates (Bonawitz et al. 2017): the server sees only their sum. */
+  secureAggregation: boolean;
+  /** How long a round waits for a client (ms). */
+  roundTimeoutMs: number;
+  /** The server workflow continues as new after this many rounds. */
+  roundsPerRun: number;
 }
 
 export interface Policy {

@@ -1,7 +1,12 @@
 // The CPU worker (workflows and light activities) and the `gpu` task-queue worker (compute-heavy activities).
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { fileURLToPath } from 'node:url';
-import { createActivities, type ActivityConfig } from '../activities/index.js';
+import { ApplicationFailure } from '@temporalio/common';
+import type { KeyObject } from 'node:crypto';
+import { join } from 'node:path';
+import { createActivities, createClientActivities, type ActivityConfig } from '../activities/index.js';
+import { loadPrivateKey } from '../activities/keys.js';
+import { secmlopsHome } from './paths.js';
 import { GPU_TASK_QUEUE, TASK_QUEUE } from '../workflows/messages.js';
 import { dataConverter } from './connection.js';
 import { credentialsFromEnv } from '../github/credentials.js';
@@ -11,7 +16,8 @@ import { githubStartResolver } from '../github/start.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
-export type Queue = 'cpu' | 'gpu';
+/** cpu and gpu, or a federated client's own queue (its id, as the policy's train.federated.clients name it). */
+export type Queue = 'cpu' | 'gpu' | `client:${string}`;
 
 export interface WorkerSetup extends Omit<ActivityConfig, 'trust'> {
   /** What the workers trust; from the environment (SECMLOPS_*; see README) unless given. */
@@ -21,6 +27,9 @@ export interface WorkerSetup extends Omit<ActivityConfig, 'trust'> {
   queues: Queue[];
   /** A prebuilt workflow bundle (tests share one); otherwise the workflows are bundled at start. */
   workflowBundle?: WorkerOptions['workflowBundle'];
+  /** Federated clients' keys (default <home>/keys/<id>.key) and where each keeps a round's update between phases. */
+  clientKeyPath?: (id: string) => string;
+  clientStateDir?: string;
   identity?: string;
 }
 
@@ -82,7 +91,35 @@ export async function createWorkers(setup: WorkerSetup): Promise<Worker[]> {
           sanitiseDataset: activities.sanitiseDataset,
           evaluateModel: activities.evaluateModel,
           trainModel: activities.trainModel,
+          beginFederation: activities.beginFederation,
+          aggregateRound: activities.aggregateRound,
         },
+      }),
+    );
+  }
+  for (const q of setup.queues) {
+    if (!q.startsWith('client:')) continue;
+    const id = q.slice('client:'.length);
+    const keyPath = setup.clientKeyPath?.(id) ?? join(secmlopsHome(), 'keys', `${id}.key`);
+    let key: Promise<KeyObject> | undefined;
+    workers.push(
+      await Worker.create({
+        ...common,
+        taskQueue: id,
+        activities: createClientActivities({
+          artifactsDir: setup.artifactsDir,
+          policyRoot: trust.policyRoot,
+          client: {
+            id,
+            // Loaded on first use; a client without its key refuses every round by name.
+            key: () =>
+              (key ??= loadPrivateKey(keyPath)).catch((e: Error) => {
+                key = undefined;
+                throw ApplicationFailure.nonRetryable(`${id}'s signing key: ${e.message}`, 'FederatedPolicy');
+              }),
+            stateDir: setup.clientStateDir ?? join(secmlopsHome(), 'federated'),
+          },
+        }),
       }),
     );
   }

@@ -8,9 +8,9 @@ import {
   evaluateGate,
   formatMetric,
   own,
+  pinnedPair,
   threatMatrix,
   type Evidence,
-  type FileDigest,
 } from '../policy/index.js';
 import type { Activities } from '../activities/index.js';
 import type { ReleaseRequest } from '../activities/release.js';
@@ -374,15 +374,6 @@ function keep(lane: Swimlane, e: Evidence | undefined): void {
 }
 
 /** The pinned digests of a split's two files, which the engine checks while it reads them. */
-function pinnedPair(
-  files: FileDigest[],
-  split: { images: string; labels: string },
-): { images?: string; labels?: string } {
-  return {
-    images: files.find((f) => f.path === split.images)?.sha256,
-    labels: files.find((f) => f.path === split.labels)?.sha256,
-  };
-}
 
 function failureMessage(err: unknown): string {
   // Cancellation is not a stage verdict: let it end the workflow as cancelled.

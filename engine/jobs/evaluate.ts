@@ -8,6 +8,7 @@ import { InputError } from '../input-error.js';
 import { membershipInference } from '../privacy/mia.js';
 import { inspectModel } from '../inspect.js';
 import { computeMetrics } from '../metrics/metrics.js';
+import { countCorrect } from '../train/trainer.js';
 import { backdoorSuccess, checkBackdoor } from '../poison/backdoor.js';
 import { RegularFileError, readRegular } from '../io/regular-file.js';
 import { MODEL_LIMITS, OnnxError, parseModel } from '../onnx/model.js';
@@ -47,6 +48,8 @@ export async function evaluateJob(req: EvaluateRequest, progress: (p: JobProgres
     out.cleanAccuracy = metrics.clean_accuracy;
     out.attacks.push({ id, spec, metrics, seconds: (performance.now() - started) / 1000 });
   }
+  // With no attacks asked (a federated round's check), clean accuracy is measured on its own.
+  if (req.attacks.length === 0) out.cleanAccuracy = await cleanAccuracy(target, data);
   if (req.backdoor) {
     out.backdoor = await backdoorSuccess((x, n) => target.logits(x, n), target.classes, data, req.backdoor, {
       range: req.range,
@@ -112,4 +115,15 @@ async function membership(req: EvaluateRequest, target: AttackTarget, progress: 
   );
   progress({ task: 'membership inference', done: 1, total: 1 });
   return r;
+}
+
+async function cleanAccuracy(target: AttackTarget, data: ImageSet, batch = 500): Promise<number> {
+  const pixels = data.shape.reduce((a, b) => a * b, 1);
+  let correct = 0;
+  for (let s = 0; s < data.count; s += batch) {
+    const n = Math.min(batch, data.count - s);
+    const logits = await target.logits(data.images.subarray(s * pixels, (s + n) * pixels), n);
+    correct += countCorrect(logits, data.labels.subarray(s, s + n), target.classes);
+  }
+  return data.count ? correct / data.count : NaN;
 }

@@ -8,6 +8,7 @@ import type { MembershipResult } from '../privacy/mia.js';
 import type { LoadOptions } from '../onnx/limits.js';
 import type { DpTrainResult } from '../train/dp-sgd.js';
 import type { TrainProgress } from '../train/trainer.js';
+import type { Partition } from '../federated/partition.js';
 
 /** The dataset part of every job: an IDX pair, the digests its files must have, the file cap, the classes. */
 export interface JobDataset {
@@ -64,10 +65,22 @@ export type TrainRequest = Omit<TrainConfig, 'split'> &
     /** Where the job writes checkpoint files and the model; the supervisor stores them and may delete them. */
     workDir: string;
     threads?: number;
+    /** A federated client's round: start from the global weights and train on this client's part of the split. */
+    client?: FederatedClientRound;
   };
+
+export interface FederatedClientRound {
+  /** The global model's flat float32 parameters, and the digest the file must have. */
+  init: { path: string; sha256: string };
+  shard: { clients: number; index: number; partition: Partition; seed: number };
+}
 
 export interface TrainResult {
   modelPath: string;
+  /** A federated client's round: the last weights as a flat float32 vector (engine/federated/vector.ts). */
+  weightsPath?: string;
+  /** The images trained on (a federated client's part of the split). */
+  images?: number;
   history: { epoch: number; loss: number; accuracy: number; robustValidation?: number; seconds: number }[];
   bestEpoch?: number;
   resumedFrom?: { epoch: number; step: number };

@@ -2,16 +2,18 @@
 import { createHash } from 'node:crypto';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { holdOutValidation, loadPair } from '../data/fashion.js';
+import { holdOutValidation, loadPair, type ImageSet } from '../data/fashion.js';
+import { partition, subset } from '../federated/partition.js';
+import { flatten, parameterCount, readVector, unflatten, vectorBytes } from '../federated/vector.js';
 import { MODEL_LIMITS, parseModel, saveModel } from '../onnx/model.js';
 import { RegularFileError, readRegular } from '../io/regular-file.js';
 import type { DistillConfig } from '../train/distill.js';
 import { decodeCheckpoint, encodeCheckpoint } from '../train/checkpoint.js';
 import { trainDpSgd, type DpTrainResult } from '../train/dp-sgd.js';
 import { train, type TrainOptions } from '../train/trainer.js';
-import { ARCHITECTURES, deployableModel } from '../train/zoo.js';
+import { ARCHITECTURES, deployableModel, type Architecture } from '../train/zoo.js';
 import { InputError } from '../input-error.js';
-import type { TrainProgressMessage, TrainRequest, TrainResult } from './protocol.js';
+import type { FederatedClientRound, TrainProgressMessage, TrainRequest, TrainResult } from './protocol.js';
 
 export interface TrainCallbacks {
   progress: (p: TrainProgressMessage) => void;
@@ -22,7 +24,10 @@ export async function trainJob(req: TrainRequest, cb: TrainCallbacks): Promise<T
   const arch = ARCHITECTURES[req.arch];
   if (!arch) throw new InputError(`unknown architecture "${req.arch}"`);
   const all = await loadPair(req, req.classes, req.limit);
-  const { data, validation } = holdOutValidation(all, req.earlyStop);
+  const split = holdOutValidation(all, req.earlyStop);
+  const { validation } = split;
+  const client = req.client ? await clientRound(req.client, arch, split.data) : undefined;
+  const data = client?.data ?? split.data;
   let resume;
   if (req.resume) {
     const bytes = await readFile(req.resume.path);
@@ -47,6 +52,7 @@ export async function trainJob(req: TrainRequest, cb: TrainCallbacks): Promise<T
     seed: req.seed,
     threads: req.threads,
     resume,
+    ...(client ? { init: client.init } : {}),
     checkpointEvery: req.checkpointEvery,
     onCheckpoint: async (c) => {
       const path = join(req.workDir, `checkpoint-${n++}.ckpt`);
@@ -83,13 +89,37 @@ export async function trainJob(req: TrainRequest, cb: TrainCallbacks): Promise<T
         });
   const modelPath = join(req.workDir, 'model.onnx');
   await writeFile(modelPath, saveModel(deployableModel(arch, result.deploy)));
+  let weightsPath: string | undefined;
+  if (client) {
+    weightsPath = join(req.workDir, 'weights.f32');
+    await writeFile(weightsPath, vectorBytes(flatten(arch, result.weights)));
+  }
   return {
     modelPath,
+    ...(weightsPath ? { weightsPath, images: data.count } : {}),
     history: result.history,
     bestEpoch: result.bestEpoch,
     ...('privacy' in result ? { privacy: (result as DpTrainResult).privacy } : {}),
     resumedFrom: resume && { epoch: resume.epoch, step: resume.step },
   };
+}
+
+/** A federated client's round: its part of the split, and the global weights read against their digest. */
+async function clientRound(
+  c: FederatedClientRound,
+  arch: Architecture,
+  all: ImageSet,
+): Promise<{ data: ImageSet; init: Map<string, Float32Array> }> {
+  const bytes = await readRegular(c.init.path, parameterCount(arch) * 4 + 1).catch((e: unknown) => {
+    throw e instanceof RegularFileError ? new InputError(`the global model: ${e.message}`) : e;
+  });
+  const digest = createHash('sha256').update(bytes).digest('hex');
+  if (digest !== c.init.sha256) throw new InputError(`the global model has SHA-256 ${digest}, not ${c.init.sha256}`);
+  const init = unflatten(arch, readVector(bytes, parameterCount(arch), 'the global model'));
+  const parts = partition(all.labels, c.shard.clients, c.shard.partition, c.shard.seed);
+  const mine = parts[c.shard.index];
+  if (!mine) throw new InputError(`client index ${c.shard.index} is not one of ${c.shard.clients}`);
+  return { data: subset(all, mine), init };
 }
 
 /** The policy's teacher, read as a regular file and refused unless its bytes have the pinned digest. */

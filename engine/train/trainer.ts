@@ -64,6 +64,8 @@ export interface TrainOptions {
   checkpointEvery?: number;
   onCheckpoint?: (c: Checkpoint) => Promise<void>;
   resume?: Checkpoint;
+  /** Weights to start from instead of a seeded initialisation (a federated client starts from the global model). */
+  init?: Map<string, Float32Array>;
   onProgress?: (p: TrainProgress) => void;
   onEpoch?: (r: EpochRecord) => void;
   signal?: AbortSignal;
@@ -151,7 +153,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     // TRADES's loss compares clean and adversarial predictions against hard labels; mixing it is not built.
     if (defense.kind === 'trades') throw new InputError('cutmix: combining CutMix with TRADES is not built yet');
   }
-  const weights = r ? r.weights : initWeights(arch, rngFor(seed, -1));
+  const weights = r
+    ? r.weights
+    : opts.init
+      ? new Map([...opts.init].map(([k, v]) => [k, v.slice()]))
+      : initWeights(arch, rngFor(seed, -1));
   const optimizer = new Optimizer({ kind: settings.optimizer, weightDecay: settings.weightDecay }, r?.optimizer);
   const history: EpochRecord[] = r ? [...r.history] : [];
   let best = r?.best;

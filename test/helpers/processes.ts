@@ -8,8 +8,8 @@ export interface WorkerProcess {
   exited: Promise<number | null>;
 }
 
-export async function spawnWorker(env: NodeJS.ProcessEnv): Promise<WorkerProcess> {
-  const child = spawn(process.execPath, [resolve('bin/secmlops.js'), 'worker', '--queues', 'cpu,gpu'], {
+export async function spawnWorker(env: NodeJS.ProcessEnv, queues = 'cpu,gpu'): Promise<WorkerProcess> {
+  const child = spawn(process.execPath, [resolve('bin/secmlops.js'), 'worker', '--queues', queues], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

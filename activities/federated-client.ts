@@ -1,0 +1,234 @@
+// A federated client's activities, on the task queue named by its id: train from the global model on its own part
+// of the split, and (with secure aggregation) mask the result for the participants the round settled on. What the
+// client believes comes from its own configuration: its id and key, and the policy read from its own policy source
+// (the federation's settings, the split's pinned digests, the other clients' pinned keys). The task names only the
+// policy, the round and the global model, which the client checks against what it reads.
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { createHash, type KeyObject } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runJob } from '../engine/jobs/run-job.js';
+import { maskedContribution, newAgreementKey, type AgreementKey } from '../engine/federated/secure-sum.js';
+import { parameterCount, readVector, vectorBytes } from '../engine/federated/vector.js';
+import { ARCHITECTURES } from '../engine/train/zoo.js';
+import { pinnedPair, type FederatedConfig, type Policy, type TrainConfig } from '../policy/index.js';
+import { jobDataset } from './job-dataset.js';
+import { jobFailure } from './job-failure.js';
+import { readPolicyFile } from './policy-source.js';
+import {
+  participantsDigest,
+  signStatement,
+  statementProblems,
+  type ClientStatement,
+  type SignedStatement,
+} from './federated-statement.js';
+import { rawPublicKey } from './keys.js';
+import type { ArtifactStore } from './store.js';
+
+export interface ClientIdentity {
+  id: string;
+  key: () => Promise<KeyObject>;
+  /** Where the client keeps a round's unmasked update and agreement key between the two phases (its own disk). */
+  stateDir: string;
+}
+
+export interface ClientRoundInput {
+  /** The policy's path inside the client's policy source. */
+  policy: string;
+  round: number;
+  /** The global parameters the round starts from (artifact reference). */
+  base: string;
+}
+
+export interface ClientMaskInput extends ClientRoundInput {
+  /** The trained statements of the clients that answered the first phase, this client's among them. */
+  trained: SignedStatement[];
+}
+
+/** The federation as this client's policy source says, with this client's own key checked against its pin. */
+async function federation(me: ClientIdentity, root: string, ref: string) {
+  let policy: Policy;
+  try {
+    policy = readPolicyFile(ref, { root }).policy;
+  } catch (e) {
+    throw ApplicationFailure.nonRetryable(`policy ${ref}: ${(e as Error).message}`, 'FederatedPolicy');
+  }
+  const train = policy.train;
+  const config = train?.federated;
+  const dataset = policy.artifacts.dataset;
+  if (!train || !config || !dataset)
+    throw ApplicationFailure.nonRetryable(`policy ${ref} has no train.federated block and dataset`, 'FederatedPolicy');
+  const pinned = config.clients.find((c) => c.id === me.id);
+  const key = await me.key();
+  if (!pinned) throw ApplicationFailure.nonRetryable(`${me.id} is not a client of policy ${ref}`, 'FederatedPolicy');
+  if (pinned.publicKey !== rawPublicKey(key))
+    throw ApplicationFailure.nonRetryable(
+      `policy ${ref} pins another key for ${me.id} than the one this client signs with`,
+      'FederatedPolicy',
+    );
+  return { policy, train, config, dataset, key, index: config.clients.indexOf(pinned) };
+}
+
+function callingFederation(): string {
+  const w = Context.current().info.workflowExecution;
+  if (!w) throw ApplicationFailure.nonRetryable('a client round is run only for a workflow', 'FederatedContext');
+  return w.workflowId;
+}
+
+/** The file a round's private state lives in: one per federation and round, named by their hash. */
+function statePath(me: ClientIdentity, federationId: string, round: number): string {
+  const name = createHash('sha256').update(`${federationId}\n${round}`).digest('hex').slice(0, 32);
+  return join(me.stateDir, me.id, name);
+}
+
+export async function clientTrain(
+  me: ClientIdentity,
+  root: string,
+  store: ArtifactStore,
+  input: ClientRoundInput,
+): Promise<SignedStatement> {
+  const ctx = Context.current();
+  const f = await federation(me, root, input.policy);
+  const federationId = callingFederation();
+  const split = f.dataset.splits[f.train.split];
+  const pins = pinnedPair(f.dataset.files, split);
+  if (!pins.images || !pins.labels)
+    throw ApplicationFailure.nonRetryable(`the policy pins no digests for split ${f.train.split}`, 'DatasetNotPinned');
+  const base = digestOf(input.base);
+  // Read through the store, which checks the bytes against the reference, then kept for the job to read.
+  await store.get(input.base);
+  const workDir = await mkdtemp(join(tmpdir(), 'secmlops-client-'));
+  const ticker = setInterval(() => ctx.heartbeat(), 10_000);
+  try {
+    const result = await runJob(
+      {
+        ...localTraining(f.train, f.config),
+        kind: 'train',
+        ...jobDataset({ root: f.dataset.root, split, classes: f.dataset.classes, pinned: pins }),
+        ...(f.dataset.maxFileBytes ? { maxBytes: f.dataset.maxFileBytes } : {}),
+        // Every client and round draws its own shuffles and attack starts.
+        seed: (f.train.seed * 1_000_003 + input.round * 1009 + f.index) >>> 0,
+        workDir,
+        client: {
+          init: { path: store.pathOf(base), sha256: base },
+          shard: {
+            clients: f.config.clients.length,
+            index: f.index,
+            partition: f.config.partition,
+            seed: f.train.seed,
+          },
+        },
+      },
+      { signal: ctx.cancellationSignal, onTrainProgress: (p) => ctx.heartbeat(p) },
+    );
+    const weights = await readFile(result.weightsPath!);
+    const last = result.history[result.history.length - 1];
+    const statement: ClientStatement = {
+      v: 1,
+      federation: federationId,
+      round: input.round,
+      client: me.id,
+      base,
+      samples: result.images!,
+      kind: 'update',
+      loss: last.loss,
+      accuracy: last.accuracy,
+    };
+    if (!f.config.secureAggregation) {
+      const stored = await store.put(weights);
+      return signStatement(f.key, { ...statement, update: stored.digest });
+    }
+    // Secure aggregation: the update stays on this client's disk until it is masked; only the key is announced.
+    const agreement = newAgreementKey();
+    const path = statePath(me, federationId, input.round);
+    await mkdir(join(me.stateDir, me.id), { recursive: true, mode: 0o700 });
+    await writeFile(`${path}.f32`, weights, { mode: 0o600 });
+    await writeFile(`${path}.json`, JSON.stringify({ agreement, samples: statement.samples }), { mode: 0o600 });
+    return signStatement(f.key, { ...statement, kind: 'trained', agreementKey: agreement.publicKey });
+  } catch (e) {
+    throw e instanceof ApplicationFailure ? e : jobFailure(e, 'InvalidTraining');
+  } finally {
+    clearInterval(ticker);
+    await rm(workDir, { recursive: true, force: true });
+  }
+}
+
+export async function clientMask(
+  me: ClientIdentity,
+  root: string,
+  store: ArtifactStore,
+  input: ClientMaskInput,
+): Promise<SignedStatement> {
+  const f = await federation(me, root, input.policy);
+  const federationId = callingFederation();
+  const base = digestOf(input.base);
+  if (!f.config.secureAggregation)
+    throw ApplicationFailure.nonRetryable('this federation does not mask its updates', 'FederatedPolicy');
+  const want = { federation: federationId, round: input.round, base, kind: 'trained' as const };
+  const problems = statementProblems(input.trained, f.config, want);
+  if (problems.length) throw ApplicationFailure.nonRetryable(problems.join('; '), 'FederatedStatement');
+  // Fewer than the quorum, and the sum would say too much about the few who are in it.
+  if (input.trained.length < f.config.quorum)
+    throw ApplicationFailure.nonRetryable(
+      `${input.trained.length} participants is fewer than the quorum of ${f.config.quorum}`,
+      'FederatedQuorum',
+    );
+  const path = statePath(me, federationId, input.round);
+  let saved: { agreement: AgreementKey; samples: number };
+  let vector: Float32Array;
+  try {
+    saved = JSON.parse(await readFile(`${path}.json`, 'utf8')) as typeof saved;
+    const arch = ARCHITECTURES[f.train.arch];
+    vector = readVector(await readFile(`${path}.f32`), parameterCount(arch), 'the kept update');
+  } catch (e) {
+    throw ApplicationFailure.nonRetryable(
+      `${me.id} holds no update of round ${input.round} of ${federationId} (${(e as Error).message})`,
+      'FederatedState',
+    );
+  }
+  const participants = input.trained.map((t) => ({ id: t.statement.client, agreementKey: t.statement.agreementKey! }));
+  const mine = participants.find((p) => p.id === me.id);
+  if (!mine || mine.agreementKey !== saved.agreement.publicKey)
+    throw ApplicationFailure.nonRetryable(
+      `${me.id}'s own trained statement is not among the participants`,
+      'FederatedStatement',
+    );
+  const total = input.trained.reduce((s, t) => s + t.statement.samples, 0);
+  const digest = participantsDigest(input.trained);
+  const context = `${federationId}\n${input.round}\n${digest}`;
+  const masked = maskedContribution(vector, saved.samples / total, me.id, saved.agreement, participants, context);
+  const stored = await store.put(vectorBytes(masked));
+  return signStatement(f.key, {
+    v: 1,
+    federation: federationId,
+    round: input.round,
+    client: me.id,
+    base,
+    samples: saved.samples,
+    kind: 'masked',
+    update: stored.digest,
+    participants: digest,
+  });
+}
+
+/** The train block's settings a client's local training uses: localEpochs per round, no checkpoints kept. */
+function localTraining(t: TrainConfig, c: FederatedConfig) {
+  return {
+    arch: t.arch,
+    defense: t.defense,
+    epochs: c.localEpochs,
+    batch: t.batch,
+    lr: t.lr,
+    optimizer: t.optimizer,
+    schedule: t.schedule,
+    weightDecay: t.weightDecay,
+    earlyStop: false,
+    range: t.range,
+    checkpointEvery: 1_000_000,
+    ...(t.augment ? { augment: t.augment } : {}),
+    ...(t.limit ? { limit: t.limit } : {}),
+  };
+}
+
+const digestOf = (ref: string) => ref.replace(/^sha256:/, '');

@@ -1,0 +1,170 @@
+// The federation's server side, on the gpu queue: the initial global model, and each round's aggregation. The
+// settings come from the policy as this worker's own policy source holds it, and every update counts only with its
+// client's signed statement (federated-statement.ts): the orchestration that gathered them is not believed.
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { runJob } from '../engine/jobs/run-job.js';
+import { unmaskedSum } from '../engine/federated/secure-sum.js';
+import {
+  parameterCount,
+  readVector,
+  unflatten,
+  vectorBytes,
+  weightedMean,
+  flatten,
+} from '../engine/federated/vector.js';
+import { saveModel } from '../engine/onnx/model.js';
+import { rngFor } from '../engine/train/rng-for.js';
+import { ARCHITECTURES, deployableModel, initWeights } from '../engine/train/zoo.js';
+import { pinnedPair, type FederatedConfig, type Policy } from '../policy/index.js';
+import { jobDataset } from './job-dataset.js';
+import { jobFailure } from './job-failure.js';
+import { readPolicyFile } from './policy-source.js';
+import { participantsDigest, statementProblems, type SignedStatement } from './federated-statement.js';
+import type { ArtifactStore } from './store.js';
+
+export interface FederationPlan {
+  /** The federation's settings as the worker's policy source holds them: what the workflow orchestrates by. */
+  config: FederatedConfig;
+  arch: string;
+  /** The initial global parameters (artifact reference). */
+  base: string;
+}
+
+export interface AggregateInput {
+  policy: string;
+  round: number;
+  base: string;
+  /** Plain: the update statements. Secure aggregation: the masked statements. */
+  updates: SignedStatement[];
+  /** Secure aggregation: the trained statements the masks were made for. */
+  trained?: SignedStatement[];
+}
+
+export interface RoundResult {
+  round: number;
+  /** The new global parameters, and the deployable model built from them. */
+  global: string;
+  modelRef: string;
+  modelSha256: string;
+  /** Each counted client, with the digest of the update it sent (masked, with secure aggregation). */
+  clients: { id: string; samples: number; update: string; loss?: number; accuracy?: number }[];
+  /** Clean accuracy of the global model on the policy's evaluate split, when it has one. */
+  testAccuracy?: number;
+}
+
+function federatedPolicy(root: string, ref: string): { policy: Policy; config: FederatedConfig } {
+  let policy: Policy;
+  try {
+    policy = readPolicyFile(ref, { root }).policy;
+  } catch (e) {
+    throw ApplicationFailure.nonRetryable(`policy ${ref}: ${(e as Error).message}`, 'FederatedPolicy');
+  }
+  const config = policy.train?.federated;
+  if (!config) throw ApplicationFailure.nonRetryable(`policy ${ref} has no train.federated block`, 'FederatedPolicy');
+  return { policy, config };
+}
+
+export async function beginFederation(
+  root: string,
+  store: ArtifactStore,
+  input: { policy: string },
+): Promise<FederationPlan> {
+  const { policy, config } = federatedPolicy(root, input.policy);
+  const train = policy.train!;
+  const arch = ARCHITECTURES[train.arch];
+  const stored = await store.put(vectorBytes(flatten(arch, initWeights(arch, rngFor(train.seed, -1)))));
+  return { config, arch: train.arch, base: stored.ref };
+}
+
+export async function aggregateRound(root: string, store: ArtifactStore, input: AggregateInput): Promise<RoundResult> {
+  const { policy, config } = federatedPolicy(root, input.policy);
+  const train = policy.train!;
+  const arch = ARCHITECTURES[train.arch];
+  const count = parameterCount(arch);
+  const base = input.base.replace(/^sha256:/, '');
+  // The federation is the workflow the server delivered this task for, not one the input names.
+  const federation = Context.current().info.workflowExecution?.workflowId ?? '';
+  const at = { federation, round: input.round, base };
+  const refuse = (why: string) => {
+    throw ApplicationFailure.nonRetryable(`round ${input.round}: ${why}`, 'FederatedUpdateRefused');
+  };
+  const updates = Array.isArray(input.updates) ? input.updates : [];
+  const problems = statementProblems(updates, config, {
+    ...at,
+    kind: config.secureAggregation ? 'masked' : 'update',
+  });
+  if (problems.length) refuse(problems.join('; '));
+  if (updates.length < config.quorum)
+    refuse(`${updates.length} signed updates, fewer than the quorum of ${config.quorum}`);
+  let average: Float32Array;
+  if (config.secureAggregation) {
+    const trained = input.trained ?? [];
+    const p = statementProblems(trained, config, { ...at, kind: 'trained' });
+    if (p.length) refuse(p.join('; '));
+    const digest = participantsDigest(trained);
+    const named = (s: SignedStatement[]) =>
+      s
+        .map((u) => u.statement.client)
+        .sort()
+        .join(',');
+    // Every participant's mask must be in the sum, or the sum is noise: the same clients in both phases.
+    if (named(trained) !== named(updates))
+      refuse(`masked updates came from [${named(updates)}], but the masks were made for [${named(trained)}]`);
+    for (const u of updates)
+      if (u.statement.participants !== digest) refuse(`${u.statement.client} masked for another set of participants`);
+    const contributions: Uint32Array[] = [];
+    for (const u of updates) {
+      const bytes = await store.get(`sha256:${u.statement.update}`);
+      if (bytes.byteLength !== count * 4) refuse(`${u.statement.client}'s masked update has ${bytes.byteLength} bytes`);
+      contributions.push(new Uint32Array(new Uint8Array(bytes).buffer, 0, count));
+    }
+    average = unmaskedSum(contributions);
+  } else {
+    const parts: { vector: Float32Array; samples: number }[] = [];
+    for (const u of updates) {
+      const bytes = await store.get(`sha256:${u.statement.update}`);
+      parts.push({ vector: readVector(bytes, count, `${u.statement.client}'s update`), samples: u.statement.samples });
+    }
+    average = weightedMean(parts);
+  }
+  const global = await store.put(vectorBytes(average));
+  const model = await store.put(saveModel(deployableModel(arch, unflatten(arch, average))));
+  return {
+    round: input.round,
+    global: global.ref,
+    modelRef: model.ref,
+    modelSha256: model.digest,
+    clients: updates.map((u) => ({
+      id: u.statement.client,
+      samples: u.statement.samples,
+      update: u.statement.update!,
+      ...(u.statement.loss !== undefined ? { loss: u.statement.loss } : {}),
+      ...(u.statement.accuracy !== undefined ? { accuracy: u.statement.accuracy } : {}),
+    })),
+    ...(await testAccuracy(policy, store, model.digest)),
+  };
+}
+
+/** The global model's clean accuracy on the evaluate split (pinned), measured in an engine job. */
+async function testAccuracy(policy: Policy, store: ArtifactStore, digest: string): Promise<{ testAccuracy?: number }> {
+  const e = policy.evaluate;
+  const dataset = policy.artifacts.dataset;
+  const split = e && dataset?.splits[e.split];
+  if (!e || !dataset || !split) return {};
+  try {
+    const result = await runJob({
+      kind: 'evaluate',
+      modelPath: store.pathOf(digest),
+      modelSha256: digest,
+      ...jobDataset({ root: dataset.root, split, classes: dataset.classes, pinned: pinnedPair(dataset.files, split) }),
+      ...(dataset.maxFileBytes ? { maxBytes: dataset.maxFileBytes } : {}),
+      limit: e.limit,
+      range: e.range,
+      seed: e.seed,
+      attacks: [],
+    });
+    return { testAccuracy: result.cleanAccuracy };
+  } catch (err) {
+    throw jobFailure(err, 'InvalidEvaluation');
+  }
+}
