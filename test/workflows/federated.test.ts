@@ -1,0 +1,260 @@
+// Federated averaging on a real Temporal server: three clients on their own task queues, a client killed in the
+// middle of a round, secure aggregation, continue-as-new, and updates from someone polling a client's queue.
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { copyFile, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createHash, generateKeyPairSync } from 'node:crypto';
+import { Context } from '@temporalio/activity';
+import { ensureDevKeys } from '../../activities/keys.js';
+import { ArtifactStore } from '../../activities/store.js';
+import { signStatement, type SignedStatement } from '../../activities/federated-statement.js';
+import { parameterCount, readVector, weightedMean } from '../../engine/federated/vector.js';
+import { mlp } from '../../engine/train/zoo.js';
+import { createWorkers } from '../../worker/workers.js';
+import { dataConverter } from '../../worker/connection.js';
+import { federatedTraining } from '../../workflows/federated.js';
+import {
+  FASHION,
+  TRAIN_FILES,
+  makeFixture,
+  sha256,
+  testPolicyText,
+  policyFromText,
+  type Fixture,
+} from '../helpers/fixture.js';
+import { childPids, spawnWorker, waitUntil, type WorkerProcess } from '../helpers/processes.js';
+import { startStack, testAddress, uniqueId, type Stack } from '../helpers/temporal.js';
+import { writeFile, mkdir } from 'node:fs/promises';
+
+const CLIENTS = ['client-1', 'client-2', 'client-3'];
+let fx: Fixture;
+let stack: Stack;
+let native: NativeConnection;
+let clients: Worker[] = [];
+let running: Promise<void>[] = [];
+const spawned: WorkerProcess[] = [];
+
+beforeAll(async () => {
+  fx = await makeFixture();
+  await ensureDevKeys(fx.keys, CLIENTS);
+  for (const f of TRAIN_FILES) await copyFile(join(FASHION, f), join(fx.dataset, f));
+  stack = await startStack(fx);
+  native = await NativeConnection.connect({ address: testAddress() });
+});
+afterAll(async () => {
+  spawned.forEach((w) => w.child.kill('SIGKILL'));
+  await stopClients();
+  await native?.close();
+  await stack?.stop();
+});
+
+/** In-process client workers for the given ids, each with its own key from the fixture. */
+async function startClients(ids: string[]): Promise<void> {
+  clients = await createWorkers({
+    connection: native,
+    namespace: 'default',
+    queues: ids.map((id) => `client:${id}` as const),
+    artifactsDir: fx.artifacts,
+    releaseKeyPath: fx.key('release'),
+    trust: fx.trust,
+    clientKeyPath: (id) => fx.key(id),
+    clientStateDir: join(fx.dir, 'federated'),
+  });
+  running = clients.map((w) => w.run());
+}
+
+async function stopClients(): Promise<void> {
+  for (const w of clients) if (w.getState() === 'RUNNING') w.shutdown();
+  await Promise.allSettled(running);
+  clients = [];
+}
+
+/** A policy with a federated train block over the first `limit` training images, written to the policy source. */
+async function federatedPolicy(name: string, federated: string, limit = 3000): Promise<string> {
+  const files = await Promise.all(
+    [...TRAIN_FILES, 't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'].map(async (f) => ({
+      path: f,
+      sha256: await sha256(join(fx.dataset, f)),
+    })),
+  );
+  const clientsYaml = CLIENTS.map((c) => `      - { id: ${c}, publicKeyFile: ../keys/${c}.pub }`).join('\n');
+  const text = await testPolicyText(fx, {
+    files,
+    trainSplit: true,
+    extra: `train:
+  arch: mlp
+  limit: ${limit}
+  batch: 64
+  federated:
+    clients:
+${clientsYaml}
+${federated}
+evaluate:
+  limit: 1000
+  attacks: [{ id: fgsm, attack: fgsm, eps: 0.1 }]`,
+  });
+  // Parsed here as the workers will parse it, so a mistake shows as a policy error rather than a failed round.
+  policyFromText(fx, text.replace(/\.\.\/keys\//g, 'keys/'));
+  await mkdir(join(fx.dir, 'policies'), { recursive: true });
+  const ref = `policies/${name}.yaml`;
+  await writeFile(join(fx.dir, ref), text.replace(/publicKeyFile: keys\//g, 'publicKeyFile: ../keys/'));
+  return ref;
+}
+
+function start(policy: string, id = uniqueId('fedavg')) {
+  return stack.client.workflow.start(federatedTraining, { taskQueue: 'secmlops', workflowId: id, args: [{ policy }] });
+}
+
+async function vectorOf(store: ArtifactStore, ref: string, count: number): Promise<Float32Array> {
+  return readVector(await store.get(ref.startsWith('sha256:') ? ref : `sha256:${ref}`), count, ref);
+}
+
+describe('federated averaging', () => {
+  test('three IID clients: each round averages their signed updates by sample count; continues as new', async () => {
+    await startClients(CLIENTS);
+    try {
+      const policy = await federatedPolicy('plain', '    rounds: 2\n    roundsPerRun: 1');
+      const handle = await start(policy);
+      const out = await handle.result();
+      expect(out.rounds).toHaveLength(2);
+      const store = new ArtifactStore(fx.artifacts);
+      for (const r of out.rounds) {
+        expect(r.clients.map((c) => c.id).sort()).toEqual(CLIENTS);
+        expect(r.clients.reduce((s, c) => s + c.samples, 0)).toBe(3000);
+      }
+      // Each global model is the sample-weighted mean of the updates the clients stored, computed here again.
+      const count = parameterCount(mlp);
+      for (const r of out.rounds) {
+        const parts = await Promise.all(
+          r.clients.map(async (c) => ({ vector: await vectorOf(store, c.update, count), samples: c.samples })),
+        );
+        expect(Array.from(await vectorOf(store, r.global, count))).toEqual(Array.from(weightedMean(parts)));
+      }
+      const desc = await handle.describe();
+      expect(desc.runId).not.toBe(handle.firstExecutionRunId);
+      expect(out.rounds[1].testAccuracy).toBeGreaterThan(0.6);
+      expect(out.rounds[1].testAccuracy).toBeGreaterThanOrEqual(out.rounds[0].testAccuracy! - 0.05);
+    } finally {
+      await stopClients();
+    }
+  }, 240_000);
+
+  test('secure aggregation: client-3 killed mid-round, the round completes with the quorum and the masks cancel', async () => {
+    await startClients(['client-1', 'client-2']);
+    const env = { ...fx.env, SECMLOPS_HOME: fx.dir, TEMPORAL_ADDRESS: testAddress() };
+    const third = await spawnWorker(env, 'client-3');
+    spawned.push(third);
+    try {
+      const policy = await federatedPolicy(
+        'secure',
+        '    rounds: 1\n    quorum: 2\n    secureAggregation: true\n    roundTimeout: 15s',
+      );
+      const id = uniqueId('fedavg-secure');
+      const handle = await start(policy, id);
+      // The client's engine job is running: kill the worker and its job as a crash would.
+      const jobs = await waitUntil('client-3 training', () => {
+        const pids = childPids(third.child.pid!);
+        return pids.length ? pids : undefined;
+      });
+      third.child.kill('SIGKILL');
+      jobs.forEach((pid) => process.kill(pid, 'SIGKILL'));
+      const out = await handle.result();
+      const [round] = out.rounds;
+      expect(round.clients.map((c) => c.id).sort()).toEqual(['client-1', 'client-2']);
+      expect(out.missing.map((m) => m.client)).toEqual(['client-3']);
+      // The server saw masked contributions only; their sum is the weighted mean of what the clients kept.
+      const count = parameterCount(mlp);
+      const store = new ArtifactStore(fx.artifacts);
+      const kept = await Promise.all(
+        round.clients.map(async (c) => {
+          const name = createHash('sha256').update(`${id}\n1`).digest('hex').slice(0, 32);
+          const vector = readVector(await readFile(join(fx.dir, 'federated', c.id, `${name}.f32`)), count, c.id);
+          const masked = await store.get(`sha256:${c.update}`);
+          expect(masked.equals(Buffer.from(vector.buffer))).toBe(false);
+          return { vector, samples: c.samples };
+        }),
+      );
+      const mean = weightedMean(kept);
+      const global = await vectorOf(store, round.global, count);
+      let worst = 0;
+      for (let i = 0; i < count; i++) worst = Math.max(worst, Math.abs(global[i] - mean[i]));
+      expect(worst).toBeLessThan(3 * 2 ** -20);
+      expect(round.testAccuracy).toBeGreaterThan(0.5);
+    } finally {
+      await stopClients();
+    }
+  }, 240_000);
+
+  test("an update from someone polling a client's queue, signed with any other key, fails the round by name", async () => {
+    await startClients(['client-1', 'client-3']);
+    const store = new ArtifactStore(fx.artifacts);
+    const { privateKey } = generateKeyPairSync('ed25519');
+    // A rogue process on client-2's queue: it answers with an update of its own (zeros), signed by its own key.
+    const rogue = await Worker.create({
+      connection: native,
+      namespace: 'default',
+      taskQueue: 'client-2',
+      dataConverter: dataConverter(),
+      activities: {
+        clientTrain: async (input: { round: number; base: string }): Promise<SignedStatement> => {
+          const stored = await store.put(new Uint8Array(parameterCount(mlp) * 4));
+          return signStatement(privateKey, {
+            v: 1,
+            federation: Context.current().info.workflowExecution!.workflowId,
+            round: input.round,
+            client: 'client-2',
+            base: input.base.replace(/^sha256:/, ''),
+            samples: 1_000_000,
+            kind: 'update',
+            update: stored.digest,
+          });
+        },
+      },
+    });
+    const rogueRun = rogue.run();
+    try {
+      const policy = await federatedPolicy('rogue', '    rounds: 1');
+      const err = await start(policy).then((h) =>
+        h.result().then(
+          () => undefined,
+          (e: Error) => e,
+        ),
+      );
+      expect(causes(err)).toContain(
+        'client client-2: the signature does not verify under the key the policy pins for it',
+      );
+    } finally {
+      rogue.shutdown();
+      await rogueRun;
+      await stopClients();
+    }
+  }, 240_000);
+
+  test('fewer clients than the quorum: the round fails, naming the quorum', async () => {
+    await startClients(['client-1']);
+    try {
+      const policy = await federatedPolicy('quorum', '    rounds: 1\n    quorum: 2\n    roundTimeout: 10s', 600);
+      const err = await start(policy).then((h) =>
+        h.result().then(
+          () => undefined,
+          (e: Error) => e,
+        ),
+      );
+      expect(causes(err)).toContain('round 1: 1 clients trained, fewer than the quorum of 2');
+    } finally {
+      await stopClients();
+    }
+  }, 120_000);
+});
+
+/** Every message in an error's cause chain, joined. */
+function causes(e: unknown): string {
+  const out: string[] = [];
+  let err = e as { message?: string; cause?: unknown } | undefined;
+  while (err) {
+    out.push(err.message ?? '');
+    err = err.cause as typeof err;
+  }
+  return out.join(' | ');
+}
