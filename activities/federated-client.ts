@@ -14,6 +14,7 @@ import { parameterCount, readVector, vectorBytes } from '../engine/federated/vec
 import { ARCHITECTURES } from '../engine/train/zoo.js';
 import { pinnedPair, type FederatedConfig, type Policy, type TrainConfig } from '../policy/index.js';
 import { jobDataset } from './job-dataset.js';
+import { checkFederationStart, type SignedFederationStart } from './federated-start.js';
 import { jobFailure } from './job-failure.js';
 import { readPolicyFile } from './policy-source.js';
 import {
@@ -33,9 +34,16 @@ export interface ClientIdentity {
   stateDir: string;
 }
 
+/** What a client trusts besides its key: its policy source and the start keys (from its own environment). */
+export interface ClientTrust {
+  policyRoot: string;
+  startKeys: string[];
+}
+
 export interface ClientRoundInput {
   /** The policy's path inside the client's policy source. */
   policy: string;
+  start: SignedFederationStart;
   round: number;
   /** The global parameters the round starts from (artifact reference). */
   base: string;
@@ -47,7 +55,10 @@ export interface ClientMaskInput extends ClientRoundInput {
 }
 
 /** The federation as this client's policy source says, with this client's own key checked against its pin. */
-async function federation(me: ClientIdentity, root: string, ref: string) {
+async function federation(me: ClientIdentity, trust: ClientTrust, input: ClientRoundInput) {
+  const ref = input.policy;
+  const root = trust.policyRoot;
+  checkFederationStart(input.start, trust.startKeys, ref);
   let policy: Policy;
   try {
     policy = readPolicyFile(ref, { root }).policy;
@@ -84,12 +95,12 @@ function statePath(me: ClientIdentity, federationId: string, round: number): str
 
 export async function clientTrain(
   me: ClientIdentity,
-  root: string,
+  trust: ClientTrust,
   store: ArtifactStore,
   input: ClientRoundInput,
 ): Promise<SignedStatement> {
   const ctx = Context.current();
-  const f = await federation(me, root, input.policy);
+  const f = await federation(me, trust, input);
   const federationId = callingFederation();
   const split = f.dataset.splits[f.train.split];
   const pins = pinnedPair(f.dataset.files, split);
@@ -156,11 +167,11 @@ export async function clientTrain(
 
 export async function clientMask(
   me: ClientIdentity,
-  root: string,
+  trust: ClientTrust,
   store: ArtifactStore,
   input: ClientMaskInput,
 ): Promise<SignedStatement> {
-  const f = await federation(me, root, input.policy);
+  const f = await federation(me, trust, input);
   const federationId = callingFederation();
   const base = digestOf(input.base);
   if (!f.config.secureAggregation)

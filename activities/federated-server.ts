@@ -21,6 +21,8 @@ import { jobFailure } from './job-failure.js';
 import { readPolicyFile } from './policy-source.js';
 import { participantsDigest, statementProblems, type SignedStatement } from './federated-statement.js';
 import type { ArtifactStore } from './store.js';
+import type { ClientTrust } from './federated-client.js';
+import { checkFederationStart, type SignedFederationStart } from './federated-start.js';
 
 export interface FederationPlan {
   /** The federation's settings as the worker's policy source holds them: what the workflow orchestrates by. */
@@ -32,6 +34,7 @@ export interface FederationPlan {
 
 export interface AggregateInput {
   policy: string;
+  start: SignedFederationStart;
   round: number;
   base: string;
   /** Plain: the update statements. Secure aggregation: the masked statements. */
@@ -65,19 +68,25 @@ function federatedPolicy(root: string, ref: string): { policy: Policy; config: F
 }
 
 export async function beginFederation(
-  root: string,
+  trust: ClientTrust,
   store: ArtifactStore,
-  input: { policy: string },
+  input: { policy: string; start: SignedFederationStart },
 ): Promise<FederationPlan> {
-  const { policy, config } = federatedPolicy(root, input.policy);
+  checkFederationStart(input.start, trust.startKeys, input.policy);
+  const { policy, config } = federatedPolicy(trust.policyRoot, input.policy);
   const train = policy.train!;
   const arch = ARCHITECTURES[train.arch];
   const stored = await store.put(vectorBytes(flatten(arch, initWeights(arch, rngFor(train.seed, -1)))));
   return { config, arch: train.arch, base: stored.ref };
 }
 
-export async function aggregateRound(root: string, store: ArtifactStore, input: AggregateInput): Promise<RoundResult> {
-  const { policy, config } = federatedPolicy(root, input.policy);
+export async function aggregateRound(
+  trust: ClientTrust,
+  store: ArtifactStore,
+  input: AggregateInput,
+): Promise<RoundResult> {
+  checkFederationStart(input.start, trust.startKeys, input.policy);
+  const { policy, config } = federatedPolicy(trust.policyRoot, input.policy);
   const train = policy.train!;
   const arch = ARCHITECTURES[train.arch];
   const count = parameterCount(arch);

@@ -22,7 +22,9 @@ import {
   type ClientIdentity,
   type ClientMaskInput,
   type ClientRoundInput,
+  type ClientTrust,
 } from './federated-client.js';
+import type { SignedFederationStart } from './federated-start.js';
 
 export interface ActivityConfig {
   /** Folder of the content-addressed artifact store. */
@@ -63,17 +65,18 @@ export function createActivities(config: ActivityConfig) {
     monitorWindow: (req: WindowRequest) => monitorWindow(store, telemetryDir, req),
     checkRollback: (req: RollbackRequest) => checkRollback(store, config.releaseKeyPath, req),
     servedShape: (req: { modelSha256: string }) => servedShape(store, req.modelSha256),
-    beginFederation: (req: { policy: string }) => beginFederation(config.trust.policyRoot, store, req),
-    aggregateRound: (req: AggregateInput) => aggregateRound(config.trust.policyRoot, store, req),
+    beginFederation: (req: { policy: string; start: SignedFederationStart }) =>
+      beginFederation(config.trust, store, req),
+    aggregateRound: (req: AggregateInput) => aggregateRound(config.trust, store, req),
   };
 }
 
 /** A federated client's activities, registered on the task queue named by its id (`secmlops worker --queues ID`). */
-export function createClientActivities(config: { artifactsDir: string; policyRoot: string; client: ClientIdentity }) {
+export function createClientActivities(config: { artifactsDir: string; trust: ClientTrust; client: ClientIdentity }) {
   const store = new ArtifactStore(config.artifactsDir);
   return {
-    clientTrain: (input: ClientRoundInput) => clientTrain(config.client, config.policyRoot, store, input),
-    clientMask: (input: ClientMaskInput) => clientMask(config.client, config.policyRoot, store, input),
+    clientTrain: (input: ClientRoundInput) => clientTrain(config.client, config.trust, store, input),
+    clientMask: (input: ClientMaskInput) => clientMask(config.client, config.trust, store, input),
   };
 }
 

@@ -140,6 +140,21 @@ program
   );
 
 program
+  .command('federated')
+  .description(
+    'start federated training (FedAvg) under the policy’s train.federated block, signed with a CLI start key; ' +
+      'each client runs `secmlops worker --queues <client id>`',
+  )
+  .requiredOption('--policy <file>', 'the policy, as a path the workers resolve inside their policy source')
+  .option('--key <file>', 'the CLI start key (PEM) whose public key the workers pin', join(homePaths().keys, 'cli.key'))
+  .option('--id <workflowId>', 'workflow ID (default: federated-<policy name>-<random>)')
+  .option('--wait', 'follow the rounds until the global model is ready')
+  .action(async (o: { policy: string; key: string; id?: string; wait?: boolean }) => {
+    const { federatedCommand } = await import('./federated-command.js');
+    await federatedCommand(client, o);
+  });
+
+program
   .command('status')
   .description('a pipeline’s stages, pending approvals, progress and audit trail')
   .argument('<workflowId>')

@@ -2,10 +2,13 @@
 import { defineQuery } from '@temporalio/workflow';
 import type { RoundResult } from '../activities/federated-server.js';
 import type { FederatedConfig } from '../policy/index.js';
+import type { SignedFederationStart } from '../activities/federated-start.js';
 
 export interface FederatedInput {
   /** The policy's path inside the workers' policy source: the server and every client read it there. */
   policy: string;
+  /** The starter's signature over the workflow ID and the policy, checked by the server and every client. */
+  start: SignedFederationStart;
   /** State carried across continue-as-new. */
   carried?: FederatedState;
 }

@@ -36,7 +36,10 @@ function client(id: string, roundTimeoutMs: number) {
     scheduleToCloseTimeout: roundTimeoutMs,
     // A crashed client worker's task goes back to its queue after a minute of silence.
     heartbeatTimeout: '60s',
-    retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['FederatedPolicy', 'FederatedStatement', 'FederatedState'] },
+    retry: {
+      maximumAttempts: 3,
+      nonRetryableErrorTypes: ['FederatedPolicy', 'FederatedStatement', 'FederatedState', 'FederationStartRefused'],
+    },
   };
   return proxyActivities<ClientActivities>(options);
 }
@@ -47,7 +50,7 @@ export async function federatedTraining(input: FederatedInput): Promise<Federate
   let state: FederatedState;
   if (input.carried) state = input.carried;
   else {
-    const plan = await server.beginFederation({ policy: input.policy });
+    const plan = await server.beginFederation({ policy: input.policy, start: input.start });
     state = { config: plan.config, arch: plan.arch, base: plan.base, rounds: [], missing: [], runs: 0 };
   }
   status.state = state;
@@ -62,7 +65,7 @@ export async function federatedTraining(input: FederatedInput): Promise<Federate
       const round = state.rounds.length + 1;
       status.round = round;
       status.phase = 'training';
-      const at = { policy: input.policy, round, base: state.base };
+      const at = { policy: input.policy, start: input.start, round, base: state.base };
       const answered = await gather(
         state,
         round,

@@ -6,13 +6,15 @@ import { copyFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { Context } from '@temporalio/activity';
-import { ensureDevKeys } from '../../activities/keys.js';
+import { ensureDevKeys, loadPrivateKey } from '../../activities/keys.js';
 import { ArtifactStore } from '../../activities/store.js';
 import { signStatement, type SignedStatement } from '../../activities/federated-statement.js';
 import { parameterCount, readVector, weightedMean } from '../../engine/federated/vector.js';
 import { mlp } from '../../engine/train/zoo.js';
 import { createWorkers } from '../../worker/workers.js';
 import { dataConverter } from '../../worker/connection.js';
+import { startFederation } from '../../client/federation.js';
+import { signFederationStart } from '../../activities/federated-start.js';
 import { federatedTraining } from '../../workflows/federated.js';
 import {
   FASHION,
@@ -102,8 +104,8 @@ evaluate:
   return ref;
 }
 
-function start(policy: string, id = uniqueId('fedavg')) {
-  return stack.client.workflow.start(federatedTraining, { taskQueue: 'secmlops', workflowId: id, args: [{ policy }] });
+async function start(policy: string, id = uniqueId('fedavg')) {
+  return startFederation(stack.client, { workflowId: id, policyRef: policy, key: await loadPrivateKey(fx.key('cli')) });
 }
 
 async function vectorOf(store: ArtifactStore, ref: string, count: number): Promise<Float32Array> {
@@ -230,6 +232,37 @@ describe('federated averaging', () => {
       await stopClients();
     }
   }, 240_000);
+
+  test('a start signed for another workflow, replayed under a new ID, is refused before any client trains', async () => {
+    await startClients(['client-1']);
+    try {
+      const policy = await federatedPolicy('replay', '    rounds: 1', 600);
+      const signed = signFederationStart(await loadPrivateKey(fx.key('cli')), 'someone-elses-federation', policy);
+      const handle = await stack.client.workflow.start(federatedTraining, {
+        taskQueue: 'secmlops',
+        workflowId: uniqueId('fedavg-replay'),
+        args: [{ policy, start: signed }],
+      });
+      const err = await handle.result().then(
+        () => undefined,
+        (e: Error) => e,
+      );
+      expect(causes(err)).toContain('federation start refused: signed for workflow someone-elses-federation');
+      const forged = { ...signed, start: { ...signed.start, workflowId: handle.workflowId } };
+      const second = await stack.client.workflow.start(federatedTraining, {
+        taskQueue: 'secmlops',
+        workflowId: uniqueId('fedavg-forged'),
+        args: [{ policy, start: forged }],
+      });
+      const err2 = await second.result().then(
+        () => undefined,
+        (e: Error) => e,
+      );
+      expect(causes(err2)).toContain('not signed by a start key this worker pins');
+    } finally {
+      await stopClients();
+    }
+  }, 120_000);
 
   test('fewer clients than the quorum: the round fails, naming the quorum', async () => {
     await startClients(['client-1']);
