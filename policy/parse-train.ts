@@ -120,6 +120,12 @@ export function readTrain(
   const distill = m.distill === undefined ? undefined : readDistill(r, m.distill, defense.kind, !!augment?.cutmix);
   const federated =
     m.federated === undefined ? undefined : readFederated(r, m.federated, { defense, earlyStop, distill }, opts);
+  // Not faked: a train stage would otherwise train centrally under a block that says federated.
+  if (federated && runs)
+    r.fail(
+      'train.federated',
+      'the train stage does not run federated training yet; drop train from stages and run `secmlops federated`',
+    );
   return {
     ...(augment ? { augment } : {}),
     ...(distill ? { distill } : {}),

@@ -3,7 +3,7 @@ import { describe, expect, test } from '@jest/globals';
 import { parsePolicy } from '../../policy/index.js';
 
 const parse = (text: string) => parsePolicy(text, { file: 'secmlops.yaml' });
-const base = (train: string) => `
+const baseOf = (train: string) => `
 version: 1
 name: tr
 people: { mia: {} }
@@ -19,7 +19,7 @@ ${train}`;
 describe('the train block’s options', () => {
   test('parses distillation from a pinned teacher or at a temperature alone, and refuses the rest', () => {
     const t = (distill: string, more = '') =>
-      base(`train: { arch: mlp, epochs: 2, defense: { kind: pgd, eps: 0.1 }, distill: ${distill}${more} }`);
+      baseOf(`train: { arch: mlp, epochs: 2, defense: { kind: pgd, eps: 0.1 }, distill: ${distill}${more} }`);
     const sha = 'c'.repeat(64);
     expect(parse(t(`{ temperature: 4, teacher: { path: t.onnx, sha256: ${sha} } }`)).train?.distill).toEqual({
       temperature: 4,
@@ -43,7 +43,7 @@ describe('the train block’s options', () => {
 
   test('parses CutMix with its default probability, and refuses what is out of range or not built', () => {
     const t = (augment: string, defense = 'pgd, eps: 0.1') =>
-      base(`train: { arch: small-cnn, epochs: 2, defense: { kind: ${defense} }, augment: ${augment} }`);
+      baseOf(`train: { arch: small-cnn, epochs: 2, defense: { kind: ${defense} }, augment: ${augment} }`);
     expect(parse(t('{ cutmix: { alpha: 1 } }')).train?.augment).toEqual({ cutmix: { alpha: 1, prob: 0.5 } });
     expect(() => parse(t('{ cutmix: { alpha: 0 } }'))).toThrow(
       'secmlops.yaml: train.augment.cutmix.alpha: expected a Beta parameter above 0, got 0',
@@ -55,5 +55,72 @@ describe('the train block’s options', () => {
       'secmlops.yaml: train.augment.cutmix: CutMix with trades is not built yet; use none, fgsm-rs or pgd',
     );
     expect(() => parse(t('{ mixup: { alpha: 1 } }'))).toThrow('train.augment.mixup: unknown key "mixup"');
+  });
+
+  test('parses train.federated with its defaults, and refuses what cannot run', () => {
+    const base = (train: string) =>
+      baseOf(train).replace('stages: [train]', 'stages: [{ name: plan, approval: false }]');
+    // Two distinct valid Ed25519 public keys (RFC 8032 test vectors 1 and 2).
+    const k1 = '11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=';
+    const k2 = 'PUAXw+hDiVqStwqnTRt+vJyYLM8uxJaMwM1V8Sr0Zgw=';
+    const clients = (n: number) =>
+      `[${[k1, k2, k1]
+        .slice(0, n)
+        .map((k, i) => `{ id: client-${i + 1}, publicKey: '${k}' }`)
+        .join(', ')}]`;
+    const t = (fed: string, more = '') =>
+      base(`train: { arch: mlp${more}, federated: { clients: ${clients(2)}, rounds: 3${fed} } }`);
+    expect(parse(t('')).train).toMatchObject({
+      epochs: 3,
+      federated: {
+        clients: [
+          { id: 'client-1', publicKey: k1 },
+          { id: 'client-2', publicKey: k2 },
+        ],
+        rounds: 3,
+        localEpochs: 1,
+        quorum: 2,
+        partition: { kind: 'iid' },
+        secureAggregation: false,
+        roundTimeoutMs: 600_000,
+        roundsPerRun: 10,
+      },
+    });
+    expect(parse(t(', partition: { kind: dirichlet, alpha: 0.5 }, localEpochs: 2')).train?.epochs).toBe(6);
+    const refused: [string, string][] = [
+      [t(', quorum: 3'), 'train.federated.quorum: a quorum of 3 is more than the 2 clients listed'],
+      [
+        t(', partition: { kind: dirichlet, alpha: 0 }'),
+        'train.federated.partition.alpha: expected a Dirichlet α above 0, got 0',
+      ],
+      [
+        t(', quorum: 1, secureAggregation: true'),
+        'train.federated.quorum: with secure aggregation a round needs at least 2',
+      ],
+      [t('', ', epochs: 2'), 'train.epochs: federated training counts train.federated.rounds and localEpochs instead'],
+      [
+        t('', ', defense: { kind: dp-sgd, noiseMultiplier: 1, clip: 1, sampleRate: 0.01 }'),
+        'federated training with dp-sgd is not built yet',
+      ],
+      [
+        base(`train: { arch: mlp, federated: { clients: ${clients(1)}, rounds: 3 } }`),
+        'train.federated.clients: a federation needs at least 2 clients, got 1',
+      ],
+      [
+        base(`train: { arch: mlp, federated: { clients: ${clients(3)}, rounds: 3 } }`),
+        'train.federated.clients[2]: two clients share one key',
+      ],
+      [
+        base(
+          `train: { arch: mlp, federated: { clients: [{ id: gpu, publicKey: '${k1}' }, { id: c, publicKey: '${k2}' }], rounds: 1 } }`,
+        ),
+        '"gpu" is a queue of the pipeline\'s own workers',
+      ],
+    ];
+    refused.push([
+      t('').replace('stages: [{ name: plan, approval: false }]', 'stages: [train]'),
+      'train.federated: the train stage does not run federated training yet',
+    ]);
+    for (const [text, message] of refused) expect(() => parse(text)).toThrow(message);
   });
 });
