@@ -27,17 +27,21 @@ export interface BenchStack {
   stop(): Promise<void>;
 }
 
-export async function startBenchStack(): Promise<BenchStack> {
+/** `clients`: federated client ids, each a worker on its own queue with its own key in the stack's folder. */
+export async function startBenchStack(opts: { clients?: string[] } = {}): Promise<BenchStack> {
   installQuietLogger('ERROR');
   const dir = await mkdtemp(join(tmpdir(), 'secmlops-bench-'));
   await ensureDevKeys(join(dir, 'keys'));
+  await ensureDevKeys(join(dir, 'keys'), opts.clients ?? []);
   const key = await loadPrivateKey(join(dir, 'keys', 'cli.key'));
   const env = await startDevServer({});
   const native = await NativeConnection.connect({ address: env.address });
   const workers = await createWorkers({
     connection: native,
     namespace: 'default',
-    queues: ['cpu', 'gpu'],
+    queues: ['cpu', 'gpu', ...(opts.clients ?? []).map((id) => `client:${id}` as const)],
+    clientKeyPath: (id) => join(dir, 'keys', `${id}.key`),
+    clientStateDir: join(dir, 'federated'),
     artifactsDir: join(dir, 'artifacts'),
     releaseKeyPath: join(dir, 'keys', 'release.key'),
     trust: {
