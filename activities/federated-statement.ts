@@ -82,10 +82,12 @@ export function statementProblems(signed: unknown, config: FederatedConfig, want
       problems.push(`${who}: the signature does not verify under the key the policy pins for it`);
       continue;
     }
-    if (s.v !== 1 || s.federation !== want.federation || s.round !== want.round || s.base !== want.base)
+    if (s.v !== 1 || s.federation !== want.federation || s.round !== want.round)
       problems.push(
-        `${who}: signed for ${String(s.federation)} round ${String(s.round)}, not ${want.federation} round ${want.round} from this global model`,
+        `${who}: signed for ${String(s.federation)} round ${String(s.round)}, not ${want.federation} round ${want.round}`,
       );
+    else if (s.base !== want.base)
+      problems.push(`${who}: trained from global model ${String(s.base).slice(0, 12)}…, not this round's`);
     else if (s.kind !== want.kind) problems.push(`${who}: a ${String(s.kind)} statement where ${want.kind} was due`);
     else if (!(Number.isInteger(s.samples) && s.samples > 0)) problems.push(`${who}: ${String(s.samples)} samples`);
     else if (seen.has(s.client)) problems.push(`${who}: more than one statement`);

@@ -14,6 +14,7 @@ import { localSubject, pipelineId } from './subject.js';
 import { verifyFile } from './verify.js';
 import { addEngineCommands } from './engine-program.js';
 import { UsageError } from './usage-error.js';
+import { CLIENT_ID } from '../policy/parse-federated.js';
 
 const program = new Command('secmlops')
   .description('Security controls for every stage of an ML model’s life, as durable Temporal pipelines')
@@ -359,9 +360,17 @@ program
   .description(
     'create any missing Ed25519 key pairs (cli, console, slack, github, release, token) under .secmlops/keys',
   )
-  .action(async () => {
+  .option('--client <ids>', 'also a federated client key pair per id (comma-separated, e.g. client-1,client-2)')
+  .action(async (o: { client?: string }) => {
     const dir = homePaths().keys;
-    const created = await ensureDevKeys(dir);
+    const clients = (o.client ?? '')
+      .split(',')
+      .map((c) => c.trim())
+      .filter(Boolean);
+    for (const c of clients)
+      if (!CLIENT_ID.test(c) || c === 'cpu' || c === 'gpu')
+        throw new UsageError(`"${c}" is not a client id such as client-1`);
+    const created = [...(await ensureDevKeys(dir)), ...(await ensureDevKeys(dir, clients))];
     console.log(created.length ? `created ${created.join(', ')} in ${dir}` : `all keys already exist in ${dir}`);
   });
 

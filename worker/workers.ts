@@ -108,7 +108,7 @@ export async function createWorkers(setup: WorkerSetup): Promise<Worker[]> {
         taskQueue: id,
         activities: createClientActivities({
           artifactsDir: setup.artifactsDir,
-          policyRoot: trust.policyRoot,
+          trust,
           client: {
             id,
             // Loaded on first use; a client without its key refuses every round by name.
