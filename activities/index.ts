@@ -25,6 +25,7 @@ import {
   type ClientTrust,
 } from './federated-client.js';
 import type { SignedFederationStart } from './federated-start.js';
+import { experimentEvaluate, experimentModel, type EvaluateCellRequest, type ModelRequest } from './experiment.js';
 
 export interface ActivityConfig {
   /** Folder of the content-addressed artifact store. */
@@ -65,6 +66,9 @@ export function createActivities(config: ActivityConfig) {
     monitorWindow: (req: WindowRequest) => monitorWindow(store, telemetryDir, req),
     checkRollback: (req: RollbackRequest) => checkRollback(store, config.releaseKeyPath, req),
     servedShape: (req: { modelSha256: string }) => servedShape(store, req.modelSha256),
+    experimentModel: (req: ModelRequest) =>
+      experimentModel(store, join(dirname(config.artifactsDir), 'experiment-cache'), req),
+    experimentEvaluate: (req: EvaluateCellRequest) => experimentEvaluate(store, req),
     beginFederation: (req: { policy: string; start: SignedFederationStart }) =>
       beginFederation(config.trust, store, req),
     aggregateRound: (req: AggregateInput) => aggregateRound(config.trust, store, req),

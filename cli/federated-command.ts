@@ -5,6 +5,7 @@ import { loadPrivateKey } from '../activities/keys.js';
 import { federationStatus, renderRounds, startFederation } from '../client/federation.js';
 import { loadPolicy } from './load-policy.js';
 import { UsageError } from './usage-error.js';
+import { PolicyError } from '../policy/index.js';
 
 export interface FederatedOptions {
   policy: string;
@@ -14,7 +15,10 @@ export interface FederatedOptions {
 }
 
 export async function federatedCommand(connect: () => Promise<Client>, o: FederatedOptions): Promise<void> {
-  const policy = await loadPolicy(o.policy);
+  // A policy that cannot run is a usage error here (exit 2), named by its path, before anything connects.
+  const policy = await loadPolicy(o.policy).catch((e: unknown) => {
+    throw e instanceof PolicyError ? new UsageError(e.message) : e;
+  });
   const f = policy.train?.federated;
   if (!f) throw new UsageError(`${policy.file}: the policy has no train.federated block`);
   const key = await loadPrivateKey(o.key);

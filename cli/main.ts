@@ -141,6 +141,20 @@ program
   );
 
 program
+  .command('experiment')
+  .description(
+    'the defenses × attacks grid of an experiment file, as workflows; writes results.json, results.md, chart.svg',
+  )
+  .argument('<file>', 'experiment.yaml')
+  .option('--quick', 'a seconds-long variant (mlp, 1 epoch, 3,000 training and 200 test images)')
+  .option('--out <dir>', 'where the results go (default experiments/<name>)')
+  .option('--id <workflowId>', 'workflow ID')
+  .action(async (file: string, o: { quick?: boolean; out?: string; id?: string }) => {
+    const { experimentCommand } = await import('./experiment-command.js');
+    await experimentCommand(client, file, o);
+  });
+
+program
   .command('federated')
   .description(
     'start federated training (FedAvg) under the policy’s train.federated block, signed with a CLI start key; ' +

@@ -93,6 +93,8 @@ export async function createWorkers(setup: WorkerSetup): Promise<Worker[]> {
           trainModel: activities.trainModel,
           beginFederation: activities.beginFederation,
           aggregateRound: activities.aggregateRound,
+          experimentModel: activities.experimentModel,
+          experimentEvaluate: activities.experimentEvaluate,
         },
       }),
     );

@@ -18,6 +18,8 @@ export interface RunOptions {
   seed?: number;
   batch?: number;
   onProgress?: (done: number, total: number) => void;
+  /** Each batch's adversarial images, in order, before the next batch is attacked. */
+  onAdversarial?: (adv: Float32Array, n: number) => Promise<void>;
 }
 
 export function describeSpec(s: AttackSpec): string {
@@ -60,6 +62,7 @@ export async function runAttack(
             ? await deepfool(t, b, { overshoot: spec.overshoot, maxIter: spec.maxIter, range: o.range })
             : await square(t, b, { eps, queries: spec.queries, range: o.range, rng });
     const [clean, attacked] = [await t.logits(b.x, n), await t.logits(adv, n)];
+    await o.onAdversarial?.(adv, n);
     for (let i = 0; i < n; i++) {
       let linf = 0;
       let sq = 0;

@@ -7,6 +7,7 @@ import { evaluateJob } from './evaluate.js';
 import { InputError } from '../input-error.js';
 import { sanitiseJob } from './sanitise.js';
 import { trainJob } from './train.js';
+import { experimentJob } from './experiment.js';
 import type { JobMessage, JobRequest } from './protocol.js';
 
 const send = (m: JobMessage) => process.send?.(m);
@@ -24,6 +25,8 @@ process.once('message', (req: JobRequest) => {
       if (req.kind === 'evaluate') result = await evaluateJob(req, (progress) => send({ type: 'progress', progress }));
       else if (req.kind === 'sanitise')
         result = await sanitiseJob(req, (progress) => send({ type: 'progress', progress }));
+      else if (req.kind === 'experiment')
+        result = await experimentJob(req, (progress) => send({ type: 'progress', progress }));
       else if (req.kind === 'train') {
         result = await trainJob(req, {
           progress: (progress) => send({ type: 'train-progress', progress }),

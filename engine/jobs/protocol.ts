@@ -2,6 +2,8 @@
 import type { DriftReference } from '../../policy/evidence.js';
 import type { AttackSpec } from '../attacks/run.js';
 import type { BackdoorConfig, PoisoningConfig, TrainConfig } from '../../policy/types.js';
+import type { BackdoorTrigger } from '../poison/backdoor.js';
+import type { SqueezeConfig } from '../detect/squeeze.js';
 import type { AttackMetrics } from '../metrics/metrics.js';
 import type { BackdoorMetrics } from '../poison/backdoor.js';
 import type { MembershipResult } from '../privacy/mia.js';
@@ -111,7 +113,31 @@ export interface SanitiseResult {
   referenceAccuracy?: number;
 }
 
-export type JobRequest = EvaluateRequest | TrainRequest | SanitiseRequest;
+/** One cell of `secmlops experiment`: an attack on the test images and the safety-critical class's miss rate. */
+export interface ExperimentEvalRequest extends JobDataset {
+  kind: 'experiment';
+  modelPath: string;
+  modelSha256: string;
+  limit?: number;
+  range: [number, number];
+  seed: number;
+  attack: 'trigger' | 'fgsm' | 'deepfool';
+  eps: number;
+  trigger?: BackdoorTrigger;
+  safetyCritical: number;
+  /** Feature squeezing calibrated on the first `count` images of these files at `fpr`. */
+  guard?: { config: SqueezeConfig; fpr: number; calibration: JobDataset & { count: number } };
+}
+
+export interface ExperimentEvalResult {
+  images: number;
+  cleanAccuracy: number;
+  robustAccuracy: number;
+  safetyCritical: { images: number; cleanMissRate: number; missRate: number };
+  guard?: { threshold: number; flagged: number; guardedMissRate: number };
+}
+
+export type JobRequest = EvaluateRequest | TrainRequest | SanitiseRequest | ExperimentEvalRequest;
 
 export interface JobProgress {
   task: string;

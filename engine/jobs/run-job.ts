@@ -8,6 +8,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type {
   EvaluateRequest,
   EvaluateResult,
+  ExperimentEvalRequest,
+  ExperimentEvalResult,
   JobMessage,
   JobProgress,
   JobRequest,
@@ -29,6 +31,7 @@ function absolute<R extends JobRequest>(req: R): R {
   const r = { ...req, images: resolvePath(req.images), labels: resolvePath(req.labels) };
   if (r.kind === 'evaluate') return { ...r, modelPath: resolvePath(r.modelPath) };
   if (r.kind === 'sanitise') return { ...r, workDir: resolvePath(r.workDir) };
+  if (r.kind === 'experiment') return { ...r, modelPath: resolvePath(r.modelPath) };
   return {
     ...r,
     workDir: resolvePath(r.workDir),
@@ -62,7 +65,8 @@ export interface JobOptions {
 export function runJob(req: EvaluateRequest, opts?: JobOptions): Promise<EvaluateResult>;
 export function runJob(req: TrainRequest, opts?: JobOptions): Promise<TrainResult>;
 export function runJob(req: SanitiseRequest, opts?: JobOptions): Promise<SanitiseResult>;
-export function runJob(req: JobRequest, opts: JobOptions = {}): Promise<EvaluateResult | TrainResult | SanitiseResult> {
+export function runJob(req: ExperimentEvalRequest, opts?: JobOptions): Promise<ExperimentEvalResult>;
+export function runJob(req: JobRequest, opts: JobOptions = {}): Promise<unknown> {
   return new Promise((resolve, reject) => {
     if (opts.signal?.aborted) return reject(new Error('the engine job was cancelled before it started'));
     // An empty working directory of its own: onnxruntime resolves relative paths inside a model (external data)
@@ -93,7 +97,7 @@ export function runJob(req: JobRequest, opts: JobOptions = {}): Promise<Evaluate
       if (m.type === 'progress') opts.onProgress?.(m.progress);
       else if (m.type === 'train-progress') opts.onTrainProgress?.(m.progress);
       else if (m.type === 'checkpoint') opts.onCheckpoint?.(m);
-      else if (m.type === 'result') finish(() => resolve(m.result as EvaluateResult | TrainResult | SanitiseResult));
+      else if (m.type === 'result') finish(() => resolve(m.result));
       else finish(() => reject(new JobError(m.message, m.permanent, m.code)));
     });
     child.on('exit', (code, signal) =>
