@@ -84,7 +84,8 @@ export function statementProblems(signed: unknown, config: FederatedConfig, want
     }
     if (s.v !== 1 || s.federation !== want.federation || s.round !== want.round)
       problems.push(
-        `${who}: signed for ${String(s.federation)} round ${String(s.round)}, not ${want.federation} round ${want.round}`,
+        `${who}: signed for ${String(s.federation)} round ${String(s.round)}, ` +
+          `not ${want.federation} round ${want.round}`,
       );
     else if (s.base !== want.base)
       problems.push(`${who}: trained from global model ${String(s.base).slice(0, 12)}…, not this round's`);

@@ -100,14 +100,18 @@ try {
   const secure = await federation('iid-secure', '{ kind: iid }', true);
   const skewed = await federation('dirichlet', '{ kind: dirichlet, alpha: 0.5 }', false);
   const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
+  const row = (what: string, r: { accuracy: number; seconds: number }) =>
+    `| ${what} | ${pct(r.accuracy)} | ${((r.accuracy - central.accuracy) * 100).toFixed(2)} | ` +
+    `${r.seconds.toFixed(0)} s |`;
   const rows = [
     `| centralised, ${ROUNDS} epochs | ${pct(central.accuracy)} | — | ${central.seconds.toFixed(0)} s |`,
-    `| FedAvg, 3 IID clients (${iid.sizes}) | ${pct(iid.accuracy)} | ${((iid.accuracy - central.accuracy) * 100).toFixed(2)} | ${iid.seconds.toFixed(0)} s |`,
-    `| FedAvg, 3 IID clients, secure aggregation | ${pct(secure.accuracy)} | ${((secure.accuracy - central.accuracy) * 100).toFixed(2)} | ${secure.seconds.toFixed(0)} s |`,
-    `| FedAvg, 3 clients, Dirichlet α = 0.5 (${skewed.sizes}) | ${pct(skewed.accuracy)} | ${((skewed.accuracy - central.accuracy) * 100).toFixed(2)} | ${skewed.seconds.toFixed(0)} s |`,
+    row(`FedAvg, 3 IID clients (${iid.sizes})`, iid),
+    row('FedAvg, 3 IID clients, secure aggregation', secure),
+    row(`FedAvg, 3 clients, Dirichlet α = 0.5 (${skewed.sizes})`, skewed),
   ];
   const table = [
-    `\n## FedAvg vs centralised (${new Date().toISOString().slice(0, 10)}, ${cpus().length} cores, ${ARCH}, ${ROUNDS} rounds × 1 local epoch${LIMIT ? `, ${LIMIT} images` : ''})\n`,
+    `\n## FedAvg vs centralised (${new Date().toISOString().slice(0, 10)}, ${cpus().length} cores, ${ARCH}, ` +
+      `${ROUNDS} rounds × 1 local epoch${LIMIT ? `, ${LIMIT} images` : ''})\n`,
     '| run | test accuracy | vs centralised (points) | wall time |',
     '| --- | --- | --- | --- |',
     ...rows,

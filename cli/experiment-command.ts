@@ -74,6 +74,7 @@ export async function experimentCommand(
   await writeFile(join(out, 'results.md'), `${markdownTable(spec, results)}\n`);
   await writeFile(join(out, 'chart.svg'), svgChart(spec, results));
   console.log(
-    `\n${markdownTable(spec, results)}\n\nWrote results.json, results.md and chart.svg to ${out} (${seconds.toFixed(0)} s).`,
+    `\n${markdownTable(spec, results)}\n\n` +
+      `Wrote results.json, results.md and chart.svg to ${out} (${seconds.toFixed(0)} s).`,
   );
 }

@@ -56,7 +56,8 @@ export function svgChart(spec: ExperimentSpec, results: CellResult[]): string {
         const h = panelH * v;
         out.push(
           `<rect x="${x0 + di * 22}" y="${(top + panelH - h).toFixed(1)}" width="18" height="${h.toFixed(1)}" ` +
-            `fill="${COLORS[di % COLORS.length]}"><title>${esc(`${DEFENSE_LABELS[d]}, ${a}: ${pct(v)}`)}</title></rect>`,
+            `fill="${COLORS[di % COLORS.length]}">` +
+            `<title>${esc(`${DEFENSE_LABELS[d]}, ${a}: ${pct(v)}`)}</title></rect>`,
         );
       });
       out.push(

@@ -112,7 +112,8 @@ describe('the train block’s options', () => {
       ],
       [
         base(
-          `train: { arch: mlp, federated: { clients: [{ id: gpu, publicKey: '${k1}' }, { id: c, publicKey: '${k2}' }], rounds: 1 } }`,
+          `train: { arch: mlp, federated: { rounds: 1, clients: ` +
+            `[{ id: gpu, publicKey: '${k1}' }, { id: c, publicKey: '${k2}' }] } }`,
         ),
         '"gpu" is a queue of the pipeline\'s own workers',
       ],

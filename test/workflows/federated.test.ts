@@ -142,7 +142,7 @@ describe('federated averaging', () => {
     }
   }, 240_000);
 
-  test('secure aggregation: client-3 killed mid-round, the round completes with the quorum and the masks cancel', async () => {
+  test('secure aggregation: client-3 killed mid-round; the quorum completes the round, the masks cancel', async () => {
     await startClients(['client-1', 'client-2']);
     const env = { ...fx.env, SECMLOPS_HOME: fx.dir, TEMPORAL_ADDRESS: testAddress() };
     const third = await spawnWorker(env, 'client-3');
@@ -188,7 +188,7 @@ describe('federated averaging', () => {
     }
   }, 240_000);
 
-  test("an update from someone polling a client's queue, signed with any other key, fails the round by name", async () => {
+  test("an update from a rogue poller of a client's queue, signed with another key, fails the round", async () => {
     await startClients(['client-1', 'client-3']);
     const store = new ArtifactStore(fx.artifacts);
     const { privateKey } = generateKeyPairSync('ed25519');
@@ -233,7 +233,7 @@ describe('federated averaging', () => {
     }
   }, 240_000);
 
-  test('a start signed for another workflow, replayed under a new ID, is refused before any client trains', async () => {
+  test('a start signed for another workflow, replayed under a new ID, is refused before clients train', async () => {
     await startClients(['client-1']);
     try {
       const policy = await federatedPolicy('replay', '    rounds: 1', 600);
