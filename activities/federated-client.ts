@@ -5,7 +5,7 @@
 // policy, the round and the global model, which the client checks against what it reads.
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { createHash, type KeyObject } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runJob } from '../engine/jobs/run-job.js';
@@ -14,7 +14,7 @@ import { parameterCount, readVector, vectorBytes } from '../engine/federated/vec
 import { ARCHITECTURES } from '../engine/train/zoo.js';
 import { pinnedPair, type FederatedConfig, type Policy, type TrainConfig } from '../policy/index.js';
 import { jobDataset } from './job-dataset.js';
-import { checkFederationStart, type SignedFederationStart } from './federated-start.js';
+import { checkFederationStart, startValidity, type SignedFederationStart } from './federated-start.js';
 import { jobFailure } from './job-failure.js';
 import { readPolicyFile } from './policy-source.js';
 import {
@@ -58,7 +58,6 @@ export interface ClientMaskInput extends ClientRoundInput {
 async function federation(me: ClientIdentity, trust: ClientTrust, input: ClientRoundInput) {
   const ref = input.policy;
   const root = trust.policyRoot;
-  checkFederationStart(input.start, trust.startKeys, ref);
   let policy: Policy;
   try {
     policy = readPolicyFile(ref, { root }).policy;
@@ -67,6 +66,7 @@ async function federation(me: ClientIdentity, trust: ClientTrust, input: ClientR
   }
   const train = policy.train;
   const config = train?.federated;
+  if (config) checkFederationStart(input.start, trust.startKeys, ref, startValidity(config));
   const dataset = policy.artifacts.dataset;
   if (!train || !config || !dataset)
     throw ApplicationFailure.nonRetryable(`policy ${ref} has no train.federated block and dataset`, 'FederatedPolicy');
@@ -107,8 +107,18 @@ export async function clientTrain(
   if (!pins.images || !pins.labels)
     throw ApplicationFailure.nonRetryable(`the policy pins no digests for split ${f.train.split}`, 'DatasetNotPinned');
   const base = digestOf(input.base);
-  // Read through the store, which checks the bytes against the reference, then kept for the job to read.
-  await store.get(input.base);
+  checkRound(input.round, f.config);
+  const path = statePath(me, federationId, input.round);
+  // Once per round: a retry gets the statement already made; another global model for the same round is refused.
+  const earlier = await readState(path);
+  if (earlier) {
+    if (earlier.base === base) return earlier.trained;
+    throw ApplicationFailure.nonRetryable(
+      `${me.id} already trained round ${input.round} of ${federationId} from another global model`,
+      'FederatedState',
+    );
+  }
+  // The job reads the global model itself, bounded by the architecture's size and checked against its digest.
   const workDir = await mkdtemp(join(tmpdir(), 'secmlops-client-'));
   const ticker = setInterval(() => ctx.heartbeat(), 10_000);
   try {
@@ -146,17 +156,19 @@ export async function clientTrain(
       loss: last.loss,
       accuracy: last.accuracy,
     };
+    await mkdir(join(me.stateDir, me.id), { recursive: true, mode: 0o700 });
     if (!f.config.secureAggregation) {
       const stored = await store.put(weights);
-      return signStatement(f.key, { ...statement, update: stored.digest });
+      const trained = signStatement(f.key, { ...statement, update: stored.digest });
+      await writeState(path, { base, trained });
+      return trained;
     }
     // Secure aggregation: the update stays on this client's disk until it is masked; only the key is announced.
     const agreement = newAgreementKey();
-    const path = statePath(me, federationId, input.round);
-    await mkdir(join(me.stateDir, me.id), { recursive: true, mode: 0o700 });
-    await writeFile(`${path}.f32`, weights, { mode: 0o600 });
-    await writeFile(`${path}.json`, JSON.stringify({ agreement, samples: statement.samples }), { mode: 0o600 });
-    return signStatement(f.key, { ...statement, kind: 'trained', agreementKey: agreement.publicKey });
+    const trained = signStatement(f.key, { ...statement, kind: 'trained', agreementKey: agreement.publicKey });
+    await writeAtomic(`${path}.f32`, weights);
+    await writeState(path, { base, trained, agreement });
+    return trained;
   } catch (e) {
     throw e instanceof ApplicationFailure ? e : jobFailure(e, 'InvalidTraining');
   } finally {
@@ -185,42 +197,86 @@ export async function clientMask(
       `${input.trained.length} participants is fewer than the quorum of ${f.config.quorum}`,
       'FederatedQuorum',
     );
+  checkRound(input.round, f.config);
   const path = statePath(me, federationId, input.round);
-  let saved: { agreement: AgreementKey; samples: number };
-  let vector: Float32Array;
-  try {
-    saved = JSON.parse(await readFile(`${path}.json`, 'utf8')) as typeof saved;
-    const arch = ARCHITECTURES[f.train.arch];
-    vector = readVector(await readFile(`${path}.f32`), parameterCount(arch), 'the kept update');
-  } catch (e) {
+  const state = await readState(path);
+  if (!state || state.base !== base)
     throw ApplicationFailure.nonRetryable(
-      `${me.id} holds no update of round ${input.round} of ${federationId} (${(e as Error).message})`,
+      `${me.id} holds no update of round ${input.round} of ${federationId} from this global model`,
+      'FederatedState',
+    );
+  const digest = participantsDigest(input.trained);
+  // Once per round: two sums over different sets would give away the difference, one client's update.
+  if (state.masked) {
+    if (state.participants === digest) return state.masked;
+    throw ApplicationFailure.nonRetryable(
+      `${me.id} already masked round ${input.round} for another set of participants; masking again would reveal ` +
+        'its update',
       'FederatedState',
     );
   }
   const participants = input.trained.map((t) => ({ id: t.statement.client, agreementKey: t.statement.agreementKey! }));
   const mine = participants.find((p) => p.id === me.id);
-  if (!mine || mine.agreementKey !== saved.agreement.publicKey)
+  if (!state.agreement || !mine || mine.agreementKey !== state.agreement.publicKey)
     throw ApplicationFailure.nonRetryable(
       `${me.id}'s own trained statement is not among the participants`,
       'FederatedStatement',
     );
+  let vector: Float32Array;
+  try {
+    vector = readVector(await readFile(`${path}.f32`), parameterCount(ARCHITECTURES[f.train.arch]), 'the kept update');
+  } catch (e) {
+    throw ApplicationFailure.nonRetryable(`${me.id}: the kept update: ${(e as Error).message}`, 'FederatedState');
+  }
+  const samples = state.trained.statement.samples;
   const total = input.trained.reduce((s, t) => s + t.statement.samples, 0);
-  const digest = participantsDigest(input.trained);
   const context = `${federationId}\n${input.round}\n${digest}`;
-  const masked = maskedContribution(vector, saved.samples / total, me.id, saved.agreement, participants, context);
-  const stored = await store.put(vectorBytes(masked));
-  return signStatement(f.key, {
+  const contribution = maskedContribution(vector, samples / total, me.id, state.agreement, participants, context);
+  const stored = await store.put(vectorBytes(contribution));
+  const masked = signStatement(f.key, {
     v: 1,
     federation: federationId,
     round: input.round,
     client: me.id,
     base,
-    samples: saved.samples,
+    samples,
     kind: 'masked',
     update: stored.digest,
     participants: digest,
   });
+  // The private key and the unmasked update are gone once the contribution exists: nothing can be masked again.
+  await writeState(path, { base, trained: state.trained, masked, participants: digest });
+  await rm(`${path}.f32`, { force: true });
+  return masked;
+}
+
+/** What a client keeps of a round: the statement it made, and (secure aggregation) its key until it masks. */
+interface RoundState {
+  base: string;
+  trained: SignedStatement;
+  agreement?: AgreementKey;
+  masked?: SignedStatement;
+  participants?: string;
+}
+
+async function readState(path: string): Promise<RoundState | undefined> {
+  const text = await readFile(`${path}.json`, 'utf8').catch(() => undefined);
+  return text === undefined ? undefined : (JSON.parse(text) as RoundState);
+}
+
+async function writeState(path: string, state: RoundState): Promise<void> {
+  await writeAtomic(`${path}.json`, JSON.stringify(state));
+}
+
+/** Written beside, then renamed: a crash leaves the old file or the new one, never half of one. */
+async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  await writeFile(`${path}.tmp`, data, { mode: 0o600 });
+  await rename(`${path}.tmp`, path);
+}
+
+function checkRound(round: unknown, c: FederatedConfig): void {
+  if (!(Number.isInteger(round) && (round as number) >= 1 && (round as number) <= c.rounds))
+    throw ApplicationFailure.nonRetryable(`round ${String(round)} is not one of 1..${c.rounds}`, 'FederatedPolicy');
 }
 
 /** The train block's settings a client's local training uses: localEpochs per round, no checkpoints kept. */

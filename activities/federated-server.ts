@@ -2,6 +2,9 @@
 // settings come from the policy as this worker's own policy source holds it, and every update counts only with its
 // client's signed statement (federated-statement.ts): the orchestration that gathered them is not believed.
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { runJob } from '../engine/jobs/run-job.js';
 import { unmaskedSum } from '../engine/federated/secure-sum.js';
 import {
@@ -22,7 +25,9 @@ import { readPolicyFile } from './policy-source.js';
 import { participantsDigest, statementProblems, type SignedStatement } from './federated-statement.js';
 import type { ArtifactStore } from './store.js';
 import type { ClientTrust } from './federated-client.js';
-import { checkFederationStart, type SignedFederationStart } from './federated-start.js';
+import { checkFederationStart, startValidity, type SignedFederationStart } from './federated-start.js';
+
+const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 export interface FederationPlan {
   /** The federation's settings as the worker's policy source holds them: what the workflow orchestrates by. */
@@ -83,10 +88,11 @@ export async function beginFederation(
 export async function aggregateRound(
   trust: ClientTrust,
   store: ArtifactStore,
+  stateDir: string,
   input: AggregateInput,
 ): Promise<RoundResult> {
-  checkFederationStart(input.start, trust.startKeys, input.policy);
   const { policy, config } = federatedPolicy(trust.policyRoot, input.policy);
+  checkFederationStart(input.start, trust.startKeys, input.policy, startValidity(config));
   const train = policy.train!;
   const arch = ARCHITECTURES[train.arch];
   const count = parameterCount(arch);
@@ -97,6 +103,20 @@ export async function aggregateRound(
   const refuse = (why: string) => {
     throw ApplicationFailure.nonRetryable(`round ${input.round}: ${why}`, 'FederatedUpdateRefused');
   };
+  if (!(Number.isInteger(input.round) && input.round >= 1 && input.round <= config.rounds))
+    refuse(`not one of the rounds 1..${config.rounds}`);
+  // The chain of global models, kept by the server side itself: round 1 starts from the seeded initialisation,
+  // every later round from the global model the round before produced here.
+  const chain = join(stateDir, createHash('sha256').update(federation).digest('hex').slice(0, 32));
+  const previous =
+    input.round === 1
+      ? sha256(vectorBytes(flatten(arch, initWeights(arch, rngFor(train.seed, -1)))))
+      : await readFile(join(chain, `round-${input.round - 1}.json`), 'utf8').then(
+          (t) => (JSON.parse(t) as { global: string }).global,
+          () => undefined,
+        );
+  if (previous !== base)
+    refuse(`the round starts from ${base.slice(0, 12)}…, not the global model round ${input.round - 1} produced`);
   const updates = Array.isArray(input.updates) ? input.updates : [];
   const problems = statementProblems(updates, config, {
     ...at,
@@ -137,6 +157,8 @@ export async function aggregateRound(
     average = weightedMean(parts);
   }
   const global = await store.put(vectorBytes(average));
+  await mkdir(chain, { recursive: true });
+  await writeFile(join(chain, `round-${input.round}.json`), JSON.stringify({ base, global: global.digest }));
   const model = await store.put(saveModel(deployableModel(arch, unflatten(arch, average))));
   return {
     round: input.round,

@@ -4,7 +4,7 @@
 // clients train (and, without secure aggregation, hand over their individual updates).
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
-import { canonicalJson } from '../policy/index.js';
+import { canonicalJson, type FederatedConfig } from '../policy/index.js';
 
 export interface FederationStart {
   v: 1;
@@ -18,7 +18,7 @@ export interface SignedFederationStart {
   signature: string;
 }
 
-/** How long a signed start stays usable: a replay under a reused workflow ID is refused after this. */
+/** How long a signed start can begin a federation: a replay under a reused workflow ID is refused after this. */
 export const START_VALIDITY_MS = 24 * 3600_000;
 const ED25519_SPKI = Buffer.from('302a300506032b6570032100', 'hex');
 const bytesOf = (s: FederationStart) => Buffer.from(`secmlops-federation-start-v1\n${canonicalJson(s)}`);
@@ -29,7 +29,18 @@ export function signFederationStart(key: KeyObject, workflowId: string, policy: 
 }
 
 /** Refuses (non-retryable) unless a pinned start key signed this start for the calling workflow and this policy. */
-export function checkFederationStart(signed: unknown, startKeys: string[], policy: string, now = Date.now()): void {
+/** How long a started federation's later activities accept its start: its rounds at their timeout, thrice over. */
+export function startValidity(c: FederatedConfig): number {
+  return Math.max(START_VALIDITY_MS, 3 * c.rounds * c.roundTimeoutMs);
+}
+
+export function checkFederationStart(
+  signed: unknown,
+  startKeys: string[],
+  policy: string,
+  validityMs = START_VALIDITY_MS,
+  now = Date.now(),
+): void {
   const refuse = (why: string) => {
     throw ApplicationFailure.nonRetryable(`federation start refused: ${why}`, 'FederationStartRefused');
   };

@@ -46,8 +46,12 @@ export function signStatement(key: KeyObject, statement: ClientStatement): Signe
 
 /** The digest a masked statement names: the trained statements of every participant, sorted by client. */
 export function participantsDigest(trained: SignedStatement[]): string {
-  const sorted = [...trained].sort((a, b) => (a.statement.client < b.statement.client ? -1 : 1));
-  return createHash('sha256').update(canonicalJson(sorted)).digest('hex');
+  // The statements and their signatures only, the signatures re-encoded: no extra field or base64 variant makes
+  // another digest (another masking context) for the same set.
+  const entries = trained
+    .map((t) => ({ statement: t.statement, signature: Buffer.from(t.signature, 'base64').toString('base64') }))
+    .sort((a, b) => (a.statement.client < b.statement.client ? -1 : 1));
+  return createHash('sha256').update(canonicalJson(entries)).digest('hex');
 }
 
 export interface Expected {

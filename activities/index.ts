@@ -71,7 +71,8 @@ export function createActivities(config: ActivityConfig) {
     experimentEvaluate: (req: EvaluateCellRequest) => experimentEvaluate(store, req),
     beginFederation: (req: { policy: string; start: SignedFederationStart }) =>
       beginFederation(config.trust, store, req),
-    aggregateRound: (req: AggregateInput) => aggregateRound(config.trust, store, req),
+    aggregateRound: (req: AggregateInput) =>
+      aggregateRound(config.trust, store, join(dirname(config.artifactsDir), 'federations'), req),
   };
 }
 

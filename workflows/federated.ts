@@ -1,7 +1,8 @@
 // Federated averaging (McMahan et al. 2017) as a durable workflow: each round every client trains on its own task
 // queue, the round goes on with the clients that answered if they reach the quorum, and the gpu worker averages
-// their signed updates. With secure aggregation a second phase has the answering clients mask their updates for
-// each other; when one drops before masking, the others mask again for the smaller set. The workflow continues as
+// their signed updates. With secure aggregation a second phase has the clients that trained mask their updates for
+// each other, once (a client that drops after training is left out; one that drops after the masks were agreed
+// fails the round, since the masked sum cannot be completed without it). The workflow continues as
 // new every roundsPerRun rounds; a crash of any worker resumes from the last completed activity.
 import {
   ApplicationFailure,
@@ -77,22 +78,22 @@ export async function federatedTraining(input: FederatedInput): Promise<Federate
       let trained: SignedStatement[] | undefined;
       if (c.secureAggregation) {
         status.phase = 'masking';
-        let set: SignedStatement[] = answered;
-        for (;;) {
-          const participants = set;
-          updates = await gather(
-            state,
-            round,
-            participants.map((t) => t.statement.client),
-            (id) => client(id, c.roundTimeoutMs).clientMask({ ...at, trained: participants }),
+        trained = answered;
+        const participants = answered;
+        updates = await gather(
+          state,
+          round,
+          participants.map((t) => t.statement.client),
+          (id) => client(id, c.roundTimeoutMs).clientMask({ ...at, trained: participants }),
+        );
+        // Each client masks once per round (twice, for two sets, would give its update away), and the sum needs
+        // every participant's mask: a drop now fails the round. Bonawitz's secret-shared seeds are not built.
+        if (updates.length < participants.length)
+          throw ApplicationFailure.nonRetryable(
+            `round ${round}: ${participants.length - updates.length} client(s) dropped after the masks were agreed; ` +
+              'the masked sum cannot be completed without them',
+            'FederatedDropped',
           );
-          if (updates.length === participants.length) break;
-          // Someone dropped after the masks were made: the others mask again for the clients still here.
-          need(updates.length, c.quorum, round, 'masked');
-          const still = new Set(updates.map((u) => u.statement.client));
-          set = participants.filter((t) => still.has(t.statement.client));
-        }
-        trained = set;
       }
       status.phase = 'aggregating';
       const result = await server.aggregateRound({ ...at, updates, ...(trained ? { trained } : {}) });

@@ -73,8 +73,9 @@ export function pairMask(mine: AgreementKey, peerPublic: string, context: string
 export function encodeFixed(vector: Float32Array, share: number): Uint32Array {
   const out = new Uint32Array(vector.length);
   for (let i = 0; i < vector.length; i++) {
+    // Bounding the unweighted value bounds the weighted sum too (the shares add up to at most 1): it cannot wrap.
     const v = vector[i] * share;
-    if (!(Math.abs(v) < FIXED_LIMIT / 2))
+    if (!(Math.abs(vector[i]) < FIXED_LIMIT / 2))
       throw new InputError(
         `parameter ${i} is ${vector[i]}: secure aggregation encodes values within ±${FIXED_LIMIT / 2}`,
       );

@@ -2,7 +2,7 @@
 // choosing and schedule any activity the real workers register, with any input. The tests use them to check that
 // the activities holding the workers' keys believe only what is signed.
 import { proxyActivities } from '@temporalio/workflow';
-import type { Activities } from '../../activities/index.js';
+import type { Activities, ClientActivities } from '../../activities/index.js';
 
 const real = proxyActivities<Activities>({
   taskQueue: 'secmlops',
@@ -28,4 +28,34 @@ export async function rogueCommentDecision(req: Parameters<Activities['readGitHu
 
 export async function rogueReport(req: Parameters<Activities['reportToGitHub']>[0]): Promise<string> {
   return outcome(() => real.reportToGitHub(req));
+}
+
+/**
+ * A federation's workflow code replaced by an attacker's (anyone polling its task queue can do this): round 1 is
+ * trained and masked for all three clients, then client-1 is asked to mask again for a smaller set (the difference
+ * of the two sums would be its update), and the server to aggregate a round 2 that skips round 1's result.
+ */
+export async function rogueFederation(input: {
+  policy: string;
+  start: Parameters<Activities['beginFederation']>[0]['start'];
+}): Promise<string[]> {
+  const gpu = proxyActivities<Activities>({
+    taskQueue: 'gpu',
+    startToCloseTimeout: '2m',
+    retry: { maximumAttempts: 1 },
+  });
+  const client = (id: string) =>
+    proxyActivities<ClientActivities>({ taskQueue: id, startToCloseTimeout: '2m', retry: { maximumAttempts: 1 } });
+  const plan = await gpu.beginFederation(input);
+  const at = { policy: input.policy, start: input.start, round: 1, base: plan.base };
+  const ids = ['client-1', 'client-2', 'client-3'];
+  const trained = await Promise.all(ids.map((id) => client(id).clientTrain(at)));
+  const masked = await Promise.all(ids.map((id) => client(id).clientMask({ ...at, trained })));
+  const out: string[] = [];
+  out.push(await outcome(() => client('client-1').clientMask({ ...at, trained: trained.slice(0, 2) })));
+  out.push(await outcome(() => client('client-1').clientMask({ ...at, trained })));
+  out.push(await outcome(() => gpu.aggregateRound({ ...at, round: 2, updates: masked, trained })));
+  out.push(await outcome(() => client('client-2').clientTrain({ ...at, base: `sha256:${'e'.repeat(64)}` })));
+  out.push(await outcome(() => client('client-2').clientTrain({ ...at, round: 99 })));
+  return out;
 }

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { copyFile, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import { ensureDevKeys, loadPrivateKey } from '../../activities/keys.js';
@@ -165,23 +165,27 @@ describe('federated averaging', () => {
       const [round] = out.rounds;
       expect(round.clients.map((c) => c.id).sort()).toEqual(['client-1', 'client-2']);
       expect(out.missing.map((m) => m.client)).toEqual(['client-3']);
-      // The server saw masked contributions only; their sum is the weighted mean of what the clients kept.
+      // The server saw masked contributions only. Training is deterministic, so a plain twin of this federation
+      // (client-3 still down) has the clients send in the clear what they kept here: the masked sum equals its mean.
+      const twin = await federatedPolicy('secure-twin', '    rounds: 1\n    quorum: 2\n    roundTimeout: 15s');
+      const plain = (await (await start(twin)).result()).rounds[0];
+      expect(plain.clients.map((c) => c.id).sort()).toEqual(['client-1', 'client-2']);
       const count = parameterCount(mlp);
       const store = new ArtifactStore(fx.artifacts);
-      const kept = await Promise.all(
-        round.clients.map(async (c) => {
-          const name = createHash('sha256').update(`${id}\n1`).digest('hex').slice(0, 32);
-          const vector = readVector(await readFile(join(fx.dir, 'federated', c.id, `${name}.f32`)), count, c.id);
-          const masked = await store.get(`sha256:${c.update}`);
-          expect(masked.equals(Buffer.from(vector.buffer))).toBe(false);
-          return { vector, samples: c.samples };
-        }),
-      );
-      const mean = weightedMean(kept);
-      const global = await vectorOf(store, round.global, count);
+      for (const c of round.clients) {
+        const clear = plain.clients.find((p) => p.id === c.id)!;
+        expect(c.samples).toBe(clear.samples);
+        const masked = await store.get(`sha256:${c.update}`);
+        expect(masked.equals(await store.get(`sha256:${clear.update}`))).toBe(false);
+      }
+      const [global, mean] = [await vectorOf(store, round.global, count), await vectorOf(store, plain.global, count)];
       let worst = 0;
       for (let i = 0; i < count; i++) worst = Math.max(worst, Math.abs(global[i] - mean[i]));
       expect(worst).toBeLessThan(3 * 2 ** -20);
+      // Nothing of the round is left unmasked on the clients' disks.
+      const name = createHash('sha256').update(`${id}\n1`).digest('hex').slice(0, 32);
+      for (const c of round.clients)
+        await expect(readFile(join(fx.dir, 'federated', c.id, `${name}.f32`))).rejects.toThrow('ENOENT');
       expect(round.testAccuracy).toBeGreaterThan(0.5);
     } finally {
       await stopClients();
@@ -263,6 +267,39 @@ describe('federated averaging', () => {
       await stopClients();
     }
   }, 120_000);
+
+  test('workflow code an attacker drives cannot make a client mask twice or the server skip a round', async () => {
+    await startClients(CLIENTS);
+    const rogue = await Worker.create({
+      connection: native,
+      taskQueue: 'rogue',
+      workflowsPath: resolve('test/helpers/rogue-workflows.ts'),
+    });
+    try {
+      const policy = await federatedPolicy(
+        'rogue-workflow',
+        '    rounds: 2\n    quorum: 2\n    secureAggregation: true',
+        600,
+      );
+      const workflowId = uniqueId('rogue-federation');
+      const start = signFederationStart(await loadPrivateKey(fx.key('cli')), workflowId, policy);
+      const out = await rogue.runUntil(
+        stack.client.workflow.execute('rogueFederation', { taskQueue: 'rogue', workflowId, args: [{ policy, start }] }),
+      );
+      expect(out as string[]).toEqual([
+        expect.stringContaining('client-1 already masked round 1 for another set of participants'),
+        'ok',
+        expect.stringContaining('not the global model round 1 produced'),
+        expect.stringContaining('client-2 already trained round 1 of'),
+        'round 99 is not one of 1..2',
+      ]);
+      // The unmasked update is gone from client-1's disk once its contribution exists.
+      const name = createHash('sha256').update(`${workflowId}\n1`).digest('hex').slice(0, 32);
+      await expect(readFile(join(fx.dir, 'federated', 'client-1', `${name}.f32`))).rejects.toThrow('ENOENT');
+    } finally {
+      await stopClients();
+    }
+  }, 240_000);
 
   test('fewer clients than the quorum: the round fails, naming the quorum', async () => {
     await startClients(['client-1']);
