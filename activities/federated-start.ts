@@ -3,8 +3,8 @@
 // against the workflow that actually called them, so a workflow anyone started in the namespace cannot make the
 // clients train (and, without secure aggregation, hand over their individual updates).
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
-import { canonicalJson, type FederatedConfig } from '../policy/index.js';
+import { sign, type KeyObject } from 'node:crypto';
+import { canonicalJson, verifySignature, type FederatedConfig } from '../policy/index.js';
 
 export interface FederationStart {
   v: 1;
@@ -20,7 +20,6 @@ export interface SignedFederationStart {
 
 /** How long a signed start can begin a federation: a replay under a reused workflow ID is refused after this. */
 export const START_VALIDITY_MS = 24 * 3600_000;
-const ED25519_SPKI = Buffer.from('302a300506032b6570032100', 'hex');
 const bytesOf = (s: FederationStart) => Buffer.from(`secmlops-federation-start-v1\n${canonicalJson(s)}`);
 
 export function signFederationStart(key: KeyObject, workflowId: string, policy: string): SignedFederationStart {
@@ -46,24 +45,13 @@ export function checkFederationStart(
   };
   const s = signed as SignedFederationStart | undefined;
   if (!s || typeof s !== 'object' || !s.start || typeof s.signature !== 'string') return refuse('no signed start');
-  const ok = startKeys.some((k) => {
-    try {
-      const key = createPublicKey({
-        key: Buffer.concat([ED25519_SPKI, Buffer.from(k, 'base64')]),
-        format: 'der',
-        type: 'spki',
-      });
-      return verify(null, bytesOf(s.start), key, Buffer.from(s.signature, 'base64'));
-    } catch {
-      return false;
-    }
-  });
+  const ok = startKeys.some((k) => verifySignature(s.signature, bytesOf(s.start), k));
   if (!ok) return refuse('not signed by a start key this worker pins (SECMLOPS_START_KEYS)');
   const calling = Context.current().info.workflowExecution?.workflowId;
   if (s.start.v !== 1 || s.start.workflowId !== calling)
     return refuse(`signed for workflow ${String(s.start.workflowId)}, not ${String(calling)}`);
   if (s.start.policy !== policy) return refuse(`signed for policy ${String(s.start.policy)}, not ${policy}`);
   const age = now - Date.parse(s.start.issuedAt);
-  if (!(age >= -60_000 && age <= START_VALIDITY_MS))
-    return refuse(`issued at ${String(s.start.issuedAt)}, outside its day`);
+  if (!(age >= -60_000 && age <= validityMs))
+    return refuse(`issued at ${String(s.start.issuedAt)}, longer ago than this federation may run`);
 }

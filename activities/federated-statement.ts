@@ -2,8 +2,8 @@
 // aggregation believes an update only with a statement that verifies under the key the policy pins for that client
 // and names this federation, this round and the global model the round started from: anyone who can poll a client's
 // task queue could otherwise hand in updates of their own, or replay one from another round.
-import { createHash, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
-import { canonicalJson } from '../policy/index.js';
+import { createHash, sign, type KeyObject } from 'node:crypto';
+import { canonicalJson, verifySignature } from '../policy/index.js';
 import type { FederatedConfig } from '../policy/index.js';
 
 export interface ClientStatement {
@@ -35,7 +35,6 @@ export interface SignedStatement {
   signature: string;
 }
 
-const ED25519_SPKI = Buffer.from('302a300506032b6570032100', 'hex');
 const bytesOf = (s: ClientStatement) => Buffer.from(`secmlops-federated-v1\n${canonicalJson(s)}`);
 
 export function signStatement(key: KeyObject, statement: ClientStatement): SignedStatement {
@@ -102,14 +101,5 @@ export function statementProblems(signed: unknown, config: FederatedConfig, want
 }
 
 function verifies(s: SignedStatement, publicKey: string): boolean {
-  try {
-    const key = createPublicKey({
-      key: Buffer.concat([ED25519_SPKI, Buffer.from(publicKey, 'base64')]),
-      format: 'der',
-      type: 'spki',
-    });
-    return verify(null, bytesOf(s.statement), key, Buffer.from(s.signature, 'base64'));
-  } catch {
-    return false;
-  }
+  return verifySignature(s.signature, bytesOf(s.statement), publicKey);
 }
