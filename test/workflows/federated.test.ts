@@ -16,6 +16,7 @@ import { dataConverter } from '../../worker/connection.js';
 import { startFederation } from '../../client/federation.js';
 import { signFederationStart } from '../../activities/federated-start.js';
 import { federatedTraining } from '../../workflows/federated.js';
+import { rogueFederation } from '../helpers/rogue-workflows.js';
 import {
   FASHION,
   TRAIN_FILES,
@@ -283,10 +284,10 @@ describe('federated averaging', () => {
       );
       const workflowId = uniqueId('rogue-federation');
       const start = signFederationStart(await loadPrivateKey(fx.key('cli')), workflowId, policy);
-      const out = await rogue.runUntil(
-        stack.client.workflow.execute('rogueFederation', { taskQueue: 'rogue', workflowId, args: [{ policy, start }] }),
+      const out: string[] = await rogue.runUntil(
+        stack.client.workflow.execute(rogueFederation, { taskQueue: 'rogue', workflowId, args: [{ policy, start }] }),
       );
-      expect(out as string[]).toEqual([
+      expect(out).toEqual([
         expect.stringContaining('client-1 already masked round 1 for another set of participants'),
         'ok',
         expect.stringContaining('not the global model round 1 produced'),
