@@ -73,4 +73,37 @@ describe('secmlops experiment', () => {
     expect(r.status).toBe(2);
     expect(r.stderr).toContain(message);
   });
+
+  test('secmlops federated refuses fewer than 2 clients or a quorum above them by path, exit 2', async () => {
+    const k1 = '11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=';
+    const k2 = 'PUAXw+hDiVqStwqnTRt+vJyYLM8uxJaMwM1V8Sr0Zgw=';
+    const policy = (federated: string) => `version: 1
+name: fed
+people: { alice: {} }
+stages: [{ name: plan, approval: false }]
+roles: { R3: { members: [alice] } }
+artifacts:
+  dataset:
+    root: /data
+    files: [{ path: i.gz, sha256: ${'a'.repeat(64)} }, { path: l.gz, sha256: ${'b'.repeat(64)} }]
+    splits: { train: { images: i.gz, labels: l.gz } }
+train: { arch: mlp, federated: { rounds: 1, ${federated} } }
+`;
+    const cases: [string, string][] = [
+      [`clients: [{ id: client-1, publicKey: '${k1}' }]`, 'train.federated.clients: a federation needs at least 2'],
+      [
+        `quorum: 3, clients: [{ id: client-1, publicKey: '${k1}' }, { id: client-2, publicKey: '${k2}' }]`,
+        'train.federated.quorum: a quorum of 3 is more than the 2 clients listed',
+      ],
+    ];
+    for (const [federated, message] of cases) {
+      const file = join(fx.dir, 'bad-federated.yaml');
+      await writeFile(file, policy(federated));
+      const r = spawnSync(process.execPath, [resolve('bin/secmlops.js'), 'federated', '--policy', file], {
+        encoding: 'utf8',
+      });
+      expect(r.stderr).toContain(message);
+      expect(r.status).toBe(2);
+    }
+  });
 });
