@@ -9,6 +9,7 @@ import { createConnection } from 'node:net';
 import { join, relative } from 'node:path';
 import { ensureDevKeys, loadPrivateKey } from '../activities/keys.js';
 import { startSigned } from '../client/start.js';
+import { federationStatus, renderRounds, startFederation } from '../client/federation.js';
 import { rolesOf, type Policy } from '../policy/index.js';
 import { dataConverter } from '../worker/connection.js';
 import { startDevServer } from '../worker/dev-server.js';
@@ -23,6 +24,8 @@ import { startConsole } from './console-command.js';
 
 export interface DevOptions {
   policy: string;
+  /** Runs the federated example instead: three client workers in-process, and a federation instead of a pipeline. */
+  federated?: boolean;
   port: number;
   uiPort: number;
   consolePort: number;
@@ -33,7 +36,8 @@ export async function dev(opts: DevOptions): Promise<void> {
   installQuietLogger();
   const paths = homePaths();
   await mkdir(paths.home, { recursive: true });
-  const created = await ensureDevKeys(paths.keys);
+  const clients = opts.federated ? ['client-1', 'client-2', 'client-3'] : [];
+  const created = [...(await ensureDevKeys(paths.keys)), ...(await ensureDevKeys(paths.keys, clients))];
   if (created.length)
     console.log(`Created development keys in ${relative(process.cwd(), paths.keys)}: ${created.join(', ')}`);
   const policy = await loadPolicy(opts.policy);
@@ -65,7 +69,7 @@ export async function dev(opts: DevOptions): Promise<void> {
   const workers = await createWorkers({
     connection: native,
     namespace: 'default',
-    queues: ['cpu', 'gpu'],
+    queues: ['cpu', 'gpu', ...clients.map((id) => `client:${id}` as const)],
     artifactsDir: paths.artifacts,
     releaseKeyPath: paths.releaseKey,
     trust,
@@ -97,6 +101,31 @@ export async function dev(opts: DevOptions): Promise<void> {
   };
   process.on('SIGINT', () => void stop(0));
   process.on('SIGTERM', () => void stop(0));
+
+  if (opts.federated) {
+    const f = policy.train?.federated;
+    if (!f) throw new Error(`${policy.file} has no train.federated block`);
+    const id = `secmlops-dev-${policy.name}-${Date.now().toString(36)}`;
+    const key = await loadPrivateKey(join(paths.keys, 'cli.key'));
+    const federation = await startFederation(client, { workflowId: id, policyRef: opts.policy, key });
+    console.log(`Started federation ${id}: ${f.rounds} rounds on ${clients.join(', ')} (workers in this process).`);
+    let shown = 0;
+    const poll = setInterval(() => {
+      void federationStatus(federation)
+        .then((s) =>
+          renderRounds(s.state?.rounds ?? [], f.rounds)
+            .slice(shown)
+            .forEach((l) => (shown++, console.log(l))),
+        )
+        .catch(() => undefined);
+    }, 2000);
+    const r = await federation.result().finally(() => clearInterval(poll));
+    renderRounds(r.rounds, f.rounds)
+      .slice(shown)
+      .forEach((l) => console.log(l));
+    console.log(`Global model: ${r.modelRef}`);
+    return stop(0);
+  }
 
   const workflowId = `secmlops-dev-${policy.name}`;
   // The dev stack's author is a placeholder nobody in the example policy is, so every approver may decide.

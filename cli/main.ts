@@ -13,6 +13,7 @@ import { renderStatus, stageProgress, type ActivityProgress } from './render.js'
 import { localSubject, pipelineId } from './subject.js';
 import { verifyFile } from './verify.js';
 import { addEngineCommands } from './engine-program.js';
+import { addStudyCommands } from './study-program.js';
 import { UsageError } from './usage-error.js';
 import { CLIENT_ID } from '../policy/parse-federated.js';
 
@@ -32,13 +33,15 @@ const int = (v: string) => {
 program
   .command('dev')
   .description('the embedded stack (what `npm start` runs): dev server, CPU and gpu workers, and the example pipeline')
-  .option('--policy <file>', 'policy to run', 'examples/fashion-mnist/secmlops.yaml')
+  .option('--policy <file>', 'policy to run (default: the example pipeline, or with --federated the FedAvg example)')
+  .option('--federated', 'run federated training with three in-process client workers instead of a pipeline')
   .option('--port <n>', 'Temporal frontend port', int, 7233)
   .option('--ui-port <n>', 'Temporal web UI port', int, 8233)
   .option('--console-port <n>', 'approvals console port', int, 8080)
-  .action(async (o: { policy: string; port: number; uiPort: number; consolePort: number }) => {
+  .action(async (o: { policy?: string; federated?: boolean; port: number; uiPort: number; consolePort: number }) => {
     const { dev } = await import('./dev.js');
-    await dev(o);
+    const example = o.federated ? 'federated.yaml' : 'secmlops.yaml';
+    await dev({ ...o, policy: o.policy ?? `examples/fashion-mnist/${example}` });
   });
 
 program
@@ -139,35 +142,6 @@ program
       }
     },
   );
-
-program
-  .command('experiment')
-  .description(
-    'the defenses × attacks grid of an experiment file, as workflows; writes results.json, results.md, chart.svg',
-  )
-  .argument('<file>', 'experiment.yaml')
-  .option('--quick', 'a seconds-long variant (mlp, 1 epoch, 3,000 training and 200 test images)')
-  .option('--out <dir>', 'where the results go (default experiments/<name>)')
-  .option('--id <workflowId>', 'workflow ID')
-  .action(async (file: string, o: { quick?: boolean; out?: string; id?: string }) => {
-    const { experimentCommand } = await import('./experiment-command.js');
-    await experimentCommand(client, file, o);
-  });
-
-program
-  .command('federated')
-  .description(
-    'start federated training (FedAvg) under the policy’s train.federated block, signed with a CLI start key; ' +
-      'each client runs `secmlops worker --queues <client id>`',
-  )
-  .requiredOption('--policy <file>', 'the policy, as a path the workers resolve inside their policy source')
-  .option('--key <file>', 'the CLI start key (PEM) whose public key the workers pin', join(homePaths().keys, 'cli.key'))
-  .option('--id <workflowId>', 'workflow ID (default: federated-<policy name>-<random>)')
-  .option('--wait', 'follow the rounds until the global model is ready')
-  .action(async (o: { policy: string; key: string; id?: string; wait?: boolean }) => {
-    const { federatedCommand } = await import('./federated-command.js');
-    await federatedCommand(client, o);
-  });
 
 program
   .command('status')
@@ -314,6 +288,7 @@ program
   });
 
 addEngineCommands(program, int);
+addStudyCommands(program, client);
 
 program
   .command('serve')
