@@ -72,7 +72,9 @@ export async function experimentModel(
   cacheDir: string,
   req: ModelRequest,
 ): Promise<ExperimentModel> {
-  const { spec, defense } = req;
+  const { spec } = req;
+  // On clean data the full policy has nothing to sanitise: it trains what ES+AT trains, and shares its model.
+  const defense = req.defense === 'full' && !req.poisoned ? 'es-at' : req.defense;
   const key = sha(
     Buffer.from(
       canonicalJson({

@@ -44,6 +44,7 @@ describe('secmlops experiment', () => {
     // Cells that train alike share one model; the full policy's guard and sanitisation are measured.
     expect(cell('none', 'fgsm').model.sha256).toBe(cell('none', 'deepfool').model.sha256);
     expect(cell('none', 'poisoning').model.sha256).not.toBe(cell('none', 'fgsm').model.sha256);
+    expect(cell('full', 'fgsm').model.sha256).toBe(cell('es-at', 'fgsm').model.sha256);
     expect(cell('full', 'fgsm').guard?.flagged).toBeGreaterThan(0);
     expect(cell('full', 'poisoning').model.sanitised?.poisoned).toBeGreaterThan(0);
     // DeepFool runs until the label flips: almost nothing stays robust.
