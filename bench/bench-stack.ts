@@ -30,7 +30,8 @@ export interface BenchStack {
 /** `clients`: federated client ids, each a worker on its own queue with its own key in the stack's folder. */
 export async function startBenchStack(opts: { clients?: string[] } = {}): Promise<BenchStack> {
   installQuietLogger('ERROR');
-  const dir = await mkdtemp(join(tmpdir(), 'secmlops-bench-'));
+  // BENCH_DIR reuses a folder (keys, artifacts, the experiment's model cache) from an earlier run.
+  const dir = process.env.BENCH_DIR ?? (await mkdtemp(join(tmpdir(), 'secmlops-bench-')));
   await ensureDevKeys(join(dir, 'keys'));
   await ensureDevKeys(join(dir, 'keys'), opts.clients ?? []);
   const key = await loadPrivateKey(join(dir, 'keys', 'cli.key'));
