@@ -1,5 +1,8 @@
 // The train block's options beyond the defense: CutMix and distillation, and the refusals naming their paths.
 import { describe, expect, test } from '@jest/globals';
+import { generateKeyPairSync } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { rawPublicKey } from '../../activities/keys.js';
 import { parsePolicy } from '../../policy/index.js';
 
 const parse = (text: string) => parsePolicy(text, { file: 'secmlops.yaml' });
@@ -123,5 +126,17 @@ describe('the train block’s options', () => {
       'train.federated: the train stage does not run federated training yet',
     ]);
     for (const [text, message] of refused) expect(() => parse(text)).toThrow(message);
+  });
+
+  test('the committed federated example parses: three clients, secure aggregation, a quorum of two', () => {
+    const keys = new Map<string, string>();
+    const readKeyFile = (path: string) => {
+      if (!keys.has(path)) keys.set(path, rawPublicKey(generateKeyPairSync('ed25519').publicKey));
+      return keys.get(path)!;
+    };
+    const text = readFileSync('examples/fashion-mnist/federated.yaml', 'utf8');
+    const f = parsePolicy(text, { file: 'federated.yaml', readKeyFile }).train?.federated;
+    expect(f).toMatchObject({ rounds: 3, quorum: 2, secureAggregation: true });
+    expect(f?.clients.map((c) => c.id)).toEqual(['client-1', 'client-2', 'client-3']);
   });
 });
