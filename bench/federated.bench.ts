@@ -116,7 +116,8 @@ try {
     '| --- | --- | --- | --- |',
     ...rows,
     '',
-    `Per-round test accuracy: IID ${iid.curve.map(pct).join(' → ')}; Dirichlet ${skewed.curve.map(pct).join(' → ')}.`,
+    `Per-round test accuracy: IID ${iid.curve.map(pct).join(' → ')}; ` +
+      `Dirichlet ${skewed.curve.map(pct).join(' → ')}.`,
     '',
   ].join('\n');
   console.log(table);
