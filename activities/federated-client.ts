@@ -12,11 +12,11 @@ import { runJob } from '../engine/jobs/run-job.js';
 import { maskedContribution, newAgreementKey, type AgreementKey } from '../engine/federated/secure-sum.js';
 import { parameterCount, readVector, vectorBytes } from '../engine/federated/vector.js';
 import { ARCHITECTURES } from '../engine/train/zoo.js';
-import { pinnedPair, type FederatedConfig, type Policy, type TrainConfig } from '../policy/index.js';
+import { pinnedPair, type FederatedConfig, type TrainConfig } from '../policy/index.js';
 import { jobDataset } from './job-dataset.js';
 import { checkFederationStart, startValidity, type SignedFederationStart } from './federated-start.js';
 import { jobFailure } from './job-failure.js';
-import { readPolicyFile } from './policy-source.js';
+import { federatedPolicy } from './federated-policy.js';
 import {
   participantsDigest,
   signStatement,
@@ -57,19 +57,10 @@ export interface ClientMaskInput extends ClientRoundInput {
 /** The federation as this client's policy source says, with this client's own key checked against its pin. */
 async function federation(me: ClientIdentity, trust: ClientTrust, input: ClientRoundInput) {
   const ref = input.policy;
-  const root = trust.policyRoot;
-  let policy: Policy;
-  try {
-    policy = readPolicyFile(ref, { root }).policy;
-  } catch (e) {
-    throw ApplicationFailure.nonRetryable(`policy ${ref}: ${(e as Error).message}`, 'FederatedPolicy');
-  }
-  const train = policy.train;
-  const config = train?.federated;
-  if (config) checkFederationStart(input.start, trust.startKeys, ref, startValidity(config));
+  const { policy, train, config } = federatedPolicy(trust.policyRoot, ref);
+  checkFederationStart(input.start, trust.startKeys, ref, startValidity(config));
   const dataset = policy.artifacts.dataset;
-  if (!train || !config || !dataset)
-    throw ApplicationFailure.nonRetryable(`policy ${ref} has no train.federated block and dataset`, 'FederatedPolicy');
+  if (!dataset) throw ApplicationFailure.nonRetryable(`policy ${ref} has no dataset`, 'FederatedPolicy');
   const pinned = config.clients.find((c) => c.id === me.id);
   const key = await me.key();
   if (!pinned) throw ApplicationFailure.nonRetryable(`${me.id} is not a client of policy ${ref}`, 'FederatedPolicy');

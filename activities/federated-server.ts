@@ -21,7 +21,7 @@ import { ARCHITECTURES, deployableModel, initWeights } from '../engine/train/zoo
 import { pinnedPair, type FederatedConfig, type Policy } from '../policy/index.js';
 import { jobDataset } from './job-dataset.js';
 import { jobFailure } from './job-failure.js';
-import { readPolicyFile } from './policy-source.js';
+import { federatedPolicy } from './federated-policy.js';
 import { participantsDigest, statementProblems, type SignedStatement } from './federated-statement.js';
 import type { ArtifactStore } from './store.js';
 import type { ClientTrust } from './federated-client.js';
@@ -60,26 +60,13 @@ export interface RoundResult {
   testAccuracy?: number;
 }
 
-function federatedPolicy(root: string, ref: string): { policy: Policy; config: FederatedConfig } {
-  let policy: Policy;
-  try {
-    policy = readPolicyFile(ref, { root }).policy;
-  } catch (e) {
-    throw ApplicationFailure.nonRetryable(`policy ${ref}: ${(e as Error).message}`, 'FederatedPolicy');
-  }
-  const config = policy.train?.federated;
-  if (!config) throw ApplicationFailure.nonRetryable(`policy ${ref} has no train.federated block`, 'FederatedPolicy');
-  return { policy, config };
-}
-
 export async function beginFederation(
   trust: ClientTrust,
   store: ArtifactStore,
   input: { policy: string; start: SignedFederationStart },
 ): Promise<FederationPlan> {
   checkFederationStart(input.start, trust.startKeys, input.policy);
-  const { policy, config } = federatedPolicy(trust.policyRoot, input.policy);
-  const train = policy.train!;
+  const { train, config } = federatedPolicy(trust.policyRoot, input.policy);
   const arch = ARCHITECTURES[train.arch];
   const stored = await store.put(vectorBytes(flatten(arch, initWeights(arch, rngFor(train.seed, -1)))));
   return { config, arch: train.arch, base: stored.ref };
@@ -91,9 +78,8 @@ export async function aggregateRound(
   stateDir: string,
   input: AggregateInput,
 ): Promise<RoundResult> {
-  const { policy, config } = federatedPolicy(trust.policyRoot, input.policy);
+  const { policy, train, config } = federatedPolicy(trust.policyRoot, input.policy);
   checkFederationStart(input.start, trust.startKeys, input.policy, startValidity(config));
-  const train = policy.train!;
   const arch = ARCHITECTURES[train.arch];
   const count = parameterCount(arch);
   const base = input.base.replace(/^sha256:/, '');

@@ -79,18 +79,17 @@ export async function federatedTraining(input: FederatedInput): Promise<Federate
       if (c.secureAggregation) {
         status.phase = 'masking';
         trained = answered;
-        const participants = answered;
         updates = await gather(
           state,
           round,
-          participants.map((t) => t.statement.client),
-          (id) => client(id, c.roundTimeoutMs).clientMask({ ...at, trained: participants }),
+          answered.map((t) => t.statement.client),
+          (id) => client(id, c.roundTimeoutMs).clientMask({ ...at, trained: answered }),
         );
         // Each client masks once per round (twice, for two sets, would give its update away), and the sum needs
         // every participant's mask: a drop now fails the round. Bonawitz's secret-shared seeds are not built.
-        if (updates.length < participants.length)
+        if (updates.length < answered.length)
           throw ApplicationFailure.nonRetryable(
-            `round ${round}: ${participants.length - updates.length} client(s) dropped after the masks were agreed; ` +
+            `round ${round}: ${answered.length - updates.length} client(s) dropped after the masks were agreed; ` +
               'the masked sum cannot be completed without them',
             'FederatedDropped',
           );
