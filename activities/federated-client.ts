@@ -9,6 +9,7 @@ import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runJob } from '../engine/jobs/run-job.js';
+import { clippedDelta } from '../engine/federated/dp-fedavg.js';
 import { maskedContribution, newAgreementKey, type AgreementKey } from '../engine/federated/secure-sum.js';
 import { parameterCount, readVector, vectorBytes } from '../engine/federated/vector.js';
 import { ARCHITECTURES } from '../engine/train/zoo.js';
@@ -134,7 +135,11 @@ export async function clientTrain(
       },
       { signal: ctx.cancellationSignal, onTrainProgress: (p) => ctx.heartbeat(p) },
     );
-    const weights = await readFile(result.weightsPath!);
+    const dp = f.config.dp;
+    // DP-FedAvg: what leaves the client is its change, clipped; without DP, its new weights.
+    const weights = dp
+      ? await clippedChange(store, base, await readFile(result.weightsPath!), f.train.arch, dp.clip)
+      : await readFile(result.weightsPath!);
     const last = result.history[result.history.length - 1];
     const statement: ClientStatement = {
       v: 1,
@@ -144,8 +149,8 @@ export async function clientTrain(
       base,
       samples: result.images!,
       kind: 'update',
-      loss: last.loss,
-      accuracy: last.accuracy,
+      // The local loss and accuracy describe this client's data: under DP they are not the accountant's to cover.
+      ...(dp ? {} : { loss: last.loss, accuracy: last.accuracy }),
     };
     await mkdir(join(me.stateDir, me.id), { recursive: true, mode: 0o700 });
     if (!f.config.secureAggregation) {
@@ -221,8 +226,10 @@ export async function clientMask(
   }
   const samples = state.trained.statement.samples;
   const total = input.trained.reduce((s, t) => s + t.statement.samples, 0);
+  // FedAvg weighs by images; DP-FedAvg gives every client the same 1/K, so no one client's weight exceeds it.
+  const share = f.config.dp ? 1 / f.config.clients.length : samples / total;
   const context = `${federationId}\n${input.round}\n${digest}`;
-  const contribution = maskedContribution(vector, samples / total, me.id, state.agreement, participants, context);
+  const contribution = maskedContribution(vector, share, me.id, state.agreement, participants, context);
   const stored = await store.put(vectorBytes(contribution));
   const masked = signStatement(f.key, {
     v: 1,
@@ -290,3 +297,20 @@ function localTraining(t: TrainConfig, c: FederatedConfig) {
 }
 
 const digestOf = (ref: string) => ref.replace(/^sha256:/, '');
+
+/** The local model's change from the global one, clipped to L2 norm `clip` (DP-FedAvg), as vector bytes. */
+async function clippedChange(
+  store: ArtifactStore,
+  base: string,
+  local: Uint8Array,
+  arch: string,
+  clip: number,
+): Promise<Uint8Array> {
+  const count = parameterCount(ARCHITECTURES[arch]);
+  try {
+    const global = readVector(await store.get(base, count * 4), count, 'the global model');
+    return vectorBytes(clippedDelta(readVector(local, count, 'the local model'), global, clip).delta);
+  } catch (e) {
+    throw ApplicationFailure.nonRetryable(`DP-FedAvg: ${(e as Error).message}`, 'FederatedState');
+  }
+}

@@ -2,11 +2,13 @@
 // settings come from the policy as this worker's own policy source holds it, and every update counts only with its
 // client's signed statement (federated-statement.ts): the orchestration that gathered them is not believed.
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runJob } from '../engine/jobs/run-job.js';
+import { clippedDelta, noisyAverage } from '../engine/federated/dp-fedavg.js';
 import { unmaskedSum } from '../engine/federated/secure-sum.js';
+import { epsilon } from '../engine/privacy/rdp.js';
 import {
   parameterCount,
   readVector,
@@ -58,6 +60,8 @@ export interface RoundResult {
   clients: { id: string; samples: number; update: string; loss?: number; accuracy?: number }[];
   /** Clean accuracy of the global model on the policy's evaluate split, when it has one. */
   testAccuracy?: number;
+  /** DP-FedAvg: the (ε, δ) spent by the rounds so far, this one included. */
+  privacy?: { epsilon: number; delta: number; noiseMultiplier: number; clip: number };
 }
 
 export async function beginFederation(
@@ -129,7 +133,7 @@ export async function aggregateRound(
       if (u.statement.participants !== digest) refuse(`${u.statement.client} masked for another set of participants`);
     const contributions: Uint32Array[] = [];
     for (const u of updates) {
-      const bytes = await store.get(`sha256:${u.statement.update}`);
+      const bytes = await store.get(`sha256:${u.statement.update}`, count * 4);
       if (bytes.byteLength !== count * 4) refuse(`${u.statement.client}'s masked update has ${bytes.byteLength} bytes`);
       contributions.push(new Uint32Array(new Uint8Array(bytes).buffer, 0, count));
     }
@@ -137,13 +141,24 @@ export async function aggregateRound(
   } else {
     const parts: { vector: Float32Array; samples: number }[] = [];
     for (const u of updates) {
-      const bytes = await store.get(`sha256:${u.statement.update}`);
+      const bytes = await store.get(`sha256:${u.statement.update}`, count * 4);
       parts.push({ vector: readVector(bytes, count, `${u.statement.client}'s update`), samples: u.statement.samples });
     }
-    average = weightedMean(parts);
+    average = config.dp ? clippedSum(parts, config.dp.clip) : weightedMean(parts);
+  }
+  await mkdir(chain, { recursive: true });
+  let privacy: RoundResult['privacy'];
+  if (config.dp) {
+    const dp = config.dp;
+    const baseVector = readVector(await store.get(`sha256:${base}`, count * 4), count, 'the global model');
+    const seed = await noiseSeed(join(chain, `round-${input.round}.seed`));
+    const round = { clip: dp.clip, noiseMultiplier: dp.noiseMultiplier, clients: config.clients.length, seed };
+    average = noisyAverage(baseVector, average, round, config.secureAggregation);
+    // Every client is asked every round (sample rate 1): no amplification by sampling is claimed.
+    const spent = epsilon({ sampleRate: 1, noiseMultiplier: dp.noiseMultiplier, steps: input.round }, dp.delta);
+    privacy = { epsilon: spent.epsilon, delta: dp.delta, noiseMultiplier: dp.noiseMultiplier, clip: dp.clip };
   }
   const global = await store.put(vectorBytes(average));
-  await mkdir(chain, { recursive: true });
   await writeFile(join(chain, `round-${input.round}.json`), JSON.stringify({ base, global: global.digest }));
   const model = await store.put(saveModel(deployableModel(arch, unflatten(arch, average))));
   return {
@@ -159,7 +174,34 @@ export async function aggregateRound(
       ...(u.statement.accuracy !== undefined ? { accuracy: u.statement.accuracy } : {}),
     })),
     ...(await testAccuracy(policy, store, model.digest)),
+    ...(privacy ? { privacy } : {}),
   };
+}
+
+/** DP-FedAvg without secure aggregation: the server clips every change again itself, then sums them. */
+function clippedSum(parts: { vector: Float32Array }[], clip: number): Float32Array {
+  const zero = new Float32Array(parts[0].vector.length);
+  const sum = new Float64Array(zero.length);
+  for (const p of parts) {
+    const d = clippedDelta(p.vector, zero, clip).delta;
+    for (let i = 0; i < sum.length; i++) sum[i] += d[i];
+  }
+  return Float32Array.from(sum);
+}
+
+/**
+ * The round's secret noise seed, made once: a retried aggregation adds the same noise, rather than publishing a
+ * second draw of the same round (which the accountant does not count).
+ */
+async function noiseSeed(path: string): Promise<Buffer> {
+  try {
+    await writeFile(path, randomBytes(32), { flag: 'wx', mode: 0o600 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  }
+  const seed = await readFile(path);
+  if (seed.length !== 32) throw new Error(`the noise seed ${path} has ${seed.length} bytes, expected 32`);
+  return seed;
 }
 
 /** The global model's clean accuracy on the evaluate split (pinned), measured in an engine job. */

@@ -28,6 +28,7 @@ export function renderRounds(rounds: RoundResult[], total?: number): string[] {
   return rounds.map((r) => {
     const who = r.clients.map((c) => `${c.id} (${c.samples})`).join(', ');
     const acc = r.testAccuracy === undefined ? '' : `, test accuracy ${(100 * r.testAccuracy).toFixed(2)}%`;
-    return `round ${r.round}/${total ?? '?'}: ${who}${acc}`;
+    const dp = r.privacy ? `, DP-FedAvg ε ${r.privacy.epsilon.toFixed(2)} at δ ${r.privacy.delta} so far` : '';
+    return `round ${r.round}/${total ?? '?'}: ${who}${acc}${dp}`;
   });
 }

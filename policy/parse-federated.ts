@@ -18,7 +18,7 @@ export function readFederated(
   const p = 'train.federated';
   const m = r.mapping(v, p, {
     required: ['clients', 'rounds'],
-    optional: ['localEpochs', 'quorum', 'partition', 'secureAggregation', 'roundTimeout', 'roundsPerRun'],
+    optional: ['localEpochs', 'quorum', 'partition', 'secureAggregation', 'roundTimeout', 'roundsPerRun', 'dp'],
   });
   const list = r.list(m.clients, join(p, 'clients'), { nonEmpty: true });
   const clients = list.map((raw, i) => {
@@ -58,8 +58,9 @@ export function readFederated(
     } else if (d.alpha !== undefined) r.fail(join(p, 'partition.alpha'), 'alpha applies to dirichlet only');
   }
   const kind = train.defense.kind;
-  if (kind === 'dp-sgd' || kind === 'trades')
-    r.fail(p, `federated training with ${kind} is not built yet; use none, fgsm-rs or pgd`);
+  if (kind === 'dp-sgd')
+    r.fail(p, 'federated training with dp-sgd is not built; train.federated.dp gives client-level privacy (DP-FedAvg)');
+  if (kind === 'trades') r.fail(p, 'federated training with trades is not built yet; use none, fgsm-rs or pgd');
   if (train.earlyStop) r.fail(p, 'early stopping is not built for federated training: set train.earlyStop false');
   if (train.distill) r.fail(p, 'distillation is not built for federated training');
   const roundTimeoutMs =
@@ -72,6 +73,7 @@ export function readFederated(
           10_000,
         );
   return {
+    ...(m.dp === undefined ? {} : { dp: readDp(r, m.dp, join(p, 'dp')) }),
     clients,
     rounds: r.integer(m.rounds, join(p, 'rounds'), 1, 1000),
     localEpochs: m.localEpochs === undefined ? 1 : r.integer(m.localEpochs, join(p, 'localEpochs'), 1, 100),
@@ -81,4 +83,18 @@ export function readFederated(
     roundTimeoutMs,
     roundsPerRun: m.roundsPerRun === undefined ? 10 : r.integer(m.roundsPerRun, join(p, 'roundsPerRun'), 1, 1000),
   };
+}
+
+/** DP-FedAvg: each client's change clipped to L2 norm `clip`, Gaussian noise σ·clip on the sum, δ for reporting ε. */
+function readDp(r: Reader, v: unknown, p: string): NonNullable<FederatedConfig['dp']> {
+  const d = r.mapping(v, p, { required: ['clip', 'noiseMultiplier'], optional: ['delta'] });
+  // Secure aggregation's fixed point holds values within ±1024: a clipped change stays far inside it.
+  const clip = r.number(d.clip, join(p, 'clip'), 0, 100);
+  if (!(clip > 0)) r.fail(join(p, 'clip'), `expected a clipping norm above 0, got ${clip}`);
+  const noiseMultiplier = r.number(d.noiseMultiplier, join(p, 'noiseMultiplier'), 0, 1000);
+  if (!(noiseMultiplier > 0))
+    r.fail(join(p, 'noiseMultiplier'), `expected a noise multiplier above 0, got ${noiseMultiplier}`);
+  const delta = d.delta === undefined ? 1e-5 : r.number(d.delta, join(p, 'delta'), 0, 1);
+  if (!(delta > 0 && delta < 1)) r.fail(join(p, 'delta'), `expected δ in (0, 1), got ${delta}`);
+  return { clip, noiseMultiplier, delta };
 }

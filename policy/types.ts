@@ -242,6 +242,11 @@ export interface FederatedConfig {
   roundTimeoutMs: number;
   /** The server workflow continues as new after this many rounds. */
   roundsPerRun: number;
+  /**
+   * DP-FedAvg (McMahan et al. 2018): each client's change clipped to L2 norm `clip`, Gaussian noise of standard
+   * deviation noiseMultiplier·clip added to the sum, averaged over the fixed K; ε reported at `delta`.
+   */
+  dp?: { clip: number; noiseMultiplier: number; delta: number };
 }
 
 export interface Policy {

@@ -25,12 +25,15 @@ export class ArtifactStore {
     return { ref: `sha256:${digest}`, digest, path };
   }
 
-  /** Reads an artifact by `sha256:<hex>` or bare digest; a file whose bytes no longer match is refused. */
-  async get(ref: string): Promise<Buffer> {
+  /**
+   * Reads an artifact by `sha256:<hex>` or bare digest, at most `maxBytes`; a file whose bytes no longer match is
+   * refused.
+   */
+  async get(ref: string, maxBytes = MAX_ARTIFACT_BYTES): Promise<Buffer> {
     const digest = ref.replace(/^sha256:/, '');
     const path = this.pathOf(digest);
     // Opened without blocking and refused unless a regular file: a FIFO or /dev/zero planted in the store fails.
-    const bytes = await readRegular(path, MAX_ARTIFACT_BYTES);
+    const bytes = await readRegular(path, maxBytes);
     const actual = createHash('sha256').update(bytes).digest('hex');
     if (actual !== digest) throw new Error(`artifact ${path} is corrupt or tampered: its SHA-256 is ${actual}`);
     return bytes;

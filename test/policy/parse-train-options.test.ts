@@ -90,6 +90,11 @@ describe('the train block’s options', () => {
       },
     });
     expect(parse(t(', partition: { kind: dirichlet, alpha: 0.5 }, localEpochs: 2')).train?.epochs).toBe(6);
+    expect(parse(t(', dp: { clip: 0.5, noiseMultiplier: 1.1 }')).train?.federated?.dp).toEqual({
+      clip: 0.5,
+      noiseMultiplier: 1.1,
+      delta: 1e-5,
+    });
     const refused: [string, string][] = [
       [t(', quorum: 3'), 'train.federated.quorum: a quorum of 3 is more than the 2 clients listed'],
       [
@@ -103,8 +108,16 @@ describe('the train block’s options', () => {
       [t('', ', epochs: 2'), 'train.epochs: federated training counts train.federated.rounds and localEpochs instead'],
       [
         t('', ', defense: { kind: dp-sgd, noiseMultiplier: 1, clip: 1, sampleRate: 0.01 }'),
-        'federated training with dp-sgd is not built yet',
+        'federated training with dp-sgd is not built; train.federated.dp gives client-level privacy (DP-FedAvg)',
       ],
+      [t(', dp: { clip: 0, noiseMultiplier: 1 }'), 'train.federated.dp.clip: expected a clipping norm above 0, got 0'],
+      [
+        t(', dp: { clip: 1, noiseMultiplier: 0 }'),
+        'train.federated.dp.noiseMultiplier: expected a noise multiplier above 0, got 0',
+      ],
+      [t(', dp: { clip: 1, noiseMultiplier: 1, delta: 1 }'), 'train.federated.dp.delta: expected δ in (0, 1), got 1'],
+      [t(', dp: { clip: 1000, noiseMultiplier: 1 }'), 'train.federated.dp.clip: expected a number'],
+      [t(', dp: { noiseMultiplier: 1 }'), 'train.federated.dp.clip: missing; this key is required'],
       [
         base(`train: { arch: mlp, federated: { clients: ${clients(1)}, rounds: 3 } }`),
         'train.federated.clients: a federation needs at least 2 clients, got 1',

@@ -3,13 +3,15 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { copyFile, readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import { ensureDevKeys, loadPrivateKey } from '../../activities/keys.js';
 import { ArtifactStore } from '../../activities/store.js';
 import { signStatement, type SignedStatement } from '../../activities/federated-statement.js';
+import { l2Norm, noisyAverage } from '../../engine/federated/dp-fedavg.js';
 import { parameterCount, readVector, weightedMean } from '../../engine/federated/vector.js';
+import { epsilon } from '../../engine/privacy/rdp.js';
 import { mlp } from '../../engine/train/zoo.js';
 import { createWorkers } from '../../worker/workers.js';
 import { dataConverter } from '../../worker/connection.js';
@@ -138,6 +140,57 @@ describe('federated averaging', () => {
       expect(desc.runId).not.toBe(handle.firstExecutionRunId);
       expect(out.rounds[1].testAccuracy).toBeGreaterThan(0.6);
       expect(out.rounds[1].testAccuracy).toBeGreaterThanOrEqual(out.rounds[0].testAccuracy! - 0.05);
+    } finally {
+      await stopClients();
+    }
+  }, 240_000);
+
+  test('DP-FedAvg: clipped changes, the seeded noise and ε per round, recomputed here; with secure aggregation too', async () => {
+    await startClients(CLIENTS);
+    try {
+      const dp = '    dp: { clip: 0.5, noiseMultiplier: 0.01, delta: 0.001 }';
+      const id = uniqueId('fedavg-dp');
+      const out = await (await start(await federatedPolicy('dp', `    rounds: 2\n${dp}`), id)).result();
+      const store = new ArtifactStore(fx.artifacts);
+      const count = parameterCount(mlp);
+      const chain = join(
+        dirname(fx.artifacts),
+        'federations',
+        createHash('sha256').update(id).digest('hex').slice(0, 32),
+      );
+      let base: string | undefined;
+      for (const r of out.rounds) {
+        // The server's chain of rounds names the global model each round started from: round r − 1's result.
+        const link = JSON.parse(await readFile(join(chain, `round-${r.round}.json`), 'utf8')) as { base: string };
+        if (base) expect(`sha256:${link.base}`).toBe(base);
+        // What each client sent is its change from the global model, within the clipping norm.
+        const sum = new Float32Array(count);
+        for (const c of r.clients) {
+          const change = await vectorOf(store, c.update, count);
+          expect(l2Norm(change)).toBeLessThanOrEqual(0.5);
+          change.forEach((v, i) => (sum[i] += v));
+          expect(c).not.toHaveProperty('loss');
+        }
+        const seed = await readFile(join(chain, `round-${r.round}.seed`));
+        const round = { clip: 0.5, noiseMultiplier: 0.01, clients: 3, seed };
+        const expected = noisyAverage(await vectorOf(store, link.base, count), sum, round, false);
+        const global = await vectorOf(store, r.global, count);
+        let worst = 0;
+        for (let i = 0; i < count; i++) worst = Math.max(worst, Math.abs(global[i] - expected[i]));
+        expect(worst).toBeLessThan(1e-6);
+        const spent = epsilon({ sampleRate: 1, noiseMultiplier: 0.01, steps: r.round }, 0.001).epsilon;
+        expect(r.privacy).toEqual({ epsilon: spent, delta: 0.001, noiseMultiplier: 0.01, clip: 0.5 });
+        base = r.global;
+      }
+      expect(out.rounds[1].privacy!.epsilon).toBeGreaterThan(out.rounds[0].privacy!.epsilon);
+      // With secure aggregation: masked changes at a weight of 1/K each, and the same accounting.
+      const policy = await federatedPolicy('dp-secure', `    rounds: 1\n    secureAggregation: true\n${dp}`);
+      const [secure] = (await (await start(policy)).result()).rounds;
+      expect(secure.clients).toHaveLength(3);
+      expect(secure.privacy?.epsilon).toBe(epsilon({ sampleRate: 1, noiseMultiplier: 0.01, steps: 1 }, 0.001).epsilon);
+      // One clipped step from the initialisation: far from trained, but well above chance (uncancelled masks
+      // would leave noise of the size of the 32-bit words behind, and chance's 10%).
+      expect(secure.testAccuracy).toBeGreaterThan(0.25);
     } finally {
       await stopClients();
     }
