@@ -45,7 +45,8 @@ export function gaussian(seed: Uint8Array, n: number): Float64Array {
   const bytes = Buffer.concat([cipher.update(Buffer.alloc(pairs * 16)), cipher.final()]);
   const words = new Uint32Array(bytes.buffer, bytes.byteOffset, pairs * 4);
   const out = new Float64Array(n);
-  const unit = (hi: number, lo: number) => ((hi >>> 5) * 67108864 + (lo >>> 6) + 1) / 9007199254740993; // (0, 1)
+  // 53 random bits k, then (k + ½) / 2^53: strictly inside (0, 1), so the logarithm below is finite.
+  const unit = (hi: number, lo: number) => ((hi >>> 5) * 2 ** 26 + (lo >>> 6) + 0.5) / 2 ** 53;
   for (let k = 0; k < pairs; k++) {
     const u1 = unit(words[4 * k], words[4 * k + 1]);
     const u2 = unit(words[4 * k + 2], words[4 * k + 3]);
