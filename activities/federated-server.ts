@@ -7,7 +7,6 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runJob } from '../engine/jobs/run-job.js';
 import { clippedDelta, noisyAverage } from '../engine/federated/dp-fedavg.js';
-import { unmaskedSum } from '../engine/federated/secure-sum.js';
 import { epsilon } from '../engine/privacy/rdp.js';
 import {
   parameterCount,
@@ -24,7 +23,8 @@ import { pinnedPair, type FederatedConfig, type Policy } from '../policy/index.j
 import { jobDataset } from './job-dataset.js';
 import { jobFailure } from './job-failure.js';
 import { federatedPolicy } from './federated-policy.js';
-import { participantsDigest, statementProblems, type SignedStatement } from './federated-statement.js';
+import { statementProblems, type SignedStatement } from './federated-statement.js';
+import { secureAverage } from './federated-unmask.js';
 import type { ArtifactStore } from './store.js';
 import type { ClientTrust } from './federated-client.js';
 import { checkFederationStart, startValidity, type SignedFederationStart } from './federated-start.js';
@@ -46,8 +46,10 @@ export interface AggregateInput {
   base: string;
   /** Plain: the update statements. Secure aggregation: the masked statements. */
   updates: SignedStatement[];
-  /** Secure aggregation: the trained statements the masks were made for. */
+  /** Secure aggregation: the statements of the round's earlier phases, and the survivors' reveals. */
   trained?: SignedStatement[];
+  shared?: SignedStatement[];
+  revealed?: SignedStatement[];
 }
 
 export interface RoundResult {
@@ -117,27 +119,8 @@ export async function aggregateRound(
     refuse(`${updates.length} signed updates, fewer than the quorum of ${config.quorum}`);
   let average: Float32Array;
   if (config.secureAggregation) {
-    const trained = input.trained ?? [];
-    const p = statementProblems(trained, config, { ...at, kind: 'trained' });
-    if (p.length) refuse(p.join('; '));
-    const digest = participantsDigest(trained);
-    const named = (s: SignedStatement[]) =>
-      s
-        .map((u) => u.statement.client)
-        .sort()
-        .join(',');
-    // Every participant's mask must be in the sum, or the sum is noise: the same clients in both phases.
-    if (named(trained) !== named(updates))
-      refuse(`masked updates came from [${named(updates)}], but the masks were made for [${named(trained)}]`);
-    for (const u of updates)
-      if (u.statement.participants !== digest) refuse(`${u.statement.client} masked for another set of participants`);
-    const contributions: Uint32Array[] = [];
-    for (const u of updates) {
-      const bytes = await store.get(`sha256:${u.statement.update}`, count * 4);
-      if (bytes.byteLength !== count * 4) refuse(`${u.statement.client}'s masked update has ${bytes.byteLength} bytes`);
-      contributions.push(new Uint32Array(new Uint8Array(bytes).buffer, 0, count));
-    }
-    average = unmaskedSum(contributions);
+    const phases = { trained: input.trained ?? [], shared: input.shared, masked: updates, revealed: input.revealed };
+    average = await secureAverage(store, config, at, phases, count).catch((e: Error) => refuse(e.message));
   } else {
     const parts: { vector: Float32Array; samples: number }[] = [];
     for (const u of updates) {

@@ -17,13 +17,18 @@ export interface ClientStatement {
   /** Images the client trained on this round (FedAvg's weight). */
   samples: number;
   /**
-   * update: a plain update (its vector's digest in `update`). trained: secure aggregation's first phase (the
-   * round's X25519 key in `agreementKey`). masked: the masked contribution (`update`) for the participants whose
-   * trained statements hash to `participants`.
+   * update: a plain update (its vector's digest in `update`). With secure aggregation, phase by phase:
+   * - trained: the round's X25519 keys, `agreementKey` for the pairwise masks and `channelKey` for sealing shares;
+   * - shared: the sealed shares it dealt (`update`, a bundle) to the trained set hashing to `participants`, and
+   *   `selfMask`, the SHA-256 of its self-mask seed;
+   * - masked: the masked contribution (`update`) for the sharing set hashing to `participants`;
+   * - revealed: the shares it reveals (`update`) for the masked set hashing to `participants`.
    */
-  kind: 'update' | 'trained' | 'masked';
+  kind: 'update' | 'trained' | 'shared' | 'masked' | 'revealed';
   update?: string;
   agreementKey?: string;
+  channelKey?: string;
+  selfMask?: string;
   participants?: string;
   /** The client's local training loss and accuracy on its own data in its last local epoch. */
   loss?: number;
@@ -43,7 +48,7 @@ export function signStatement(key: KeyObject, statement: ClientStatement): Signe
   return { statement: s, signature: sign(null, bytesOf(s), key).toString('base64') };
 }
 
-/** The digest a masked statement names: the trained statements of every participant, sorted by client. */
+/** The digest a later phase's statement names: the earlier phase's statements of every participant, by client. */
 export function participantsDigest(trained: SignedStatement[]): string {
   // The statements and their signatures only, the signatures re-encoded: no extra field or base64 variant makes
   // another digest (another masking context) for the same set.

@@ -16,14 +16,8 @@ import { readGitHubDecision, type CommentDecisionRequest } from './github-decisi
 import type { PipelineInput } from '../policy/index.js';
 import type { TrustConfig } from '../worker/trust.js';
 import { aggregateRound, beginFederation, type AggregateInput } from './federated-server.js';
-import {
-  clientMask,
-  clientTrain,
-  type ClientIdentity,
-  type ClientMaskInput,
-  type ClientRoundInput,
-  type ClientTrust,
-} from './federated-client.js';
+import { clientTrain, type ClientIdentity, type ClientRoundInput, type ClientTrust } from './federated-client.js';
+import { clientMask, clientShare, clientUnmask, type SecureInput } from './federated-secure.js';
 import type { SignedFederationStart } from './federated-start.js';
 import { experimentEvaluate, experimentModel, type EvaluateCellRequest, type ModelRequest } from './experiment.js';
 
@@ -81,7 +75,9 @@ export function createClientActivities(config: { artifactsDir: string; trust: Cl
   const store = new ArtifactStore(config.artifactsDir);
   return {
     clientTrain: (input: ClientRoundInput) => clientTrain(config.client, config.trust, store, input),
-    clientMask: (input: ClientMaskInput) => clientMask(config.client, config.trust, store, input),
+    clientShare: (input: SecureInput) => clientShare(config.client, config.trust, store, input),
+    clientMask: (input: SecureInput) => clientMask(config.client, config.trust, store, input),
+    clientUnmask: (input: SecureInput) => clientUnmask(config.client, config.trust, store, input),
   };
 }
 

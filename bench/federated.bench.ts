@@ -1,6 +1,7 @@
 // FedAvg against centralised training in the same number of epochs: three clients on their own task queues of a
 // real dev server, IID and non-IID (Dirichlet α = 0.5), each round one local epoch; the centralised run trains the
-// same network on the whole split. Test accuracy on the 10,000 test images. Run with `npm run bench:federated`.
+// same network on the whole split; then DP-FedAvg at two noise levels. Test accuracy on the 10,000 test images. Run
+// with `npm run bench:federated`.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { appendFile, copyFile, mkdir } from 'node:fs/promises';
@@ -34,7 +35,7 @@ const digest = (f: string) =>
     .update(readFileSync(join(root, f)))
     .digest('hex');
 
-async function federation(name: string, partition: string, secure: boolean) {
+async function federation(name: string, partition: string, secure: boolean, dp = '') {
   const text = `version: 1
 name: fed-${name}
 people: { alice: {} }
@@ -57,6 +58,7 @@ ${CLIENTS.map((c) => `      - { id: ${c}, publicKeyFile: keys/${c}.pub }`).join(
     rounds: ${ROUNDS}
     partition: ${partition}
     secureAggregation: ${secure}
+${dp ? `    dp: ${dp}` : ''}
 evaluate:
   attacks: [{ id: fgsm, attack: fgsm, eps: 0.1 }]
 threatModel:
@@ -74,6 +76,7 @@ threatModel:
   const seconds = (performance.now() - started) / 1000;
   const sizes = r.rounds[0].clients.map((c) => c.samples).join('/');
   return {
+    epsilon: r.rounds[r.rounds.length - 1].privacy?.epsilon,
     accuracy: r.rounds[r.rounds.length - 1].testAccuracy!,
     seconds,
     sizes,
@@ -94,11 +97,25 @@ async function centralised() {
   return { accuracy: acc, seconds };
 }
 
+// DP-FedAvg at clipping norm 1 and two noise multipliers, with secure aggregation (as a deployment would run it).
+const DP = [0.01, 0.1];
+
 try {
   const central = await centralised();
   const iid = await federation('iid', '{ kind: iid }', false);
   const secure = await federation('iid-secure', '{ kind: iid }', true);
   const skewed = await federation('dirichlet', '{ kind: dirichlet, alpha: 0.5 }', false);
+  const private_ = [];
+  for (const sigma of DP)
+    private_.push({
+      sigma,
+      ...(await federation(
+        `dp-${sigma}`,
+        '{ kind: iid }',
+        true,
+        `{ clip: 1, noiseMultiplier: ${sigma}, delta: 1e-3 }`,
+      )),
+    });
   const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
   const row = (what: string, r: { accuracy: number; seconds: number }) =>
     `| ${what} | ${pct(r.accuracy)} | ${((r.accuracy - central.accuracy) * 100).toFixed(2)} | ` +
@@ -108,6 +125,12 @@ try {
     row(`FedAvg, 3 IID clients (${iid.sizes})`, iid),
     row('FedAvg, 3 IID clients, secure aggregation', secure),
     row(`FedAvg, 3 clients, Dirichlet α = 0.5 (${skewed.sizes})`, skewed),
+    ...private_.map((p) =>
+      row(
+        `DP-FedAvg, 3 IID clients, secure aggregation, clip 1, σ ${p.sigma}: ε ${p.epsilon!.toPrecision(3)} at δ 1e-3`,
+        p,
+      ),
+    ),
   ];
   const table = [
     `\n## FedAvg vs centralised (${new Date().toISOString().slice(0, 10)}, ${cpus().length} cores, ${ARCH}, ` +
@@ -117,7 +140,9 @@ try {
     ...rows,
     '',
     `Per-round test accuracy: IID ${iid.curve.map(pct).join(' → ')}; ` +
-      `Dirichlet ${skewed.curve.map(pct).join(' → ')}.`,
+      `Dirichlet ${skewed.curve.map(pct).join(' → ')}; ` +
+      private_.map((p) => `DP σ ${p.sigma} ${p.curve.map(pct).join(' → ')}`).join('; ') +
+      '.',
     '',
   ].join('\n');
   console.log(table);

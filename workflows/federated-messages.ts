@@ -26,7 +26,7 @@ export interface FederatedState {
 }
 
 export interface FederatedStatus {
-  phase: 'starting' | 'training' | 'masking' | 'aggregating' | 'done' | 'failed';
+  phase: 'starting' | 'training' | 'sharing' | 'masking' | 'unmasking' | 'aggregating' | 'done' | 'failed';
   round: number;
   rounds?: number;
   state?: FederatedState;

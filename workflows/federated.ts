@@ -1,9 +1,10 @@
 // Federated averaging (McMahan et al. 2017) as a durable workflow: each round every client trains on its own task
 // queue, the round goes on with the clients that answered if they reach the quorum, and the gpu worker averages
-// their signed updates. With secure aggregation a second phase has the clients that trained mask their updates for
-// each other, once (a client that drops after training is left out; one that drops after the masks were agreed
-// fails the round, since the masked sum cannot be completed without it). The workflow continues as
-// new every roundsPerRun rounds; a crash of any worker resumes from the last completed activity.
+// their signed updates. With secure aggregation three more phases follow training (Bonawitz et al. 2017): the
+// clients deal sealed shares of their round secrets, mask their updates for those that shared, and the survivors
+// reveal the shares that let the server remove the masks — so a client that drops after masking no longer fails the
+// round. The workflow continues as new every roundsPerRun rounds; a crash of any worker resumes from the last
+// completed activity.
 import {
   ApplicationFailure,
   continueAsNew,
@@ -15,6 +16,7 @@ import {
 import type { ClientActivities } from '../activities/index.js';
 import type { Activities } from '../activities/index.js';
 import type { SignedStatement } from '../activities/federated-statement.js';
+import { shareThreshold } from '../policy/federated-threshold.js';
 import { GPU_TASK_QUEUE } from './messages.js';
 import {
   federatedStatusQuery,
@@ -29,6 +31,8 @@ const server = proxyActivities<Pick<Activities, 'beginFederation' | 'aggregateRo
   startToCloseTimeout: '30m',
   retry: { maximumAttempts: 3 },
 });
+
+type Run = (client: ClientActivities) => Promise<SignedStatement>;
 
 /** One client's activities: a client that stays silent past the round's timeout is left out of that round. */
 function client(id: string, roundTimeoutMs: number) {
@@ -74,28 +78,29 @@ export async function federatedTraining(input: FederatedInput): Promise<Federate
         (id) => client(id, c.roundTimeoutMs).clientTrain(at),
       );
       need(answered.length, c.quorum, round, 'trained');
+      let phases: { trained?: SignedStatement[]; shared?: SignedStatement[]; revealed?: SignedStatement[] } = {};
       let updates = answered;
-      let trained: SignedStatement[] | undefined;
       if (c.secureAggregation) {
-        status.phase = 'masking';
-        trained = answered;
-        updates = await gather(
-          state,
-          round,
-          answered.map((t) => t.statement.client),
-          (id) => client(id, c.roundTimeoutMs).clientMask({ ...at, trained: answered }),
-        );
-        // Each client masks once per round (twice, for two sets, would give its update away), and the sum needs
-        // every participant's mask: a drop now fails the round. Bonawitz's secret-shared seeds are not built.
-        if (updates.length < answered.length)
-          throw ApplicationFailure.nonRetryable(
-            `round ${round}: ${answered.length - updates.length} client(s) dropped after the masks were agreed; ` +
-              'the masked sum cannot be completed without them',
-            'FederatedDropped',
-          );
+        // Shares go to every client that trained; finishing after a drop needs a majority of them to reveal.
+        const t = shareThreshold(answered.length);
+        const needed = Math.max(c.quorum, t);
+        const trained = answered;
+        const phase = (name: FederatedStatus['phase'], from: SignedStatement[], run: Run) => {
+          status.phase = name;
+          const ids = from.map((s) => s.statement.client);
+          return gather(state, round, ids, (id) => run(client(id, c.roundTimeoutMs)));
+        };
+        const shared = await phase('sharing', trained, (a) => a.clientShare({ ...at, trained }));
+        need(shared.length, needed, round, 'shared their keys');
+        const masked = await phase('masking', shared, (a) => a.clientMask({ ...at, trained, shared }));
+        need(masked.length, needed, round, 'masked their updates');
+        const revealed = await phase('unmasking', masked, (a) => a.clientUnmask({ ...at, trained, shared, masked }));
+        need(revealed.length, t, round, 'revealed their shares');
+        updates = masked;
+        phases = { trained, shared, revealed };
       }
       status.phase = 'aggregating';
-      const result = await server.aggregateRound({ ...at, updates, ...(trained ? { trained } : {}) });
+      const result = await server.aggregateRound({ ...at, updates, ...phases });
       state.rounds.push(result);
       state.base = result.global;
     }

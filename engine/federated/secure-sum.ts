@@ -2,8 +2,8 @@
 // key (X25519), and expands it into a mask with AES-256-CTR; the lower id adds the mask, the higher subtracts it. Each
 // client sends only its fixed-point, weighted, masked vector; summed over the participants the masks cancel exactly
 // (integers modulo 2^32), so the server learns the weighted average and nothing of any one client's update.
-// What this does not cover: a client dropping after masking (the round masks again among those who answered, fresh
-// masks bound to the new set), and a server colluding with clients (it learns what those clients could).
+// A client dropping after masking is covered by recovery.ts (shared seeds, double masking); a server colluding with
+// clients is not (it learns what those clients could).
 import {
   createCipheriv,
   createPrivateKey,
@@ -57,12 +57,17 @@ function privateKeyObject(b64: string): KeyObject {
   });
 }
 
-/** The mask one pair shares for one context: AES-256-CTR under HKDF(X25519 secret, context), as 32-bit words. */
-export function pairMask(mine: AgreementKey, peerPublic: string, context: string, length: number): Uint32Array {
-  const secret = diffieHellman({
+/** The X25519 secret of a pair: this side's private key with the peer's public key. */
+export function pairSecret(mine: AgreementKey, peerPublic: string): Buffer {
+  return diffieHellman({
     privateKey: privateKeyObject(mine.privateKey),
     publicKey: publicKeyObject(peerPublic, 'a peer key'),
   });
+}
+
+/** The mask one pair shares for one context: AES-256-CTR under HKDF(X25519 secret, context), as 32-bit words. */
+export function pairMask(mine: AgreementKey, peerPublic: string, context: string, length: number): Uint32Array {
+  const secret = pairSecret(mine, peerPublic);
   const key = Buffer.from(hkdfSync('sha256', secret, Buffer.from(context), 'secmlops-secure-sum-v1 mask', 32));
   const cipher = createCipheriv('aes-256-ctr', key, Buffer.alloc(16));
   const stream = Buffer.concat([cipher.update(Buffer.alloc(length * 4)), cipher.final()]);

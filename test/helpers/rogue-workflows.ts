@@ -32,8 +32,10 @@ export async function rogueReport(req: Parameters<Activities['reportToGitHub']>[
 
 /**
  * A federation's workflow code replaced by an attacker's (anyone polling its task queue can do this): round 1 is
- * trained and masked for all three clients, then client-1 is asked to mask again for a smaller set (the difference
- * of the two sums would be its update), and the server to aggregate a round 2 that skips round 1's result.
+ * trained, shared and masked by all three clients; then client-1 is asked to mask again for a smaller set (the
+ * difference of the two sums would be its update); client-1 reveals for all three masked inputs and is then asked to
+ * reveal again as if client-3's had not arrived (its shares of client-3's mask key and self-mask seed together would
+ * unmask client-3's input); and the server is asked to aggregate a round 2 that skips round 1's result.
  */
 export async function rogueFederation(input: {
   policy: string;
@@ -50,10 +52,14 @@ export async function rogueFederation(input: {
   const at = { policy: input.policy, start: input.start, round: 1, base: plan.base };
   const ids = ['client-1', 'client-2', 'client-3'];
   const trained = await Promise.all(ids.map((id) => client(id).clientTrain(at)));
-  const masked = await Promise.all(ids.map((id) => client(id).clientMask({ ...at, trained })));
+  const shared = await Promise.all(ids.map((id) => client(id).clientShare({ ...at, trained })));
+  const masked = await Promise.all(ids.map((id) => client(id).clientMask({ ...at, trained, shared })));
   const out: string[] = [];
-  out.push(await outcome(() => client('client-1').clientMask({ ...at, trained: trained.slice(0, 2) })));
-  out.push(await outcome(() => client('client-1').clientMask({ ...at, trained })));
+  const all = { ...at, trained, shared };
+  out.push(await outcome(() => client('client-1').clientMask({ ...all, shared: shared.slice(0, 2) })));
+  out.push(await outcome(() => client('client-1').clientMask(all)));
+  out.push(await outcome(() => client('client-1').clientUnmask({ ...all, masked })));
+  out.push(await outcome(() => client('client-1').clientUnmask({ ...all, masked: masked.slice(0, 2) })));
   out.push(await outcome(() => gpu.aggregateRound({ ...at, round: 2, updates: masked, trained })));
   out.push(await outcome(() => client('client-2').clientTrain({ ...at, base: `sha256:${'e'.repeat(64)}` })));
   out.push(await outcome(() => client('client-2').clientTrain({ ...at, round: 99 })));

@@ -5,7 +5,7 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { copyFile, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { createHash, generateKeyPairSync } from 'node:crypto';
-import { Context } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import { ensureDevKeys, loadPrivateKey } from '../../activities/keys.js';
 import { ArtifactStore } from '../../activities/store.js';
 import { signStatement, type SignedStatement } from '../../activities/federated-statement.js';
@@ -14,6 +14,7 @@ import { parameterCount, readVector, weightedMean } from '../../engine/federated
 import { epsilon } from '../../engine/privacy/rdp.js';
 import { mlp } from '../../engine/train/zoo.js';
 import { createWorkers } from '../../worker/workers.js';
+import { createClientActivities } from '../../activities/index.js';
 import { dataConverter } from '../../worker/connection.js';
 import { startFederation } from '../../client/federation.js';
 import { signFederationStart } from '../../activities/federated-start.js';
@@ -246,6 +247,47 @@ describe('federated averaging', () => {
     }
   }, 240_000);
 
+  test('secure aggregation: client-3 drops after dealing its shares; the survivors reveal, the round completes', async () => {
+    await startClients(['client-1', 'client-2']);
+    // client-3's worker runs the real activities, but goes down once it has shared its keys: its masking fails.
+    const activities = createClientActivities({
+      artifactsDir: fx.artifacts,
+      trust: fx.trust,
+      client: { id: 'client-3', key: () => loadPrivateKey(fx.key('client-3')), stateDir: join(fx.dir, 'federated') },
+    });
+    const third = await Worker.create({
+      connection: native,
+      taskQueue: 'client-3',
+      dataConverter: dataConverter(),
+      activities: {
+        ...activities,
+        clientMask: () => Promise.reject(ApplicationFailure.nonRetryable('client-3 went down', 'ClientDown')),
+      },
+    });
+    const running3 = third.run();
+    try {
+      const secure = await federatedPolicy('dropped', '    rounds: 1\n    quorum: 2\n    secureAggregation: true');
+      const [round] = (await (await start(secure)).result()).rounds;
+      expect(round.clients.map((c) => c.id).sort()).toEqual(['client-1', 'client-2']);
+      // The plain twin, client-3 down from the start: clients 1 and 2 train the same updates (training is seeded)
+      // and send them in the clear. The recovered sum is their sample-weighted mean.
+      third.shutdown();
+      await running3;
+      const twin = await federatedPolicy('dropped-twin', '    rounds: 1\n    quorum: 2\n    roundTimeout: 10s');
+      const plain = (await (await start(twin)).result()).rounds[0];
+      const count = parameterCount(mlp);
+      const store = new ArtifactStore(fx.artifacts);
+      const [global, mean] = [await vectorOf(store, round.global, count), await vectorOf(store, plain.global, count)];
+      let worst = 0;
+      for (let i = 0; i < count; i++) worst = Math.max(worst, Math.abs(global[i] - mean[i]));
+      expect(worst).toBeLessThan(1e-5);
+    } finally {
+      if (third.getState() === 'RUNNING') third.shutdown();
+      await running3.catch(() => undefined);
+      await stopClients();
+    }
+  }, 240_000);
+
   test("an update from a rogue poller of a client's queue, signed with another key, fails the round", async () => {
     await startClients(['client-1', 'client-3']);
     const store = new ArtifactStore(fx.artifacts);
@@ -322,7 +364,7 @@ describe('federated averaging', () => {
     }
   }, 120_000);
 
-  test('workflow code an attacker drives cannot make a client mask twice or the server skip a round', async () => {
+  test('workflow code an attacker drives cannot make a client mask or reveal twice, or the server skip a round', async () => {
     await startClients(CLIENTS);
     const rogue = await Worker.create({
       connection: native,
@@ -343,6 +385,8 @@ describe('federated averaging', () => {
       expect(out).toEqual([
         expect.stringContaining('client-1 already masked round 1 for another set of participants'),
         'ok',
+        'ok',
+        expect.stringContaining('client-1 already revealed its shares in round 1 for another set of masked inputs'),
         expect.stringContaining('not the global model round 1 produced'),
         expect.stringContaining('client-2 already trained round 1 of'),
         'round 99 is not one of 1..2',
