@@ -73,6 +73,16 @@ export default tseslint.config(
     },
   },
   {
+    // Imports run one way: training uses the attacks (adversarial training), the attacks never use training.
+    files: ['engine/attacks/**/*.ts', 'engine/metrics/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['../train/*'], message: 'attacks and metrics do not import training (one way)' }] },
+      ],
+    },
+  },
+  {
     files: ['test/**/*.ts'],
     rules: { '@typescript-eslint/unbound-method': 'off' },
   },

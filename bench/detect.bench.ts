@@ -17,7 +17,8 @@ import {
 import { loadModel } from '../engine/onnx/model.js';
 import type { ModelProto } from '../engine/onnx/proto.js';
 import { Rng } from '../engine/runtime/rng.js';
-import { argmax, train } from '../engine/train/trainer.js';
+import { argmax } from '../engine/metrics/predictions.js';
+import { train } from '../engine/train/trainer.js';
 import { deployableModel, smallCnn } from '../engine/train/zoo.js';
 
 const FASHION = '/usr/share/datasets/fashion-mnist';

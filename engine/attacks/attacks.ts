@@ -1,7 +1,7 @@
 // White-box attacks (FGSM, PGD, DeepFool) and a forward-only one (Square), on one batch at a time.
 // Every adversarial input stays within eps of the original and inside the declared valid range.
 import type { LossKind } from '../autodiff/differentiate.js';
-import { argmax } from '../train/trainer.js';
+import { argmax } from '../metrics/predictions.js';
 import type { Rng } from '../runtime/rng.js';
 import type { GradientSource as AttackTarget } from './target.js';
 

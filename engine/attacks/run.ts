@@ -3,7 +3,7 @@ import { ATTACK_NAMES, type AttackConfig, type AttackKind } from '../../policy/t
 import type { ImageSet } from '../data/fashion.js';
 import type { SampleResult } from '../metrics/metrics.js';
 import { Rng } from '../runtime/rng.js';
-import { argmax } from '../train/trainer.js';
+import { argmax } from '../metrics/predictions.js';
 import { deepfool, fgsm, pgd, square, type Range } from './attacks.js';
 import type { GradientSource } from './target.js';
 

@@ -8,7 +8,7 @@ import { InputError } from '../input-error.js';
 import { membershipInference } from '../privacy/mia.js';
 import { inspectModel } from '../inspect.js';
 import { computeMetrics } from '../metrics/metrics.js';
-import { countCorrect } from '../train/trainer.js';
+import { countCorrect } from '../metrics/predictions.js';
 import { backdoorSuccess, checkBackdoor } from '../poison/backdoor.js';
 import { RegularFileError, readRegular } from '../io/regular-file.js';
 import { MODEL_LIMITS, OnnxError, parseModel } from '../onnx/model.js';

@@ -12,7 +12,7 @@ import type { SampleResult } from '../metrics/metrics.js';
 import { MODEL_LIMITS, OnnxError, parseModel } from '../onnx/model.js';
 import { checkBackdoor } from '../poison/backdoor.js';
 import { stamp } from '../poison/attacks.js';
-import { argmax } from '../train/trainer.js';
+import { argmax } from '../metrics/predictions.js';
 import type { ExperimentEvalRequest, ExperimentEvalResult, JobProgress } from './protocol.js';
 
 export async function experimentJob(

@@ -3,7 +3,7 @@
 // baseline: how often the model says "target" for them anyway.
 import type { ImageSet } from '../data/fashion.js';
 import { InputError } from '../input-error.js';
-import { argmax } from '../train/trainer.js';
+import { argmax } from '../metrics/predictions.js';
 import { checkTrigger, stamp, type Trigger } from './attacks.js';
 
 export type BackdoorTrigger = Trigger & { target: number };

@@ -10,7 +10,8 @@ import { createSession, floatTensor, int64Tensor } from '../runtime/session.js';
 import { snapshot, type Checkpoint, type EpochRecord } from './checkpoint.js';
 import { Optimizer, learningRate } from './optim.js';
 import { rngFor } from './rng-for.js';
-import { countCorrect, type TrainOptions, type TrainResult } from './trainer.js';
+import { countCorrect } from '../metrics/predictions.js';
+import type { TrainOptions, TrainResult } from './trainer.js';
 import { initWeights, trainableModel } from './zoo.js';
 
 export interface DpSgdSettings {

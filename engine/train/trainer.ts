@@ -8,6 +8,7 @@ import { differentiate } from '../autodiff/differentiate.js';
 import type { ImageSet } from '../data/fashion.js';
 import { InputError } from '../input-error.js';
 import { computeMetrics } from '../metrics/metrics.js';
+import { countCorrect } from '../metrics/predictions.js';
 import type { Rng } from '../runtime/rng.js';
 import { rngFor } from './rng-for.js';
 import { createSession, floatTensor, int64Tensor } from '../runtime/session.js';
@@ -332,18 +333,6 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     await session.release();
   }
   return { weights, deploy: best?.weights ?? weights, history, bestEpoch: best?.epoch };
-}
-
-export function countCorrect(logits: Float32Array, labels: ArrayLike<number>, classes: number): number {
-  let correct = 0;
-  for (let i = 0; i < labels.length; i++) if (argmax(logits, i * classes, classes) === labels[i]) correct++;
-  return correct;
-}
-
-export function argmax(values: Float32Array, offset: number, n: number): number {
-  let best = 0;
-  for (let j = 1; j < n; j++) if (values[offset + j] > values[offset + best]) best = j;
-  return best;
 }
 
 /** Clean accuracy of a deployable model on a set. */

@@ -8,7 +8,7 @@ import { computeMetrics } from '../../engine/metrics/metrics.js';
 import { GraphBuilder } from '../../engine/onnx/builder.js';
 import { loadModel } from '../../engine/onnx/model.js';
 import { Rng } from '../../engine/runtime/rng.js';
-import { argmax } from '../../engine/train/trainer.js';
+import { argmax } from '../../engine/metrics/predictions.js';
 import { FASHION } from '../helpers/fixture.js';
 
 const MODEL = 'examples/fashion-mnist/model.onnx';
