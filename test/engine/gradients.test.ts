@@ -226,7 +226,7 @@ describe('gradient rules match central finite differences', () => {
 });
 
 describe('max-pool ties', () => {
-  test('tied maxima in tiled windows share the gradient equally (a subgradient), summing to the window’s', async () => {
+  test('of tied maxima in tiled windows the first in row-major order takes the gradient, as PyTorch routes it', async () => {
     const g = new GraphBuilder();
     const x = g.input('x', [1, 2, 2, 4]);
     g.output(g.op('Flatten', [g.op('MaxPool', [x], { kernel_shape: [2, 2], strides: [2, 2] })], { axis: 1 }));
@@ -239,7 +239,27 @@ describe('max-pool ties', () => {
     const logits = Array.from(out[grad.logits].data as Float32Array);
     const softmax = logits.map((v) => Math.exp(v) / logits.reduce((a, b) => a + Math.exp(b), 0));
     const d = softmax.map((p, j) => p - (j === 1 ? 1 : 0));
-    const expected = [d[0] / 4, d[0] / 4, 0, d[1] / 2, d[0] / 4, d[0] / 4, d[1] / 2, 0, 0, d[2], 0, 0, 0, 0, 0, d[3]];
+    // Window 1's four tied 1s: the top-left one. Window 2's tied 5s at (0,3) and (1,2): (0,3) comes first.
+    const expected = [d[0], 0, 0, d[1], 0, 0, 0, 0, 0, d[2], 0, 0, 0, 0, 0, d[3]];
     dx.forEach((v, i) => expect(v).toBeCloseTo(expected[i], 6));
+    // The general path (overlapping windows, through Indices) routes ties the same way.
+    const o = new GraphBuilder();
+    const ox = o.input('x', [1, 1, 3, 3]);
+    o.output(o.op('Flatten', [o.op('MaxPool', [ox], { kernel_shape: [2, 2], strides: [1, 1] })], { axis: 1 }));
+    const og = differentiate(o.build(), { wrt: ['x'] });
+    const os = await createSession(og.model, { threads: 1 });
+    const flat = await os.run({
+      x: floatTensor(new Float32Array(9).fill(2), [1, 1, 3, 3]),
+      [og.labels]: int64Tensor([0], [1]),
+    });
+    const ol = Array.from(flat[og.logits].data as Float32Array);
+    const op = ol
+      .map((v) => Math.exp(v) / ol.reduce((a, b) => a + Math.exp(b), 0))
+      .map((p, j) => p - (j === 0 ? 1 : 0));
+    // Every value ties: each window's first element is its top-left, (0,0), (0,1), (1,0) and (1,1).
+    const od = Array.from(flat[og.grads.x].data as Float32Array);
+    [op[0], op[1], 0, op[2], op[3], 0, 0, 0, 0].forEach((v, i) => expect(od[i]).toBeCloseTo(v, 6));
+    await os.release();
+    await session.release();
   });
 });

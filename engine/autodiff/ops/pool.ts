@@ -1,5 +1,6 @@
-// Pooling. MaxPool routes the gradient to each window's maximum: by comparison with the pooled value where windows
-// tile the input, else through its Indices output (valid for overlapping windows too); AveragePool spreads it evenly with a ConvTranspose of ones.
+// Pooling. MaxPool routes the gradient to each window's first maximum in row-major order, as PyTorch and
+// onnxruntime do: by comparison with the pooled value where windows tile the input, else through its Indices output
+// (valid for overlapping windows too). AveragePool spreads it evenly with a ConvTranspose of ones.
 import { attrInt, attrInts } from '../../onnx/builder.js';
 import type { NodeProto } from '../../onnx/proto.js';
 import { AutodiffError, nodeLabel, type OpDef } from '../types.js';
@@ -53,9 +54,11 @@ export const pool: Record<string, OpDef> = {
       const tiled = tiledWindows(node, shapeOf(x));
       if (tiled) {
         // Windows tile the input: compare it with the pooled maximum spread back over each window, which
-        // onnxruntime runs faster than recomputing Indices and scattering. Tied maxima share the gradient equally
-        // (Indices would pick one); both are subgradients of the max.
+        // onnxruntime runs faster than recomputing Indices and scattering. Of tied maxima the first in row-major
+        // order takes the whole gradient, as PyTorch's and onnxruntime's Indices pick it: each maximum is weighted
+        // by k² minus its place in the window, and the window's largest weight marks the first.
         const k = tiled;
+        const [h, w] = shapeOf(x).slice(2);
         const scales = g.constF([1, 1, k, k]);
         const up = (t: string) =>
           g.op('Resize', [t, '', scales], {
@@ -63,10 +66,12 @@ export const pool: Record<string, OpDef> = {
             coordinate_transformation_mode: 'asymmetric',
             nearest_mode: 'floor',
           });
-        const mask = g.op('Cast', [g.op('Equal', [x, up(node.output![0])])], { to: 1 });
-        const ties = g.op('AveragePool', [mask], { kernel_shape: [k, k], strides: [k, k] });
-        const share = g.op('Div', [dOut[0]!, g.op('Mul', [ties, g.constF([k * k], [])])]);
-        return [g.op('Mul', [mask, up(share)])];
+        const place = new Float32Array(h * w);
+        for (let i = 0; i < h; i++) for (let j = 0; j < w; j++) place[i * w + j] = k * k - ((i % k) * k + (j % k));
+        const maxima = g.op('Cast', [g.op('Equal', [x, up(node.output![0])])], { to: 1 });
+        const ranked = g.op('Mul', [maxima, g.constF(place, [1, 1, h, w])]);
+        const first = g.op('Equal', [ranked, up(g.op('MaxPool', [ranked], { kernel_shape: [k, k], strides: [k, k] }))]);
+        return [g.op('Mul', [g.op('Cast', [first], { to: 1 }), up(dOut[0]!)])];
       }
       // Indices count over N·C·H·W, so one flat scatter-add places every window's gradient.
       const indices = node.output!.length > 1 ? node.output![1] : g.opRaw('MaxPool', [x], node.attribute ?? [], 2)[1];
