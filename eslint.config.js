@@ -52,10 +52,17 @@ export default tseslint.config(
       'no-restricted-imports': [
         'error',
         {
-          paths: NODE_BUILTINS.flatMap((m) => [m, `node:${m}`]).map((name) => ({
-            name,
-            message: 'workflow code must be deterministic: no Node built-ins or I/O (see DESIGN.md)',
-          })),
+          paths: [
+            ...NODE_BUILTINS.flatMap((m) => [m, `node:${m}`]).map((name) => ({
+              name,
+              message: 'workflow code must be deterministic: no Node built-ins or I/O (see DESIGN.md)',
+            })),
+            {
+              name: '../activities/index.js',
+              importNames: ['Activities'],
+              message: "proxy one queue's activities: CpuActivities, GpuActivities or ClientActivities",
+            },
+          ],
           patterns: [
             {
               group: ['../activities/*', '../worker/*', '../engine/*', '../cli/*'],

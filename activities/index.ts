@@ -38,20 +38,23 @@ export interface ActivityConfig {
   telemetryDir?: string;
 }
 
-/** The activities a worker registers; workflows import only their type. */
-export function createActivities(config: ActivityConfig) {
-  const store = new ArtifactStore(config.artifactsDir);
-  const signer = evidenceSigner(config.trust.evidenceKeyPath);
-  const telemetryDir =
-    config.telemetryDir ?? process.env.SECMLOPS_TELEMETRY ?? join(dirname(config.artifactsDir), 'telemetry');
+/** What every activity of a worker shares: the artifact store, the evidence signer, the telemetry folder. */
+function common(config: ActivityConfig) {
+  return {
+    store: new ArtifactStore(config.artifactsDir),
+    signer: evidenceSigner(config.trust.evidenceKeyPath),
+    home: dirname(config.artifactsDir),
+  };
+}
+
+/** The cpu queue's activities (the pipeline's own task queue): starts, hashing, signing, channels, monitoring. */
+export function createCpuActivities(config: ActivityConfig) {
+  const { store, signer, home } = common(config);
+  const telemetryDir = config.telemetryDir ?? process.env.SECMLOPS_TELEMETRY ?? join(home, 'telemetry');
   return {
     resolveStart: (input: PipelineInput) => resolveStart(config.trust, signer, config.githubStarts, input),
     hashDatasetFiles: (input: ManifestInput) => hashDatasetFiles(signer, input),
-    validateDataset: (input: ValidateInput) => validateDataset(signer, input),
-    sanitiseDataset: (input: SanitiseInput) => sanitiseDataset(store, signer, input),
     signRelease: (req: ReleaseRequest) => signRelease(store, config.releaseKeyPath, signer, req),
-    evaluateModel: (input: EvaluateInput) => evaluateModel(store, signer, input),
-    trainModel: (input: TrainInput) => trainModel(store, signer, input),
     reportToGitHub: (r: GitHubReport) => reportToGitHub(config.github, signer, r),
     readGitHubDecision: (r: CommentDecisionRequest) =>
       readGitHubDecision(config.github, config.trust.githubChannelKeyPath, signer, r),
@@ -60,14 +63,33 @@ export function createActivities(config: ActivityConfig) {
     monitorWindow: (req: WindowRequest) => monitorWindow(store, telemetryDir, req),
     checkRollback: (req: RollbackRequest) => checkRollback(store, config.releaseKeyPath, req),
     servedShape: (req: { modelSha256: string }) => servedShape(store, req.modelSha256),
-    experimentModel: (req: ModelRequest) =>
-      experimentModel(store, join(dirname(config.artifactsDir), 'experiment-cache'), req),
+  };
+}
+
+/** The gpu queue's activities: everything that runs the engine (data checks, training, evaluation, FedAvg). */
+export function createGpuActivities(config: ActivityConfig) {
+  const { store, signer, home } = common(config);
+  return {
+    validateDataset: (input: ValidateInput) => validateDataset(signer, input),
+    sanitiseDataset: (input: SanitiseInput) => sanitiseDataset(store, signer, input),
+    evaluateModel: (input: EvaluateInput) => evaluateModel(store, signer, input),
+    trainModel: (input: TrainInput) => trainModel(store, signer, input),
+    experimentModel: (req: ModelRequest) => experimentModel(store, join(home, 'experiment-cache'), req),
     experimentEvaluate: (req: EvaluateCellRequest) => experimentEvaluate(store, req),
     beginFederation: (req: { policy: string; start: SignedFederationStart }) =>
       beginFederation(config.trust, store, req),
-    aggregateRound: (req: AggregateInput) =>
-      aggregateRound(config.trust, store, join(dirname(config.artifactsDir), 'federations'), req),
+    aggregateRound: (req: AggregateInput) => aggregateRound(config.trust, store, join(home, 'federations'), req),
   };
+}
+
+export type CpuActivities = ReturnType<typeof createCpuActivities>;
+export type GpuActivities = ReturnType<typeof createGpuActivities>;
+
+/** Both queues' activities together: for tests and tools that play a rogue worker; workflows proxy one queue's. */
+export type Activities = CpuActivities & GpuActivities;
+
+export function createActivities(config: ActivityConfig): Activities {
+  return { ...createCpuActivities(config), ...createGpuActivities(config) };
 }
 
 /** A federated client's activities, registered on the task queue named by its id (`secmlops worker --queues ID`). */
@@ -82,5 +104,3 @@ export function createClientActivities(config: { artifactsDir: string; trust: Cl
 }
 
 export type ClientActivities = ReturnType<typeof createClientActivities>;
-
-export type Activities = ReturnType<typeof createActivities>;

@@ -4,7 +4,12 @@ import { fileURLToPath } from 'node:url';
 import { ApplicationFailure } from '@temporalio/common';
 import type { KeyObject } from 'node:crypto';
 import { join } from 'node:path';
-import { createActivities, createClientActivities, type ActivityConfig } from '../activities/index.js';
+import {
+  createClientActivities,
+  createCpuActivities,
+  createGpuActivities,
+  type ActivityConfig,
+} from '../activities/index.js';
 import { loadPrivateKey } from '../activities/keys.js';
 import { secmlopsHome } from './paths.js';
 import { GPU_TASK_QUEUE, TASK_QUEUE } from '../workflows/messages.js';
@@ -37,13 +42,13 @@ export async function createWorkers(setup: WorkerSetup): Promise<Worker[]> {
   // GitHub credentials come from the worker's environment unless given (SECMLOPS_GITHUB_*; see README).
   const trust = setup.trust ?? trustFromEnv();
   const github = setup.github ?? credentialsFromEnv();
-  const activities = createActivities({
+  const config: ActivityConfig = {
     ...setup,
     trust,
     github,
     githubStarts: githubStartResolver(trust, github),
     slack: setup.slack ?? slackFromEnv(),
-  });
+  };
   const common: Partial<WorkerOptions> = {
     connection: setup.connection,
     namespace: setup.namespace,
@@ -64,18 +69,7 @@ export async function createWorkers(setup: WorkerSetup): Promise<Worker[]> {
         ...common,
         taskQueue: TASK_QUEUE,
         ...(bundle ? { workflowBundle: bundle } : { workflowsPath: WORKFLOWS_PATH }),
-        activities: {
-          resolveStart: activities.resolveStart,
-          hashDatasetFiles: activities.hashDatasetFiles,
-          signRelease: activities.signRelease,
-          reportToGitHub: activities.reportToGitHub,
-          readGitHubDecision: activities.readGitHubDecision,
-          notifySlack: activities.notifySlack,
-          notifyIncident: activities.notifyIncident,
-          monitorWindow: activities.monitorWindow,
-          checkRollback: activities.checkRollback,
-          servedShape: activities.servedShape,
-        },
+        activities: createCpuActivities(config),
       }),
     );
   }
@@ -86,16 +80,7 @@ export async function createWorkers(setup: WorkerSetup): Promise<Worker[]> {
       await Worker.create({
         ...common,
         taskQueue: GPU_TASK_QUEUE,
-        activities: {
-          validateDataset: activities.validateDataset,
-          sanitiseDataset: activities.sanitiseDataset,
-          evaluateModel: activities.evaluateModel,
-          trainModel: activities.trainModel,
-          beginFederation: activities.beginFederation,
-          aggregateRound: activities.aggregateRound,
-          experimentModel: activities.experimentModel,
-          experimentEvaluate: activities.experimentEvaluate,
-        },
+        activities: createGpuActivities(config),
       }),
     );
   }

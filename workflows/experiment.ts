@@ -2,7 +2,7 @@
 // engine work of one cell fills the machine), and a cell's model comes from a cache shared by the cells that train
 // the same way. A crash anywhere resumes at the cell that was running.
 import { executeChild, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
-import type { Activities } from '../activities/index.js';
+import type { GpuActivities } from '../activities/index.js';
 import type { ExperimentModel } from '../activities/experiment.js';
 import type { ExperimentEvalResult } from '../engine/jobs/protocol.js';
 import type { AttackName, DefenseName, ExperimentSpec } from '../experiment/spec.js';
@@ -29,7 +29,7 @@ export interface ExperimentStatus {
 
 export const experimentStatusQuery = defineQuery<ExperimentStatus>('experimentStatus');
 
-const gpu = proxyActivities<Pick<Activities, 'experimentModel' | 'experimentEvaluate'>>({
+const gpu = proxyActivities<GpuActivities>({
   taskQueue: GPU_TASK_QUEUE,
   startToCloseTimeout: '12h',
   heartbeatTimeout: '5m',

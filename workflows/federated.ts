@@ -13,8 +13,7 @@ import {
   workflowInfo,
   type ActivityOptions,
 } from '@temporalio/workflow';
-import type { ClientActivities } from '../activities/index.js';
-import type { Activities } from '../activities/index.js';
+import type { ClientActivities, GpuActivities } from '../activities/index.js';
 import type { SignedStatement } from '../activities/federated-statement.js';
 import { shareThreshold } from '../policy/federated-threshold.js';
 import { GPU_TASK_QUEUE } from './messages.js';
@@ -26,7 +25,7 @@ import {
   type FederatedStatus,
 } from './federated-messages.js';
 
-const server = proxyActivities<Pick<Activities, 'beginFederation' | 'aggregateRound'>>({
+const server = proxyActivities<GpuActivities>({
   taskQueue: GPU_TASK_QUEUE,
   startToCloseTimeout: '30m',
   retry: { maximumAttempts: 3 },

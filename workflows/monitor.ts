@@ -16,7 +16,7 @@ import {
 } from '@temporalio/workflow';
 // Type only: the pipeline starts the monitor, so a runtime import back would make the two modules a cycle.
 import type { secmlopsPipeline } from './pipeline.js';
-import type { Activities } from '../activities/index.js';
+import type { CpuActivities } from '../activities/index.js';
 import {
   AUDIT_LIMITS,
   appendEntry,
@@ -43,12 +43,12 @@ import {
 } from './monitor-messages.js';
 import { causeMessage } from './swimlane.js';
 
-const acts = proxyActivities<Activities>({
+const acts = proxyActivities<CpuActivities>({
   taskQueue: TASK_QUEUE,
   startToCloseTimeout: '2m',
   retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 5 },
 });
-const notices = proxyActivities<Activities>({
+const notices = proxyActivities<CpuActivities>({
   taskQueue: TASK_QUEUE,
   startToCloseTimeout: '1m',
   retry: { initialInterval: '5s', maximumInterval: '1m', maximumAttempts: 5 },

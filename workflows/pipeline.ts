@@ -16,7 +16,7 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities/index.js';
+import type { CpuActivities } from '../activities/index.js';
 import {
   entryDigest,
   genesisDigest,
@@ -44,13 +44,13 @@ import { TRUSTED_PIPELINE, causeMessage } from './swimlane.js';
 import { secmlopsMonitor } from './monitor.js';
 import { displayable, pendingStage, sanitisedSplit } from './stage-reports.js';
 
-const github = proxyActivities<Activities>({
+const github = proxyActivities<CpuActivities>({
   taskQueue: TASK_QUEUE,
   startToCloseTimeout: '2m',
   retry: { initialInterval: '5s', maximumInterval: '2m', maximumAttempts: 10 },
 });
 
-const starter = proxyActivities<Activities>({
+const starter = proxyActivities<CpuActivities>({
   taskQueue: TASK_QUEUE,
   startToCloseTimeout: '2m',
   retry: { initialInterval: '2s', maximumInterval: '30s', maximumAttempts: 5 },

@@ -12,17 +12,17 @@ import {
   threatMatrix,
   type Evidence,
 } from '../policy/index.js';
-import type { Activities } from '../activities/index.js';
+import type { CpuActivities, GpuActivities } from '../activities/index.js';
 import type { ReleaseRequest } from '../activities/release.js';
 import { GPU_TASK_QUEUE, type AuditEntry, type ManifestEntry, type StageResult, type StageStatus } from './messages.js';
 import { Swimlane, causeMessage, type StageInput } from './swimlane.js';
 
-const cpu = proxyActivities<Activities>({
+const cpu = proxyActivities<CpuActivities>({
   startToCloseTimeout: '2h',
   heartbeatTimeout: '10s',
   retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 10 },
 });
-const gpu = proxyActivities<Activities>({
+const gpu = proxyActivities<GpuActivities>({
   taskQueue: GPU_TASK_QUEUE,
   startToCloseTimeout: '12h',
   heartbeatTimeout: '30s',
@@ -151,7 +151,7 @@ async function sanitise(lane: Swimlane, input: StageInput, evidence: ReturnType<
 
 // A dead worker is noticed within the policy's heartbeat timeout; the retry resumes from the heartbeated checkpoint.
 const trainer = (heartbeatTimeoutMs: number) =>
-  proxyActivities<Activities>({
+  proxyActivities<GpuActivities>({
     taskQueue: GPU_TASK_QUEUE,
     startToCloseTimeout: '72h',
     heartbeatTimeout: heartbeatTimeoutMs,

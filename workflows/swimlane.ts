@@ -9,7 +9,7 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities/index.js';
+import type { CpuActivities } from '../activities/index.js';
 import {
   AUDIT_LIMITS,
   appendEntry,
@@ -78,12 +78,12 @@ export function causeMessage(err: unknown): string {
   return e instanceof Error ? e.message : String(err);
 }
 
-const slack = proxyActivities<Activities>({
+const slack = proxyActivities<CpuActivities>({
   taskQueue: TASK_QUEUE,
   startToCloseTimeout: '30s',
   retry: { maximumAttempts: 3 },
 });
-const comments = proxyActivities<Activities>({
+const comments = proxyActivities<CpuActivities>({
   taskQueue: TASK_QUEUE,
   startToCloseTimeout: '1m',
   retry: { maximumAttempts: 3 },
