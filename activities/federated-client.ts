@@ -5,21 +5,29 @@
 // policy, the round and the global model, which the client checks against what it reads.
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { KeyObject } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runJob } from '../engine/jobs/run-job.js';
-import { clippedDelta } from '../engine/federated/dp-fedavg.js';
+import { clippedDelta, maskedClip } from '../engine/federated/dp-fedavg.js';
 import { newAgreementKey } from '../engine/federated/secure-sum.js';
 import { parameterCount, readVector, vectorBytes } from '../engine/federated/vector.js';
 import { ARCHITECTURES } from '../engine/train/zoo.js';
 import { pinnedPair, type FederatedConfig, type TrainConfig } from '../policy/index.js';
 import { jobDataset } from './job-dataset.js';
 import { checkFederationStart, startValidity, type SignedFederationStart } from './federated-start.js';
-import { jobFailure } from './job-failure.js';
+import { engineJob } from './engine-job.js';
 import { federatedPolicy } from './federated-policy.js';
 import { signStatement, type ClientStatement, type SignedStatement } from './federated-statement.js';
-import { checkRound, digestOf, readState, statePath, writeAtomic, writeState } from './federated-round-state.js';
+import {
+  checkRound,
+  claim,
+  digestOf,
+  readState,
+  serialized,
+  statePath,
+  writeAtomic,
+  writeState,
+} from './federated-round-state.js';
 import { rawPublicKey } from './keys.js';
 import type { ArtifactStore } from './store.js';
 
@@ -75,7 +83,6 @@ export async function clientTrain(
   store: ArtifactStore,
   input: ClientRoundInput,
 ): Promise<SignedStatement> {
-  const ctx = Context.current();
   const f = await federation(me, trust, input);
   const federationId = callingFederation();
   const split = f.dataset.splits[f.train.split];
@@ -85,83 +92,84 @@ export async function clientTrain(
   const base = digestOf(input.base);
   checkRound(input.round, f.config);
   const path = statePath(me.stateDir, me.id, federationId, input.round);
-  // Once per round: a retry gets the statement already made; another global model for the same round is refused.
-  const earlier = await readState(path);
-  if (earlier) {
-    if (earlier.base === base) return earlier.trained;
-    throw ApplicationFailure.nonRetryable(
-      `${me.id} already trained round ${input.round} of ${federationId} from another global model`,
-      'FederatedState',
-    );
-  }
-  // The job reads the global model itself, bounded by the architecture's size and checked against its digest.
-  const workDir = await mkdtemp(join(tmpdir(), 'secmlops-client-'));
-  const ticker = setInterval(() => ctx.heartbeat(), 10_000);
-  try {
-    const result = await runJob(
-      {
-        ...localTraining(f.train, f.config),
-        kind: 'train',
-        ...jobDataset({ root: f.dataset.root, split, classes: f.dataset.classes, pinned: pins }),
-        ...(f.dataset.maxFileBytes ? { maxBytes: f.dataset.maxFileBytes } : {}),
-        // Every client and round draws its own shuffles and attack starts.
-        seed: (f.train.seed * 1_000_003 + input.round * 1009 + f.index) >>> 0,
-        workDir,
-        client: {
-          init: { path: store.pathOf(base), sha256: base },
-          shard: {
-            clients: f.config.clients.length,
-            index: f.index,
-            partition: f.config.partition,
-            seed: f.train.seed,
+  await mkdir(join(me.stateDir, me.id), { recursive: true, mode: 0o700 });
+  // Once per round, claimed before training: a retry gets the statement already made; another global model for the
+  // same round is refused, even when both calls come at once.
+  return serialized(path, async () => {
+    if (!(await claim(path, 'train', base)))
+      throw ApplicationFailure.nonRetryable(
+        `${me.id} already trained round ${input.round} of ${federationId} from another global model`,
+        'FederatedState',
+      );
+    const earlier = await readState(path);
+    if (earlier) return earlier.trained;
+    // The job reads the global model itself, bounded by the architecture's size and checked against its digest.
+    return engineJob({ code: 'InvalidTraining', prefix: 'client' }, async ({ workDir, signal, beat }) => {
+      const result = await runJob(
+        {
+          ...localTraining(f.train, f.config),
+          kind: 'train',
+          ...jobDataset({ root: f.dataset.root, split, classes: f.dataset.classes, pinned: pins }),
+          ...(f.dataset.maxFileBytes ? { maxBytes: f.dataset.maxFileBytes } : {}),
+          // Every client and round draws its own shuffles and attack starts.
+          seed: (f.train.seed * 1_000_003 + input.round * 1009 + f.index) >>> 0,
+          workDir,
+          client: {
+            init: { path: store.pathOf(base), sha256: base },
+            shard: {
+              clients: f.config.clients.length,
+              index: f.index,
+              partition: f.config.partition,
+              seed: f.train.seed,
+            },
           },
         },
-      },
-      { signal: ctx.cancellationSignal, onTrainProgress: (p) => ctx.heartbeat(p) },
-    );
-    const dp = f.config.dp;
-    // DP-FedAvg: what leaves the client is its change, clipped; without DP, its new weights.
-    const weights = dp
-      ? await clippedChange(store, base, await readFile(result.weightsPath!), f.train.arch, dp.clip)
-      : await readFile(result.weightsPath!);
-    const last = result.history[result.history.length - 1];
-    const statement: ClientStatement = {
-      v: 1,
-      federation: federationId,
-      round: input.round,
-      client: me.id,
-      base,
-      samples: result.images!,
-      kind: 'update',
-      // The local loss and accuracy describe this client's data: under DP they are not the accountant's to cover.
-      ...(dp ? {} : { loss: last.loss, accuracy: last.accuracy }),
-    };
-    await mkdir(join(me.stateDir, me.id), { recursive: true, mode: 0o700 });
-    if (!f.config.secureAggregation) {
-      const stored = await store.put(weights);
-      const trained = signStatement(f.key, { ...statement, update: stored.digest });
-      await writeState(path, { base, trained });
+        { signal, onTrainProgress: beat },
+      );
+      const dp = f.config.dp;
+      // DP-FedAvg: what leaves the client is its change, clipped; without DP, its new weights.
+      const weights = dp
+        ? await clippedChange(
+            store,
+            base,
+            await readFile(result.weightsPath!),
+            f.train.arch,
+            clipFor(f.config, f.train.arch),
+          )
+        : await readFile(result.weightsPath!);
+      const last = result.history[result.history.length - 1];
+      const statement: ClientStatement = {
+        v: 1,
+        federation: federationId,
+        round: input.round,
+        client: me.id,
+        base,
+        samples: result.images!,
+        kind: 'update',
+        // The local loss and accuracy describe this client's data: under DP they are not the accountant's to cover.
+        ...(dp ? {} : { loss: last.loss, accuracy: last.accuracy }),
+      };
+      if (!f.config.secureAggregation) {
+        const stored = await store.put(weights);
+        const trained = signStatement(f.key, { ...statement, update: stored.digest });
+        await writeState(path, { base, trained });
+        return trained;
+      }
+      // Secure aggregation: the update stays on this client's disk until it is masked; only the round's keys are
+      // announced (one for the pairwise masks, one for sealing the shares of its secrets to the others).
+      const agreement = newAgreementKey();
+      const channel = newAgreementKey();
+      const trained = signStatement(f.key, {
+        ...statement,
+        kind: 'trained',
+        agreementKey: agreement.publicKey,
+        channelKey: channel.publicKey,
+      });
+      await writeAtomic(`${path}.f32`, weights);
+      await writeState(path, { base, trained, agreement, channel });
       return trained;
-    }
-    // Secure aggregation: the update stays on this client's disk until it is masked; only the round's keys are
-    // announced (one for the pairwise masks, one for sealing the shares of its secrets to the others).
-    const agreement = newAgreementKey();
-    const channel = newAgreementKey();
-    const trained = signStatement(f.key, {
-      ...statement,
-      kind: 'trained',
-      agreementKey: agreement.publicKey,
-      channelKey: channel.publicKey,
     });
-    await writeAtomic(`${path}.f32`, weights);
-    await writeState(path, { base, trained, agreement, channel });
-    return trained;
-  } catch (e) {
-    throw e instanceof ApplicationFailure ? e : jobFailure(e, 'InvalidTraining');
-  } finally {
-    clearInterval(ticker);
-    await rm(workDir, { recursive: true, force: true });
-  }
+  });
 }
 
 /** The train block's settings a client's local training uses: localEpochs per round, no checkpoints kept. */
@@ -181,6 +189,12 @@ function localTraining(t: TrainConfig, c: FederatedConfig) {
     ...(t.augment ? { augment: t.augment } : {}),
     ...(t.limit ? { limit: t.limit } : {}),
   };
+}
+
+/** DP-FedAvg's clipping bound as this client applies it: tighter by the fixed-point slack when masked. */
+function clipFor(c: FederatedConfig, arch: string): number {
+  const clip = c.dp!.clip;
+  return c.secureAggregation ? maskedClip(clip, c.clients.length, parameterCount(ARCHITECTURES[arch])) : clip;
 }
 
 /** The local model's change from the global one, clipped to L2 norm `clip` (DP-FedAvg), as vector bytes. */

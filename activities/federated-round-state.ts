@@ -2,8 +2,8 @@
 // the statements it made (so a retried activity answers the same), and with secure aggregation its round keys, its
 // own shares and its unmasked update until they are no longer needed.
 import { ApplicationFailure } from '@temporalio/activity';
-import { createHash } from 'node:crypto';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { link, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AgreementKey } from '../engine/federated/secure-sum.js';
 import type { FederatedConfig } from '../policy/index.js';
@@ -44,10 +44,51 @@ export async function writeState(path: string, state: RoundState): Promise<void>
   await writeAtomic(`${path}.json`, JSON.stringify(state));
 }
 
-/** Written beside, then renamed: a crash leaves the old file or the new one, never half of one. */
+/** Written beside under a unique name, then renamed: a crash leaves the old file or the new one, never half. */
 export async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  await writeFile(`${path}.tmp`, data, { mode: 0o600 });
-  await rename(`${path}.tmp`, path);
+  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+  await writeFile(tmp, data, { mode: 0o600 });
+  await rename(tmp, path);
+}
+
+/**
+ * Creates `path` holding `data` unless it exists, atomically (written beside, then hard-linked: the link fails if
+ * the name is taken), and returns what the file holds: `data`, or what an earlier call put there.
+ */
+export async function createOnce(path: string, data: Buffer): Promise<Buffer> {
+  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+  await writeFile(tmp, data, { mode: 0o600 });
+  try {
+    await link(tmp, path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  } finally {
+    await rm(tmp, { force: true });
+  }
+  return readFile(path);
+}
+
+/**
+ * Claims one phase of a round for one input, across processes, before anything is computed: true for the first
+ * claim and for the same input again (a retry), false for any other input. Checking the state file instead would
+ * let two concurrent calls both pass (and a client answer one phase for two sets, which gives its secrets away).
+ */
+export async function claim(path: string, phase: string, digest: string): Promise<boolean> {
+  const held = await createOnce(`${path}.${phase}.claim`, Buffer.from(digest));
+  return held.toString('utf8') === digest;
+}
+
+const running = new Map<string, Promise<unknown>>();
+
+/** Runs `fn` after every earlier call for the same key in this process has settled: one at a time per round. */
+export async function serialized<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  const next = (running.get(key) ?? Promise.resolve()).catch(() => undefined).then(fn);
+  running.set(key, next);
+  try {
+    return await next;
+  } finally {
+    if (running.get(key) === next) running.delete(key);
+  }
 }
 
 export function checkRound(round: unknown, c: FederatedConfig): void {

@@ -22,7 +22,16 @@ import {
   type ClientTrust,
 } from './federated-client.js';
 import { holdersOf, phaseProblems, type Phases } from './federated-phases.js';
-import { checkRound, digestOf, readState, statePath, writeState, type RoundState } from './federated-round-state.js';
+import {
+  checkRound,
+  claim,
+  digestOf,
+  readState,
+  serialized,
+  statePath,
+  writeState,
+  type RoundState,
+} from './federated-round-state.js';
 import {
   participantsDigest,
   signStatement,
@@ -56,12 +65,18 @@ async function open(me: ClientIdentity, trust: ClientTrust, input: SecureInput, 
   const problems = phaseProblems(input, f.config, { federation: fid, round: input.round, base });
   if (problems.length) throw fail(problems.join('; '), 'FederatedStatement');
   const path = statePath(me.stateDir, me.id, fid, input.round);
-  const state = await readState(path);
-  if (!state || state.base !== base)
-    throw fail(`${me.id} holds no update of round ${input.round} of ${fid} from this global model`);
   const set = input[phase] as SignedStatement[];
   const mine = set.find((s) => s.statement.client === me.id);
-  return { f, fid, base, path, state, mine, set };
+  const once = <T>(step: string, digest: string, refused: string, fn: (state: RoundState) => Promise<T>) =>
+    serialized(path, async () => {
+      // Claimed before anything is computed, so two calls for two sets cannot both pass, even at once.
+      if (!(await claim(path, step, digest))) throw fail(refused);
+      const state = await readState(path);
+      if (!state || state.base !== base)
+        throw fail(`${me.id} holds no update of round ${input.round} of ${fid} from this global model`);
+      return fn(state);
+    });
+  return { f, fid, base, path, mine, set, once };
 }
 
 export async function clientShare(
@@ -70,45 +85,45 @@ export async function clientShare(
   store: ArtifactStore,
   input: SecureInput,
 ): Promise<SignedStatement> {
-  const { f, fid, base, path, state, mine } = await open(me, trust, { ...input, shared: undefined }, 'trained');
+  const { f, fid, base, path, mine, once } = await open(me, trust, { ...input, shared: undefined }, 'trained');
   const trained = input.trained;
   const digest = participantsDigest(trained);
-  if (state.shared) {
-    if (state.sharedFor === digest) return state.shared;
-    throw fail(`${me.id} already dealt its shares in round ${input.round} to another set of participants`);
-  }
-  if (!state.agreement || !state.channel || mine?.signature !== state.trained.signature)
-    throw fail(`${me.id}'s own trained statement is not among the participants`, 'FederatedStatement');
-  const holders = holdersOf(trained);
-  const seed = randomBytes(32);
-  const shares = dealShares(state.agreement, seed, holders, shareThreshold(holders.length));
-  const sealed: Record<string, string> = {};
-  for (const t of trained) {
-    const to = t.statement.client;
-    if (to === me.id) continue;
-    sealed[to] = sealShare(
-      state.channel,
-      t.statement.channelKey!,
-      shares.get(to)!,
-      sealContext(fid, input.round, digest, me.id, to),
-    );
-  }
-  const bundle = await store.put(Buffer.from(JSON.stringify({ v: 1, shares: sealed })));
-  const shared = signStatement(f.key, {
-    ...head(fid, input.round, me.id, base, state),
-    kind: 'shared',
-    update: bundle.digest,
-    participants: digest,
-    selfMask: sha256(seed),
+  const refused = `${me.id} already dealt its shares in round ${input.round} to another set of participants`;
+  return once('share', digest, refused, async (state) => {
+    if (state.shared) return state.shared;
+    if (!state.agreement || !state.channel || mine?.signature !== state.trained.signature)
+      throw fail(`${me.id}'s own trained statement is not among the participants`, 'FederatedStatement');
+    const holders = holdersOf(trained);
+    const seed = randomBytes(32);
+    const shares = dealShares(state.agreement, seed, holders, shareThreshold(holders.length));
+    const sealed: Record<string, string> = {};
+    for (const t of trained) {
+      const to = t.statement.client;
+      if (to === me.id) continue;
+      sealed[to] = sealShare(
+        state.channel,
+        t.statement.channelKey!,
+        shares.get(to)!,
+        sealContext(fid, input.round, digest, me.id, to),
+      );
+    }
+    const bundle = await store.put(Buffer.from(JSON.stringify({ v: 1, shares: sealed })));
+    const shared = signStatement(f.key, {
+      ...head(fid, input.round, me.id, base, state),
+      kind: 'shared',
+      update: bundle.digest,
+      participants: digest,
+      selfMask: sha256(seed),
+    });
+    await writeState(path, {
+      ...state,
+      shared,
+      sharedFor: digest,
+      selfSeed: seed.toString('base64'),
+      ownShare: shares.get(me.id)!.toString('base64'),
+    });
+    return shared;
   });
-  await writeState(path, {
-    ...state,
-    shared,
-    sharedFor: digest,
-    selfSeed: seed.toString('base64'),
-    ownShare: shares.get(me.id)!.toString('base64'),
-  });
-  return shared;
 }
 
 export async function clientMask(
@@ -117,52 +132,60 @@ export async function clientMask(
   store: ArtifactStore,
   input: SecureInput,
 ): Promise<SignedStatement> {
-  const { f, fid, base, path, state, mine, set } = await open(me, trust, { ...input, masked: undefined }, 'shared');
+  const { f, fid, base, path, mine, set, once } = await open(me, trust, { ...input, masked: undefined }, 'shared');
   const digest = participantsDigest(set);
   // Once per round: two sums over different sets would give away the difference, one client's update.
-  if (state.masked) {
-    if (state.participants === digest) return state.masked;
-    throw fail(
-      `${me.id} already masked round ${input.round} for another set of participants; masking again would reveal its update`,
-    );
-  }
-  if (!state.shared || !state.selfSeed || !state.agreement?.privateKey || mine?.signature !== state.shared.signature)
-    throw fail(`${me.id}'s own sharing statement is not among the participants`, 'FederatedStatement');
-  let vector: Float32Array;
-  try {
-    vector = readVector(await readFile(`${path}.f32`), parameterCount(ARCHITECTURES[f.train.arch]), 'the kept update');
-  } catch (e) {
-    throw fail(`${me.id}: the kept update: ${(e as Error).message}`);
-  }
-  const keys = new Map(input.trained.map((t) => [t.statement.client, t.statement.agreementKey!]));
-  const participants = set.map((s) => ({ id: s.statement.client, agreementKey: keys.get(s.statement.client)! }));
-  const samples = state.trained.statement.samples;
-  const total = set.reduce((s, t) => s + t.statement.samples, 0);
-  // FedAvg weighs by images among those that shared (the server rescales if some drop before masking); DP-FedAvg
-  // gives every client the same 1/K, so no one client's weight exceeds it.
-  const share = f.config.dp ? 1 / f.config.clients.length : samples / total;
-  const context = maskContext(fid, input.round, digest);
-  const contribution = maskedContribution(vector, share, me.id, state.agreement, participants, context);
-  addMask(contribution, selfMask(Buffer.from(state.selfSeed, 'base64'), context, contribution.length), 1);
-  const stored = await store.put(vectorBytes(contribution));
-  const masked = signStatement(f.key, {
-    ...head(fid, input.round, me.id, base, state),
-    kind: 'masked',
-    update: stored.digest,
-    participants: digest,
+  const refused =
+    `${me.id} already masked round ${input.round} for another set of participants; ` +
+    'masking again would reveal its update';
+  return once('mask', digest, refused, async (state) => {
+    if (state.masked) {
+      // A crash after the state was written may have left the unmasked update behind.
+      await rm(`${path}.f32`, { force: true });
+      return state.masked;
+    }
+    if (!state.shared || !state.selfSeed || !state.agreement?.privateKey || mine?.signature !== state.shared.signature)
+      throw fail(`${me.id}'s own sharing statement is not among the participants`, 'FederatedStatement');
+    let vector: Float32Array;
+    try {
+      vector = readVector(
+        await readFile(`${path}.f32`),
+        parameterCount(ARCHITECTURES[f.train.arch]),
+        'the kept update',
+      );
+    } catch (e) {
+      throw fail(`${me.id}: the kept update: ${(e as Error).message}`);
+    }
+    const keys = new Map(input.trained.map((t) => [t.statement.client, t.statement.agreementKey!]));
+    const participants = set.map((s) => ({ id: s.statement.client, agreementKey: keys.get(s.statement.client)! }));
+    const samples = state.trained.statement.samples;
+    const total = set.reduce((s, t) => s + t.statement.samples, 0);
+    // FedAvg weighs by images among those that shared (the server rescales if some drop before masking); DP-FedAvg
+    // gives every client the same 1/K, so no one client's weight exceeds it.
+    const share = f.config.dp ? 1 / f.config.clients.length : samples / total;
+    const context = maskContext(fid, input.round, digest);
+    const contribution = maskedContribution(vector, share, me.id, state.agreement, participants, context);
+    addMask(contribution, selfMask(Buffer.from(state.selfSeed, 'base64'), context, contribution.length), 1);
+    const stored = await store.put(vectorBytes(contribution));
+    const masked = signStatement(f.key, {
+      ...head(fid, input.round, me.id, base, state),
+      kind: 'masked',
+      update: stored.digest,
+      participants: digest,
+    });
+    // The unmasked update, the mask key's private half and the self-mask seed are gone once the contribution exists:
+    // nothing can be masked again, and what recovery needs lives on as the shares.
+    const kept: RoundState = {
+      ...state,
+      masked,
+      participants: digest,
+      agreement: { ...state.agreement, privateKey: '' },
+    };
+    delete kept.selfSeed;
+    await writeState(path, kept);
+    await rm(`${path}.f32`, { force: true });
+    return masked;
   });
-  // The unmasked update, the mask key's private half and the self-mask seed are gone once the contribution exists:
-  // nothing can be masked again, and what recovery needs lives on as the shares.
-  const kept: RoundState = {
-    ...state,
-    masked,
-    participants: digest,
-    agreement: { ...state.agreement, privateKey: '' },
-  };
-  delete kept.selfSeed;
-  await writeState(path, kept);
-  await rm(`${path}.f32`, { force: true });
-  return masked;
 }
 
 export async function clientUnmask(
@@ -171,52 +194,57 @@ export async function clientUnmask(
   store: ArtifactStore,
   input: SecureInput,
 ): Promise<SignedStatement> {
-  const { f, fid, base, path, state, mine, set } = await open(me, trust, { ...input, revealed: undefined }, 'masked');
+  const { f, fid, base, path, mine, set, once } = await open(me, trust, { ...input, revealed: undefined }, 'masked');
   const digest = participantsDigest(set);
   // Once per round, for one masked set: told another set, this client could reveal both secrets of someone.
-  if (state.revealed) {
-    if (state.revealedFor === digest) return state.revealed;
-    throw fail(`${me.id} already revealed its shares in round ${input.round} for another set of masked inputs`);
-  }
-  if (!state.masked || !state.channel || !state.ownShare || mine?.signature !== state.masked.signature)
-    throw fail(`${me.id}'s own masked statement is not among the inputs`, 'FederatedStatement');
-  const trained = input.trained;
-  const holders = holdersOf(trained);
-  const sharedFor = participantsDigest(trained);
-  const arrived = new Set(set.map((s) => s.statement.client));
-  const channels = new Map(trained.map((t) => [t.statement.client, t.statement.channelKey!]));
-  const shares: Revealed['shares'] = {};
-  for (const s of input.shared!) {
-    const from = s.statement.client;
-    let payload: Buffer;
-    if (from === me.id) payload = Buffer.from(state.ownShare, 'base64');
-    else {
-      const sealed = await sealedFor(store, s, me.id);
-      try {
-        payload = openShare(
-          state.channel,
-          channels.get(from)!,
-          sealed,
-          sealContext(fid, input.round, sharedFor, from, me.id),
-        );
-      } catch (e) {
-        throw fail(`the share ${from} sealed for ${me.id}: ${(e as Error).message}`, 'FederatedStatement');
+  const refused = `${me.id} already revealed its shares in round ${input.round} for another set of masked inputs`;
+  return once('reveal', digest, refused, async (state) => {
+    if (state.revealed) return state.revealed;
+    if (!state.masked || !state.channel || !state.ownShare || mine?.signature !== state.masked.signature)
+      throw fail(`${me.id}'s own masked statement is not among the inputs`, 'FederatedStatement');
+    const trained = input.trained;
+    const holders = holdersOf(trained);
+    const sharedFor = participantsDigest(trained);
+    const arrived = new Set(set.map((s) => s.statement.client));
+    const channels = new Map(trained.map((t) => [t.statement.client, t.statement.channelKey!]));
+    const shares: Revealed['shares'] = {};
+    for (const s of input.shared!) {
+      const from = s.statement.client;
+      let payload: Buffer;
+      if (from === me.id) payload = Buffer.from(state.ownShare, 'base64');
+      else {
+        const sealed = await sealedFor(store, s, me.id);
+        try {
+          payload = openShare(
+            state.channel,
+            channels.get(from)!,
+            sealed,
+            sealContext(fid, input.round, sharedFor, from, me.id),
+          );
+        } catch (e) {
+          throw fail(`the share ${from} sealed for ${me.id}: ${(e as Error).message}`, 'FederatedStatement');
+        }
       }
+      shares[from] = arrived.has(from)
+        ? { kind: 'self', share: payload.subarray(32).toString('base64') }
+        : { kind: 'mask', share: payload.subarray(0, 32).toString('base64') };
     }
-    shares[from] = arrived.has(from)
-      ? { kind: 'self', share: payload.subarray(32).toString('base64') }
-      : { kind: 'mask', share: payload.subarray(0, 32).toString('base64') };
-  }
-  const reveal: Revealed = { x: holders.indexOf(me.id) + 1, shares };
-  const stored = await store.put(Buffer.from(JSON.stringify(reveal)));
-  const revealed = signStatement(f.key, {
-    ...head(fid, input.round, me.id, base, state),
-    kind: 'revealed',
-    update: stored.digest,
-    participants: digest,
+    const reveal: Revealed = { x: holders.indexOf(me.id) + 1, shares };
+    const stored = await store.put(Buffer.from(JSON.stringify(reveal)));
+    const revealed = signStatement(f.key, {
+      ...head(fid, input.round, me.id, base, state),
+      kind: 'revealed',
+      update: stored.digest,
+      participants: digest,
+    });
+    // The round is over for this client: its channel key and its own shares go, so a later theft of its disk
+    // opens nothing of this round.
+    const kept: RoundState = { ...state, revealed, revealedFor: digest };
+    delete kept.channel;
+    delete kept.ownShare;
+    await writeState(path, kept);
+    return revealed;
   });
-  await writeState(path, { ...state, revealed, revealedFor: digest });
-  return revealed;
 }
 
 /** The share a client sealed for this holder, from the bundle its signed sharing statement names. */

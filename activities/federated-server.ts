@@ -3,7 +3,7 @@
 // client's signed statement (federated-statement.ts): the orchestration that gathered them is not believed.
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runJob } from '../engine/jobs/run-job.js';
 import { clippedDelta, noisyAverage } from '../engine/federated/dp-fedavg.js';
@@ -19,12 +19,13 @@ import {
 import { saveModel } from '../engine/onnx/model.js';
 import { rngFor } from '../engine/train/rng-for.js';
 import { ARCHITECTURES, deployableModel, initWeights } from '../engine/train/zoo.js';
-import { pinnedPair, type FederatedConfig, type Policy } from '../policy/index.js';
+import { canonicalJson, pinnedPair, type FederatedConfig, type Policy } from '../policy/index.js';
 import { jobDataset } from './job-dataset.js';
 import { jobFailure } from './job-failure.js';
 import { federatedPolicy } from './federated-policy.js';
 import { statementProblems, type SignedStatement } from './federated-statement.js';
 import { secureAverage } from './federated-unmask.js';
+import { claim, createOnce, writeAtomic } from './federated-round-state.js';
 import type { ArtifactStore } from './store.js';
 import type { ClientTrust } from './federated-client.js';
 import { checkFederationStart, startValidity, type SignedFederationStart } from './federated-start.js';
@@ -117,6 +118,12 @@ export async function aggregateRound(
   if (problems.length) refuse(problems.join('; '));
   if (updates.length < config.quorum)
     refuse(`${updates.length} signed updates, fewer than the quorum of ${config.quorum}`);
+  await mkdir(chain, { recursive: true });
+  // One aggregation per round, of one set of statements: two averages of a round over different sets would give the
+  // difference away (under DP exactly, the noise being the round's). A retry with the same statements goes on.
+  const statements = { updates, trained: input.trained, shared: input.shared, revealed: input.revealed };
+  if (!(await claim(join(chain, `round-${input.round}`), 'aggregate', sha256(Buffer.from(canonicalJson(statements))))))
+    refuse('this round was already aggregated from other statements; a round is averaged once');
   let average: Float32Array;
   if (config.secureAggregation) {
     const phases = { trained: input.trained ?? [], shared: input.shared, masked: updates, revealed: input.revealed };
@@ -129,7 +136,6 @@ export async function aggregateRound(
     }
     average = config.dp ? clippedSum(parts, config.dp.clip) : weightedMean(parts);
   }
-  await mkdir(chain, { recursive: true });
   let privacy: RoundResult['privacy'];
   if (config.dp) {
     const dp = config.dp;
@@ -142,7 +148,7 @@ export async function aggregateRound(
     privacy = { epsilon: spent.epsilon, delta: dp.delta, noiseMultiplier: dp.noiseMultiplier, clip: dp.clip };
   }
   const global = await store.put(vectorBytes(average));
-  await writeFile(join(chain, `round-${input.round}.json`), JSON.stringify({ base, global: global.digest }));
+  await writeAtomic(join(chain, `round-${input.round}.json`), JSON.stringify({ base, global: global.digest }));
   const model = await store.put(saveModel(deployableModel(arch, unflatten(arch, average))));
   return {
     round: input.round,
@@ -177,12 +183,7 @@ function clippedSum(parts: { vector: Float32Array }[], clip: number): Float32Arr
  * second draw of the same round (which the accountant does not count).
  */
 async function noiseSeed(path: string): Promise<Buffer> {
-  try {
-    await writeFile(path, randomBytes(32), { flag: 'wx', mode: 0o600 });
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-  }
-  const seed = await readFile(path);
+  const seed = await createOnce(path, randomBytes(32));
   if (seed.length !== 32) throw new Error(`the noise seed ${path} has ${seed.length} bytes, expected 32`);
   return seed;
 }

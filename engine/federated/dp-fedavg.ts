@@ -5,6 +5,7 @@
 // the sum by at most C, so each round is the Gaussian mechanism with noise multiplier σ, and the rounds compose
 // under the Rényi-DP accountant (engine/privacy/rdp.ts, sample rate 1: every client is asked every round).
 import { createCipheriv } from 'node:crypto';
+import { FRACTION_BITS } from './secure-sum.js';
 
 /** ‖v‖₂ accumulated in float64. */
 export function l2Norm(v: Float32Array): number {
@@ -77,4 +78,15 @@ export function noisyAverage(base: Float32Array, sum: Float32Array, round: DpRou
   const out = new Float32Array(base.length);
   for (let i = 0; i < out.length; i++) out[i] = base[i] + (scaled ? sum[i] : sum[i] / k) + (std * noise[i]) / k;
   return out;
+}
+
+/**
+ * The bound a client clips to when its change is masked: secure aggregation rounds each of the d values of change/K
+ * to a step of 2^-FRACTION_BITS (an error of at most half a step), so one client's share of the undivided sum can
+ * exceed its clipped norm by K·√d·2^-(FRACTION_BITS+1). Clipping that much tighter keeps the sensitivity within clip.
+ */
+export function maskedClip(clip: number, clients: number, parameters: number): number {
+  const slack = clients * Math.sqrt(parameters) * 2 ** -(FRACTION_BITS + 1);
+  if (!(clip > 2 * slack)) throw new Error(`clip ${clip} is too small for fixed-point masking (slack ${slack})`);
+  return clip - slack;
 }

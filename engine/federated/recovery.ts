@@ -4,8 +4,9 @@
 // x_u + PRG(b_u) + Σ ±PRG(s_u, s_v). When the masked inputs are in, each survivor reveals, per participant, the share
 // of b_v if v's input arrived and the share of s_v if it did not, never both: the server removes the survivors' self
 // masks and the dropped clients' pairwise masks, and learns the sum alone. With threshold t > n/2 and each client
-// revealing once per round, no one can gather t shares of both secrets of one client (the threshold is the
-// policy's rule, policy/federated-threshold.ts).
+// revealing once per round, the orchestration alone cannot gather t shares of both secrets of one client (the
+// threshold is the policy's rule, policy/federated-threshold.ts). Not covered: an orchestrator colluding with a
+// client, whose own shares count towards both halves (Bonawitz's consistency round is not built).
 import {
   createCipheriv,
   createDecipheriv,

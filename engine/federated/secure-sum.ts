@@ -15,7 +15,7 @@ import {
 } from 'node:crypto';
 import { InputError } from '../input-error.js';
 
-/** Fractional bits of the fixed-point encoding: steps of 2^-20 (about 1e-6), values within ±2048. */
+/** Fractional bits of the fixed-point encoding: steps of 2^-20 (about 1e-6); encoded values stay within ±1024. */
 export const FRACTION_BITS = 20;
 const SCALE = 2 ** FRACTION_BITS;
 export const FIXED_LIMIT = 2 ** (31 - FRACTION_BITS);

@@ -34,8 +34,9 @@ export async function rogueReport(req: Parameters<Activities['reportToGitHub']>[
  * A federation's workflow code replaced by an attacker's (anyone polling its task queue can do this): round 1 is
  * trained, shared and masked by all three clients; then client-1 is asked to mask again for a smaller set (the
  * difference of the two sums would be its update); client-1 reveals for all three masked inputs and is then asked to
- * reveal again as if client-3's had not arrived (its shares of client-3's mask key and self-mask seed together would
- * unmask client-3's input); and the server is asked to aggregate a round 2 that skips round 1's result.
+ * reveal again, at the same moment, as if client-3's had not arrived (its shares of client-3's mask key and self-mask
+ * seed together would unmask client-3's input); the server is asked to average round 1 twice from different
+ * statements, and to aggregate a round 2 that skips round 1's result.
  */
 export async function rogueFederation(input: {
   policy: string;
@@ -58,8 +59,16 @@ export async function rogueFederation(input: {
   const all = { ...at, trained, shared };
   out.push(await outcome(() => client('client-1').clientMask({ ...all, shared: shared.slice(0, 2) })));
   out.push(await outcome(() => client('client-1').clientMask(all)));
-  out.push(await outcome(() => client('client-1').clientUnmask({ ...all, masked })));
-  out.push(await outcome(() => client('client-1').clientUnmask({ ...all, masked: masked.slice(0, 2) })));
+  // Both reveals at once: checking the state first would let both pass.
+  const both = await Promise.all([
+    outcome(() => client('client-1').clientUnmask({ ...all, masked })),
+    outcome(() => client('client-1').clientUnmask({ ...all, masked: masked.slice(0, 2) })),
+  ]);
+  out.push(...both.sort());
+  const revealed = await Promise.all(['client-2', 'client-3'].map((id) => client(id).clientUnmask({ ...all, masked })));
+  const round1 = { ...all, updates: masked, revealed };
+  out.push(await outcome(() => gpu.aggregateRound(round1)));
+  out.push(await outcome(() => gpu.aggregateRound({ ...round1, revealed: [...revealed].reverse() })));
   out.push(await outcome(() => gpu.aggregateRound({ ...at, round: 2, updates: masked, trained })));
   out.push(await outcome(() => client('client-2').clientTrain({ ...at, base: `sha256:${'e'.repeat(64)}` })));
   out.push(await outcome(() => client('client-2').clientTrain({ ...at, round: 99 })));

@@ -385,8 +385,10 @@ describe('federated averaging', () => {
       expect(out).toEqual([
         expect.stringContaining('client-1 already masked round 1 for another set of participants'),
         'ok',
-        'ok',
         expect.stringContaining('client-1 already revealed its shares in round 1 for another set of masked inputs'),
+        'ok',
+        'ok',
+        expect.stringContaining('this round was already aggregated from other statements'),
         expect.stringContaining('not the global model round 1 produced'),
         expect.stringContaining('client-2 already trained round 1 of'),
         'round 99 is not one of 1..2',
