@@ -1,13 +1,12 @@
 // The evaluate stage's activity: pins the model in the artifact store, runs the attack suite in an engine job
 // process (heartbeating its progress; cancelling kills it) and turns the results into gate metrics.
-import { Context } from '@temporalio/activity';
 import { datasetRead, jobDataset, type SplitInput } from './job-dataset.js';
 import { ApplicationFailure } from '@temporalio/common';
 import { RegularFileError, readRegular } from '../engine/io/regular-file.js';
 import { MODEL_LIMITS } from '../engine/onnx/model.js';
 import type { EvaluateResult, JobProgress } from '../engine/jobs/protocol.js';
 import { runJob } from '../engine/jobs/run-job.js';
-import { jobFailure } from './job-failure.js';
+import { engineJob } from './engine-job.js';
 import { executionProviderFromEnv } from '../engine/runtime/session.js';
 import type { DatasetSplit, EvaluateConfig, Evidence } from '../policy/index.js';
 import type { EvaluationSummary } from '../workflows/messages.js';
@@ -40,18 +39,22 @@ export async function evaluateModel(
   signer: () => Promise<EvidenceSigner>,
   input: EvaluateInput,
 ): Promise<EvaluateOutput> {
-  const ctx = Context.current();
   requirePins(input, 'evaluation');
   if (input.members) requirePins({ evidence: input.evidence, pinned: input.members.pinned }, 'membership inference');
   const seal = input.evidence ? await signer() : undefined;
   const stored = input.modelRef
     ? await fromStore(store, input.modelRef)
     : await intoStore(store, input.modelPath!, input.modelSha256, input.config.modelLimits?.maxBytes);
-  let last: JobProgress | undefined;
-  const beat = setInterval(() => ctx.heartbeat(last), 5000);
-  let result: EvaluateResult;
-  try {
-    result = await runJob(
+  // A model the engine refuses (hostile or malformed) will not get better on retry; a crash might. Failures name
+  // the user's file, not its copy in the artifact store.
+  const job = {
+    code: 'InvalidModel',
+    prefix: 'evaluate',
+    everyMs: 5000,
+    message: (m: string) => m.split(stored.path).join(input.modelPath ?? input.modelRef!),
+  };
+  const result: EvaluateResult = await engineJob<EvaluateResult, JobProgress>(job, ({ signal, beat }) =>
+    runJob(
       {
         kind: 'evaluate',
         modelPath: stored.path,
@@ -68,21 +71,9 @@ export async function evaluateModel(
         ...(input.reference ? { reference: true } : {}),
         executionProvider: executionProviderFromEnv(),
       },
-      {
-        signal: ctx.cancellationSignal,
-        onProgress: (p) => {
-          last = p;
-          ctx.heartbeat(p);
-        },
-      },
-    );
-  } catch (e) {
-    // A model the engine refuses (hostile or malformed) will not get better on retry; a crash might.
-    // Name the user's file, not its copy in the artifact store.
-    throw jobFailure(e, 'InvalidModel', (m) => m.split(stored.path).join(input.modelPath ?? input.modelRef!));
-  } finally {
-    clearInterval(beat);
-  }
+      { signal, onProgress: beat },
+    ),
+  );
   const metrics = toMetrics(result, input.config.safetyCritical);
   const out: EvaluateOutput = { modelRef: stored.ref, metrics, summary: summarize(result) };
   if (seal && input.evidence) {

@@ -1,10 +1,8 @@
 // The side-by-side experiment's work on the gpu queue: the model one defense trains (on clean or BadNets-poisoned
 // data), and one attack's evaluation of it. Models are cached by a digest of everything that shaped them, so the
 // cells that share a model train it once, and a cell retried after a crash finds it.
-import { Context } from '@temporalio/activity';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FASHION_FILES } from '../engine/data/fashion.js';
 import { checkPair, readIdx } from '../engine/data/idx.js';
@@ -15,7 +13,7 @@ import { runJob } from '../engine/jobs/run-job.js';
 import { poison } from '../engine/poison/attacks.js';
 import type { AttackName, DefenseName, ExperimentSpec } from '../experiment/spec.js';
 import { canonicalJson } from '../policy/index.js';
-import { jobFailure } from './job-failure.js';
+import { engineJob } from './engine-job.js';
 import type { ArtifactStore } from './store.js';
 
 export interface ModelRequest {
@@ -102,11 +100,8 @@ export async function experimentModel(
     )
       return { ...m, cached: true, seconds: 0 };
   }
-  const ctx = Context.current();
-  const ticker = setInterval(() => ctx.heartbeat(), 10_000);
-  const workDir = await mkdtemp(join(tmpdir(), 'secmlops-experiment-'));
   const started = performance.now();
-  try {
+  return engineJob({ code: 'InvalidTraining', prefix: 'experiment' }, async ({ workDir, signal, beat }) => {
     const data = await trainingFiles(store, req);
     let files: JobDataset = { ...data.files, classes: 10 };
     let sanitised: ExperimentModel['sanitised'];
@@ -156,7 +151,7 @@ export async function experimentModel(
           workDir,
           ...extra,
         },
-        { signal: ctx.cancellationSignal, onTrainProgress: (p) => ctx.heartbeat(p) },
+        { signal: signal, onTrainProgress: beat },
       );
       return store.put(await readFile(result.modelPath));
     };
@@ -185,12 +180,7 @@ export async function experimentModel(
     await mkdir(cacheDir, { recursive: true });
     await writeFile(cached, JSON.stringify(out));
     return out;
-  } catch (e) {
-    throw jobFailure(e, 'InvalidTraining');
-  } finally {
-    clearInterval(ticker);
-    await rm(workDir, { recursive: true, force: true });
-  }
+  });
 }
 
 export interface EvaluateCellRequest {
@@ -205,7 +195,6 @@ export async function experimentEvaluate(
   req: EvaluateCellRequest,
 ): Promise<ExperimentEvalResult> {
   const { spec } = req;
-  const ctx = Context.current();
   await store.get(req.model.ref);
   const test = {
     images: join(spec.data, FASHION_FILES.test.images),
@@ -216,8 +205,8 @@ export async function experimentEvaluate(
     labels: join(spec.data, FASHION_FILES.train.labels),
   };
   const attack = req.attack === 'poisoning' ? 'trigger' : req.attack.endsWith('deepfool') ? 'deepfool' : 'fgsm';
-  try {
-    return await runJob(
+  return engineJob({ code: 'InvalidEvaluation', prefix: 'experiment-eval' }, ({ signal, beat }) =>
+    runJob(
       {
         kind: 'experiment',
         modelPath: store.pathOf(req.model.sha256),
@@ -244,9 +233,7 @@ export async function experimentEvaluate(
             }
           : {}),
       },
-      { signal: ctx.cancellationSignal, onProgress: (p) => ctx.heartbeat(p) },
-    );
-  } catch (e) {
-    throw jobFailure(e, 'InvalidEvaluation');
-  }
+      { signal, onProgress: beat },
+    ),
+  );
 }

@@ -1,16 +1,13 @@
 // The data stage's poisoning defense: a sanitise job (reference model, activations, detector) in an engine process,
 // its sanitised split and list of removed indices stored by SHA-256, metrics for gates, and signed evidence naming
 // both the files read and the copy stored, which the train stage then trains on.
-import { Context } from '@temporalio/activity';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import type { JobProgress, SanitiseResult } from '../engine/jobs/protocol.js';
 import { runJob } from '../engine/jobs/run-job.js';
 import type { Evidence, PoisoningConfig } from '../policy/index.js';
 import { requirePins, type EvidenceContext, type EvidenceSigner } from './evidence.js';
 import { datasetRead, jobDataset, type SplitInput } from './job-dataset.js';
-import { jobFailure } from './job-failure.js';
+import { engineJob } from './engine-job.js';
 import type { ArtifactStore } from './store.js';
 
 export interface SanitiseInput extends SplitInput {
@@ -34,25 +31,13 @@ export async function sanitiseDataset(
   signer: () => Promise<EvidenceSigner>,
   input: SanitiseInput,
 ): Promise<SanitiseOutput> {
-  const ctx = Context.current();
   requirePins(input, 'sanitisation');
   const seal = input.evidence ? await signer() : undefined;
-  const workDir = await mkdtemp(join(tmpdir(), 'secmlops-sanitise-'));
-  let last: JobProgress | undefined;
-  // Progress arrives every few training steps; the ticker covers the quiet moments (the detector, gzip).
-  const ticker = setInterval(() => ctx.heartbeat(last), 5000);
   const { split: _split, ...config } = input.config;
-  try {
-    const r = await runJob(
-      { kind: 'sanitise', ...jobDataset(input), config, workDir },
-      {
-        signal: ctx.cancellationSignal,
-        onProgress: (p) => {
-          last = p;
-          ctx.heartbeat(p);
-        },
-      },
-    );
+  // Progress arrives every few training steps; the heartbeat repeats it in the quiet moments (the detector, gzip).
+  const job = { code: 'InvalidDataset', prefix: 'sanitise', everyMs: 5000 };
+  return engineJob<SanitiseOutput, JobProgress>(job, async ({ workDir, signal, beat }) => {
+    const r = await runJob({ kind: 'sanitise', ...jobDataset(input), config, workDir }, { signal, onProgress: beat });
     const put = async (path: string) => (await store.put(await readFile(path))).digest;
     const [images, labels, removed] = [await put(r.imagesPath), await put(r.labelsPath), await put(r.removedPath)];
     const metrics: Record<string, number> = {
@@ -79,10 +64,5 @@ export async function sanitiseDataset(
         config: input.config,
       });
     return out;
-  } catch (e) {
-    throw jobFailure(e, 'InvalidDataset');
-  } finally {
-    clearInterval(ticker);
-    await rm(workDir, { recursive: true, force: true });
-  }
+  });
 }

@@ -3,12 +3,10 @@
 // server restart) resumes from it; cancelling kills the job and keeps the last checkpoint.
 import { Context } from '@temporalio/activity';
 import { datasetRead, jobDataset, type SplitInput } from './job-dataset.js';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFile, rm } from 'node:fs/promises';
 import type { TrainProgressMessage, TrainResult } from '../engine/jobs/protocol.js';
 import { runJob } from '../engine/jobs/run-job.js';
-import { jobFailure } from './job-failure.js';
+import { engineJob } from './engine-job.js';
 import type { Evidence, TrainConfig } from '../policy/index.js';
 import { requirePins, type EvidenceContext, type EvidenceSigner } from './evidence.js';
 import type { ArtifactStore } from './store.js';
@@ -58,13 +56,12 @@ export async function trainModel(
     resume = { path: store.pathOf(digest), sha256: digest };
     ctx.log.info('resuming training from the last heartbeated checkpoint', { ...previous.checkpoint });
   }
-  const workDir = await mkdtemp(join(tmpdir(), 'secmlops-train-'));
-  // Progress arrives every 20 steps, which a slow configuration may stretch past the heartbeat timeout.
-  const ticker = setInterval(() => heartbeat(beat), 10_000);
   // Checkpoint files are stored one after another, in the order the job wrote them.
   let storing = Promise.resolve();
   const c = input.config;
-  try {
+  const job = { code: 'InvalidTraining', prefix: 'train', heartbeat, onError: () => storing };
+  return engineJob(job, async ({ workDir, signal, beat: send }) => {
+    send(beat);
     const result = await runJob(
       {
         ...c,
@@ -74,17 +71,17 @@ export async function trainModel(
         workDir,
       },
       {
-        signal: ctx.cancellationSignal,
+        signal,
         onTrainProgress: (p) => {
           beat.progress = p;
-          heartbeat(beat);
+          send(beat);
         },
         onCheckpoint: (m) => {
           storing = storing.then(async () => {
             const stored = await store.put(await readFile(m.path));
             await rm(m.path, { force: true });
             beat.checkpoint = { ref: stored.ref, epoch: m.epoch, step: m.step };
-            heartbeat(beat);
+            send(beat);
           });
         },
       },
@@ -117,13 +114,7 @@ export async function trainModel(
       });
     }
     return out;
-  } catch (e) {
-    await storing.catch(() => undefined);
-    throw jobFailure(e, 'InvalidTraining');
-  } finally {
-    clearInterval(ticker);
-    await rm(workDir, { recursive: true, force: true });
-  }
+  });
 }
 
 /** The train stage's privacy metrics: what gates such as train.privacy.epsilon <= 3 read. */
