@@ -126,10 +126,7 @@ try {
     row('FedAvg, 3 IID clients, secure aggregation', secure),
     row(`FedAvg, 3 clients, Dirichlet α = 0.5 (${skewed.sizes})`, skewed),
     ...private_.map((p) =>
-      row(
-        `DP-FedAvg, 3 IID clients, secure aggregation, clip 1, σ ${p.sigma}: ε ${p.epsilon!.toPrecision(3)} at δ 1e-3`,
-        p,
-      ),
+      row(`DP-FedAvg, 3 IID, secure agg., clip 1, σ ${p.sigma}: ε ${p.epsilon!.toPrecision(3)} at δ 1e-3`, p),
     ),
   ];
   const table = [

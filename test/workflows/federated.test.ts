@@ -1,120 +1,45 @@
 // Federated averaging on a real Temporal server: three clients on their own task queues, a client killed in the
 // middle of a round, secure aggregation, continue-as-new, and updates from someone polling a client's queue.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { NativeConnection, Worker } from '@temporalio/worker';
-import { copyFile, readFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { type NativeConnection, Worker } from '@temporalio/worker';
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { createHash, generateKeyPairSync } from 'node:crypto';
-import { ApplicationFailure, Context } from '@temporalio/activity';
-import { ensureDevKeys, loadPrivateKey } from '../../activities/keys.js';
+import { Context } from '@temporalio/activity';
+import { loadPrivateKey } from '../../activities/keys.js';
 import { ArtifactStore } from '../../activities/store.js';
 import { signStatement, type SignedStatement } from '../../activities/federated-statement.js';
-import { l2Norm, noisyAverage } from '../../engine/federated/dp-fedavg.js';
-import { parameterCount, readVector, weightedMean } from '../../engine/federated/vector.js';
-import { epsilon } from '../../engine/privacy/rdp.js';
+import { parameterCount, weightedMean } from '../../engine/federated/vector.js';
 import { mlp } from '../../engine/train/zoo.js';
-import { createWorkers } from '../../worker/workers.js';
-import { createClientActivities } from '../../activities/index.js';
 import { dataConverter } from '../../worker/connection.js';
-import { startFederation } from '../../client/federation.js';
 import { signFederationStart } from '../../activities/federated-start.js';
 import { federatedTraining } from '../../workflows/federated.js';
 import { rogueFederation } from '../helpers/rogue-workflows.js';
-import {
-  FASHION,
-  TRAIN_FILES,
-  makeFixture,
-  sha256,
-  testPolicyText,
-  policyFromText,
-  type Fixture,
-} from '../helpers/fixture.js';
+import { CLIENTS, FederationBench, causes } from '../helpers/federation.js';
+import type { Fixture } from '../helpers/fixture.js';
 import { childPids, spawnWorker, waitUntil, type WorkerProcess } from '../helpers/processes.js';
-import { startStack, testAddress, uniqueId, type Stack } from '../helpers/temporal.js';
-import { writeFile, mkdir } from 'node:fs/promises';
+import { testAddress, uniqueId, type Stack } from '../helpers/temporal.js';
 
-const CLIENTS = ['client-1', 'client-2', 'client-3'];
+const bench = new FederationBench();
 let fx: Fixture;
 let stack: Stack;
 let native: NativeConnection;
-let clients: Worker[] = [];
-let running: Promise<void>[] = [];
 const spawned: WorkerProcess[] = [];
 
 beforeAll(async () => {
-  fx = await makeFixture();
-  await ensureDevKeys(fx.keys, CLIENTS);
-  for (const f of TRAIN_FILES) await copyFile(join(FASHION, f), join(fx.dataset, f));
-  stack = await startStack(fx);
-  native = await NativeConnection.connect({ address: testAddress() });
+  await bench.setup();
+  ({ fx, stack, native } = bench);
 });
 afterAll(async () => {
   spawned.forEach((w) => w.child.kill('SIGKILL'));
-  await stopClients();
-  await native?.close();
-  await stack?.stop();
+  await bench.teardown();
 });
 
-/** In-process client workers for the given ids, each with its own key from the fixture. */
-async function startClients(ids: string[]): Promise<void> {
-  clients = await createWorkers({
-    connection: native,
-    namespace: 'default',
-    queues: ids.map((id) => `client:${id}` as const),
-    artifactsDir: fx.artifacts,
-    releaseKeyPath: fx.key('release'),
-    trust: fx.trust,
-    clientKeyPath: (id) => fx.key(id),
-    clientStateDir: join(fx.dir, 'federated'),
-  });
-  running = clients.map((w) => w.run());
-}
-
-async function stopClients(): Promise<void> {
-  for (const w of clients) if (w.getState() === 'RUNNING') w.shutdown();
-  await Promise.allSettled(running);
-  clients = [];
-}
-
-/** A policy with a federated train block over the first `limit` training images, written to the policy source. */
-async function federatedPolicy(name: string, federated: string, limit = 3000): Promise<string> {
-  const files = await Promise.all(
-    [...TRAIN_FILES, 't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'].map(async (f) => ({
-      path: f,
-      sha256: await sha256(join(fx.dataset, f)),
-    })),
-  );
-  const clientsYaml = CLIENTS.map((c) => `      - { id: ${c}, publicKeyFile: ../keys/${c}.pub }`).join('\n');
-  const text = await testPolicyText(fx, {
-    files,
-    trainSplit: true,
-    extra: `train:
-  arch: mlp
-  limit: ${limit}
-  batch: 64
-  federated:
-    clients:
-${clientsYaml}
-${federated}
-evaluate:
-  limit: 1000
-  attacks: [{ id: fgsm, attack: fgsm, eps: 0.1 }]`,
-  });
-  // Parsed here as the workers will parse it, so a mistake shows as a policy error rather than a failed round.
-  policyFromText(fx, text.replace(/\.\.\/keys\//g, 'keys/'));
-  await mkdir(join(fx.dir, 'policies'), { recursive: true });
-  const ref = `policies/${name}.yaml`;
-  await writeFile(join(fx.dir, ref), text.replace(/publicKeyFile: keys\//g, 'publicKeyFile: ../keys/'));
-  return ref;
-}
-
-async function start(policy: string, id = uniqueId('fedavg')) {
-  return startFederation(stack.client, { workflowId: id, policyRef: policy, key: await loadPrivateKey(fx.key('cli')) });
-}
-
-async function vectorOf(store: ArtifactStore, ref: string, count: number): Promise<Float32Array> {
-  return readVector(await store.get(ref.startsWith('sha256:') ? ref : `sha256:${ref}`), count, ref);
-}
+const startClients = (ids: string[]) => bench.startClients(ids);
+const stopClients = () => bench.stopClients();
+const federatedPolicy = (name: string, federated: string, limit?: number) => bench.policy(name, federated, limit);
+const start = (policy: string, id?: string) => bench.start(policy, id);
+const vectorOf = (_store: ArtifactStore, ref: string, count: number) => bench.vectorOf(ref, count);
 
 describe('federated averaging', () => {
   test('three IID clients: each round averages their signed updates by sample count; continues as new', async () => {
@@ -141,57 +66,6 @@ describe('federated averaging', () => {
       expect(desc.runId).not.toBe(handle.firstExecutionRunId);
       expect(out.rounds[1].testAccuracy).toBeGreaterThan(0.6);
       expect(out.rounds[1].testAccuracy).toBeGreaterThanOrEqual(out.rounds[0].testAccuracy! - 0.05);
-    } finally {
-      await stopClients();
-    }
-  }, 240_000);
-
-  test('DP-FedAvg: clipped changes, the seeded noise and ε per round, recomputed here; with secure aggregation too', async () => {
-    await startClients(CLIENTS);
-    try {
-      const dp = '    dp: { clip: 0.5, noiseMultiplier: 0.01, delta: 0.001 }';
-      const id = uniqueId('fedavg-dp');
-      const out = await (await start(await federatedPolicy('dp', `    rounds: 2\n${dp}`), id)).result();
-      const store = new ArtifactStore(fx.artifacts);
-      const count = parameterCount(mlp);
-      const chain = join(
-        dirname(fx.artifacts),
-        'federations',
-        createHash('sha256').update(id).digest('hex').slice(0, 32),
-      );
-      let base: string | undefined;
-      for (const r of out.rounds) {
-        // The server's chain of rounds names the global model each round started from: round r − 1's result.
-        const link = JSON.parse(await readFile(join(chain, `round-${r.round}.json`), 'utf8')) as { base: string };
-        if (base) expect(`sha256:${link.base}`).toBe(base);
-        // What each client sent is its change from the global model, within the clipping norm.
-        const sum = new Float32Array(count);
-        for (const c of r.clients) {
-          const change = await vectorOf(store, c.update, count);
-          expect(l2Norm(change)).toBeLessThanOrEqual(0.5);
-          change.forEach((v, i) => (sum[i] += v));
-          expect(c).not.toHaveProperty('loss');
-        }
-        const seed = await readFile(join(chain, `round-${r.round}.seed`));
-        const round = { clip: 0.5, noiseMultiplier: 0.01, clients: 3, seed };
-        const expected = noisyAverage(await vectorOf(store, link.base, count), sum, round, false);
-        const global = await vectorOf(store, r.global, count);
-        let worst = 0;
-        for (let i = 0; i < count; i++) worst = Math.max(worst, Math.abs(global[i] - expected[i]));
-        expect(worst).toBeLessThan(1e-6);
-        const spent = epsilon({ sampleRate: 1, noiseMultiplier: 0.01, steps: r.round }, 0.001).epsilon;
-        expect(r.privacy).toEqual({ epsilon: spent, delta: 0.001, noiseMultiplier: 0.01, clip: 0.5 });
-        base = r.global;
-      }
-      expect(out.rounds[1].privacy!.epsilon).toBeGreaterThan(out.rounds[0].privacy!.epsilon);
-      // With secure aggregation: masked changes at a weight of 1/K each, and the same accounting.
-      const policy = await federatedPolicy('dp-secure', `    rounds: 1\n    secureAggregation: true\n${dp}`);
-      const [secure] = (await (await start(policy)).result()).rounds;
-      expect(secure.clients).toHaveLength(3);
-      expect(secure.privacy?.epsilon).toBe(epsilon({ sampleRate: 1, noiseMultiplier: 0.01, steps: 1 }, 0.001).epsilon);
-      // One clipped step from the initialisation: far from trained, but well above chance (uncancelled masks
-      // would leave noise of the size of the 32-bit words behind, and chance's 10%).
-      expect(secure.testAccuracy).toBeGreaterThan(0.25);
     } finally {
       await stopClients();
     }
@@ -243,47 +117,6 @@ describe('federated averaging', () => {
         await expect(readFile(join(fx.dir, 'federated', c.id, `${name}.f32`))).rejects.toThrow('ENOENT');
       expect(round.testAccuracy).toBeGreaterThan(0.5);
     } finally {
-      await stopClients();
-    }
-  }, 240_000);
-
-  test('secure aggregation: client-3 drops after dealing its shares; the survivors reveal, the round completes', async () => {
-    await startClients(['client-1', 'client-2']);
-    // client-3's worker runs the real activities, but goes down once it has shared its keys: its masking fails.
-    const activities = createClientActivities({
-      artifactsDir: fx.artifacts,
-      trust: fx.trust,
-      client: { id: 'client-3', key: () => loadPrivateKey(fx.key('client-3')), stateDir: join(fx.dir, 'federated') },
-    });
-    const third = await Worker.create({
-      connection: native,
-      taskQueue: 'client-3',
-      dataConverter: dataConverter(),
-      activities: {
-        ...activities,
-        clientMask: () => Promise.reject(ApplicationFailure.nonRetryable('client-3 went down', 'ClientDown')),
-      },
-    });
-    const running3 = third.run();
-    try {
-      const secure = await federatedPolicy('dropped', '    rounds: 1\n    quorum: 2\n    secureAggregation: true');
-      const [round] = (await (await start(secure)).result()).rounds;
-      expect(round.clients.map((c) => c.id).sort()).toEqual(['client-1', 'client-2']);
-      // The plain twin, client-3 down from the start: clients 1 and 2 train the same updates (training is seeded)
-      // and send them in the clear. The recovered sum is their sample-weighted mean.
-      third.shutdown();
-      await running3;
-      const twin = await federatedPolicy('dropped-twin', '    rounds: 1\n    quorum: 2\n    roundTimeout: 10s');
-      const plain = (await (await start(twin)).result()).rounds[0];
-      const count = parameterCount(mlp);
-      const store = new ArtifactStore(fx.artifacts);
-      const [global, mean] = [await vectorOf(store, round.global, count), await vectorOf(store, plain.global, count)];
-      let worst = 0;
-      for (let i = 0; i < count; i++) worst = Math.max(worst, Math.abs(global[i] - mean[i]));
-      expect(worst).toBeLessThan(1e-5);
-    } finally {
-      if (third.getState() === 'RUNNING') third.shutdown();
-      await running3.catch(() => undefined);
       await stopClients();
     }
   }, 240_000);
@@ -417,14 +250,3 @@ describe('federated averaging', () => {
     }
   }, 120_000);
 });
-
-/** Every message in an error's cause chain, joined. */
-function causes(e: unknown): string {
-  const out: string[] = [];
-  let err = e as { message?: string; cause?: unknown } | undefined;
-  while (err) {
-    out.push(err.message ?? '');
-    err = err.cause as typeof err;
-  }
-  return out.join(' | ');
-}
