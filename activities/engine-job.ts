@@ -36,20 +36,39 @@ export async function engineJob<T, D = unknown>(
 ): Promise<T> {
   const ctx = Context.current();
   const send = (d: D | undefined) => (opts.heartbeat && d !== undefined ? opts.heartbeat(d) : ctx.heartbeat(d));
+  // Metrics go to the worker's Prometheus endpoint when it has one (SECMLOPS_METRICS_ADDRESS); else nowhere.
+  const tags = { job: opts.prefix };
+  const speed = ctx.metricMeter.createGauge('secmlops_engine_images_per_second', 'float', '', 'engine throughput');
+  const started = performance.now();
   let latest: D | undefined;
   const beat = (details?: D) => {
     if (details !== undefined) latest = details;
+    const rate = imagesPerSecond(details, performance.now() - started);
+    if (rate !== undefined) speed.set(rate, tags);
     send(latest);
   };
+  const jobs = ctx.metricMeter.createCounter('secmlops_engine_jobs', '', 'engine jobs run, by job and outcome');
   const workDir = await mkdtemp(join(tmpdir(), `secmlops-${opts.prefix}-`));
   const ticker = setInterval(() => send(latest), opts.everyMs ?? 10_000);
   try {
-    return await run({ workDir, signal: ctx.cancellationSignal, beat });
+    const out = await run({ workDir, signal: ctx.cancellationSignal, beat });
+    jobs.add(1, { ...tags, outcome: 'completed' });
+    return out;
   } catch (e) {
+    jobs.add(1, { ...tags, outcome: ctx.cancellationSignal.aborted ? 'cancelled' : 'failed' });
     await opts.onError?.().catch(() => undefined);
     throw e instanceof ApplicationFailure ? e : jobFailure(e, opts.code, opts.message);
   } finally {
     clearInterval(ticker);
     await rm(workDir, { recursive: true, force: true });
   }
+}
+
+/** Training reports its own images/s; other jobs report images done, averaged over the job's time so far. */
+function imagesPerSecond(details: unknown, elapsedMs: number): number | undefined {
+  const d = details as { imagesPerSecond?: unknown; done?: unknown; progress?: { imagesPerSecond?: unknown } };
+  const own = d?.imagesPerSecond ?? d?.progress?.imagesPerSecond;
+  if (typeof own === 'number' && Number.isFinite(own)) return own;
+  if (typeof d?.done === 'number' && elapsedMs > 0) return d.done / (elapsedMs / 1000);
+  return undefined;
 }

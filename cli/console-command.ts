@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadPrivateKey, loadPublicKey } from '../activities/keys.js';
+import { ConsoleMetrics } from '../console/metrics.js';
 import { createConsole } from '../console/server.js';
 import { connectClient } from '../worker/connection.js';
 import { openOnceStore } from '../client/once-store.js';
@@ -23,7 +24,10 @@ export async function startConsole(opts: { port: number; host: string; client?: 
   const tokenPub = file('SECMLOPS_TOKEN_PUBLIC_KEY_FILE', 'token.pub');
   const consoleKey = file('SECMLOPS_CONSOLE_KEY', 'console.key');
   const slackKey = file('SECMLOPS_SLACK_KEY', 'slack.key');
+  const metricsAddress = env.SECMLOPS_CONSOLE_METRICS_ADDRESS;
+  const metrics = metricsAddress ? new ConsoleMetrics() : undefined;
   const app = createConsole({
+    ...(metrics ? { metrics } : {}),
     connect: async () => opts.client ?? (await connectClient()),
     tokenPublicKey: tokenPub ? await loadPublicKey(tokenPub) : undefined,
     consoleKey: consoleKey ? await loadPrivateKey(consoleKey) : undefined,
@@ -39,6 +43,10 @@ export async function startConsole(opts: { port: number; host: string; client?: 
       'SECMLOPS_CONSOLE_STATE',
     ),
   });
+  if (metrics && metricsAddress) {
+    const server = await metrics.serve(metricsAddress);
+    app.addHook('onClose', async () => void server.close());
+  }
   await app.listen({ port: opts.port, host: opts.host });
   return { app, url: `http://${opts.host === '0.0.0.0' ? 'localhost' : opts.host}:${opts.port}` };
 }

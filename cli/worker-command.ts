@@ -16,7 +16,8 @@ export async function runWorkers(queueList: string, config: ConnectionConfig): P
   for (const q of queues)
     if (q !== 'cpu' && q !== 'gpu' && !CLIENT_ID.test(q))
       throw new UsageError(`unknown queue "${q}"; expected cpu, gpu or a federated client's id such as client-1`);
-  installQuietLogger('INFO');
+  const metrics = process.env.SECMLOPS_METRICS_ADDRESS;
+  installQuietLogger('INFO', metrics);
   const paths = homePaths();
   const connection = await NativeConnection.connect({
     address: config.connectionOptions.address,
@@ -32,7 +33,8 @@ export async function runWorkers(queueList: string, config: ConnectionConfig): P
     releaseKeyPath: paths.releaseKey,
   });
   console.log(
-    `secmlops worker: polling ${queues.join(', ')} on ${config.connectionOptions.address} (${config.namespace})`,
+    `secmlops worker: polling ${queues.join(', ')} on ${config.connectionOptions.address} (${config.namespace})` +
+      (metrics ? `; Prometheus metrics on http://${metrics}/metrics` : ''),
   );
   // The SDK installs SIGINT/SIGTERM handlers that shut the workers down gracefully.
   await Promise.all(workers.map((w) => w.run()));

@@ -9,6 +9,7 @@ import { WebClient } from '@slack/web-api';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { createHmac, randomBytes, type KeyObject } from 'node:crypto';
 import { DecisionRefused, sendDecision } from '../client/decisions.js';
+import type { ConsoleMetrics } from './metrics.js';
 import type { Policy } from '../policy/index.js';
 import { TASK_QUEUE, policyQuery, statusQuery, type PipelineStatus } from '../workflows/messages.js';
 import { ourPipeline } from '../client/pipelines.js';
@@ -35,6 +36,8 @@ export interface ConsoleOptions {
    * process), so a revoked token stays revoked and a replayed Slack request stays refused after a restart.
    */
   state: JtiStore;
+  /** Counts requests and accepted decisions for Prometheus (console/metrics.ts); none: nothing is counted. */
+  metrics?: ConsoleMetrics;
 }
 
 const COOKIE = 'secmlops_session';
@@ -44,6 +47,15 @@ export function createConsole(o: ConsoleOptions): FastifyInstance {
   const csrfSecret = randomBytes(32);
   let client: Client | undefined;
   const temporal = async (): Promise<Client> => (client ??= await o.connect());
+
+  if (o.metrics) {
+    const requests = o.metrics.requests;
+    app.addHook('onResponse', async (req, reply) => {
+      // The route's pattern, not the URL: pipeline IDs would make a label per pipeline.
+      const route = req.routeOptions.url ?? 'unmatched';
+      requests.inc({ method: req.method, route, status: String(reply.statusCode) });
+    });
+  }
 
   app.addHook('onSend', async (_req, reply) => {
     reply.header(
@@ -271,6 +283,7 @@ export function createConsole(o: ConsoleOptions): FastifyInstance {
             channel: 'console',
             subjectDigest,
           });
+          o.metrics?.decisions.inc({ channel: 'console', decision });
           const more = r.outcome
             ? `stage ${r.stage} is ${r.outcome}`
             : `stage ${r.stage} still needs ${r.missingRoles.join(', ') || 'more approvals'}`;
@@ -338,6 +351,7 @@ export function createConsole(o: ConsoleOptions): FastifyInstance {
         channel: 'slack',
         subjectDigest: a.subjectDigest ?? '',
       });
+      o.metrics?.decisions.inc({ channel: 'slack', decision: a.decision });
       const verb = a.decision === 'approve' ? 'approved' : 'rejected';
       await respond({
         replace_original: true,

@@ -5,6 +5,7 @@ import {
   getExternalWorkflowHandle,
   log,
   patched,
+  metricMeter,
   proxyActivities,
   setHandler,
   workflowInfo,
@@ -77,6 +78,10 @@ export function causeMessage(err: unknown): string {
   while (e instanceof Error && e.cause instanceof Error) e = e.cause;
   return e instanceof Error ? e.message : String(err);
 }
+
+/** Made when recorded: the workflow's meter can be used only inside a running workflow. */
+const approvalWait = () =>
+  metricMeter.createHistogram('secmlops_approval_wait', 'float', 'seconds', 'from approval request to decision');
 
 const slack = proxyActivities<CpuActivities>({
   taskQueue: TASK_QUEUE,
@@ -282,6 +287,7 @@ export class Swimlane {
       });
     this.report();
     this.notify('waiting', a.roles);
+    const since = Date.now();
     const decided = () => this.outcome !== undefined;
     if (a.timeoutMs !== undefined && !(await condition(decided, a.timeoutMs))) {
       const reason = `no decision after ${formatDuration(a.timeoutMs)}; escalated to ${a.escalation}`;
@@ -304,6 +310,8 @@ export class Swimlane {
         return this.fail(reason);
       }
     } else await condition(decided);
+    // Exported on the worker's Prometheus endpoint (the SDK skips it while replaying).
+    approvalWait().record((Date.now() - since) / 1000, { stage: this.status.name, outcome: this.outcome ?? 'none' });
     if (task) task.state = this.outcome === 'approved' ? 'done' : 'failed';
     if (this.outcome === 'rejected') {
       const v = this.votes.find((x) => x.decision === 'reject');

@@ -17,6 +17,7 @@ describe('docker-compose.yml', () => {
     expect(services.trim().split('\n').sort()).toEqual([
       'console',
       'postgresql',
+      'prometheus',
       'temporal',
       'temporal-ui',
       'worker-cpu',
@@ -25,6 +26,13 @@ describe('docker-compose.yml', () => {
     const { stdout } = await run('docker-compose', ['-f', 'docker-compose.yml', 'config'], { env });
     expect(stdout).toMatch(/worker-gpu:[\s\S]*capabilities:\s*\n\s*- gpu[\s\S]*driver: nvidia/);
     expect(stdout).toMatch(/DB: postgres12/);
+    // Metrics: every worker and the console serve them; Prometheus scrapes both ports by service name.
+    expect(stdout.match(/SECMLOPS_METRICS_ADDRESS: 0\.0\.0\.0:9464/g)).toHaveLength(2);
+    expect(stdout).toContain('SECMLOPS_CONSOLE_METRICS_ADDRESS: 0.0.0.0:9465');
+    const scrape = (await readFile('deploy/prometheus.yml', 'utf8')).replace(/#.*$/gm, '');
+    expect(scrape).toMatch(
+      /names: \[worker-cpu, worker-gpu\][\s\S]*port: 9464[\s\S]*names: \[console\][\s\S]*port: 9465/,
+    );
   });
 
   test('caps payload sizes on the server, and gives workers their trust configuration as secrets', async () => {
