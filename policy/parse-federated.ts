@@ -85,7 +85,7 @@ export function readFederated(
   };
 }
 
-/** DP-FedAvg: each client's change clipped to L2 norm `clip`, Gaussian noise σ·clip on the sum, δ for reporting ε. */
+/** DP-FedAvg: each change clipped to L2 norm `clip`, Gaussian noise σ·clip on the sum, δ to report ε at. */
 function readDp(r: Reader, v: unknown, p: string): NonNullable<FederatedConfig['dp']> {
   const d = r.mapping(v, p, { required: ['clip', 'noiseMultiplier'], optional: ['delta'] });
   // Secure aggregation's fixed point holds values within ±1024: a clipped change stays far inside it.

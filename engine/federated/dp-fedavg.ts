@@ -83,7 +83,7 @@ export function noisyAverage(base: Float32Array, sum: Float32Array, round: DpRou
 /**
  * The bound a client clips to when its change is masked: secure aggregation rounds each of the d values of change/K
  * to a step of 2^-FRACTION_BITS (an error of at most half a step), so one client's share of the undivided sum can
- * exceed its clipped norm by K·√d·2^-(FRACTION_BITS+1). Clipping that much tighter keeps the sensitivity within clip.
+ * exceed its clipped norm by K·√d·2^-(FRACTION_BITS+1). Clipping that much tighter keeps the sensitivity in clip.
  */
 export function maskedClip(clip: number, clients: number, parameters: number): number {
   const slack = clients * Math.sqrt(parameters) * 2 ** -(FRACTION_BITS + 1);

@@ -66,7 +66,7 @@ function sealKey(channel: AgreementKey, peerChannel: string, context: string): B
   return Buffer.from(hkdfSync('sha256', secret, Buffer.from(context), 'secmlops-secure-sum-v2 share seal', 32));
 }
 
-/** A share sealed for its holder: base64 of nonce (12) ‖ ciphertext ‖ tag (16); `context` names sender and holder. */
+/** A share sealed for its holder: base64 of nonce (12), ciphertext, tag (16); `context` names sender and holder. */
 export function sealShare(channel: AgreementKey, peerChannel: string, share: Buffer, context: string): string {
   const nonce = randomBytes(12);
   const cipher = createCipheriv('aes-256-gcm', sealKey(channel, peerChannel, context), nonce);
