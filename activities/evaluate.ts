@@ -53,20 +53,20 @@ export async function evaluateModel(
     everyMs: 5000,
     message: (m: string) => m.split(stored.path).join(input.modelPath ?? input.modelRef!),
   };
-  const result: EvaluateResult = await engineJob<EvaluateResult, JobProgress>(job, ({ signal, beat }) =>
+  const result: EvaluateResult = await engineJob<EvaluateResult, JobProgress>(job, async ({ signal, beat }) =>
     runJob(
       {
         kind: 'evaluate',
         modelPath: stored.path,
         modelSha256: stored.digest,
-        ...jobDataset(input),
+        ...(await jobDataset(input)),
         limit: input.config.limit,
         range: input.config.range,
         seed: input.config.seed,
         attacks: input.config.attacks,
         curve: input.config.curve,
         ...(input.config.backdoor ? { backdoor: input.config.backdoor } : {}),
-        ...(membersRequest(input) ?? {}),
+        ...((await membersRequest(input)) ?? {}),
         ...(input.config.modelLimits ? { modelLimits: input.config.modelLimits } : {}),
         ...(input.reference ? { reference: true } : {}),
         executionProvider: executionProviderFromEnv(),
@@ -94,7 +94,7 @@ async function fromStore(store: ArtifactStore, ref: string) {
     throw ApplicationFailure.nonRetryable(`model ${ref}: ${e.message}`, 'ModelMissing');
   });
   const digest = ref.replace(/^sha256:/, '');
-  return { ref, digest, path: store.pathOf(digest) };
+  return { ref, digest, path: await store.localPath(digest) };
 }
 
 /** A model file from the policy: read only as a regular file within the size limit, then copied into the store. */
@@ -160,9 +160,11 @@ function summarize(r: EvaluateResult): EvaluationSummary {
 }
 
 /** The members split for membership inference, as a job request part: the same root, cap and pins as the rest. */
-function membersRequest(input: EvaluateInput) {
+async function membersRequest(input: EvaluateInput) {
   const privacy = input.config.privacy;
   if (!privacy || !input.members) return undefined;
   const { split, pinned } = input.members;
-  return { members: { ...jobDataset({ ...input, split, pinned, sanitised: undefined }), count: privacy.count } };
+  return {
+    members: { ...(await jobDataset({ ...input, split, pinned, sanitised: undefined })), count: privacy.count },
+  };
 }

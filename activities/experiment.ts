@@ -205,11 +205,11 @@ export async function experimentEvaluate(
     labels: join(spec.data, FASHION_FILES.train.labels),
   };
   const attack = req.attack === 'poisoning' ? 'trigger' : req.attack.endsWith('deepfool') ? 'deepfool' : 'fgsm';
-  return engineJob({ code: 'InvalidEvaluation', prefix: 'experiment-eval' }, ({ signal, beat }) =>
+  return engineJob({ code: 'InvalidEvaluation', prefix: 'experiment-eval' }, async ({ signal, beat }) =>
     runJob(
       {
         kind: 'experiment',
-        modelPath: store.pathOf(req.model.sha256),
+        modelPath: await store.localPath(req.model.sha256),
         modelSha256: req.model.sha256,
         ...test,
         classes: 10,

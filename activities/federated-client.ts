@@ -109,13 +109,13 @@ export async function clientTrain(
         {
           ...localTraining(f.train, f.config),
           kind: 'train',
-          ...jobDataset({ root: f.dataset.root, split, classes: f.dataset.classes, pinned: pins }),
+          ...(await jobDataset({ root: f.dataset.root, split, classes: f.dataset.classes, pinned: pins })),
           ...(f.dataset.maxFileBytes ? { maxBytes: f.dataset.maxFileBytes } : {}),
           // Every client and round draws its own shuffles and attack starts.
           seed: (f.train.seed * 1_000_003 + input.round * 1009 + f.index) >>> 0,
           workDir,
           client: {
-            init: { path: store.pathOf(base), sha256: base },
+            init: { path: await store.localPath(base), sha256: base },
             shard: {
               clients: f.config.clients.length,
               index: f.index,

@@ -197,9 +197,14 @@ async function testAccuracy(policy: Policy, store: ArtifactStore, digest: string
   try {
     const result = await runJob({
       kind: 'evaluate',
-      modelPath: store.pathOf(digest),
+      modelPath: await store.localPath(digest),
       modelSha256: digest,
-      ...jobDataset({ root: dataset.root, split, classes: dataset.classes, pinned: pinnedPair(dataset.files, split) }),
+      ...(await jobDataset({
+        root: dataset.root,
+        split,
+        classes: dataset.classes,
+        pinned: pinnedPair(dataset.files, split),
+      })),
       ...(dataset.maxFileBytes ? { maxBytes: dataset.maxFileBytes } : {}),
       limit: e.limit,
       range: e.range,

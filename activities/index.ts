@@ -5,7 +5,7 @@ import { sanitiseDataset, type SanitiseInput } from './sanitise.js';
 import { trainModel, type TrainInput } from './train.js';
 import { hashDatasetFiles, type ManifestInput } from './manifest.js';
 import { signRelease, type ReleaseRequest } from './release.js';
-import { ArtifactStore } from './store.js';
+import { openArtifactStore, type ArtifactStore } from './store.js';
 import { reportToGitHub, type GitHubReport } from './github.js';
 import type { GitHubCredentials } from '../github/credentials.js';
 import { notifyIncident, notifySlack, type IncidentNotice, type SlackCredentials, type SlackNotice } from './slack.js';
@@ -22,8 +22,10 @@ import type { SignedFederationStart } from './federated-start.js';
 import { experimentEvaluate, experimentModel, type EvaluateCellRequest, type ModelRequest } from './experiment.js';
 
 export interface ActivityConfig {
-  /** Folder of the content-addressed artifact store. */
+  /** Folder of the content-addressed artifact store, or its local cache when `artifacts` names a bucket. */
   artifactsDir: string;
+  /** `s3://bucket/prefix` to share artifacts between hosts (default: SECMLOPS_ARTIFACTS, else the folder). */
+  artifacts?: string;
   /** PKCS#8 PEM Ed25519 key that signs release attestations. */
   releaseKeyPath: string;
   /** What this worker trusts: its evidence key, policy source, start keys, OIDC issuer (see worker/trust.ts). */
@@ -38,10 +40,17 @@ export interface ActivityConfig {
   telemetryDir?: string;
 }
 
+function storeOf(config: { artifactsDir: string; artifacts?: string }): ArtifactStore {
+  return openArtifactStore({
+    location: config.artifacts ?? process.env.SECMLOPS_ARTIFACTS,
+    localDir: config.artifactsDir,
+  });
+}
+
 /** What every activity of a worker shares: the artifact store, the evidence signer, the telemetry folder. */
 function common(config: ActivityConfig) {
   return {
-    store: new ArtifactStore(config.artifactsDir),
+    store: storeOf(config),
     signer: evidenceSigner(config.trust.evidenceKeyPath),
     home: dirname(config.artifactsDir),
   };
@@ -93,8 +102,13 @@ export function createActivities(config: ActivityConfig): Activities {
 }
 
 /** A federated client's activities, registered on the task queue named by its id (`secmlops worker --queues ID`). */
-export function createClientActivities(config: { artifactsDir: string; trust: ClientTrust; client: ClientIdentity }) {
-  const store = new ArtifactStore(config.artifactsDir);
+export function createClientActivities(config: {
+  artifactsDir: string;
+  artifacts?: string;
+  trust: ClientTrust;
+  client: ClientIdentity;
+}) {
+  const store = storeOf(config);
   return {
     clientTrain: (input: ClientRoundInput) => clientTrain(config.client, config.trust, store, input),
     clientShare: (input: SecureInput) => clientShare(config.client, config.trust, store, input),

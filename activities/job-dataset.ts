@@ -20,15 +20,19 @@ export interface SplitInput {
 
 const digestOf = (ref: string) => ref.replace(/^sha256:/, '');
 
-export function jobDataset(input: SplitInput, store?: Pick<ArtifactStore, 'pathOf'>): PairFiles & { classes: number } {
+export async function jobDataset(
+  input: SplitInput,
+  store?: Pick<ArtifactStore, 'localPath'>,
+): Promise<PairFiles & { classes: number }> {
   const common = { classes: input.classes, ...(input.maxFileBytes ? { maxBytes: input.maxFileBytes } : {}) };
   if (input.sanitised) {
     if (!store) throw new Error('a sanitised split is read from the artifact store, and none was given');
     const [images, labels] = [digestOf(input.sanitised.images), digestOf(input.sanitised.labels)];
-    // pathOf refuses anything but a digest; the engine then checks the bytes against it while reading.
+    // localPath refuses anything but a digest (a remote store downloads it, checked); the engine then checks the
+    // bytes against it again while reading.
     return {
-      images: store.pathOf(images),
-      labels: store.pathOf(labels),
+      images: await store.localPath(images),
+      labels: await store.localPath(labels),
       imagesSha256: images,
       labelsSha256: labels,
       ...common,

@@ -58,7 +58,7 @@ export async function monitorWindow(
 
 /** The served model file's bytes against the attested digest: any difference, or no readable file, fails. */
 async function integrityOf(store: ArtifactStore, sha256: string): Promise<WindowMeasurement['integrity']> {
-  const path = store.pathOf(sha256);
+  const path = await store.localPath(sha256);
   try {
     // Streamed: a file swapped for a huge (or sparse) one is hashed in constant memory, not read whole.
     const { sha256: actual, bytes } = await hashRegular(path);

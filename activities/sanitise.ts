@@ -37,7 +37,10 @@ export async function sanitiseDataset(
   // Progress arrives every few training steps; the heartbeat repeats it in the quiet moments (the detector, gzip).
   const job = { code: 'InvalidDataset', prefix: 'sanitise', everyMs: 5000 };
   return engineJob<SanitiseOutput, JobProgress>(job, async ({ workDir, signal, beat }) => {
-    const r = await runJob({ kind: 'sanitise', ...jobDataset(input), config, workDir }, { signal, onProgress: beat });
+    const r = await runJob(
+      { kind: 'sanitise', ...(await jobDataset(input)), config, workDir },
+      { signal, onProgress: beat },
+    );
     const put = async (path: string) => (await store.put(await readFile(path))).digest;
     const [images, labels, removed] = [await put(r.imagesPath), await put(r.labelsPath), await put(r.removedPath)];
     const metrics: Record<string, number> = {

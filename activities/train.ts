@@ -53,7 +53,7 @@ export async function trainModel(
     // Read through the store so a corrupted checkpoint is refused rather than trained from.
     await store.get(previous.checkpoint.ref);
     const digest = previous.checkpoint.ref.replace(/^sha256:/, '');
-    resume = { path: store.pathOf(digest), sha256: digest };
+    resume = { path: await store.localPath(digest), sha256: digest };
     ctx.log.info('resuming training from the last heartbeated checkpoint', { ...previous.checkpoint });
   }
   // Checkpoint files are stored one after another, in the order the job wrote them.
@@ -66,7 +66,7 @@ export async function trainModel(
       {
         ...c,
         kind: 'train',
-        ...jobDataset(input, store),
+        ...(await jobDataset(input, store)),
         resume,
         workDir,
       },

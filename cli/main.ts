@@ -299,7 +299,10 @@ program
   )
   .option('--key <pub>', 'trusted release public key (base64 raw or PEM)')
   .option('--policy <file>', 'a policy whose release.publicKey is trusted (and whose evaluate.range bounds inputs)')
-  .option('--artifacts <dir>', 'the artifact store holding the model (default: $SECMLOPS_HOME/artifacts)')
+  .option(
+    '--artifacts <dir|s3://bucket/prefix>',
+    'the artifact store holding the model (default: $SECMLOPS_ARTIFACTS, else $SECMLOPS_HOME/artifacts)',
+  )
   .option('--host <host>', 'address to listen on', '127.0.0.1')
   .option('--port <n>', 'port', int, 8081)
   .option('--max-batch <n>', 'most inputs per request', int, 64)

@@ -14,7 +14,7 @@ import { TelemetryWriter } from '../engine/monitor/telemetry.js';
 import { followMonitor } from '../serve/follow-monitor.js';
 import { monitorStatus } from '../client/incidents.js';
 import { stageWorkflowId } from '../workflows/messages.js';
-import { ArtifactStore } from '../engine/io/artifact-store.js';
+import { openArtifactStore } from '../engine/io/open-artifact-store.js';
 import { RegularFileError, readRegular } from '../engine/io/regular-file.js';
 import { loadAttestedModel } from '../serve/attested-model.js';
 import { createServer } from '../serve/server.js';
@@ -46,7 +46,11 @@ export async function serveCommand(o: ServeCommand): Promise<void> {
   const trustedKey = o.key ? await loadPublicKey(o.key) : policy?.release?.publicKey;
   if (!trustedKey)
     throw new UsageError('no trusted key: give --key PUB, or --policy F whose release.publicKey pins one');
-  const store = new ArtifactStore(o.artifacts ?? homePaths().artifacts);
+  // A bucket (--artifacts s3://… or SECMLOPS_ARTIFACTS) is read through the local folder as its cache.
+  const store = openArtifactStore({
+    location: o.artifacts ?? process.env.SECMLOPS_ARTIFACTS,
+    localDir: homePaths().artifacts,
+  });
   // Restarted under a monitor, the server serves what the monitor serves (checked like any attestation).
   const chosen =
     !o.attestation && o.monitor && o.client ? (await monitorStatus(o.client, o.monitor)).serving : undefined;

@@ -6,7 +6,7 @@
 import { RegularFileError, readRegular } from '../engine/io/regular-file.js';
 import { loadPublicKey } from '../activities/keys.js';
 import type { LoadedPolicy } from '../activities/policy-source.js';
-import { ArtifactStore } from '../activities/store.js';
+import { openArtifactStore } from '../activities/store.js';
 import {
   LEGACY_PREDICATE_TYPE,
   PREDICATE_TYPE,
@@ -49,7 +49,7 @@ const LEGACY_GAPS = [
 
 export async function verifyFile(target: string, opts: VerifyOptions): Promise<VerifyReport> {
   const bytes = target.startsWith('sha256:')
-    ? await new ArtifactStore(opts.artifactsDir).get(target)
+    ? await openArtifactStore({ location: process.env.SECMLOPS_ARTIFACTS, localDir: opts.artifactsDir }).get(target)
     : await readRegular(target, MAX_ATTESTATION_BYTES).catch((e: unknown) => {
         throw e instanceof RegularFileError ? new Error(`cannot verify ${e.message}`) : e;
       });

@@ -127,7 +127,7 @@ export class ServedModel {
   /** Re-hashes the served model's file in the store; a mismatch or an unreadable file halts serving. */
   async checkIntegrity(store: ArtifactStore): Promise<void> {
     const m = this.current;
-    const path = store.pathOf(m.attested.sha256);
+    const path = await store.localPath(m.attested.sha256);
     let why: string | undefined;
     try {
       const { sha256 } = await hashRegular(path);

@@ -11,7 +11,7 @@ import { evidenceSigner } from '../../activities/evidence.js';
 import { MAX_KEY_FILE_BYTES, loadPrivateKey, loadPublicKey } from '../../activities/keys.js';
 import { readPolicyFile } from '../../activities/policy-source.js';
 import { signRelease, type ReleaseRequest } from '../../activities/release.js';
-import { ArtifactStore } from '../../activities/store.js';
+import { LocalArtifactStore } from '../../activities/store.js';
 import { verifyFile } from '../../cli/verify.js';
 import { appCredentials } from '../../github/credentials.js';
 import { trustFromEnv } from '../../worker/trust.js';
@@ -67,7 +67,7 @@ describe('key files', () => {
     );
     const release = new MockActivityEnvironment().run(
       signRelease,
-      new ArtifactStore(fx.artifacts),
+      new LocalArtifactStore(fx.artifacts),
       '/dev/zero',
       evidenceSigner(fx.key('evidence')),
       { dossier: {} } as unknown as ReleaseRequest,

@@ -13,7 +13,7 @@ import { monitorStatus } from '../../client/incidents.js';
 import { openOnceStore } from '../../client/once-store.js';
 import { createConsole } from '../../console/server.js';
 import { issueToken } from '../../console/tokens.js';
-import { ArtifactStore } from '../../engine/io/artifact-store.js';
+import { LocalArtifactStore } from '../../engine/io/artifact-store.js';
 import { makeFixture, type Fixture } from '../helpers/fixture.js';
 import { exampleModel, monitoredReleases, type MonitoredReleases } from '../helpers/monitored.js';
 import { waitUntil } from '../helpers/processes.js';
@@ -86,7 +86,7 @@ describe('the console’s monitor view', () => {
     const { a, b } = releases;
     const shaB = (await monitorStatus(stack.client, b.id)).serving.modelSha256;
     // Tamper with the served model's file in the store: the next window's re-hash catches it.
-    await writeFile(new ArtifactStore(fx.artifacts).pathOf(shaB), await exampleModel(1));
+    await writeFile(new LocalArtifactStore(fx.artifacts).pathOf(shaB), await exampleModel(1));
     await waitUntil(
       'an integrity incident',
       async () => ((await monitorStatus(stack.client, b.id)).incidents.length ? true : undefined),

@@ -5,7 +5,7 @@ import { NativeConnection, type Worker } from '@temporalio/worker';
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ensureDevKeys, loadPrivateKey } from '../../activities/keys.js';
-import { ArtifactStore } from '../../activities/store.js';
+import { LocalArtifactStore } from '../../activities/store.js';
 import { startFederation } from '../../client/federation.js';
 import { readVector } from '../../engine/federated/vector.js';
 import { createWorkers } from '../../worker/workers.js';
@@ -98,7 +98,7 @@ evaluate:
   }
 
   async vectorOf(ref: string, count: number): Promise<Float32Array> {
-    const store = new ArtifactStore(this.fx.artifacts);
+    const store = new LocalArtifactStore(this.fx.artifacts);
     return readVector(await store.get(ref.startsWith('sha256:') ? ref : `sha256:${ref}`), count, ref);
   }
 }

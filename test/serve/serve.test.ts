@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { signEnvelope, type Envelope, type Statement } from '../../activities/attestation.js';
 import { loadPrivateKey, loadPublicKey } from '../../activities/keys.js';
-import { ArtifactStore } from '../../engine/io/artifact-store.js';
+import { LocalArtifactStore } from '../../engine/io/artifact-store.js';
 import { loadSplit } from '../../engine/data/fashion.js';
 import { createSession, floatTensor } from '../../engine/runtime/session.js';
 import { NotAttested, loadAttestedModel, type AttestedModel } from '../../serve/attested-model.js';
@@ -48,7 +48,7 @@ beforeAll(async () => {
   await stack.stop();
   stack = undefined;
   attestationRef = r.stages[1].artifacts.attestation;
-  const store = new ArtifactStore(fx.artifacts);
+  const store = new LocalArtifactStore(fx.artifacts);
   envelope = JSON.parse((await store.get(attestationRef)).toString()) as Envelope;
   trusted = await loadPublicKey(join(fx.keys, 'release.pub'));
   attested = await loadAttestedModel({ envelope, trustedKey: trusted, store });
@@ -137,7 +137,7 @@ describe('serving an attested model', () => {
 });
 
 describe('refusing to serve', () => {
-  const store = () => new ArtifactStore(fx.artifacts);
+  const store = () => new LocalArtifactStore(fx.artifacts);
 
   test('an attestation signed by another key', async () => {
     const { privateKey } = generateKeyPairSync('ed25519');
@@ -230,7 +230,7 @@ describe('requests built to exhaust the server', () => {
 });
 
 describe('refusing what the operator did not approve', () => {
-  const store = () => new ArtifactStore(fx.artifacts);
+  const store = () => new LocalArtifactStore(fx.artifacts);
 
   test('a release that ran under another policy than the operator’s, or a model the policy does not pin', async () => {
     await expect(

@@ -6,7 +6,12 @@ import { promisify } from 'node:util';
 import { BLOB_SIZE_LIMITS } from '../../worker/dev-server.js';
 
 const run = promisify(execFile);
-const env = { ...process.env, POSTGRES_PASSWORD: 'test-only', SECMLOPS_RELEASE_KEY_FILE: './Dockerfile' };
+const env = {
+  ...process.env,
+  POSTGRES_PASSWORD: 'test-only',
+  MINIO_ROOT_PASSWORD: 'test-only-minio',
+  SECMLOPS_RELEASE_KEY_FILE: './Dockerfile',
+};
 
 describe('docker-compose.yml', () => {
   test('validates, and runs Temporal on PostgreSQL with its UI, CPU and GPU workers', async () => {
@@ -16,6 +21,8 @@ describe('docker-compose.yml', () => {
     });
     expect(services.trim().split('\n').sort()).toEqual([
       'console',
+      'minio',
+      'minio-init',
       'postgresql',
       'prometheus',
       'temporal',
@@ -29,6 +36,11 @@ describe('docker-compose.yml', () => {
     // Metrics: every worker and the console serve them; Prometheus scrapes both ports by service name.
     expect(stdout.match(/SECMLOPS_METRICS_ADDRESS: 0\.0\.0\.0:9464/g)).toHaveLength(2);
     expect(stdout).toContain('SECMLOPS_CONSOLE_METRICS_ADDRESS: 0.0.0.0:9465');
+    // Artifacts: both workers use the MinIO bucket the init service creates, after it has created it.
+    expect(stdout.match(/SECMLOPS_ARTIFACTS: s3:\/\/secmlops\/artifacts/g)).toHaveLength(2);
+    expect(stdout.match(/AWS_ENDPOINT_URL_S3: http:\/\/minio:9000/g)).toHaveLength(2);
+    expect(stdout.match(/minio-init:\s*\n\s*condition: service_completed_successfully/g)).toHaveLength(2);
+    expect(stdout).toMatch(/mc mb --ignore-existing store\/secmlops/);
     const scrape = (await readFile('deploy/prometheus.yml', 'utf8')).replace(/#.*$/gm, '');
     expect(scrape).toMatch(
       /names: \[worker-cpu, worker-gpu\][\s\S]*port: 9464[\s\S]*names: \[console\][\s\S]*port: 9465/,
@@ -73,10 +85,14 @@ describe('docker-compose.yml', () => {
     expect(dockerfile).toMatch(/npm ci --omit=dev --ignore-scripts \\\n && npm rebuild better-sqlite3/);
   });
 
-  test('refuses to render without a database password', async () => {
+  test('refuses to render without a database or MinIO password', async () => {
     const { POSTGRES_PASSWORD: _unused, ...without } = env;
     await expect(
       run('docker-compose', ['-f', 'docker-compose.yml', 'config', '-q'], { env: without }),
     ).rejects.toMatchObject({ stderr: expect.stringContaining('set POSTGRES_PASSWORD') });
+    const { MINIO_ROOT_PASSWORD: _minio, ...noMinio } = env;
+    await expect(
+      run('docker-compose', ['-f', 'docker-compose.yml', 'config', '-q'], { env: noMinio }),
+    ).rejects.toMatchObject({ stderr: expect.stringContaining('set MINIO_ROOT_PASSWORD') });
   });
 });

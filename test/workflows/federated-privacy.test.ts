@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/activity';
 import { createClientActivities } from '../../activities/index.js';
 import { loadPrivateKey } from '../../activities/keys.js';
-import { ArtifactStore } from '../../activities/store.js';
+import { LocalArtifactStore } from '../../activities/store.js';
 import { l2Norm, noisyAverage } from '../../engine/federated/dp-fedavg.js';
 import { parameterCount } from '../../engine/federated/vector.js';
 import { epsilon } from '../../engine/privacy/rdp.js';
@@ -32,7 +32,7 @@ const startClients = (ids: string[]) => bench.startClients(ids);
 const stopClients = () => bench.stopClients();
 const federatedPolicy = (name: string, federated: string, limit?: number) => bench.policy(name, federated, limit);
 const start = (policy: string, id?: string) => bench.start(policy, id);
-const vectorOf = (_store: ArtifactStore, ref: string, count: number) => bench.vectorOf(ref, count);
+const vectorOf = (_store: LocalArtifactStore, ref: string, count: number) => bench.vectorOf(ref, count);
 
 describe('federated averaging with privacy', () => {
   test('DP-FedAvg: clipped changes, the seeded noise and ε per round, recomputed here; with secure aggregation too', async () => {
@@ -41,7 +41,7 @@ describe('federated averaging with privacy', () => {
       const dp = '    dp: { clip: 0.5, noiseMultiplier: 0.01, delta: 0.001 }';
       const id = uniqueId('fedavg-dp');
       const out = await (await start(await federatedPolicy('dp', `    rounds: 2\n${dp}`), id)).result();
-      const store = new ArtifactStore(fx.artifacts);
+      const store = new LocalArtifactStore(fx.artifacts);
       const count = parameterCount(mlp);
       const chain = join(
         dirname(fx.artifacts),
@@ -115,7 +115,7 @@ describe('federated averaging with privacy', () => {
       const twin = await federatedPolicy('dropped-twin', '    rounds: 1\n    quorum: 2\n    roundTimeout: 10s');
       const plain = (await (await start(twin)).result()).rounds[0];
       const count = parameterCount(mlp);
-      const store = new ArtifactStore(fx.artifacts);
+      const store = new LocalArtifactStore(fx.artifacts);
       const [global, mean] = [await vectorOf(store, round.global, count), await vectorOf(store, plain.global, count)];
       let worst = 0;
       for (let i = 0; i < count; i++) worst = Math.max(worst, Math.abs(global[i] - mean[i]));

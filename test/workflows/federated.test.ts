@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import { loadPrivateKey } from '../../activities/keys.js';
-import { ArtifactStore } from '../../activities/store.js';
+import { LocalArtifactStore } from '../../activities/store.js';
 import { signStatement, type SignedStatement } from '../../activities/federated-statement.js';
 import { parameterCount, weightedMean } from '../../engine/federated/vector.js';
 import { mlp } from '../../engine/train/zoo.js';
@@ -39,7 +39,7 @@ const startClients = (ids: string[]) => bench.startClients(ids);
 const stopClients = () => bench.stopClients();
 const federatedPolicy = (name: string, federated: string, limit?: number) => bench.policy(name, federated, limit);
 const start = (policy: string, id?: string) => bench.start(policy, id);
-const vectorOf = (_store: ArtifactStore, ref: string, count: number) => bench.vectorOf(ref, count);
+const vectorOf = (_store: LocalArtifactStore, ref: string, count: number) => bench.vectorOf(ref, count);
 
 describe('federated averaging', () => {
   test('three IID clients: each round averages their signed updates by sample count; continues as new', async () => {
@@ -49,7 +49,7 @@ describe('federated averaging', () => {
       const handle = await start(policy);
       const out = await handle.result();
       expect(out.rounds).toHaveLength(2);
-      const store = new ArtifactStore(fx.artifacts);
+      const store = new LocalArtifactStore(fx.artifacts);
       for (const r of out.rounds) {
         expect(r.clients.map((c) => c.id).sort()).toEqual(CLIENTS);
         expect(r.clients.reduce((s, c) => s + c.samples, 0)).toBe(3000);
@@ -100,7 +100,7 @@ describe('federated averaging', () => {
       const plain = (await (await start(twin)).result()).rounds[0];
       expect(plain.clients.map((c) => c.id).sort()).toEqual(['client-1', 'client-2']);
       const count = parameterCount(mlp);
-      const store = new ArtifactStore(fx.artifacts);
+      const store = new LocalArtifactStore(fx.artifacts);
       for (const c of round.clients) {
         const clear = plain.clients.find((p) => p.id === c.id)!;
         expect(c.samples).toBe(clear.samples);
@@ -123,7 +123,7 @@ describe('federated averaging', () => {
 
   test("an update from a rogue poller of a client's queue, signed with another key, fails the round", async () => {
     await startClients(['client-1', 'client-3']);
-    const store = new ArtifactStore(fx.artifacts);
+    const store = new LocalArtifactStore(fx.artifacts);
     const { privateKey } = generateKeyPairSync('ed25519');
     // A rogue process on client-2's queue: it answers with an update of its own (zeros), signed by its own key.
     const rogue = await Worker.create({

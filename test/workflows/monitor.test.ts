@@ -8,7 +8,7 @@ import { loadPublicKey } from '../../activities/keys.js';
 import { DecisionRefused } from '../../client/decisions.js';
 import { monitorStatus, sendIncidentDecision } from '../../client/incidents.js';
 import { loadSplit, type ImageSet } from '../../engine/data/fashion.js';
-import { ArtifactStore } from '../../engine/io/artifact-store.js';
+import { LocalArtifactStore } from '../../engine/io/artifact-store.js';
 import { TelemetryWriter } from '../../engine/monitor/telemetry.js';
 import { Rng } from '../../engine/runtime/rng.js';
 import { loadAttestedModel } from '../../serve/attested-model.js';
@@ -117,7 +117,7 @@ describe('the monitor stage', () => {
     );
     const attA = a.stages[1].artifacts.attestation;
     const attB = b.stages[1].artifacts.attestation;
-    const store = new ArtifactStore(fx.artifacts);
+    const store = new LocalArtifactStore(fx.artifacts);
     const trustedKey = await loadPublicKey(join(fx.keys, 'release.pub'));
     const { digest } = loaded();
     const attested = await loadAttestedModel({
@@ -296,7 +296,7 @@ describe('the monitor stage', () => {
 
   test('a retrain start is refused unless an R8 decision on that incident proves it', async () => {
     const r = await monitoredReleasesOnce();
-    const envelope = JSON.parse((await new ArtifactStore(fx.artifacts).get(r.b.attestation)).toString()) as {
+    const envelope = JSON.parse((await new LocalArtifactStore(fx.artifacts).get(r.b.attestation)).toString()) as {
       payload: string;
     };
     const statement = JSON.parse(Buffer.from(envelope.payload, 'base64').toString()) as {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { ReleasePredicate } from '../../activities/release.js';
 import { openEnvelope, type Envelope } from '../../activities/attestation.js';
 import { loadPublicKey } from '../../activities/keys.js';
-import { ArtifactStore } from '../../activities/store.js';
+import { LocalArtifactStore } from '../../activities/store.js';
 import { verifyFile } from '../../cli/verify.js';
 import { readPair } from '../../engine/data/fashion.js';
 import { parseIdx } from '../../engine/data/idx.js';
@@ -90,7 +90,7 @@ describe('poisoning defense in the data stage', () => {
     const r = await result(handle);
     expect(r.state).toBe('passed');
     const [data, train, evaluate, release] = r.stages;
-    const store = new ArtifactStore(fx.artifacts);
+    const store = new LocalArtifactStore(fx.artifacts);
     const removed = (
       JSON.parse((await store.get(data.artifacts['sanitised.removed'])).toString()) as {
         removed: number[];

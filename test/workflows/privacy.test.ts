@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { epsilon, stepsFor } from '../../engine/privacy/rdp.js';
 import type { Envelope } from '../../activities/attestation.js';
 import type { ReleasePredicate } from '../../activities/release.js';
-import { ArtifactStore } from '../../activities/store.js';
+import { LocalArtifactStore } from '../../activities/store.js';
 import { verifyFile } from '../../cli/verify.js';
 import { loadWrittenPolicy, makeFixture, withTrainingSet, testPolicy, type Fixture } from '../helpers/fixture.js';
 import { result, startPipeline, startStack, uniqueId, waitForStage, type Stack } from '../helpers/temporal.js';
@@ -73,7 +73,7 @@ describe('DP-SGD in the train stage', () => {
     const r = await result(handle);
     expect(r.state).toBe('passed');
     const ref = r.stages[1].artifacts.attestation;
-    const envelope = JSON.parse((await new ArtifactStore(fx.artifacts).get(ref)).toString()) as Envelope;
+    const envelope = JSON.parse((await new LocalArtifactStore(fx.artifacts).get(ref)).toString()) as Envelope;
     const statement = JSON.parse(Buffer.from(envelope.payload, 'base64').toString()) as { predicate: ReleasePredicate };
     const predicate = statement.predicate;
     expect(predicate.privacy).toEqual({

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { Client, Connection } from '@temporalio/client';
 import { join } from 'node:path';
-import { ArtifactStore } from '../../activities/store.js';
+import { LocalArtifactStore } from '../../activities/store.js';
 import { decodePayloads } from '../../worker/connection.js';
 import { stageWorkflowId } from '../../workflows/messages.js';
 import { FASHION, makeFixture, sha256, testPolicy, type Fixture } from '../helpers/fixture.js';
@@ -71,7 +71,7 @@ describe('train stage', () => {
     expect(evaluate.artifacts.model).toBe(train.artifacts.model);
     expect(evaluate.metrics['evaluate.clean_accuracy']).toBeGreaterThan(0.3);
     // The final checkpoint is in the store, readable and digest-checked.
-    await new ArtifactStore(fx.artifacts).get(train.artifacts.checkpoint);
+    await new LocalArtifactStore(fx.artifacts).get(train.artifacts.checkpoint);
     await recordHistories(stack.client, 'train', [id, stageWorkflowId(id, 'train')]);
   }, 120_000);
 
@@ -159,7 +159,7 @@ describe('train stage', () => {
     const ck = await waitUntil('a checkpoint', async () => (await heartbeat(stack.client, id))?.checkpoint);
     await handle.cancel();
     await expect(handle.result()).rejects.toThrow(/cancel/i);
-    const bytes = await new ArtifactStore(fx.artifacts).get(ck.ref);
+    const bytes = await new LocalArtifactStore(fx.artifacts).get(ck.ref);
     expect(bytes.subarray(0, 15).toString()).toBe('SECMLOPS-CKPT-2');
   }, 120_000);
 });

@@ -7,7 +7,7 @@ import type { LoadedPolicy } from '../../activities/policy-source.js';
 import { openEnvelope, signEnvelope, type Envelope } from '../../activities/attestation.js';
 import { loadPrivateKey, loadPublicKey, signDecision } from '../../activities/keys.js';
 import type { ReleasePredicate } from '../../activities/release.js';
-import { ArtifactStore } from '../../activities/store.js';
+import { LocalArtifactStore } from '../../activities/store.js';
 import { verifyFile } from '../../cli/verify.js';
 import { appendEntry, genesisDigest, type AuditEntry, type SignedDecision } from '../../policy/index.js';
 import {
@@ -113,7 +113,7 @@ describe('the release attests only what workers measured and people signed', () 
     expect(data.manifest?.map((m) => m.sha256)).toEqual(policy.artifacts.dataset!.files.map((f) => f.sha256));
     expect(data.gates.map((g) => g.id)).toEqual([]);
     const attestation = r.stages.find((s) => s.name === 'release')!.artifacts.attestation;
-    const envelope = JSON.parse((await new ArtifactStore(fx.artifacts).get(attestation)).toString()) as Envelope;
+    const envelope = JSON.parse((await new LocalArtifactStore(fx.artifacts).get(attestation)).toString()) as Envelope;
     const text = Buffer.from(envelope.payload, 'base64').toString();
     for (const forged of [
       'a'.repeat(64),
@@ -296,7 +296,9 @@ describe('verify', () => {
     rechain = false,
   ): Promise<string[]> {
     const trusted = await loadPublicKey(join(fx.keys, 'release.pub'));
-    const envelope = JSON.parse((await new ArtifactStore(fx.artifacts).get(whole.attestation)).toString()) as Envelope;
+    const envelope = JSON.parse(
+      (await new LocalArtifactStore(fx.artifacts).get(whole.attestation)).toString(),
+    ) as Envelope;
     const statement = openEnvelope(envelope, trusted);
     const p = statement.predicate as unknown as ReleasePredicate;
     edit(p, statement);
