@@ -39,21 +39,43 @@ export async function evaluateModel(
   signer: () => Promise<EvidenceSigner>,
   input: EvaluateInput,
 ): Promise<EvaluateOutput> {
+  const seal = await prepare(input, signer);
+  const stored = await modelOf(store, input);
+  const result = await runEvaluation(input, stored);
+  return evaluationOutput(input, stored, result, seal);
+}
+
+/** The pins evidence needs, and the signer when evidence is asked for. */
+export async function prepare(input: EvaluateInput, signer: () => Promise<EvidenceSigner>) {
   requirePins(input, 'evaluation');
   if (input.members) requirePins({ evidence: input.evidence, pinned: input.members.pinned }, 'membership inference');
-  const seal = input.evidence ? await signer() : undefined;
-  const stored = input.modelRef
-    ? await fromStore(store, input.modelRef)
-    : await intoStore(store, input.modelPath!, input.modelSha256, input.config.modelLimits?.maxBytes);
+  return input.evidence ? await signer() : undefined;
+}
+
+export type StoredModel = { ref: string; digest: string; path: string };
+
+/** The model, from an earlier stage's reference or the policy's file (copied into the store, checked). */
+export function modelOf(store: ArtifactStore, input: EvaluateInput): Promise<StoredModel> {
+  return input.modelRef
+    ? fromStore(store, input.modelRef)
+    : intoStore(store, input.modelPath!, input.modelSha256, input.config.modelLimits?.maxBytes);
+}
+
+/** The engine job over the whole split, or over one part of it when `shard` is given. */
+export async function runEvaluation(
+  input: EvaluateInput,
+  stored: StoredModel,
+  shard?: { index: number; count: number },
+): Promise<EvaluateResult> {
   // A model the engine refuses (hostile or malformed) will not get better on retry; a crash might. Failures name
   // the user's file, not its copy in the artifact store.
   const job = {
     code: 'InvalidModel',
-    prefix: 'evaluate',
+    prefix: shard ? `evaluate part ${shard.index + 1} of ${shard.count}` : 'evaluate',
     everyMs: 5000,
     message: (m: string) => m.split(stored.path).join(input.modelPath ?? input.modelRef!),
   };
-  const result: EvaluateResult = await engineJob<EvaluateResult, JobProgress>(job, async ({ signal, beat }) =>
+  return engineJob<EvaluateResult, JobProgress>(job, async ({ signal, beat }) =>
     runJob(
       {
         kind: 'evaluate',
@@ -69,17 +91,32 @@ export async function evaluateModel(
         ...((await membersRequest(input)) ?? {}),
         ...(input.config.modelLimits ? { modelLimits: input.config.modelLimits } : {}),
         ...(input.reference ? { reference: true } : {}),
+        ...(shard ? { shard } : {}),
         executionProvider: executionProviderFromEnv(),
       },
       { signal, onProgress: beat },
     ),
   );
+}
+
+/** What the files of this evaluation are, as evidence names them (checked against the pins while read). */
+export function evaluationDataset(input: EvaluateInput) {
+  return [...datasetRead(input), ...(input.members ? datasetRead({ ...input, ...input.members }) : [])];
+}
+
+/** Metrics, the summary and, with evidence asked for, the signed evaluation. */
+export function evaluationOutput(
+  input: EvaluateInput,
+  stored: StoredModel,
+  result: EvaluateResult,
+  seal: EvidenceSigner | undefined,
+): EvaluateOutput {
   const metrics = toMetrics(result, input.config.safetyCritical);
   const out: EvaluateOutput = { modelRef: stored.ref, metrics, summary: summarize(result) };
   if (seal && input.evidence) {
     out.evidence = seal.sign('evaluation', input.evidence, {
       modelSha256: stored.digest,
-      dataset: [...datasetRead(input), ...(input.members ? datasetRead({ ...input, ...input.members }) : [])],
+      dataset: evaluationDataset(input),
       metrics,
       config: input.config,
       ...(result.reference ? { reference: result.reference } : {}),
@@ -89,7 +126,7 @@ export async function evaluateModel(
 }
 
 /** A model an earlier stage stored: read back through the store, which checks its digest. */
-async function fromStore(store: ArtifactStore, ref: string) {
+async function fromStore(store: ArtifactStore, ref: string): Promise<StoredModel> {
   await store.get(ref).catch((e: Error) => {
     throw ApplicationFailure.nonRetryable(`model ${ref}: ${e.message}`, 'ModelMissing');
   });
@@ -98,7 +135,12 @@ async function fromStore(store: ArtifactStore, ref: string) {
 }
 
 /** A model file from the policy: read only as a regular file within the size limit, then copied into the store. */
-async function intoStore(store: ArtifactStore, path: string, pinned?: string, maxBytes = MODEL_LIMITS.maxBytes) {
+async function intoStore(
+  store: ArtifactStore,
+  path: string,
+  pinned?: string,
+  maxBytes = MODEL_LIMITS.maxBytes,
+): Promise<StoredModel> {
   const bytes = await readRegular(path, maxBytes).catch((e: unknown) => {
     if (!(e instanceof RegularFileError)) throw e;
     throw ApplicationFailure.nonRetryable(`model ${e.message}`, 'ModelUnreadable');

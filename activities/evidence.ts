@@ -109,7 +109,7 @@ function asJson<T>(value: T): T {
 }
 
 /** The workflow that scheduled this activity, as the Temporal server delivered the task (not a client's claim). */
-function callingWorkflow(): string {
+export function callingWorkflow(): string {
   return scheduledBy().workflowId;
 }
 

@@ -1,6 +1,7 @@
 import { dirname, join } from 'node:path';
 import { validateDataset, type ValidateInput } from './dataset.js';
 import { evaluateModel, type EvaluateInput } from './evaluate.js';
+import { evaluateShard, mergeEvaluation, type MergeInput, type ShardInput } from './evaluate-shards.js';
 import { sanitiseDataset, type SanitiseInput } from './sanitise.js';
 import { trainModel, type TrainInput } from './train.js';
 import { hashDatasetFiles, type ManifestInput } from './manifest.js';
@@ -82,6 +83,8 @@ export function createGpuActivities(config: ActivityConfig) {
     validateDataset: (input: ValidateInput) => validateDataset(signer, input),
     sanitiseDataset: (input: SanitiseInput) => sanitiseDataset(store, signer, input),
     evaluateModel: (input: EvaluateInput) => evaluateModel(store, signer, input),
+    evaluateShard: (input: ShardInput) => evaluateShard(store, signer, input),
+    mergeEvaluation: (input: MergeInput) => mergeEvaluation(store, signer, input),
     trainModel: (input: TrainInput) => trainModel(store, signer, input),
     experimentModel: (req: ModelRequest) => experimentModel(store, join(home, 'experiment-cache'), req),
     experimentEvaluate: (req: EvaluateCellRequest) => experimentEvaluate(store, req),

@@ -65,6 +65,20 @@ export interface ModelPayload {
   reference?: DriftReference;
 }
 
+/**
+ * One part of a sharded evaluation, signed where it ran: the merge checks every part against the others and the
+ * stage before it signs the evaluation (parts never reach the release).
+ */
+export interface EvaluationShardPayload {
+  modelSha256: string;
+  dataset: FileDigest[];
+  config: unknown;
+  /** Part `index` of `count`: images [start, end) of the set's `images`. */
+  shard: { index: number; count: number; start: number; end: number; images: number };
+  /** `sha256:<hex>` of the part's per-image values (engine EvaluatePart, JSON) in the artifact store. */
+  results: string;
+}
+
 /** The monitor's reference: clean images summarised by engine/monitor/stats.ts (each list sorted ascending). */
 export interface DriftReference {
   inputs: number;
@@ -100,6 +114,7 @@ export interface EvidencePayloads {
   sanitisation: SanitisationPayload;
   training: ModelPayload;
   evaluation: ModelPayload;
+  'evaluation-shard': EvaluationShardPayload;
 }
 export type EvidenceKind = keyof EvidencePayloads;
 

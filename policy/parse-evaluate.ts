@@ -33,7 +33,18 @@ export function readEvaluate(r: Reader, v: unknown, stages: Stage[], artifacts: 
   }
   const m = r.mapping(v, 'evaluate', {
     required: ['attacks'],
-    optional: ['split', 'limit', 'range', 'seed', 'safetyCritical', 'curve', 'modelLimits', 'backdoor', 'privacy'],
+    optional: [
+      'split',
+      'limit',
+      'range',
+      'seed',
+      'safetyCritical',
+      'curve',
+      'modelLimits',
+      'backdoor',
+      'privacy',
+      'shards',
+    ],
   });
   if (runs && !artifacts.model && !stages.some((s) => s.name === 'train'))
     r.fail(
@@ -99,6 +110,8 @@ export function readEvaluate(r: Reader, v: unknown, stages: Stage[], artifacts: 
     limit: m.limit === undefined ? undefined : r.integer(m.limit, 'evaluate.limit', 1),
     range: [range[0], range[1]],
     seed: m.seed === undefined ? 1 : r.integer(m.seed, 'evaluate.seed', 0),
+    // 64: the most parts engine/jobs/evaluate-shards.ts cuts (each a gpu activity).
+    ...(m.shards === undefined ? {} : { shards: r.integer(m.shards, 'evaluate.shards', 1, 64) }),
     safetyCritical,
     attacks,
   };

@@ -173,6 +173,11 @@ export interface EvaluateConfig {
   curve?: { attack: 'fgsm' | 'pgd'; steps?: number; eps: number[] };
   /** Limits the model must stay within (engine/onnx/limits.ts has the defaults). */
   modelLimits?: ModelLimitsConfig;
+  /**
+   * Split the attack suite across this many parallel gpu activities by image ranges, merged exactly (default 1).
+   * Parts start on 256-image boundaries, so a set of N images has at most ceil(N/256) non-empty parts.
+   */
+  shards?: number;
 }
 
 export const MODEL_LIMIT_KEYS = [

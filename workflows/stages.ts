@@ -245,24 +245,35 @@ export async function evaluateStage(input: StageInput): Promise<StageResult> {
   const split = own(dataset.splits, config.split);
   if (!split) return lane.fail(`evaluate.split "${config.split}" is not a split of artifacts.dataset.splits`);
   const members = config.privacy ? own(dataset.splits, config.privacy.members) : undefined;
+  const request = {
+    modelPath: model?.path,
+    modelSha256: model?.sha256,
+    modelRef: input.modelRef,
+    root: dataset.root,
+    split,
+    classes: dataset.classes,
+    ...(dataset.maxFileBytes ? { maxFileBytes: dataset.maxFileBytes } : {}),
+    config,
+    ...(evidence ? { evidence, pinned: pinnedPair(dataset.files, split) } : {}),
+    ...(members
+      ? { members: { split: members, ...(evidence ? { pinned: pinnedPair(dataset.files, members) } : {}) } }
+      : {}),
+    ...(input.policy.monitor ? { reference: true } : {}),
+  };
+  // Sharded: the parts run side by side on gpu workers and are merged exactly; they are signed evidence, so a
+  // pipeline without evidence (v1) evaluates in one activity.
+  const shards = evidence ? (config.shards ?? 1) : 1;
   try {
-    const out = await lane.task('attacks', `attacking the model: ${config.attacks.map((a) => a.id).join(', ')}`, () =>
-      gpu.evaluateModel({
-        modelPath: model?.path,
-        modelSha256: model?.sha256,
-        modelRef: input.modelRef,
-        root: dataset.root,
-        split,
-        classes: dataset.classes,
-        ...(dataset.maxFileBytes ? { maxFileBytes: dataset.maxFileBytes } : {}),
-        config,
-        ...(evidence ? { evidence, pinned: pinnedPair(dataset.files, split) } : {}),
-        ...(members
-          ? { members: { split: members, ...(evidence ? { pinned: pinnedPair(dataset.files, members) } : {}) } }
-          : {}),
-        ...(input.policy.monitor ? { reference: true } : {}),
-      }),
-    );
+    const what = `attacking the model: ${config.attacks.map((a) => a.id).join(', ')}`;
+    const out = await lane.task('attacks', shards > 1 ? `${what} (${shards} parts)` : what, async () => {
+      if (shards === 1) return gpu.evaluateModel(request);
+      const parts = await Promise.all(
+        Array.from({ length: shards }, (_v, index) =>
+          gpu.evaluateShard({ ...request, shard: { index, count: shards } }),
+        ),
+      );
+      return gpu.mergeEvaluation({ ...request, parts });
+    });
     Object.assign(lane.status.metrics, out.metrics);
     lane.status.evaluation = out.summary;
     lane.status.artifacts.model = out.modelRef;

@@ -41,6 +41,8 @@ export interface PgdOptions {
   startNoise?: number;
   range: Range;
   rng: Rng;
+  /** Each input's random start from its own generator, per restart (evaluation keys it by image index). */
+  startRng?: (input: number, restart: number) => Rng;
 }
 
 /** PGD (Madry et al. 2018), Linf or L2, with random starts and restarts; per input it keeps the first success. */
@@ -57,7 +59,8 @@ export async function pgd(t: AttackTarget, b: Batch, o: PgdOptions): Promise<Flo
     if (o.startNoise !== undefined)
       for (let k = 0; k < adv.length; k++)
         adv[k] = clamp(adv[k] + o.startNoise * o.rng.normal(), o.range.min, o.range.max);
-    else if (o.randomStart ?? true) randomStart(adv, b.x, b.n, d, o.eps, norm, o.range, o.rng);
+    else if (o.randomStart ?? true)
+      randomStart(adv, b.x, b.n, d, o.eps, norm, o.range, (i) => o.startRng?.(i, r) ?? o.rng);
     for (let s = 0; s < o.steps; s++) {
       const { grad } = await t.gradient(adv, b.n, labels, o.loss, o.lossTargets);
       for (let i = 0; i < b.n; i++) {
@@ -90,10 +93,11 @@ function randomStart(
   eps: number,
   norm: 'linf' | 'l2',
   range: Range,
-  rng: Rng,
+  rngOf: (input: number) => Rng,
 ): void {
   for (let i = 0; i < n; i++) {
     const off = i * d;
+    const rng = rngOf(i);
     if (norm === 'linf') {
       for (let k = off; k < off + d; k++) adv[k] = clamp(x[k] + (rng.next() * 2 - 1) * eps, range.min, range.max);
     } else {

@@ -2,7 +2,7 @@
 import { ATTACK_NAMES, type AttackConfig, type AttackKind } from '../../policy/types.js';
 import type { ImageSet } from '../data/fashion.js';
 import type { SampleResult } from '../metrics/metrics.js';
-import { Rng } from '../runtime/rng.js';
+import { keyedRng } from '../runtime/rng.js';
 import { argmax } from '../metrics/predictions.js';
 import { deepfool, fgsm, pgd, square, type Range } from './attacks.js';
 import type { GradientSource } from './target.js';
@@ -17,6 +17,11 @@ export interface RunOptions {
   range: Range;
   seed?: number;
   batch?: number;
+  /**
+   * The index of data's first image in the whole set: random draws are keyed by image index (PGD's starts per image,
+   * Square Attack's per batch, so a shard must start on a batch boundary to draw what the whole run draws).
+   */
+  offset?: number;
   onProgress?: (done: number, total: number) => void;
   /** Each batch's adversarial images, in order, before the next batch is attacked. */
   onAdversarial?: (adv: Float32Array, n: number) => Promise<void>;
@@ -36,9 +41,12 @@ export async function runAttack(
 ): Promise<SampleResult[]> {
   if (spec.attack !== 'deepfool' && !(typeof spec.eps === 'number' && spec.eps >= 0))
     throw new Error(`${spec.attack} needs eps ≥ 0`);
-  const rng = new Rng(o.seed ?? 1);
+  const seed = o.seed ?? 1;
+  const offset = o.offset ?? 0;
   const d = t.sampleSize;
-  const batch = o.batch ?? (spec.attack === 'deepfool' ? 100 : 256);
+  // Both sizes divide evaluate-shards.ts's SHARD_ALIGNMENT, so a shard's batches are the whole run's batches (a
+  // gradient is scaled by its batch's size, and DeepFool's steps feel the rounding).
+  const batch = o.batch ?? (spec.attack === 'deepfool' ? 128 : 256);
   const results: SampleResult[] = [];
   for (let s = 0; s < data.count; s += batch) {
     const n = Math.min(batch, data.count - s);
@@ -56,11 +64,12 @@ export async function runAttack(
               randomStart: spec.randomStart,
               norm: spec.norm,
               range: o.range,
-              rng,
+              rng: keyedRng(seed, offset + s, -1),
+              startRng: (i, restart) => keyedRng(seed, offset + s + i, restart),
             })
           : spec.attack === 'deepfool'
             ? await deepfool(t, b, { overshoot: spec.overshoot, maxIter: spec.maxIter, range: o.range })
-            : await square(t, b, { eps, queries: spec.queries, range: o.range, rng });
+            : await square(t, b, { eps, queries: spec.queries, range: o.range, rng: keyedRng(seed, offset + s, -1) });
     const [clean, attacked] = [await t.logits(b.x, n), await t.logits(adv, n)];
     await o.onAdversarial?.(adv, n);
     for (let i = 0; i < n; i++) {

@@ -44,6 +44,39 @@ export interface EvaluateRequest extends JobDataset {
   modelLimits?: LoadOptions;
   /** Summarise the clean images as the monitor's drift reference. */
   reference?: boolean;
+  /**
+   * One of `count` parts of the set (engine/jobs/evaluate-shards.ts cuts them on batch boundaries): the attacks and
+   * the curve run on its images only, the backdoor, membership and drift reference in part 0; the result carries
+   * the per-image values for the merge.
+   */
+  shard?: { index: number; count: number };
+}
+
+/** Per-image results of one attack on a part of the set, as columns (the merge concatenates them). */
+export interface SampleColumns {
+  label: number[];
+  clean: number[];
+  adversarial: number[];
+  linf: number[];
+  l2: number[];
+}
+
+/** What one part of an evaluation measured, per image where metrics need the images (medians). */
+export interface EvaluatePart {
+  /** The whole set's size, and this part's images [start, end). */
+  images: number;
+  start: number;
+  end: number;
+  classes: number;
+  withoutGradient: string[];
+  /** Clean predictions right, for a suite without attacks. */
+  cleanCorrect: number;
+  attacks: { id: string; spec: AttackSpec; seconds: number; samples: SampleColumns }[];
+  /** Per curve point, the images robust to it. */
+  curve?: { attack: string; eps: number; robust: number }[];
+  reference?: DriftReference;
+  backdoor?: BackdoorMetrics;
+  membership?: MembershipResult;
 }
 
 export interface EvaluateResult {
@@ -56,6 +89,8 @@ export interface EvaluateResult {
   curve?: { attack: string; eps: number; robustAccuracy: number }[];
   backdoor?: BackdoorMetrics;
   membership?: MembershipResult;
+  /** With a shard request: this part's per-image values (the fields above then describe this part alone). */
+  part?: EvaluatePart;
 }
 
 /** The policy's train block (without its split, resolved to files) and where the job works. */

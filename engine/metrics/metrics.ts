@@ -37,7 +37,7 @@ export function median(values: number[]): number {
 }
 
 /** Correct on the clean image and still correct under attack. */
-const robust = (r: SampleResult) => r.clean === r.label && r.adversarial === r.label;
+export const robust = (r: SampleResult) => r.clean === r.label && r.adversarial === r.label;
 
 export function computeMetrics(results: SampleResult[], classes: number): AttackMetrics {
   const n = results.length;

@@ -1,5 +1,12 @@
 // A seeded generator in TypeScript: random starts and shuffles are fed to graphs as inputs, so runs reproduce
 // (onnxruntime's own random ops keep their state inside the session).
+/**
+ * A generator keyed by (seed, a, b): evaluation keys its random draws by image index, so any range of a set draws
+ * what the whole run draws for those images (sharded evaluation equals unsharded).
+ */
+export const keyedRng = (seed: number, a: number, b = 0) =>
+  new Rng((Math.imul(seed ^ 0x5bd1e995, 2654435761) ^ Math.imul(a + 1, 40503) ^ Math.imul(b + 7, 2246822519)) >>> 0);
+
 export class Rng {
   constructor(private state: number) {}
 

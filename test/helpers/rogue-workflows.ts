@@ -3,6 +3,7 @@
 // the activities holding the workers' keys believe only what is signed.
 import { proxyActivities } from '@temporalio/workflow';
 import type { Activities, ClientActivities } from '../../activities/index.js';
+import { GPU_TASK_QUEUE } from '../../workflows/messages.js';
 
 const real = proxyActivities<Activities>({
   taskQueue: 'secmlops',
@@ -73,4 +74,35 @@ export async function rogueFederation(input: {
   out.push(await outcome(() => client('client-2').clientTrain({ ...at, base: `sha256:${'e'.repeat(64)}` })));
   out.push(await outcome(() => client('client-2').clientTrain({ ...at, round: 99 })));
   return out;
+}
+
+const gpu = proxyActivities<Activities>({
+  taskQueue: GPU_TASK_QUEUE,
+  startToCloseTimeout: '2m',
+  retry: { maximumAttempts: 1 },
+});
+
+type ShardRequest = Parameters<Activities['evaluateShard']>[0];
+type Part = Awaited<ReturnType<Activities['evaluateShard']>>;
+
+/**
+ * Sharded evaluation driven by an attacker's workflow code: parts it had signed under another evaluate block, a
+ * part given twice, and (with `foreign`) parts another workflow obtained, handed to the merge.
+ */
+export async function rogueShards(req: Omit<ShardRequest, 'shard'>, foreign?: Part[]): Promise<(string | Part[])[]> {
+  const count = req.config.shards!;
+  const parts = await Promise.all(
+    Array.from({ length: count }, (_v, index) => gpu.evaluateShard({ ...req, shard: { index, count } })),
+  );
+  const merge = (parts: Part[], config = req.config) => outcome(() => gpu.mergeEvaluation({ ...req, config, parts }));
+  const weaker = { ...req.config, attacks: req.config.attacks.map((a) => ({ ...a, eps: 0.001 })) };
+  const cheap = await gpu.evaluateShard({ ...req, config: weaker, shard: { index: 1, count } });
+  return [
+    await merge([parts[0], cheap]),
+    await merge([parts[0], parts[0]]),
+    await merge(parts.slice(0, 1)),
+    ...(foreign ? [await merge(foreign)] : []),
+    await merge(parts),
+    parts,
+  ];
 }

@@ -253,6 +253,16 @@ ${gates}`;
       'secmlops.yaml: evaluate.curve.eps[1]: expected a number from 0 to 1, got number -0.1',
     ],
     [
+      'more evaluation shards than the engine cuts',
+      base(ok.replace('evaluate:', 'evaluate:\n  shards: 65')),
+      'secmlops.yaml: evaluate.shards: expected a number from 1 to 64, got number 65',
+    ],
+    [
+      'a fractional shard count',
+      base(ok.replace('evaluate:', 'evaluate:\n  shards: 1.5')),
+      'secmlops.yaml: evaluate.shards: expected a whole number from 1 to 64, got 1.5',
+    ],
+    [
       'DeepFool with an eps',
       base('evaluate:\n  attacks: [{ id: x, attack: deepfool, eps: 0.1 }]'),
       'secmlops.yaml: evaluate.attacks[0].eps: DeepFool finds minimal perturbations and takes no eps',
