@@ -24,7 +24,10 @@ COPY github ./github
 COPY console ./console
 COPY cli ./cli
 COPY tsconfig.json ./
-RUN node bin/secmlops.js bundle-workflows /app/workflow-bundle.js
+# --build-arg WORKFLOW_TRACING=1 bundles the OpenTelemetry workflow interceptors, so workers with OTEL_* set trace
+# workflows too (without it they trace activities only).
+ARG WORKFLOW_TRACING=
+RUN node bin/secmlops.js bundle-workflows /app/workflow-bundle.js ${WORKFLOW_TRACING:+--tracing}
 USER node
 ENTRYPOINT ["node", "bin/secmlops.js"]
 CMD ["worker", "--queues", "cpu"]

@@ -14,6 +14,7 @@ import { rolesOf, type Policy } from '../policy/index.js';
 import { dataConverter } from '../worker/connection.js';
 import { startDevServer } from '../worker/dev-server.js';
 import { homePaths } from '../worker/paths.js';
+import { tracingFromEnv } from '../worker/tracing.js';
 import { createWorkers } from '../worker/workers.js';
 import { trustFromEnv } from '../worker/trust.js';
 import { TASK_QUEUE, type PipelineResult, type PipelineStatus } from '../workflows/messages.js';
@@ -73,6 +74,8 @@ export async function dev(opts: DevOptions): Promise<void> {
     artifactsDir: paths.artifacts,
     releaseKeyPath: paths.releaseKey,
     trust,
+    // OTEL_* variables turn on traces of workflows and activities, as for `secmlops worker`.
+    tracing: tracingFromEnv(),
   });
   const running = workers.map((w) => w.run());
   console.log(`Workers polling task queues ${TASK_QUEUE} (CPU) and gpu (CPU fallback).`);

@@ -57,11 +57,19 @@ program
   .command('bundle-workflows')
   .description('bundle the workflow code ahead of time (container images set SECMLOPS_WORKFLOW_BUNDLE to it)')
   .argument('<out>', 'output file')
-  .action(async (out: string) => {
+  .option(
+    '--tracing',
+    'include the OpenTelemetry workflow interceptors (workers then trace workflows when OTEL_* asks)',
+  )
+  .action(async (out: string, o: { tracing?: boolean }) => {
     const { bundleWorkflowCode } = await import('@temporalio/worker');
     const { WORKFLOWS_PATH } = await import('../worker/workers.js');
+    const { WORKFLOW_TRACING_MODULE } = await import('../worker/tracing.js');
     const { writeFile } = await import('node:fs/promises');
-    const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH });
+    const { code } = await bundleWorkflowCode({
+      workflowsPath: WORKFLOWS_PATH,
+      ...(o.tracing ? { workflowInterceptorModules: [WORKFLOW_TRACING_MODULE] } : {}),
+    });
     await writeFile(out, code);
     console.log(`wrote ${out} (${(code.length / 1e6).toFixed(1)} MB)`);
   });

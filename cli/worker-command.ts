@@ -2,6 +2,7 @@ import { NativeConnection } from '@temporalio/worker';
 import { installQuietLogger } from '../worker/logger.js';
 import { homePaths } from '../worker/paths.js';
 import { createWorkers, type Queue } from '../worker/workers.js';
+import { tracingFromEnv } from '../worker/tracing.js';
 import type { ConnectionConfig } from '../worker/connection.js';
 import { CLIENT_ID } from '../policy/parse-federated.js';
 import { UsageError } from './usage-error.js';
@@ -19,6 +20,8 @@ export async function runWorkers(queueList: string, config: ConnectionConfig): P
   const metrics = process.env.SECMLOPS_METRICS_ADDRESS;
   installQuietLogger('INFO', metrics);
   const paths = homePaths();
+  // OTEL_* variables: traces of workflows and activities (off unless asked for).
+  const tracing = tracingFromEnv();
   const connection = await NativeConnection.connect({
     address: config.connectionOptions.address,
     tls: config.connectionOptions.tls,
@@ -31,12 +34,15 @@ export async function runWorkers(queueList: string, config: ConnectionConfig): P
     queues: queues.map((q): Queue => (q === 'cpu' || q === 'gpu' ? q : `client:${q}`)),
     artifactsDir: paths.artifacts,
     releaseKeyPath: paths.releaseKey,
+    tracing,
   });
   console.log(
     `secmlops worker: polling ${queues.join(', ')} on ${config.connectionOptions.address} (${config.namespace})` +
-      (metrics ? `; Prometheus metrics on http://${metrics}/metrics` : ''),
+      (metrics ? `; Prometheus metrics on http://${metrics}/metrics` : '') +
+      (tracing ? '; OpenTelemetry traces on' : ''),
   );
   // The SDK installs SIGINT/SIGTERM handlers that shut the workers down gracefully.
   await Promise.all(workers.map((w) => w.run()));
+  await tracing?.shutdown();
   await connection.close();
 }

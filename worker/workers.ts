@@ -18,6 +18,8 @@ import { credentialsFromEnv } from '../github/credentials.js';
 import { slackFromEnv } from '../activities/slack.js';
 import { trustFromEnv, type TrustConfig } from './trust.js';
 import { githubStartResolver } from '../github/start.js';
+import { discardedWorkflowSpans, type Tracing } from './tracing.js';
+import { readFileSync } from 'node:fs';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
@@ -30,12 +32,20 @@ export interface WorkerSetup extends Omit<ActivityConfig, 'trust'> {
   connection: NativeConnection;
   namespace: string;
   queues: Queue[];
+  /** OpenTelemetry tracing (worker/tracing.ts): traced activities, and workflows when their bundle carries it. */
+  tracing?: Tracing;
   /** A prebuilt workflow bundle (tests share one); otherwise the workflows are bundled at start. */
   workflowBundle?: WorkerOptions['workflowBundle'];
   /** Federated clients' keys (default <home>/keys/<id>.key) and where each keeps a round's update between phases. */
   clientKeyPath?: (id: string) => string;
   clientStateDir?: string;
   identity?: string;
+}
+
+/** Whether a prebuilt bundle carries the OpenTelemetry workflow interceptors (its code names their module). */
+function bundleTraces(bundle: { code: string } | { codePath: string }): boolean {
+  const code = 'code' in bundle ? bundle.code : readFileSync(bundle.codePath, 'utf8');
+  return code.includes('interceptors-opentelemetry');
 }
 
 export async function createWorkers(setup: WorkerSetup): Promise<Worker[]> {
@@ -58,10 +68,18 @@ export async function createWorkers(setup: WorkerSetup): Promise<Worker[]> {
     maxHeartbeatThrottleInterval: '1s',
     defaultHeartbeatThrottleInterval: '1s',
     shutdownGraceTime: '10s',
+    ...setup.tracing?.workerOptions,
   };
   // A bundle built ahead of time (SECMLOPS_WORKFLOW_BUNDLE, e.g. in a container image) saves bundling at every start.
   const prebuilt = process.env.SECMLOPS_WORKFLOW_BUNDLE;
   const bundle = setup.workflowBundle ?? (prebuilt ? { codePath: prebuilt } : undefined);
+  const traced = bundle ? bundleTraces(bundle) : false;
+  if (setup.tracing && bundle && !traced)
+    console.warn(
+      'secmlops worker: tracing activities only: the prebuilt workflow bundle was built without tracing ' +
+        '(secmlops bundle-workflows OUT --tracing)',
+    );
+  if (traced && !setup.tracing) Object.assign(common, discardedWorkflowSpans());
   const workers: Worker[] = [];
   if (setup.queues.includes('cpu')) {
     workers.push(

@@ -41,6 +41,9 @@ describe('docker-compose.yml', () => {
     expect(stdout.match(/AWS_ENDPOINT_URL_S3: http:\/\/minio:9000/g)).toHaveLength(2);
     expect(stdout.match(/minio-init:\s*\n\s*condition: service_completed_successfully/g)).toHaveLength(2);
     expect(stdout).toMatch(/mc mb --ignore-existing store\/secmlops/);
+    // Traces: both workers read the OTLP endpoint (off when empty) and build their bundle with or without tracing.
+    expect(stdout.match(/OTEL_EXPORTER_OTLP_ENDPOINT: ''/g)).toHaveLength(2);
+    expect(stdout.match(/WORKFLOW_TRACING: ''/g)).toHaveLength(2);
     const scrape = (await readFile('deploy/prometheus.yml', 'utf8')).replace(/#.*$/gm, '');
     expect(scrape).toMatch(
       /names: \[worker-cpu, worker-gpu\][\s\S]*port: 9464[\s\S]*names: \[console\][\s\S]*port: 9465/,

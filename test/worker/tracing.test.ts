@@ -1,0 +1,92 @@
+// OpenTelemetry traces from a `secmlops worker` process configured by the standard OTEL variables: a pipeline's
+// workflow, its stage's child workflow and their activities arrive at an OTLP/HTTP receiver as one trace.
+import { afterAll, describe, expect, test } from '@jest/globals';
+import { Client, Connection } from '@temporalio/client';
+import { createServer, type IncomingMessage } from 'node:http';
+import { join } from 'node:path';
+import { makeFixture, testPolicy } from '../helpers/fixture.js';
+import { spawnWorker, type WorkerProcess } from '../helpers/processes.js';
+import { result, startPipeline, testAddress, uniqueId } from '../helpers/temporal.js';
+
+const spawned: WorkerProcess[] = [];
+afterAll(() => spawned.forEach((w) => w.child.kill('SIGKILL')));
+
+interface OtlpSpan {
+  name: string;
+  traceId: string;
+  spanId: string;
+  parentSpanId?: string;
+}
+
+/** A stand-in collector: OTLP/HTTP JSON on /v1/traces, as the exporter sends it. */
+async function collector() {
+  const spans: OtlpSpan[] = [];
+  const services = new Set<string>();
+  const body = async (req: IncomingMessage) => {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    return Buffer.concat(chunks).toString('utf8');
+  };
+  const server = createServer((req, res) => {
+    void body(req).then((text) => {
+      if (req.url === '/v1/traces' && req.method === 'POST') {
+        const doc = JSON.parse(text) as {
+          resourceSpans: {
+            resource: { attributes: { key: string; value: { stringValue?: string } }[] };
+            scopeSpans: { spans: OtlpSpan[] }[];
+          }[];
+        };
+        for (const rs of doc.resourceSpans) {
+          const name = rs.resource.attributes.find((a) => a.key === 'service.name')?.value.stringValue;
+          if (name) services.add(name);
+          for (const ss of rs.scopeSpans) spans.push(...ss.spans);
+        }
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as { port: number };
+  return { url: `http://127.0.0.1:${port}`, spans, services, close: () => server.close() };
+}
+
+describe('worker tracing', () => {
+  test('a pipeline, its data stage and their activities form one trace at the OTLP endpoint', async () => {
+    const otlp = await collector();
+    try {
+      const fx = await makeFixture();
+      // No prebuilt bundle: the worker bundles the workflows with the tracing interceptors at start.
+      const worker = await spawnWorker({
+        TEMPORAL_ADDRESS: testAddress(),
+        SECMLOPS_HOME: join(fx.dir, 'home'),
+        ...fx.env,
+        SECMLOPS_WORKFLOW_BUNDLE: '',
+        OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
+        OTEL_SERVICE_NAME: 'secmlops-worker-test',
+        OTEL_BSP_SCHEDULE_DELAY: '200',
+      });
+      spawned.push(worker);
+      expect(worker.output()).toContain('OpenTelemetry traces on');
+      const policy = await testPolicy(fx, { stages: '  - name: data\n    approval: false' });
+      const client = new Client({ connection: await Connection.connect({ address: testAddress() }) });
+      const r = await result(await startPipeline(client, policy, uniqueId('traced')));
+      expect(r.state).toBe('passed');
+      const until = Date.now() + 30_000;
+      const named = (n: string) => otlp.spans.find((s) => s.name === n);
+      while (!(named('RunWorkflow:secmlopsPipeline') && named('RunActivity:hashDatasetFiles')) && Date.now() < until)
+        await new Promise((res) => setTimeout(res, 250));
+      const pipeline = named('RunWorkflow:secmlopsPipeline');
+      const stage = named('RunWorkflow:dataStage');
+      const manifest = named('RunActivity:hashDatasetFiles');
+      const resolve = named('RunActivity:resolveStart');
+      expect(pipeline && stage && manifest && resolve).toBeTruthy();
+      // One trace: the stage's child workflow and the activities of both descend from the pipeline's run.
+      for (const s of [stage!, manifest!, resolve!]) expect(s.traceId).toBe(pipeline!.traceId);
+      // The activity's run is the child of the workflow's scheduling of it (context carried in the task's headers).
+      expect(manifest!.parentSpanId).toBe(named('StartActivity:hashDatasetFiles')!.spanId);
+      expect(otlp.services).toEqual(new Set(['secmlops-worker-test']));
+    } finally {
+      otlp.close();
+    }
+  }, 180_000);
+});
