@@ -27,8 +27,9 @@ export interface MergeInput extends EvaluateInput {
   parts: Evidence<'evaluation-shard'>[];
 }
 
-/** Per-image values of 10,000 images and a few attacks stay far below it. */
-const MAX_PART_BYTES = 256 * 1024 ** 2;
+/** Per-image values of 10,000 images and a few attacks stay far below these. */
+const MAX_PART_BYTES = 64 * 1024 ** 2;
+const MAX_MERGE_BYTES = 512 * 1024 ** 2;
 
 const refuse = (why: string) => ApplicationFailure.nonRetryable(`sharded evaluation: ${why}`, 'InvalidShard');
 
@@ -74,6 +75,7 @@ export async function mergeEvaluation(
   const seen = new Set<number>();
   let model: string | undefined;
   const parts: EvaluatePart[] = [];
+  let total = 0;
   for (const [i, e] of input.parts.entries()) {
     const where = `part ${i + 1} of ${input.parts.length}`;
     const problem = evidenceProblem(e, seal.publicKey, 'evaluation-shard');
@@ -90,7 +92,10 @@ export async function mergeEvaluation(
       throw refuse(`${where} is part ${p.shard.index} of ${p.shard.count}: repeated or outside 0–${count - 1}`);
     seen.add(p.shard.index);
     // Content-addressed: the store refuses bytes that are not the ones the part signed.
-    const part = JSON.parse((await store.get(p.results, MAX_PART_BYTES)).toString('utf8')) as EvaluatePart;
+    const bytes = await store.get(p.results, MAX_PART_BYTES);
+    total += bytes.length;
+    if (total > MAX_MERGE_BYTES) throw refuse(`the parts' values pass ${MAX_MERGE_BYTES} bytes together`);
+    const part = JSON.parse(bytes.toString('utf8')) as EvaluatePart;
     if (part.start !== p.shard.start || part.end !== p.shard.end || part.images !== p.shard.images)
       throw refuse(`${where}'s stored values cover other images than it signed`);
     parts.push(part);

@@ -58,8 +58,9 @@ export async function monitorWindow(
 
 /** The served model file's bytes against the attested digest: any difference, or no readable file, fails. */
 async function integrityOf(store: ArtifactStore, sha256: string): Promise<WindowMeasurement['integrity']> {
-  const path = await store.localPath(sha256);
+  let path = sha256;
   try {
+    path = await store.localPath(sha256);
     // Streamed: a file swapped for a huge (or sparse) one is hashed in constant memory, not read whole.
     const { sha256: actual, bytes } = await hashRegular(path);
     if (bytes > MAX_MODEL_BYTES) return { ok: false, detail: `the served model file ${path} grew to ${bytes} bytes` };

@@ -40,7 +40,13 @@ export interface ExperimentSpec {
   cutmix: { alpha: number; prob: number };
   distillation: { temperature: number };
   /** ES+AT and the full policy: FGSM-RS or PGD adversarial training with early stopping on robust validation. */
-  adversarialTraining: { kind: 'fgsm-rs' | 'pgd'; eps: number };
+  adversarialTraining: { kind: 'fgsm-rs' | 'pgd'; eps: number; steps?: number; stepSize?: number };
+  /**
+   * The full policy's decision margin for the safety-critical class: the largest logit offset in its favour that
+   * costs at most `maxAccuracyDrop` of clean accuracy on `count` calibration test images from `from` (disjoint from
+   * the evaluated ones). The offset is part of the deployed model, so the attacks see it.
+   */
+  safetyMargin?: { maxAccuracyDrop: number; from: number; count: number };
   /** The full policy's input guard: feature squeezing at this false-positive rate on clean held-out images. */
   guard: { bits: number; median: number; fpr: number };
 }
@@ -60,6 +66,7 @@ export function parseExperiment(text: string, file: string, opts: { quick?: bool
       'distillation',
       'adversarialTraining',
       'guard',
+      'safetyMargin',
     ],
   });
   if (m.version !== 1) r.fail('version', 'expected 1');
@@ -88,7 +95,11 @@ export function parseExperiment(text: string, file: string, opts: { quick?: bool
   const a =
     m.adversarialTraining === undefined
       ? {}
-      : r.mapping(m.adversarialTraining, 'adversarialTraining', { optional: ['kind', 'eps'] });
+      : r.mapping(m.adversarialTraining, 'adversarialTraining', { optional: ['kind', 'eps', 'steps', 'stepSize'] });
+  const sm =
+    m.safetyMargin === undefined
+      ? undefined
+      : r.mapping(m.safetyMargin, 'safetyMargin', { required: ['maxAccuracyDrop'], optional: ['from', 'count'] });
   const g = m.guard === undefined ? {} : r.mapping(m.guard, 'guard', { optional: ['bits', 'median', 'fpr'] });
   const eps = positive(m.eps, 'eps', 0.1, 1);
   const safetyCritical = m.safetyCritical === undefined ? 6 : r.integer(m.safetyCritical, 'safetyCritical', 0, 9);
@@ -122,15 +133,36 @@ export function parseExperiment(text: string, file: string, opts: { quick?: bool
     adversarialTraining: {
       kind: a.kind === undefined ? 'fgsm-rs' : r.oneOf(a.kind, 'adversarialTraining.kind', ['fgsm-rs', 'pgd'] as const),
       eps: positive(a.eps, 'adversarialTraining.eps', eps, 1),
+      ...(a.steps === undefined ? {} : { steps: r.integer(a.steps, 'adversarialTraining.steps', 1, 100) }),
+      ...(a.stepSize === undefined ? {} : { stepSize: positive(a.stepSize, 'adversarialTraining.stepSize', 0, 1) }),
     },
+    ...(sm
+      ? {
+          safetyMargin: {
+            maxAccuracyDrop: positive(sm.maxAccuracyDrop, 'safetyMargin.maxAccuracyDrop', 0, 0.2),
+            from: sm.from === undefined ? 5000 : r.integer(sm.from, 'safetyMargin.from', 0, 9999),
+            count: sm.count === undefined ? 5000 : r.integer(sm.count, 'safetyMargin.count', 100, 10_000),
+          },
+        }
+      : {}),
     guard: {
       bits: g.bits === undefined ? 2 : r.integer(g.bits, 'guard.bits', 1, 7),
       median: g.median === undefined ? 1 : r.integer(g.median, 'guard.median', 1, 5),
       fpr: positive(g.fpr, 'guard.fpr', 0.05, 0.5),
     },
   };
+  const margin = spec.safetyMargin;
+  if (margin && (spec.test.limit ?? 10_000) > margin.from)
+    r.fail('safetyMargin.from', `the calibration images must follow the ${spec.test.limit ?? 10_000} evaluated ones`);
+  if (margin && margin.from + margin.count > 10_000)
+    r.fail('safetyMargin.count', `images ${margin.from}–${margin.from + margin.count} run past the 10,000 test images`);
   if (!opts.quick) return spec;
-  return { ...spec, train: { ...spec.train, arch: 'mlp', epochs: 1, limit: 3000 }, test: { limit: 200 } };
+  return {
+    ...spec,
+    train: { ...spec.train, arch: 'mlp', epochs: 1, limit: 3000 },
+    test: { limit: 200 },
+    ...(margin ? { safetyMargin: { ...margin, from: 200, count: 500 } } : {}),
+  };
 }
 
 export { PolicyError as ExperimentError };

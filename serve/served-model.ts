@@ -127,10 +127,10 @@ export class ServedModel {
   /** Re-hashes the served model's file in the store; a mismatch or an unreadable file halts serving. */
   async checkIntegrity(store: ArtifactStore): Promise<void> {
     const m = this.current;
-    const path = await store.localPath(m.attested.sha256);
     let why: string | undefined;
     try {
-      const { sha256 } = await hashRegular(path);
+      // Inside the try: a remote store that cannot deliver the file halts serving, it does not crash the server.
+      const { sha256 } = await hashRegular(await store.localPath(m.attested.sha256));
       if (sha256 !== m.attested.sha256)
         why = `the model file now hashes to ${sha256}, not the attested ${m.attested.sha256}`;
     } catch (e) {

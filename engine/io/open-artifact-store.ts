@@ -37,5 +37,7 @@ export function s3Client(env: NodeJS.ProcessEnv): S3Client {
     // server, so they are sent only where S3 requires them.
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
+    // A server that accepts a connection and then stalls (headers or body) fails the call instead of hanging it.
+    requestHandler: { connectionTimeout: 10_000, requestTimeout: 120_000 },
   });
 }

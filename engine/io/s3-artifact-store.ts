@@ -13,7 +13,7 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import {
   LocalArtifactStore,
@@ -83,7 +83,8 @@ export class S3ArtifactStore implements ArtifactStore {
 
   async put(bytes: Uint8Array): Promise<StoredArtifact> {
     const stored = await this.cache.put(bytes);
-    if (!(await this.exists(stored.digest))) await this.upload(stored.digest, stored.path, bytes.length);
+    // The bytes given, not the cached file: whoever can write the cache folder cannot change what is uploaded.
+    if (!(await this.exists(stored.digest))) await this.upload(stored.digest, bytes);
     return stored;
   }
 
@@ -119,54 +120,46 @@ export class S3ArtifactStore implements ArtifactStore {
     }
   }
 
-  /** One PUT up to a part's size; above it a multipart upload read from the cached file a part at a time. */
-  private async upload(digest: string, path: string, size: number): Promise<void> {
+  /** One PUT up to a part's size; above it a multipart upload, a part at a time. */
+  private async upload(digest: string, bytes: Uint8Array): Promise<void> {
     const Bucket = this.where.bucket;
     const Key = this.keyOf(digest);
-    const file = await open(path, 'r');
-    try {
-      if (size <= this.partBytes) {
-        const body = Buffer.alloc(size);
-        await file.read(body, 0, size, 0);
-        await this.client
-          .send(new PutObjectCommand({ Bucket, Key, Body: body, ContentLength: size }))
-          .catch((e: unknown) => {
-            throw this.failure('cannot upload', digest, e);
-          });
-        return;
-      }
-      const { UploadId } = await this.client
-        .send(new CreateMultipartUploadCommand({ Bucket, Key }))
+    const size = bytes.length;
+    if (size <= this.partBytes) {
+      await this.client
+        .send(new PutObjectCommand({ Bucket, Key, Body: bytes, ContentLength: size }))
         .catch((e: unknown) => {
-          throw this.failure('cannot start the upload of', digest, e);
+          throw this.failure('cannot upload', digest, e);
         });
-      try {
-        const parts: { ETag: string; PartNumber: number }[] = [];
-        const buffer = Buffer.alloc(this.partBytes);
-        for (let offset = 0, n = 1; offset < size; offset += this.partBytes, n++) {
-          const length = Math.min(this.partBytes, size - offset);
-          await file.read(buffer, 0, length, offset);
-          const part = await this.client.send(
-            new UploadPartCommand({
-              Bucket,
-              Key,
-              UploadId,
-              PartNumber: n,
-              Body: buffer.subarray(0, length),
-              ContentLength: length,
-            }),
-          );
-          parts.push({ ETag: part.ETag!, PartNumber: n });
-        }
-        await this.client.send(
-          new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts: parts } }),
+      return;
+    }
+    const { UploadId } = await this.client
+      .send(new CreateMultipartUploadCommand({ Bucket, Key }))
+      .catch((e: unknown) => {
+        throw this.failure('cannot start the upload of', digest, e);
+      });
+    try {
+      const parts: { ETag: string; PartNumber: number }[] = [];
+      for (let offset = 0, n = 1; offset < size; offset += this.partBytes, n++) {
+        const length = Math.min(this.partBytes, size - offset);
+        const part = await this.client.send(
+          new UploadPartCommand({
+            Bucket,
+            Key,
+            UploadId,
+            PartNumber: n,
+            Body: bytes.subarray(offset, offset + length),
+            ContentLength: length,
+          }),
         );
-      } catch (e) {
-        await this.client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId })).catch(() => undefined);
-        throw this.failure('cannot upload', digest, e);
+        parts.push({ ETag: part.ETag!, PartNumber: n });
       }
-    } finally {
-      await file.close();
+      await this.client.send(
+        new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts: parts } }),
+      );
+    } catch (e) {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId })).catch(() => undefined);
+      throw this.failure('cannot upload', digest, e);
     }
   }
 
@@ -180,16 +173,19 @@ export class S3ArtifactStore implements ArtifactStore {
       if (notFound(e)) throw new Error(`artifact ${this.urlOf(digest)} is not in the store`);
       throw this.failure('cannot download', digest, e);
     }
-    if (got.ContentLength !== undefined && got.ContentLength > maxBytes)
-      throw new Error(`artifact ${this.urlOf(digest)}: ${got.ContentLength} bytes, over the ${maxBytes}-byte limit`);
-    await mkdir(dirname(path), { recursive: true });
+    const body = got.Body as (AsyncIterable<Uint8Array> & { destroy?: () => void }) | undefined;
     const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
-    const out = await open(tmp, 'wx');
+    let out: FileHandle | undefined;
     const hash = createHash('sha256');
     let bytes = 0;
     try {
+      if (!body) throw new Error(`artifact ${this.urlOf(digest)}: the server sent no body`);
+      if (got.ContentLength !== undefined && got.ContentLength > maxBytes)
+        throw new Error(`artifact ${this.urlOf(digest)}: ${got.ContentLength} bytes, over the ${maxBytes}-byte limit`);
+      await mkdir(dirname(path), { recursive: true });
+      out = await open(tmp, 'wx');
       // In Node the body is an IncomingMessage: an async iterable of Buffers.
-      for await (const chunk of got.Body as AsyncIterable<Uint8Array>) {
+      for await (const chunk of body) {
         bytes += chunk.length;
         if (bytes > maxBytes)
           throw new Error(`artifact ${this.urlOf(digest)}: more than ${maxBytes} bytes, over the limit`);
@@ -200,10 +196,12 @@ export class S3ArtifactStore implements ArtifactStore {
       if (actual !== digest)
         throw new Error(`artifact ${this.urlOf(digest)} is corrupt or tampered: its SHA-256 is ${actual}`);
       await out.close();
+      out = undefined;
       await rename(tmp, path);
     } catch (e) {
-      (got.Body as { destroy?: () => void } | undefined)?.destroy?.();
-      await out.close().catch(() => undefined);
+      // Every refusal closes the connection: a leaked socket per refused object would exhaust the client's pool.
+      body?.destroy?.();
+      await out?.close().catch(() => undefined);
       await rm(tmp, { force: true });
       throw e;
     }

@@ -36,16 +36,31 @@ export function toColumns(results: SampleResult[]): SampleColumns {
   };
 }
 
-function fromColumns(c: SampleColumns, where: string): SampleResult[] {
+/**
+ * Columns back from their stored JSON, which writes NaN (a distance the model's NaN gradient left undefined) as
+ * null: null is NaN again, so a metric an unsharded run leaves unmeasured stays unmeasured. Classes must be whole
+ * numbers in range, distances numbers or null; anything else is refused.
+ */
+function fromColumns(c: SampleColumns, classes: number, where: string): SampleResult[] {
   const n = c.label.length;
   for (const k of ['clean', 'adversarial', 'linf', 'l2'] as const)
     if (!Array.isArray(c[k]) || c[k].length !== n) throw new Error(`${where}: ${k} has not one value per image`);
+  const klass = (v: unknown, k: string) => {
+    if (!Number.isInteger(v) || (v as number) < 0 || (v as number) >= classes)
+      throw new Error(`${where}: ${k} holds ${String(v)}, not a class of ${classes}`);
+    return v as number;
+  };
+  const distance = (v: unknown, k: string) => {
+    if (v === null) return NaN;
+    if (typeof v !== 'number') throw new Error(`${where}: ${k} holds ${String(v)}, not a distance`);
+    return v;
+  };
   return c.label.map((label, i) => ({
-    label,
-    clean: c.clean[i],
-    adversarial: c.adversarial[i],
-    linf: c.linf[i],
-    l2: c.l2[i],
+    label: klass(label, 'label'),
+    clean: klass(c.clean[i], 'clean'),
+    adversarial: klass(c.adversarial[i], 'adversarial'),
+    linf: distance(c.linf[i], 'linf'),
+    l2: distance(c.l2[i], 'l2'),
   }));
 }
 
@@ -55,7 +70,7 @@ function fromColumns(c: SampleColumns, where: string): SampleResult[] {
  */
 export function mergeParts(parts: EvaluatePart[]): EvaluateResult {
   if (parts.length === 0) throw new Error('no evaluation parts to merge');
-  const sorted = [...parts].sort((a, b) => a.start - b.start);
+  const sorted = [...parts].sort((a, b) => a.start - b.start || a.end - b.end);
   const first = sorted[0];
   const suite = (p: EvaluatePart) => JSON.stringify(p.attacks.map((a) => [a.id, a.spec]));
   const curve = (p: EvaluatePart) => JSON.stringify((p.curve ?? []).map((c) => [c.attack, c.eps]));
@@ -76,7 +91,9 @@ export function mergeParts(parts: EvaluatePart[]): EvaluateResult {
   if (next !== first.images) throw new Error(`the parts cover images 0–${next}, not all ${first.images}`);
   const n = first.images;
   const attacks = first.attacks.map((a, k) => {
-    const samples = sorted.flatMap((p) => fromColumns(p.attacks[k].samples, `${a.id}, images ${p.start}–${p.end}`));
+    const samples = sorted.flatMap((p) =>
+      fromColumns(p.attacks[k].samples, first.classes, `${a.id}, images ${p.start}–${p.end}`),
+    );
     // Wall time: the parts ran side by side, so the slowest is what the suite took.
     const seconds = Math.max(...sorted.map((p) => p.attacks[k].seconds));
     return { id: a.id, spec: a.spec, metrics: computeMetrics(samples, first.classes), seconds };

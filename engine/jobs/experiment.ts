@@ -4,7 +4,8 @@
 import { createHash } from 'node:crypto';
 import { runAttack } from '../attacks/run.js';
 import { AttackTarget } from '../attacks/target.js';
-import { loadPair } from '../data/fashion.js';
+import { loadPair, sliceSet } from '../data/fashion.js';
+import { calibrateMargin, withMargin } from '../metrics/safety-margin.js';
 import { calibrateThreshold, squeezeScores } from '../detect/squeeze.js';
 import { InputError } from '../input-error.js';
 import { RegularFileError, readRegular } from '../io/regular-file.js';
@@ -25,8 +26,26 @@ export async function experimentJob(
   const digest = createHash('sha256').update(bytes).digest('hex');
   if (digest !== req.modelSha256)
     throw new OnnxError(req.modelPath, `SHA-256 is ${digest}, expected ${req.modelSha256}`);
-  const target = await AttackTarget.create(parseModel(bytes, req.modelPath));
+  let model = parseModel(bytes, req.modelPath);
   const data = await loadPair(req, req.classes, req.limit);
+  let margin: ExperimentEvalResult['margin'];
+  if (req.margin) {
+    // Calibrated on clean images the attacks never see, then part of the model the attacks attack.
+    const plain = await AttackTarget.create(model);
+    const c = req.margin.calibration;
+    const all = await loadPair(c, c.classes, c.from + c.count);
+    const held = sliceSet(all, c.from, all.count);
+    const m = calibrateMargin(
+      await plain.logits(held.images, held.count),
+      held.labels,
+      plain.classes,
+      req.safetyCritical,
+      req.margin.maxAccuracyDrop,
+    );
+    margin = { value: m.margin, accuracyBefore: m.accuracyBefore, accuracyAfter: m.accuracyAfter };
+    model = withMargin(model, plain.classes, req.safetyCritical, m.margin);
+  }
+  const target = await AttackTarget.create(model);
   const d = data.images.length / data.count;
   const [, rows, cols] = data.shape;
   const range: [number, number] = req.range;
@@ -84,7 +103,12 @@ export async function experimentJob(
       images: ofClass.length,
       cleanMissRate: share(ofClass.filter(({ r }) => r.clean !== s).length, ofClass.length),
       missRate: share(missed.length, ofClass.length),
+      falseAlarmRate: share(
+        results.filter((r) => r.label !== s && r.clean === s).length,
+        results.filter((r) => r.label !== s).length,
+      ),
     },
+    ...(margin ? { margin } : {}),
     ...(guard
       ? {
           guard: {

@@ -162,14 +162,23 @@ export interface ExperimentEvalRequest extends JobDataset {
   safetyCritical: number;
   /** Feature squeezing calibrated on the first `count` images of these files at `fpr`. */
   guard?: { config: SqueezeConfig; fpr: number; calibration: JobDataset & { count: number } };
+  /** The safety-critical class's decision margin (engine/metrics/safety-margin.ts), calibrated on these images. */
+  margin?: { maxAccuracyDrop: number; calibration: JobDataset & { from: number; count: number } };
 }
 
 export interface ExperimentEvalResult {
   images: number;
   cleanAccuracy: number;
   robustAccuracy: number;
-  safetyCritical: { images: number; cleanMissRate: number; missRate: number };
+  safetyCritical: {
+    images: number;
+    cleanMissRate: number;
+    missRate: number;
+    /** Clean images of other classes the model calls safety-critical: what a margin costs. */
+    falseAlarmRate?: number;
+  };
   guard?: { threshold: number; flagged: number; guardedMissRate: number };
+  margin?: { value: number; accuracyBefore: number; accuracyAfter: number };
 }
 
 export type JobRequest = EvaluateRequest | TrainRequest | SanitiseRequest | ExperimentEvalRequest;

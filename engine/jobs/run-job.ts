@@ -62,6 +62,12 @@ export interface JobOptions {
   onStart?: (pid: number) => void;
 }
 
+const CREDENTIALS = /^(AWS_|SECMLOPS_GITHUB_(TOKEN|APP_KEY)|SLACK_|SECMLOPS_PAYLOAD_KEY)/;
+
+function withoutCredentials(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([k]) => !CREDENTIALS.test(k)));
+}
+
 export function runJob(req: EvaluateRequest, opts?: JobOptions): Promise<EvaluateResult>;
 export function runJob(req: TrainRequest, opts?: JobOptions): Promise<TrainResult>;
 export function runJob(req: SanitiseRequest, opts?: JobOptions): Promise<SanitiseResult>;
@@ -77,6 +83,8 @@ export function runJob(req: JobRequest, opts: JobOptions = {}): Promise<unknown>
       execArgv: ['--import', TSX],
       stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
       serialization: 'advanced',
+      // The job parses hostile models: it gets no cloud credentials (the artifact store's are the supervisor's).
+      env: withoutCredentials(process.env),
     });
     let stderr = '';
     child.stderr!.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-4000)));

@@ -75,6 +75,19 @@ describe('sharded evaluation', () => {
     expect(() => mergeParts([a, b, b, c])).toThrow('does not start where the previous part ended (512)');
     const other = { ...b, attacks: b.attacks.map((x) => ({ ...x, spec: { ...x.spec, eps: 0.3 } })) };
     expect(() => mergeParts([a, other, c])).toThrow('the part of images 256–512 ran another attack suite');
+    // Stored as JSON, a NaN distance comes back as null: it stays NaN (unmeasured), and non-classes are refused.
+    const stored = (p: EvaluatePart) => JSON.parse(JSON.stringify(p)) as EvaluatePart;
+    const withNaN = (p: EvaluatePart) => ({
+      ...p,
+      attacks: p.attacks.map((x) => ({ ...x, samples: { ...x.samples, linf: x.samples.linf.map(() => NaN) } })),
+    });
+    const nan = mergeParts([a, b, c].map(withNaN).map(stored));
+    expect(nan.attacks[0].metrics.median_linf).toBeNaN();
+    const badLabel = {
+      ...b,
+      attacks: b.attacks.map((x) => ({ ...x, samples: { ...x.samples, clean: x.samples.clean.map(() => 10) } })),
+    };
+    expect(() => mergeParts([a, badLabel, c])).toThrow('fgsm, images 256–512: clean holds 10, not a class of 10');
     const short = { ...b, attacks: b.attacks.map((x) => ({ ...x, samples: { ...x.samples, l2: [1] } })) };
     expect(() => mergeParts([a, short, c])).toThrow('fgsm, images 256–512: l2 has not one value per image');
   }, 120_000);

@@ -81,7 +81,12 @@ describe('S3 artifact store', () => {
   test('size limits, missing artifacts and bad references are refused by name', async () => {
     const a = await storeOn('limits');
     const put = await a.put(randomBytes(4096));
-    await expect((await storeOn('limits')).get(put.ref, 1000)).rejects.toThrow('4096 bytes, over the 1000-byte limit');
+    const reader = await storeOn('limits');
+    await expect(reader.get(put.ref, 1000)).rejects.toThrow('4096 bytes, over the 1000-byte limit');
+    // Refused more times than the client has sockets (50): each refusal closes its connection, so a bucket writer's
+    // oversized objects cannot starve the worker's other transfers.
+    for (let i = 0; i < 60; i++) await expect(reader.get(put.ref, 1000)).rejects.toThrow('over the 1000-byte limit');
+    expect((await reader.get(put.ref)).length).toBe(4096);
     const absent = sha(Buffer.from('never stored'));
     await expect(a.get(absent)).rejects.toThrow(
       `artifact s3://${s3.bucket}/limits/sha256/${absent.slice(0, 2)}/${absent} is not in the store`,
