@@ -161,7 +161,15 @@ export async function experimentModel(
     if (defense === 'none') model = await train({});
     else if (defense === 'cutmix') model = await train({ augment: { cutmix: spec.cutmix } });
     else if (defense === 'es-at' || defense === 'full')
-      model = await train({ defense: { kind: at.kind, eps: at.eps }, earlyStop: true });
+      model = await train({
+        defense: {
+          kind: at.kind,
+          eps: at.eps,
+          ...(at.steps ? { steps: at.steps } : {}),
+          ...(at.stepSize ? { stepSize: at.stepSize } : {}),
+        },
+        earlyStop: true,
+      });
     else {
       // Defensive distillation (Papernot et al. 2016): a teacher trained at temperature T, a student trained on its
       // soft labels at T, deployed at T = 1 (the exported logits).
@@ -222,6 +230,16 @@ export async function experimentEvaluate(
           ? { trigger: { ...TRIGGER, patch: spec.poisoning.patch, target: spec.poisoning.target } }
           : {}),
         safetyCritical: spec.safetyCritical,
+        // The full policy's decision margin for the safety-critical class, calibrated on test images after the
+        // evaluated ones (the spec refuses an overlap).
+        ...(req.guard && spec.safetyMargin
+          ? {
+              margin: {
+                maxAccuracyDrop: spec.safetyMargin.maxAccuracyDrop,
+                calibration: { ...test, classes: 10, from: spec.safetyMargin.from, count: spec.safetyMargin.count },
+              },
+            }
+          : {}),
         // Calibrated on clean training images (the test images are what is attacked).
         ...(req.guard
           ? {

@@ -20,7 +20,11 @@ export function markdownTable(spec: ExperimentSpec, results: CellResult[]): stri
       const guarded = r.guard ? ` (guarded ${pct(r.guard.guardedMissRate)})` : '';
       return `${pct(r.safetyCritical.missRate)}${guarded} / ${pct(r.robustAccuracy)}`;
     });
-    return `| ${DEFENSE_LABELS[d]} | ${pct(clean?.cleanAccuracy)} | ${cells.join(' | ')} |`;
+    // The full policy's decision margin: its value, and the false alarms on other classes it costs.
+    const m = clean?.margin;
+    const label = m ? `${DEFENSE_LABELS[d]} (margin ${m.value.toFixed(2)})` : DEFENSE_LABELS[d];
+    const alarms = m ? ` (class ${spec.safetyCritical} false alarms ${pct(clean?.safetyCritical.falseAlarmRate)})` : '';
+    return `| ${label} | ${pct(clean?.cleanAccuracy)}${alarms} | ${cells.join(' | ')} |`;
   });
   return [
     `Miss rate of class ${spec.safetyCritical} (safety-critical) under each attack / robust accuracy on all images.`,
