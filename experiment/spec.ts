@@ -155,7 +155,7 @@ export function parseExperiment(text: string, file: string, opts: { quick?: bool
   if (margin && (spec.test.limit ?? 10_000) > margin.from)
     r.fail('safetyMargin.from', `the calibration images must follow the ${spec.test.limit ?? 10_000} evaluated ones`);
   if (margin && margin.from + margin.count > 10_000)
-    r.fail('safetyMargin.count', `images ${margin.from}–${margin.from + margin.count} run past the 10,000 test images`);
+    r.fail('safetyMargin.count', `images ${margin.from}–${margin.from + margin.count} pass the 10,000 test images`);
   if (!opts.quick) return spec;
   return {
     ...spec,

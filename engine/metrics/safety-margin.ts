@@ -42,7 +42,7 @@ export function calibrateMargin(
   return { margin, accuracyBefore: before, accuracyAfter: after };
 }
 
-/** The model with `margin` added to output `cls` of its single logits output (a new Add node; the graph's output keeps its name). */
+/** The model with `margin` added to logit `cls` of its one output: a new Add node; the output keeps its name. */
 export function withMargin(model: ModelProto, classes: number, cls: number, margin: number): ModelProto {
   const copy = onnx.ModelProto.decode(onnx.ModelProto.encode(model).finish());
   const g = copy.graph!;
