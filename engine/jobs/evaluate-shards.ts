@@ -52,7 +52,7 @@ function fromColumns(c: SampleColumns, classes: number, where: string): SampleRe
   };
   const distance = (v: unknown, k: string) => {
     if (v === null) return NaN;
-    if (typeof v !== 'number') throw new Error(`${where}: ${k} holds ${String(v)}, not a distance`);
+    if (typeof v !== 'number') throw new Error(`${where}: ${k} holds ${JSON.stringify(v)}, not a distance`);
     return v;
   };
   return c.label.map((label, i) => ({

@@ -15,7 +15,7 @@ function accuracyWith(logits: Float32Array, labels: ArrayLike<number>, classes: 
     let best = 0;
     let top = -Infinity;
     for (let k = 0; k < classes; k++) {
-      const v = logits[i * classes + k]! + (k === cls ? m : 0);
+      const v = logits[i * classes + k] + (k === cls ? m : 0);
       if (v > top) [top, best] = [v, k];
     }
     if (best === labels[i]) right++;
@@ -47,7 +47,7 @@ export function withMargin(model: ModelProto, classes: number, cls: number, marg
   const copy = onnx.ModelProto.decode(onnx.ModelProto.encode(model).finish());
   const g = copy.graph!;
   if (g.output?.length !== 1) throw new Error('a decision margin needs a model with one output (the logits)');
-  const out = g.output[0]!.name!;
+  const out = g.output[0].name!;
   const inner = `${out}__before_margin`;
   for (const n of g.node ?? []) n.output = n.output!.map((o) => (o === out ? inner : o));
   const offsets = new Float32Array(classes);

@@ -38,10 +38,10 @@ describe('safety margin', () => {
     const plain = await AttackTarget.create(model);
     const shifted = await AttackTarget.create(withMargin(model, 10, 6, 1.25));
     const [a, b] = [await plain.logits(data.images, 64), await shifted.logits(data.images, 64)];
-    for (let i = 0; i < a.length; i++) expect(b[i]).toBeCloseTo(a[i]! + (i % 10 === 6 ? 1.25 : 0), 4);
+    for (let i = 0; i < a.length; i++) expect(b[i]).toBeCloseTo(a[i] + (i % 10 === 6 ? 1.25 : 0), 4);
     const batch = { x: data.images, labels: data.labels, n: 64 };
     const adv = await fgsm(shifted, batch, { eps: 0.1, range: { min: 0, max: 1 } });
-    expect(adv.some((v, i) => Math.abs(v - data.images[i]!) > 0.09)).toBe(true);
+    expect(adv.some((v, i) => Math.abs(v - data.images[i]) > 0.09)).toBe(true);
   });
 
   test("the experiment's full-policy cell calibrates on images it does not attack and reports the false alarms", async () => {
