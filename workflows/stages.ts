@@ -10,6 +10,8 @@ import {
   own,
   pinnedPair,
   threatMatrix,
+  type Dataset,
+  type DatasetSplit,
   type Evidence,
 } from '../policy/index.js';
 import type { CpuActivities, GpuActivities } from '../activities/index.js';
@@ -115,6 +117,20 @@ export async function dataStage(input: StageInput): Promise<StageResult> {
   return lane.approval();
 }
 
+/**
+ * One split as the gpu activities read it (sanitise, train, evaluate): the dataset's root and file cap, and with
+ * evidence the split's pinned digests, which the engine checks while reading.
+ */
+function splitInput(dataset: Dataset, split: DatasetSplit, evidence: ReturnType<Swimlane['evidenceFor']>) {
+  return {
+    root: dataset.root,
+    split,
+    classes: dataset.classes,
+    ...(dataset.maxFileBytes ? { maxFileBytes: dataset.maxFileBytes } : {}),
+    ...(evidence ? { evidence, pinned: pinnedPair(dataset.files, split) } : {}),
+  };
+}
+
 /** Finds poison in the training split, stores the split without it, and records what was removed. */
 async function sanitise(lane: Swimlane, input: StageInput, evidence: ReturnType<Swimlane['evidenceFor']>) {
   const dataset = input.policy.artifacts.dataset!;
@@ -123,12 +139,8 @@ async function sanitise(lane: Swimlane, input: StageInput, evidence: ReturnType<
   const what = `finding poison in split ${poisoning.split} (${poisoning.method} on a ${poisoning.arch}) and removing it`;
   const out = await lane.task('sanitise', what, () =>
     gpu.sanitiseDataset({
-      root: dataset.root,
-      split,
-      classes: dataset.classes,
-      ...(dataset.maxFileBytes ? { maxFileBytes: dataset.maxFileBytes } : {}),
+      ...splitInput(dataset, split, evidence),
       config: poisoning,
-      ...(evidence ? { evidence, pinned: pinnedPair(dataset.files, split) } : {}),
     }),
   );
   Object.assign(lane.status.metrics, out.metrics);
@@ -184,12 +196,8 @@ export async function trainStage(input: StageInput): Promise<StageResult> {
     const out = await lane.task('training', `training ${config.arch} with ${defense}, ${config.epochs} epochs`, () =>
       // Policies recorded before the setting existed carry none.
       trainer(config.heartbeatTimeoutMs ?? 60_000).trainModel({
-        root: dataset.root,
-        split,
-        classes: dataset.classes,
-        ...(dataset.maxFileBytes ? { maxFileBytes: dataset.maxFileBytes } : {}),
+        ...splitInput(dataset, split, evidence),
         config,
-        ...(evidence ? { evidence, pinned: pinnedPair(dataset.files, split) } : {}),
         ...(input.sanitised ? { sanitised: { images: input.sanitised.images, labels: input.sanitised.labels } } : {}),
       }),
     );
@@ -249,12 +257,8 @@ export async function evaluateStage(input: StageInput): Promise<StageResult> {
     modelPath: model?.path,
     modelSha256: model?.sha256,
     modelRef: input.modelRef,
-    root: dataset.root,
-    split,
-    classes: dataset.classes,
-    ...(dataset.maxFileBytes ? { maxFileBytes: dataset.maxFileBytes } : {}),
+    ...splitInput(dataset, split, evidence),
     config,
-    ...(evidence ? { evidence, pinned: pinnedPair(dataset.files, split) } : {}),
     ...(members
       ? { members: { split: members, ...(evidence ? { pinned: pinnedPair(dataset.files, members) } : {}) } }
       : {}),
