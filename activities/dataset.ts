@@ -6,6 +6,7 @@ import {
   DatasetError,
   checkPair,
   classCounts,
+  digestIdx,
   pixelStats,
   readIdx,
 } from '../engine/data/idx.js';
@@ -32,6 +33,19 @@ export interface ValidateResult {
   evidence?: Evidence<'validation'>;
 }
 
+/**
+ * Reports of splits this worker decoded and checked, keyed by both files' SHA-256 (as read), the class count and the
+ * size limit. A report is a function of those bytes alone, so a later pipeline over the same files reuses it.
+ */
+const checked = new Map<string, Omit<SplitReport, 'split'>>();
+const CHECKED_LIMIT = 32;
+
+function remember(key: string, report: Omit<SplitReport, 'split'>): void {
+  checked.delete(key);
+  if (checked.size >= CHECKED_LIMIT) checked.delete(checked.keys().next().value as string);
+  checked.set(key, report);
+}
+
 /** IDX structure, agreeing counts, label range, pixel statistics and class balance for every split. */
 export async function validateDataset(
   signer: () => Promise<EvidenceSigner>,
@@ -55,10 +69,28 @@ export async function validateDataset(
     try {
       // readIdx refuses anything but a regular file, caps what a gzip may inflate to, and reports progress so a
       // large file heartbeats while it is read.
+      const limits = input.maxFileBytes ? { maxBytes: input.maxFileBytes } : {};
+      // Bytes this worker has already checked (same digests, same class count and size limit) are not decoded again:
+      // hashing a file costs a fraction of inflating and scanning it. Anything else is read in full.
+      ctx.heartbeat({ split, step: 'hashing' });
+      const digest = async (file: string) => {
+        const [actual, expected] = [await digestIdx(join(input.root, file), limits), pinned(file)];
+        if (expected !== undefined && actual !== expected)
+          throw new DatasetDigestMismatch(join(input.root, file), actual, expected);
+        return actual;
+      };
+      const sums = { images: await digest(files.images), labels: await digest(files.labels) };
+      const key = [sums.images, sums.labels, input.classes, limits.maxBytes ?? ''].join(' ');
+      const known = checked.get(key);
+      if (known) {
+        read.push({ path: files.images, sha256: sums.images }, { path: files.labels, sha256: sums.labels });
+        reports.push({ split, ...known });
+        continue;
+      }
       const load = (step: string, file: string) => {
         ctx.heartbeat({ split, step });
         return readIdx(join(input.root, file), pinned(file), {
-          ...(input.maxFileBytes ? { maxBytes: input.maxFileBytes } : {}),
+          ...limits,
           onProgress: (p) => ctx.heartbeat({ split, step, bytes: p.bytes, size: p.size }),
         });
       };
@@ -68,8 +100,7 @@ export async function validateDataset(
       ctx.heartbeat({ split, step: 'checking' });
       const pair = checkPair(images, labels, files, input.classes);
       const px = pixelStats(pair.images);
-      reports.push({
-        split,
+      const report: Omit<SplitReport, 'split'> = {
         images: pair.count,
         rows: pair.rows,
         cols: pair.cols,
@@ -78,7 +109,9 @@ export async function validateDataset(
         pixelStd: px.std,
         pixelMin: px.min,
         pixelMax: px.max,
-      });
+      };
+      reports.push({ split, ...report });
+      remember([images.sha256, labels.sha256, input.classes, limits.maxBytes ?? ''].join(' '), report);
     } catch (e) {
       if (e instanceof DatasetDigestMismatch)
         throw ApplicationFailure.nonRetryable(`split ${split}: ${e.message}`, 'DatasetDigestMismatch');

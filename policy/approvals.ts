@@ -91,9 +91,14 @@ export function isAuthor(person: Person, author: string | undefined): boolean {
 
 /**
  * Why a decision must be refused, or undefined to accept it. Synchronous and pure so an Update validator can
- * call it: every check fails closed, and the reason goes back to the caller.
+ * call it: every check fails closed, and the reason goes back to the caller. `verify` may be a DecisionVerifier's
+ * memo (the same check, remembered), so a decision the validator accepted is not verified again by the handler.
  */
-export function checkDecision(ctx: DecisionContext, d: SignedDecision): string | undefined {
+export function checkDecision(
+  ctx: DecisionContext,
+  d: SignedDecision,
+  verify: (d: SignedDecision, publicKeyBase64: string) => boolean = verifyDecision,
+): string | undefined {
   if (d === null || typeof d !== 'object') return 'the decision is not an object';
   for (const k of ['workflowId', 'stage', 'person', 'channel', 'decision', 'issuedAt', 'signature'] as const) {
     if (typeof d[k] !== 'string' || d[k].length === 0) return `the decision has no ${k}`;
@@ -110,16 +115,18 @@ export function checkDecision(ctx: DecisionContext, d: SignedDecision): string |
     if (d.subjectDigest !== ctx.subjectDigest)
       return 'the decision was signed for another change (its subjectDigest is not this run’s: another commit?)';
   }
+  // The stage's own state is checked before the signature: a client retrying until the stage waits, or a flood of
+  // decisions for a stage that takes none, costs no Ed25519 verification (pure JavaScript in the sandbox).
+  if (ctx.notWaiting) return `stage ${ctx.stage} is not waiting for approval (${ctx.notWaiting})`;
   const channel = own(ctx.policy.channels, d.channel);
   if (!channel)
     return `channel "${d.channel}" has no public key pinned in the policy, so its decisions cannot be trusted`;
-  if (!verifyDecision(d, channel.publicKey))
+  if (!verify(d, channel.publicKey))
     return `the signature does not verify against the ${d.channel} channel's public key`;
   const issued = Date.parse(d.issuedAt);
   if (Number.isNaN(issued)) return `issuedAt "${d.issuedAt}" is not a date`;
   if (issued > ctx.now + FUTURE_SKEW_MS) return `issuedAt ${d.issuedAt} is in the future`;
   if (issued < ctx.now - MAX_AGE_MS) return `issuedAt ${d.issuedAt} is more than a day old; sign a fresh decision`;
-  if (ctx.notWaiting) return `stage ${ctx.stage} is not waiting for approval (${ctx.notWaiting})`;
   const person = findPerson(ctx.policy, d.person);
   if (!person) return `unknown person "${d.person}"`;
   const roles = rolesOf(ctx.policy, person.id).filter((r) => ctx.approval.roles.includes(r));

@@ -1,6 +1,6 @@
-import { ed25519 } from '@noble/curves/ed25519.js';
 import { decodeBase64 } from './base64.js';
 import { canonicalJson, utf8 } from './canonical.js';
+import { verifyEd25519 } from './ed25519.js';
 import type { Channel } from './types.js';
 
 /**
@@ -38,6 +38,11 @@ const DOMAIN_V3 = 'secmlops-decision-v3\n';
 
 /** Deterministic bytes to sign: a domain tag and JSON with sorted keys, so every channel and verifier agree. */
 export function canonicalDecision(d: Decision): Uint8Array {
+  return utf8(decisionText(d));
+}
+
+/** canonicalDecision() before UTF-8 encoding. */
+function decisionText(d: Decision): string {
   const fields = {
     channel: d.channel,
     comment: d.comment,
@@ -50,10 +55,10 @@ export function canonicalDecision(d: Decision): Uint8Array {
   // v1 bytes are kept exactly as they were (plain JSON.stringify of these keys in this order).
   if (d.subjectDigest === undefined) {
     if (d.resolution !== undefined) throw new Error('a decision with a resolution must name its subject digest');
-    return utf8(DOMAIN_V1 + JSON.stringify(fields));
+    return DOMAIN_V1 + JSON.stringify(fields);
   }
-  if (d.resolution === undefined) return utf8(DOMAIN_V2 + canonicalJson({ ...fields, subjectDigest: d.subjectDigest }));
-  return utf8(DOMAIN_V3 + canonicalJson({ ...fields, subjectDigest: d.subjectDigest, resolution: d.resolution }));
+  if (d.resolution === undefined) return DOMAIN_V2 + canonicalJson({ ...fields, subjectDigest: d.subjectDigest });
+  return DOMAIN_V3 + canonicalJson({ ...fields, subjectDigest: d.subjectDigest, resolution: d.resolution });
 }
 
 /** True only for a well-formed signature that verifies against the given raw public key (base64). Fails closed. */
@@ -67,15 +72,42 @@ export function verifyDecision(d: SignedDecision, publicKeyBase64: string): bool
   return verifySignature(d.signature, bytes, publicKeyBase64);
 }
 
+/**
+ * verifyDecision with a memory of what verified: an Update's validator and then its handler check the same decision,
+ * and in workflow code each check is a pure-JavaScript Ed25519 verification. Only successes are remembered, keyed by
+ * the exact key, signature and signed text, so a forged decision can neither enter nor evict an entry it did not
+ * earn; the memory is bounded all the same.
+ */
+export class DecisionVerifier {
+  private readonly verified = new Set<string>();
+
+  constructor(private readonly limit = 64) {}
+
+  readonly verify = (d: SignedDecision, publicKeyBase64: string): boolean => {
+    let text: string;
+    try {
+      text = decisionText(d);
+    } catch {
+      return false;
+    }
+    const key = `${publicKeyBase64}\n${String(d.signature)}\n${text}`;
+    if (this.verified.has(key)) return true;
+    if (!verifySignature(d.signature, utf8(text), publicKeyBase64)) return false;
+    if (this.verified.size >= this.limit) this.verified.delete(this.verified.values().next().value as string);
+    this.verified.add(key);
+    return true;
+  };
+}
+
 /** Ed25519 check of a base64 signature over bytes with a base64 raw public key; false on anything malformed. */
 export function verifySignature(signature: unknown, message: Uint8Array, publicKeyBase64: string): boolean {
   const sig = typeof signature === 'string' ? decodeBase64(signature) : undefined;
   const key = typeof publicKeyBase64 === 'string' ? decodeBase64(publicKeyBase64) : undefined;
   if (!sig || sig.length !== 64 || !key || key.length !== 32) return false;
   try {
-    // Strict RFC 8032 (as OpenSSL checks): no cofactored equation, no non-canonical R or key (noble's default is
-    // ZIP-215, which accepts more signatures for the same key).
-    return ed25519.verify(sig, message, key, { zip215: false });
+    // Strict RFC 8032: no non-canonical R or key (noble's default is ZIP-215, which accepts more signatures for the
+    // same key); noble's strict rules, with a base point that costs less in a fresh workflow context.
+    return verifyEd25519(sig, message, key);
   } catch {
     return false;
   }

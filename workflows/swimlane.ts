@@ -16,6 +16,7 @@ import {
   appendEntry,
   bounded,
   checkDecision,
+  DecisionVerifier,
   describeGate,
   own,
   formatDuration,
@@ -105,6 +106,8 @@ export class Swimlane {
   private outcome: 'approved' | 'rejected' | undefined;
   private head: string;
   private refusals = 0;
+  /** Decisions whose signatures verified, so the handler does not verify again what its validator just did. */
+  private readonly signatures = new DecisionVerifier();
 
   constructor(
     private readonly input: StageInput,
@@ -429,6 +432,7 @@ export class Swimlane {
         ...(this.v2 ? { subjectDigest: this.input.subjectDigest } : {}),
       },
       d,
+      this.signatures.verify,
     );
   }
 

@@ -46,8 +46,7 @@ export async function readIdx(
   });
   try {
     if (size === 0) throw new DatasetError(path, 'the file is empty');
-    // Gzip's framing and stored blocks add at most a few bytes per 64 KiB to what they hold.
-    const onDisk = maxBytes + Math.ceil(maxBytes / 1024) + 65536;
+    const onDisk = onDiskBound(maxBytes);
     if (size > onDisk)
       throw new DatasetError(
         path,
@@ -81,6 +80,35 @@ export async function readIdx(
   } finally {
     await handle.close();
   }
+}
+
+/**
+ * The SHA-256 of a dataset file, read under readIdx's rules (a regular file, within the on-disk bound of maxBytes),
+ * without decoding it: enough to recognise bytes already checked.
+ */
+export async function digestIdx(path: string, opts: Pick<IdxOptions, 'maxBytes'> = {}): Promise<string> {
+  const maxBytes = opts.maxBytes ?? DEFAULT_MAX_IDX_BYTES;
+  const { handle, size } = await openRegular(path).catch((e: unknown) => {
+    throw e instanceof RegularFileError ? new DatasetError(path, e.why) : e;
+  });
+  try {
+    const onDisk = onDiskBound(maxBytes);
+    if (size > onDisk)
+      throw new DatasetError(
+        path,
+        `${fmt(size)} bytes on disk, too many for the ${fmt(maxBytes)}-byte dataset file limit`,
+      );
+    const hash = createHash('sha256');
+    await hashFrom(handle, hash, 0, onDisk, path);
+    return hash.digest('hex');
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Gzip's framing and stored blocks add at most a few bytes per 64 KiB to what they hold. */
+function onDiskBound(maxBytes: number): number {
+  return maxBytes + Math.ceil(maxBytes / 1024) + 65536;
 }
 
 async function startsGzip(handle: FileHandle): Promise<boolean> {
@@ -180,8 +208,21 @@ export interface PixelStats {
 
 /** Mean and standard deviation of pixels scaled to [0, 1]. */
 export function pixelStats(images: Uint8Array): PixelStats {
+  // Four interleaved histograms: a background of equal pixels would otherwise make every increment wait for the
+  // one before it on the same counter (about 4.8 ns a byte with one Float64Array, measured in the pipeline bench).
+  // Each lane counts at most a quarter of the bytes, so 32 bits hold any array JavaScript can allocate.
+  const lanes = new Uint32Array(1024);
+  const n = images.length;
+  const end = n - (n % 4);
+  for (let i = 0; i < end; i += 4) {
+    lanes[images[i]]++;
+    lanes[256 + images[i + 1]]++;
+    lanes[512 + images[i + 2]]++;
+    lanes[768 + images[i + 3]]++;
+  }
+  for (let i = end; i < n; i++) lanes[images[i]]++;
   const hist = new Float64Array(256);
-  for (let i = 0; i < images.length; i++) hist[images[i]]++;
+  for (let v = 0; v < 256; v++) hist[v] = lanes[v] + lanes[256 + v] + lanes[512 + v] + lanes[768 + v];
   let sum = 0;
   let sq = 0;
   let min = 255;

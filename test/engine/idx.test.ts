@@ -36,6 +36,22 @@ describe('IDX reader on real Fashion-MNIST', () => {
     expect(px.std).toBeCloseTo(0.3524, 3);
     expect([px.min, px.max]).toEqual([0, 1]);
   });
+
+  test('pixel statistics agree with a direct sum for every length modulo the four counting lanes', () => {
+    for (const n of [1, 2, 3, 4, 5, 1001, 1002, 1003]) {
+      const bytes = Uint8Array.from({ length: n }, (_, i) => (i * i * 31 + 7 * i + 3) % 200);
+      bytes[n - 1] = 250;
+      let sum = 0;
+      let sq = 0;
+      for (const b of bytes) ((sum += b), (sq += b * b));
+      const mean = sum / n;
+      const px = pixelStats(bytes);
+      expect(px.mean).toBeCloseTo(mean / 255, 12);
+      expect(px.std).toBeCloseTo(Math.sqrt(Math.max(0, sq / n - mean * mean)) / 255, 12);
+      expect(px.min).toBe(Math.min(...bytes) / 255);
+      expect(px.max).toBe(250 / 255);
+    }
+  });
 });
 
 describe('IDX reader refuses bad files with the file and the reason', () => {

@@ -2,7 +2,16 @@
 import { describe, expect, test } from '@jest/globals';
 import { generateKeyPairSync } from 'node:crypto';
 import { rawPublicKey, signDecision } from '../../activities/keys.js';
-import { decodeBase64, encodeBase64, verifyDecision, type Decision } from '../../policy/index.js';
+import {
+  DecisionVerifier,
+  checkDecision,
+  decodeBase64,
+  encodeBase64,
+  parsePolicy,
+  verifyDecision,
+  type Decision,
+  type SignedDecision,
+} from '../../policy/index.js';
 
 const { privateKey, publicKey } = generateKeyPairSync('ed25519');
 const pub = rawPublicKey(publicKey);
@@ -43,5 +52,62 @@ describe('signed decisions', () => {
       expect(encodeBase64(bytes)).toBe(Buffer.from(bytes).toString('base64'));
       expect(decodeBase64(encodeBase64(bytes))).toEqual(bytes);
     }
+  });
+});
+
+describe('the verifier an Update validator and its handler share', () => {
+  test('a decision verified once is remembered; a forgery of the same text is not', () => {
+    const v = new DecisionVerifier();
+    const signed = signDecision(d, privateKey);
+    expect(v.verify(signed, pub)).toBe(true);
+    expect(v.verify(signed, pub)).toBe(true);
+    // Same text, another signature; same signature, other text; same everything, another key.
+    const other = signDecision({ ...d, comment: 'other' }, privateKey);
+    expect(v.verify({ ...signed, signature: other.signature }, pub)).toBe(false);
+    expect(v.verify({ ...signed, comment: 'other' }, pub)).toBe(false);
+    const stranger = rawPublicKey(generateKeyPairSync('ed25519').publicKey);
+    expect(v.verify(signed, stranger)).toBe(false);
+  });
+
+  test('failures are not remembered and the memory stays bounded', () => {
+    const v = new DecisionVerifier(2);
+    const a = signDecision({ ...d, comment: 'a' }, privateKey);
+    const b = signDecision({ ...d, comment: 'b' }, privateKey);
+    const c = signDecision({ ...d, comment: 'c' }, privateKey);
+    for (const x of [a, b, c]) expect(v.verify(x, pub)).toBe(true);
+    for (let i = 0; i < 5; i++) expect(v.verify({ ...a, comment: `forged ${i}` }, pub)).toBe(false);
+    // a was evicted by c and verifies again from scratch; all three still verify.
+    for (const x of [a, b, c]) expect(v.verify(x, pub)).toBe(true);
+    expect((v as unknown as { verified: Set<string> }).verified.size).toBe(2);
+  });
+
+  test('a stage that is not waiting refuses before any signature is checked', () => {
+    const policy = parsePolicy(
+      `version: 1
+name: demo
+people: { alice: {} }
+roles: { R3: { members: [alice] } }
+stages: [plan]
+channels: { cli: { publicKey: ${pub} } }
+`,
+      { file: 'secmlops.yaml' },
+    );
+    let verifications = 0;
+    const counting = (x: SignedDecision, key: string) => (verifications++, verifyDecision(x, key));
+    const ctx = {
+      policy,
+      approval: { roles: ['R3'], quorum: 1, everyRole: false },
+      workflowId: 'wf',
+      stage: 'plan',
+      blockers: [],
+      votes: [],
+      now: Date.parse(d.issuedAt),
+    };
+    const signed = signDecision(d, privateKey);
+    expect(checkDecision({ ...ctx, notWaiting: 'it is running' }, signed, counting)).toContain('not waiting');
+    expect(verifications).toBe(0);
+    expect(checkDecision(ctx, signed, counting)).toBeUndefined();
+    expect(checkDecision(ctx, { ...signed, person: 'alice ' }, counting)).toContain('does not verify');
+    expect(verifications).toBe(2);
   });
 });
