@@ -39,7 +39,8 @@ describe('a split checked once is recognised by its digests', () => {
   test('the same bytes give the same report; changed bytes are read and judged again', async () => {
     const root = await mkdtemp(join(tmpdir(), 'secmlops-dataset-'));
     try {
-      for (const f of Object.values(input.splits.test)) await copyFile(join(FASHION, f), join(root, f));
+      for (const f of [input.splits.test.images, input.splits.test.labels])
+        await copyFile(join(FASHION, f), join(root, f));
       const first = await validate({ ...input, root });
       const env = new MockActivityEnvironment();
       const steps: string[] = [];

@@ -43,7 +43,10 @@ describe('IDX reader on real Fashion-MNIST', () => {
       bytes[n - 1] = 250;
       let sum = 0;
       let sq = 0;
-      for (const b of bytes) ((sum += b), (sq += b * b));
+      for (const b of bytes) {
+        sum += b;
+        sq += b * b;
+      }
       const mean = sum / n;
       const px = pixelStats(bytes);
       expect(px.mean).toBeCloseTo(mean / 255, 12);
