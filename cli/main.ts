@@ -2,7 +2,8 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { join } from 'node:path';
 import { ensureDevKeys, loadPrivateKey } from '../activities/keys.js';
-import { PolicyError, describeSubject } from '../policy/index.js';
+import { PolicyError, describeSubject, useEd25519Verifier } from '../policy/index.js';
+import { verifyEd25519Native } from '../engine/io/native-ed25519.js';
 import { connectClient, connectionConfigFromEnv } from '../worker/connection.js';
 import { homePaths } from '../worker/paths.js';
 import { DecisionRefused, sendDecision } from '../client/decisions.js';
@@ -375,6 +376,8 @@ program
   });
 
 try {
+  // Signatures checked in this process (verify, serve, the workers it starts) go through OpenSSL.
+  useEd25519Verifier(verifyEd25519Native);
   await program.parseAsync(process.argv);
 } catch (e) {
   const err = e as Error;

@@ -99,6 +99,18 @@ export class DecisionVerifier {
   };
 }
 
+export type Ed25519Verifier = (signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array) => boolean;
+
+let ed25519Verifier: Ed25519Verifier = verifyEd25519;
+
+/**
+ * Outside the workflow sandbox, workers and the CLI install OpenSSL's verification (engine/io/native-ed25519.ts),
+ * which accepts a subset of what the pure-JavaScript one does. Workflow code never calls this and keeps verifyEd25519.
+ */
+export function useEd25519Verifier(verifier: Ed25519Verifier): void {
+  ed25519Verifier = verifier;
+}
+
 /** Ed25519 check of a base64 signature over bytes with a base64 raw public key; false on anything malformed. */
 export function verifySignature(signature: unknown, message: Uint8Array, publicKeyBase64: string): boolean {
   const sig = typeof signature === 'string' ? decodeBase64(signature) : undefined;
@@ -107,7 +119,7 @@ export function verifySignature(signature: unknown, message: Uint8Array, publicK
   try {
     // Strict RFC 8032: no non-canonical R or key (noble's default is ZIP-215, which accepts more signatures for the
     // same key); noble's strict rules, with a base point that costs less in a fresh workflow context.
-    return verifyEd25519(sig, message, key);
+    return ed25519Verifier(sig, message, key);
   } catch {
     return false;
   }

@@ -20,6 +20,8 @@ import { trustFromEnv, type TrustConfig } from './trust.js';
 import { githubStartResolver } from '../github/start.js';
 import { discardedWorkflowSpans, type Tracing } from './tracing.js';
 import { readFileSync } from 'node:fs';
+import { useEd25519Verifier } from '../policy/index.js';
+import { verifyEd25519Native } from '../engine/io/native-ed25519.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
@@ -49,6 +51,8 @@ function bundleTraces(bundle: { code: string } | { codePath: string }): boolean 
 }
 
 export async function createWorkers(setup: WorkerSetup): Promise<Worker[]> {
+  // Activities check signatures through OpenSSL; workflow code keeps its own pure-JavaScript verifier.
+  useEd25519Verifier(verifyEd25519Native);
   // GitHub credentials come from the worker's environment unless given (SECMLOPS_GITHUB_*; see README).
   const trust = setup.trust ?? trustFromEnv();
   const github = setup.github ?? credentialsFromEnv();
