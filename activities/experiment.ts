@@ -169,6 +169,7 @@ export async function experimentModel(
           ...(at.stepSize ? { stepSize: at.stepSize } : {}),
         },
         earlyStop: true,
+        ...(at.minClean === undefined ? {} : { earlyStopMinClean: at.minClean }),
       });
     else {
       // Defensive distillation (Papernot et al. 2016): a teacher trained at temperature T, a student trained on its

@@ -40,7 +40,8 @@ export interface ExperimentSpec {
   cutmix: { alpha: number; prob: number };
   distillation: { temperature: number };
   /** ES+AT and the full policy: FGSM-RS or PGD adversarial training with early stopping on robust validation. */
-  adversarialTraining: { kind: 'fgsm-rs' | 'pgd'; eps: number; steps?: number; stepSize?: number };
+  /** `minClean`: early stopping keeps the most robust epoch whose held-out clean accuracy reaches it. */
+  adversarialTraining: { kind: 'fgsm-rs' | 'pgd'; eps: number; steps?: number; stepSize?: number; minClean?: number };
   /**
    * The full policy's decision margin for the safety-critical class: the largest logit offset in its favour that
    * costs at most `maxAccuracyDrop` of clean accuracy on `count` calibration test images from `from` (disjoint from
@@ -95,7 +96,9 @@ export function parseExperiment(text: string, file: string, opts: { quick?: bool
   const a =
     m.adversarialTraining === undefined
       ? {}
-      : r.mapping(m.adversarialTraining, 'adversarialTraining', { optional: ['kind', 'eps', 'steps', 'stepSize'] });
+      : r.mapping(m.adversarialTraining, 'adversarialTraining', {
+          optional: ['kind', 'eps', 'steps', 'stepSize', 'minClean'],
+        });
   const sm =
     m.safetyMargin === undefined
       ? undefined
@@ -135,6 +138,7 @@ export function parseExperiment(text: string, file: string, opts: { quick?: bool
       eps: positive(a.eps, 'adversarialTraining.eps', eps, 1),
       ...(a.steps === undefined ? {} : { steps: r.integer(a.steps, 'adversarialTraining.steps', 1, 100) }),
       ...(a.stepSize === undefined ? {} : { stepSize: positive(a.stepSize, 'adversarialTraining.stepSize', 0, 1) }),
+      ...(a.minClean === undefined ? {} : { minClean: positive(a.minClean, 'adversarialTraining.minClean', 0, 1) }),
     },
     ...(sm
       ? {

@@ -104,6 +104,8 @@ export type TrainRequest = Omit<TrainConfig, 'split'> &
     threads?: number;
     /** A federated client's round: start from the global weights and train on this client's part of the split. */
     client?: FederatedClientRound;
+    /** Early stopping's clean-accuracy floor on the held-out set (an experiment's `adversarialTraining.minClean`). */
+    earlyStopMinClean?: number;
   };
 
 export interface FederatedClientRound {

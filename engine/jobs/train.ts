@@ -85,7 +85,15 @@ export async function trainJob(req: TrainRequest, cb: TrainCallbacks): Promise<T
           ...(req.augment?.cutmix ? { cutmix: req.augment.cutmix } : {}),
           ...(req.distill ? { distill: await distillFrom(req.distill) } : {}),
           range: { min: req.range[0], max: req.range[1] },
-          earlyStop: req.earlyStop && d.kind !== 'none' ? { validation, eps: d.eps, steps: 10 } : undefined,
+          earlyStop:
+            req.earlyStop && d.kind !== 'none'
+              ? {
+                  validation,
+                  eps: d.eps,
+                  steps: 10,
+                  ...(req.earlyStopMinClean === undefined ? {} : { minClean: req.earlyStopMinClean }),
+                }
+              : undefined,
         });
   const modelPath = join(req.workDir, 'model.onnx');
   await writeFile(modelPath, saveModel(deployableModel(arch, result.deploy)));

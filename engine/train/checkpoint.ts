@@ -9,6 +9,8 @@ export interface EpochRecord {
   accuracy: number;
   /** Robust validation accuracy, when early stopping measures it. */
   robustValidation?: number;
+  /** Clean validation accuracy on the same held-out set. */
+  cleanValidation?: number;
   seconds: number;
 }
 
@@ -23,7 +25,7 @@ export interface Checkpoint {
   optimizer: OptimizerState;
   history: EpochRecord[];
   /** The best epoch by robust validation accuracy, with its weights (early stopping). */
-  best?: { epoch: number; robustValidation: number; weights: Map<string, Float32Array> };
+  best?: { epoch: number; robustValidation: number; cleanValidation?: number; weights: Map<string, Float32Array> };
   /** Settings the run was started with; a resume must use the same. */
   settings: Record<string, unknown>;
 }
@@ -51,7 +53,11 @@ export function encodeCheckpoint(c: Checkpoint): Buffer {
     step: c.step,
     optimizer: { kind: c.optimizer.kind, t: c.optimizer.t },
     history: c.history,
-    best: c.best && { epoch: c.best.epoch, robustValidation: c.best.robustValidation },
+    best: c.best && {
+      epoch: c.best.epoch,
+      robustValidation: c.best.robustValidation,
+      ...(c.best.cleanValidation === undefined ? {} : { cleanValidation: c.best.cleanValidation }),
+    },
     settings: c.settings,
     table,
   };
@@ -90,7 +96,7 @@ export function decodeCheckpoint(bytes: Buffer, file: string): Checkpoint {
     step: number;
     optimizer: { kind: OptimizerState['kind']; t: number };
     history: EpochRecord[];
-    best?: { epoch: number; robustValidation: number };
+    best?: { epoch: number; robustValidation: number; cleanValidation?: number };
     settings: Record<string, unknown>;
     table: Record<string, [number, number]>;
   };

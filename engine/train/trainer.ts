@@ -59,8 +59,12 @@ export interface TrainOptions {
    */
   distill?: DistillConfig;
   range?: Range;
-  /** Early stopping: robust accuracy under PGD-`steps` on a held-out set after each epoch; the best epoch is kept. */
-  earlyStop?: { validation: ImageSet; eps: number; steps?: number };
+  /**
+   * Early stopping: robust accuracy under PGD-`steps` on a held-out set after each epoch; the best epoch is kept.
+   * With `minClean`, the best among epochs whose clean accuracy on that set reaches it (when none does, the
+   * cleanest epoch), so robustness is not bought below a clean-accuracy floor.
+   */
+  earlyStop?: { validation: ImageSet; eps: number; steps?: number; minClean?: number };
   /** Write a checkpoint every N steps (and at every epoch end). */
   checkpointEvery?: number;
   onCheckpoint?: (c: Checkpoint) => Promise<void>;
@@ -315,11 +319,14 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           { attack: 'pgd', eps: v.eps, steps: v.steps ?? 10 },
           { range, seed: seed + epoch },
         );
-        record.robustValidation = computeMetrics(results, arch.classes).robust_accuracy;
-        if (!best || record.robustValidation > best.robustValidation)
+        const m = computeMetrics(results, arch.classes);
+        record.robustValidation = m.robust_accuracy;
+        record.cleanValidation = m.clean_accuracy;
+        if (!best || betterEpoch(record, best, v.minClean))
           best = {
             epoch,
             robustValidation: record.robustValidation,
+            cleanValidation: record.cleanValidation,
             weights: new Map([...weights].map(([k, w]) => [k, w.slice()])),
           };
       }
@@ -333,6 +340,24 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     await session.release();
   }
   return { weights, deploy: best?.weights ?? weights, history, bestEpoch: best?.epoch };
+}
+
+/**
+ * Whether early stopping prefers this epoch to the best so far: above the clean floor beats below it; above it the
+ * more robust wins; below it the cleaner (ties keep the earlier epoch).
+ */
+export function betterEpoch(
+  r: { robustValidation?: number; cleanValidation?: number },
+  best: { robustValidation: number; cleanValidation?: number },
+  minClean: number | undefined,
+): boolean {
+  const robust = r.robustValidation ?? -1;
+  if (minClean === undefined) return robust > best.robustValidation;
+  const clean = r.cleanValidation ?? -1;
+  const bestClean = best.cleanValidation ?? -1;
+  const [ok, bestOk] = [clean >= minClean, bestClean >= minClean];
+  if (ok !== bestOk) return ok;
+  return ok ? robust > best.robustValidation : clean > bestClean;
 }
 
 /** Clean accuracy of a deployable model on a set. */

@@ -83,5 +83,9 @@ describe('safety margin', () => {
     expect(() => parseExperiment(yaml('safetyMargin: { maxAccuracyDrop: 0.3 }'), 'g.yaml')).toThrow(
       'safetyMargin.maxAccuracyDrop',
     );
+    const at = (v: string) => parseExperiment(yaml(`adversarialTraining: { kind: pgd, minClean: ${v} }`), 'g.yaml');
+    expect(at('0.87').adversarialTraining.minClean).toBe(0.87);
+    expect(() => at('87')).toThrow('adversarialTraining.minClean');
+    expect(() => at('0')).toThrow('adversarialTraining.minClean');
   });
 });

@@ -9,7 +9,7 @@ import { loadModel } from '../../engine/onnx/model.js';
 import { loadSplit } from '../../engine/data/fashion.js';
 import { decodeCheckpoint, encodeCheckpoint, type Checkpoint } from '../../engine/train/checkpoint.js';
 import { learningRate } from '../../engine/train/optim.js';
-import { train, type TrainOptions } from '../../engine/train/trainer.js';
+import { betterEpoch, train, type TrainOptions } from '../../engine/train/trainer.js';
 import { ARCHITECTURES, deployableModel, smallCnn, trainableModel } from '../../engine/train/zoo.js';
 import { inspectModel } from '../../engine/inspect.js';
 import { runAttack } from '../../engine/attacks/run.js';
@@ -87,7 +87,29 @@ describe('training', () => {
     const scores = r.history.map((h) => h.robustValidation!);
     expect(scores.every((s) => s >= 0 && s <= 1)).toBe(true);
     expect(r.bestEpoch).toBe(scores.indexOf(Math.max(...scores)) + 1);
-  }, 120_000);
+    // A clean floor no epoch reaches keeps the cleanest epoch instead.
+    const floored = await train({
+      arch: smallCnn,
+      data,
+      epochs: 3,
+      defense: { kind: 'fgsm-rs', eps: 0.1 },
+      earlyStop: { validation, eps: 0.1, steps: 5, minClean: 1 },
+    });
+    const clean = floored.history.map((h) => h.cleanValidation!);
+    expect(clean.every((c) => c > 0.1 && c < 1)).toBe(true);
+    expect(floored.bestEpoch).toBe(clean.indexOf(Math.max(...clean)) + 1);
+  }, 180_000);
+
+  test('early stopping with a clean floor: above it the most robust epoch, below it the cleanest', () => {
+    const e = (robustValidation: number, cleanValidation: number) => ({ robustValidation, cleanValidation });
+    expect(betterEpoch(e(0.7, 0.86), e(0.6, 0.9), undefined)).toBe(true);
+    expect(betterEpoch(e(0.7, 0.86), e(0.6, 0.9), 0.87)).toBe(false);
+    expect(betterEpoch(e(0.5, 0.88), e(0.7, 0.86), 0.87)).toBe(true);
+    expect(betterEpoch(e(0.65, 0.88), e(0.6, 0.9), 0.87)).toBe(true);
+    expect(betterEpoch(e(0.6, 0.88), e(0.6, 0.9), 0.87)).toBe(false);
+    expect(betterEpoch(e(0.9, 0.85), e(0.1, 0.86), 0.87)).toBe(false);
+    expect(betterEpoch(e(0.1, 0.865), e(0.9, 0.86), 0.87)).toBe(true);
+  });
 
   test.each(Object.values(ARCHITECTURES).map((a) => [a.name, a] as const))(
     '%s trains and exports a deployable model with the same graph',
