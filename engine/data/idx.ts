@@ -41,17 +41,9 @@ export async function readIdx(
   opts: IdxOptions = {},
 ): Promise<IdxArray & { sha256: string }> {
   const maxBytes = opts.maxBytes ?? DEFAULT_MAX_IDX_BYTES;
-  const { handle, size } = await openRegular(path).catch((e: unknown) => {
-    throw e instanceof RegularFileError ? new DatasetError(path, e.why) : e;
-  });
+  const { handle, size, onDisk } = await openBounded(path, maxBytes);
   try {
     if (size === 0) throw new DatasetError(path, 'the file is empty');
-    const onDisk = onDiskBound(maxBytes);
-    if (size > onDisk)
-      throw new DatasetError(
-        path,
-        `${fmt(size)} bytes on disk, too many for the ${fmt(maxBytes)}-byte dataset file limit`,
-      );
     const hash = createHash('sha256');
     const read = { bytes: 0, stopped: false };
     let parsed: IdxArray;
@@ -87,17 +79,8 @@ export async function readIdx(
  * without decoding it: enough to recognise bytes already checked.
  */
 export async function digestIdx(path: string, opts: Pick<IdxOptions, 'maxBytes'> = {}): Promise<string> {
-  const maxBytes = opts.maxBytes ?? DEFAULT_MAX_IDX_BYTES;
-  const { handle, size } = await openRegular(path).catch((e: unknown) => {
-    throw e instanceof RegularFileError ? new DatasetError(path, e.why) : e;
-  });
+  const { handle, onDisk } = await openBounded(path, opts.maxBytes ?? DEFAULT_MAX_IDX_BYTES);
   try {
-    const onDisk = onDiskBound(maxBytes);
-    if (size > onDisk)
-      throw new DatasetError(
-        path,
-        `${fmt(size)} bytes on disk, too many for the ${fmt(maxBytes)}-byte dataset file limit`,
-      );
     const hash = createHash('sha256');
     await hashFrom(handle, hash, 0, onDisk, path);
     return hash.digest('hex');
@@ -106,9 +89,26 @@ export async function digestIdx(path: string, opts: Pick<IdxOptions, 'maxBytes'>
   }
 }
 
-/** Gzip's framing and stored blocks add at most a few bytes per 64 KiB to what they hold. */
-function onDiskBound(maxBytes: number): number {
-  return maxBytes + Math.ceil(maxBytes / 1024) + 65536;
+/**
+ * Opens a regular file no larger on disk than a file decoding to maxBytes can be (gzip's framing and stored blocks
+ * add at most a few bytes per 64 KiB to what they hold); closes it again on refusal.
+ */
+async function openBounded(
+  path: string,
+  maxBytes: number,
+): Promise<{ handle: FileHandle; size: number; onDisk: number }> {
+  const { handle, size } = await openRegular(path).catch((e: unknown) => {
+    throw e instanceof RegularFileError ? new DatasetError(path, e.why) : e;
+  });
+  const onDisk = maxBytes + Math.ceil(maxBytes / 1024) + 65536;
+  if (size > onDisk) {
+    await handle.close();
+    throw new DatasetError(
+      path,
+      `${fmt(size)} bytes on disk, too many for the ${fmt(maxBytes)}-byte dataset file limit`,
+    );
+  }
+  return { handle, size, onDisk };
 }
 
 async function startsGzip(handle: FileHandle): Promise<boolean> {
