@@ -170,6 +170,7 @@ export async function experimentModel(
         },
         earlyStop: true,
         ...(at.minClean === undefined ? {} : { earlyStopMinClean: at.minClean }),
+        ...(at.epochs === undefined ? {} : { epochs: at.epochs }),
       });
     else {
       // Defensive distillation (Papernot et al. 2016): a teacher trained at temperature T, a student trained on its

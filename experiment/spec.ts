@@ -40,8 +40,18 @@ export interface ExperimentSpec {
   cutmix: { alpha: number; prob: number };
   distillation: { temperature: number };
   /** ES+AT and the full policy: FGSM-RS or PGD adversarial training with early stopping on robust validation. */
-  /** `minClean`: early stopping keeps the most robust epoch whose held-out clean accuracy reaches it. */
-  adversarialTraining: { kind: 'fgsm-rs' | 'pgd'; eps: number; steps?: number; stepSize?: number; minClean?: number };
+  /**
+   * `minClean`: early stopping keeps the most robust epoch whose held-out clean accuracy reaches it. `epochs`: the
+   * adversarially trained models' own epoch count (default `train.epochs`): they learn more slowly.
+   */
+  adversarialTraining: {
+    kind: 'fgsm-rs' | 'pgd';
+    eps: number;
+    steps?: number;
+    stepSize?: number;
+    minClean?: number;
+    epochs?: number;
+  };
   /**
    * The full policy's decision margin for the safety-critical class: the largest logit offset in its favour that
    * costs at most `maxAccuracyDrop` of clean accuracy on `count` calibration test images from `from` (disjoint from
@@ -97,7 +107,7 @@ export function parseExperiment(text: string, file: string, opts: { quick?: bool
     m.adversarialTraining === undefined
       ? {}
       : r.mapping(m.adversarialTraining, 'adversarialTraining', {
-          optional: ['kind', 'eps', 'steps', 'stepSize', 'minClean'],
+          optional: ['kind', 'eps', 'steps', 'stepSize', 'minClean', 'epochs'],
         });
   const sm =
     m.safetyMargin === undefined
@@ -139,6 +149,7 @@ export function parseExperiment(text: string, file: string, opts: { quick?: bool
       ...(a.steps === undefined ? {} : { steps: r.integer(a.steps, 'adversarialTraining.steps', 1, 100) }),
       ...(a.stepSize === undefined ? {} : { stepSize: positive(a.stepSize, 'adversarialTraining.stepSize', 0, 1) }),
       ...(a.minClean === undefined ? {} : { minClean: positive(a.minClean, 'adversarialTraining.minClean', 0, 1) }),
+      ...(a.epochs === undefined ? {} : { epochs: r.integer(a.epochs, 'adversarialTraining.epochs', 1, 100) }),
     },
     ...(sm
       ? {
@@ -161,9 +172,12 @@ export function parseExperiment(text: string, file: string, opts: { quick?: bool
   if (margin && margin.from + margin.count > 10_000)
     r.fail('safetyMargin.count', `images ${margin.from}–${margin.from + margin.count} pass the 10,000 test images`);
   if (!opts.quick) return spec;
+  const at = { ...spec.adversarialTraining };
+  delete at.epochs;
   return {
     ...spec,
     train: { ...spec.train, arch: 'mlp', epochs: 1, limit: 3000 },
+    adversarialTraining: at,
     test: { limit: 200 },
     ...(margin ? { safetyMargin: { ...margin, from: 200, count: 500 } } : {}),
   };

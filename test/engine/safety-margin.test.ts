@@ -87,5 +87,13 @@ describe('safety margin', () => {
     expect(at('0.87').adversarialTraining.minClean).toBe(0.87);
     expect(() => at('87')).toThrow('adversarialTraining.minClean');
     expect(() => at('0')).toThrow('adversarialTraining.minClean');
+    const longer = parseExperiment(yaml('adversarialTraining: { kind: pgd, epochs: 8 }'), 'g.yaml');
+    expect(longer.adversarialTraining.epochs).toBe(8);
+    expect(
+      parseExperiment(yaml('adversarialTraining: { epochs: 8 }'), 'g.yaml', { quick: true }).adversarialTraining.epochs,
+    ).toBeUndefined();
+    expect(() => parseExperiment(yaml('adversarialTraining: { epochs: 0 }'), 'g.yaml')).toThrow(
+      'adversarialTraining.epochs',
+    );
   });
 });
