@@ -61,8 +61,11 @@ export async function mergeEvaluation(
 ): Promise<EvaluateOutput> {
   if (!input.evidence) throw refuse('parts are signed evidence, and this stage asked for none');
   const seal = (await prepare(input, signer))!;
-  const count = input.config.shards ?? 1;
+  // `auto`: the workflow chose the count from the gpu workers polling; every part must still name it and the parts
+  // must tile the images exactly once.
+  const count = input.config.shards === 'auto' ? input.parts.length : (input.config.shards ?? 1);
   if (input.parts.length !== count) throw refuse(`${input.parts.length} parts given, the policy asks for ${count}`);
+  if (count < 1 || count > 64) throw refuse(`${count} parts given: between 1 and 64 are allowed`);
   const expected = {
     pipelineId: input.evidence.pipelineId,
     workflowId: callingWorkflow(),

@@ -12,6 +12,7 @@ import type { GitHubCredentials } from '../github/credentials.js';
 import { notifyIncident, notifySlack, type IncidentNotice, type SlackCredentials, type SlackNotice } from './slack.js';
 import { checkRollback, monitorWindow, servedShape, type RollbackRequest, type WindowRequest } from './monitor.js';
 import { evidenceSigner } from './evidence.js';
+import { countGpuWorkers } from './gpu-workers.js';
 import { resolveStart, type GitHubStartResolver } from './start.js';
 import { readGitHubDecision, type CommentDecisionRequest } from './github-decision.js';
 import type { PipelineInput } from '../policy/index.js';
@@ -73,6 +74,7 @@ export function createCpuActivities(config: ActivityConfig) {
     monitorWindow: (req: WindowRequest) => monitorWindow(store, telemetryDir, req),
     checkRollback: (req: RollbackRequest) => checkRollback(store, config.releaseKeyPath, req),
     servedShape: (req: { modelSha256: string }) => servedShape(store, req.modelSha256),
+    countGpuWorkers,
   };
 }
 

@@ -1,5 +1,5 @@
 import { decodeBase64 } from './base64.js';
-import { canonicalJson, utf8 } from './canonical.js';
+import { canonicalJson, sha256Hex, utf8 } from './canonical.js';
 import { verifyEd25519 } from './ed25519.js';
 import type { Channel } from './types.js';
 
@@ -78,6 +78,8 @@ export function verifyDecision(d: SignedDecision, publicKeyBase64: string): bool
  * the exact key, signature and signed text, so a forged decision can neither enter nor evict an entry it did not
  * earn; the memory is bounded all the same.
  */
+const CANONICAL_SIGNATURE = /^[A-Za-z0-9+/]{86}==$/;
+
 export class DecisionVerifier {
   private readonly verified = new Set<string>();
 
@@ -90,9 +92,14 @@ export class DecisionVerifier {
     } catch {
       return false;
     }
-    const key = `${publicKeyBase64}\n${String(d.signature)}\n${text}`;
-    if (this.verified.has(key)) return true;
-    if (!verifySignature(d.signature, utf8(text), publicKeyBase64)) return false;
+    const bytes = utf8(text);
+    // Remembered by digest, with the signature only in its canonical spelling: base64 decoding forgives whitespace,
+    // so a replayed decision padded with megabytes of it would otherwise be a new, large entry each time.
+    const canonical = typeof d.signature === 'string' && CANONICAL_SIGNATURE.test(d.signature);
+    const key = canonical ? sha256Hex(`${publicKeyBase64}\n${d.signature}\n${sha256Hex(bytes)}`) : undefined;
+    if (key !== undefined && this.verified.has(key)) return true;
+    if (!verifySignature(d.signature, bytes, publicKeyBase64)) return false;
+    if (key === undefined) return true;
     if (this.verified.size >= this.limit) this.verified.delete(this.verified.values().next().value as string);
     this.verified.add(key);
     return true;

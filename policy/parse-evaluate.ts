@@ -111,7 +111,7 @@ export function readEvaluate(r: Reader, v: unknown, stages: Stage[], artifacts: 
     range: [range[0], range[1]],
     seed: m.seed === undefined ? 1 : r.integer(m.seed, 'evaluate.seed', 0),
     // 64: the most parts engine/jobs/evaluate-shards.ts cuts (each a gpu activity).
-    ...(m.shards === undefined ? {} : { shards: r.integer(m.shards, 'evaluate.shards', 1, 64) }),
+    ...(m.shards === undefined ? {} : { shards: m.shards === 'auto' ? 'auto' : readShards(r, m.shards) }),
     safetyCritical,
     attacks,
   };
@@ -238,4 +238,10 @@ export function checkGateMetric(
     path,
     `unknown metric "${metric}"; stages measure data.<split>.{images,min_class_fraction,max_class_fraction,pixel_mean,pixel_std}, train.{loss,accuracy,robust_validation,epochs,privacy.epsilon,privacy.delta}, data.poison.{flagged,flagged_fraction,class.<k>.flagged}, evaluate.clean_accuracy, evaluate.class.<k>.miss_rate, evaluate.backdoor.{success_rate,baseline_rate}, evaluate.privacy.{mia_auc,mia_advantage} and evaluate.<attack id>.{robust_accuracy,attack_success_rate,median_linf,median_l2,class.<k>.miss_rate}`,
   );
+}
+
+/** A part count, or (besides `auto`, handled by the caller) a clear refusal naming the choices. */
+function readShards(r: Reader, v: unknown): number {
+  if (typeof v === 'string') r.fail('evaluate.shards', `expected a number from 1 to 64 or "auto", got "${v}"`);
+  return r.integer(v, 'evaluate.shards', 1, 64);
 }

@@ -175,9 +175,10 @@ export interface EvaluateConfig {
   modelLimits?: ModelLimitsConfig;
   /**
    * Split the attack suite across this many parallel gpu activities by image ranges, merged exactly (default 1).
-   * Parts start on 256-image boundaries, so a set of N images has at most ceil(N/256) non-empty parts.
+   * Parts start on 256-image boundaries, so a set of N images has at most ceil(N/256) non-empty parts. `auto`: as
+   * many parts as gpu workers poll the gpu queue when the stage starts (at most 64).
    */
-  shards?: number;
+  shards?: number | 'auto';
 }
 
 export const MODEL_LIMIT_KEYS = [

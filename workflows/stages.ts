@@ -266,10 +266,12 @@ export async function evaluateStage(input: StageInput): Promise<StageResult> {
   };
   // Sharded: the parts run side by side on gpu workers and are merged exactly; they are signed evidence, so a
   // pipeline without evidence (v1) evaluates in one activity.
-  const shards = evidence ? (config.shards ?? 1) : 1;
+  const asked = evidence ? (config.shards ?? 1) : 1;
   try {
     const what = `attacking the model: ${config.attacks.map((a) => a.id).join(', ')}`;
-    const out = await lane.task('attacks', shards > 1 ? `${what} (${shards} parts)` : what, async () => {
+    const parts = asked === 'auto' ? ' (one part per gpu worker)' : asked > 1 ? ` (${asked} parts)` : '';
+    const out = await lane.task('attacks', what + parts, async () => {
+      const shards = asked === 'auto' ? await cpu.countGpuWorkers() : asked;
       if (shards === 1) return gpu.evaluateModel(request);
       const parts = await Promise.all(
         Array.from({ length: shards }, (_v, index) =>

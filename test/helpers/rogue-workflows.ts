@@ -90,7 +90,7 @@ type Part = Awaited<ReturnType<Activities['evaluateShard']>>;
  * part given twice, and (with `foreign`) parts another workflow obtained, handed to the merge.
  */
 export async function rogueShards(req: Omit<ShardRequest, 'shard'>, foreign?: Part[]): Promise<(string | Part[])[]> {
-  const count = req.config.shards!;
+  const count = req.config.shards as number;
   const parts = await Promise.all(
     Array.from({ length: count }, (_v, index) => gpu.evaluateShard({ ...req, shard: { index, count } })),
   );

@@ -78,7 +78,14 @@ describe('the verifier an Update validator and its handler share', () => {
     for (let i = 0; i < 5; i++) expect(v.verify({ ...a, comment: `forged ${i}` }, pub)).toBe(false);
     // a was evicted by c and verifies again from scratch; all three still verify.
     for (const x of [a, b, c]) expect(v.verify(x, pub)).toBe(true);
-    expect((v as unknown as { verified: Set<string> }).verified.size).toBe(2);
+    const memo = (v as unknown as { verified: Set<string> }).verified;
+    expect(memo.size).toBe(2);
+    // A replay padded with whitespace still verifies (base64 forgives it) but is not remembered, and no entry holds
+    // more than a digest.
+    const padded = { ...c, signature: c.signature + ' '.repeat(100_000) };
+    expect(v.verify(padded, pub)).toBe(true);
+    expect(memo.size).toBe(2);
+    expect([...memo].every((k) => k.length === 64)).toBe(true);
   });
 
   test('a stage that is not waiting refuses before any signature is checked', () => {

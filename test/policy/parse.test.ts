@@ -258,6 +258,11 @@ ${gates}`;
       'secmlops.yaml: evaluate.shards: expected a number from 1 to 64, got number 65',
     ],
     [
+      'a shard count that is neither a number nor auto',
+      base(ok.replace('evaluate:', 'evaluate:\n  shards: many')),
+      'secmlops.yaml: evaluate.shards: expected a number from 1 to 64 or "auto", got "many"',
+    ],
+    [
       'a fractional shard count',
       base(ok.replace('evaluate:', 'evaluate:\n  shards: 1.5')),
       'secmlops.yaml: evaluate.shards: expected a whole number from 1 to 64, got 1.5',

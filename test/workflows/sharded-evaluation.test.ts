@@ -4,7 +4,9 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { resolve } from 'node:path';
-import { stageWorkflowId } from '../../workflows/messages.js';
+import proto from '@temporalio/proto';
+import { createWorkers } from '../../worker/workers.js';
+import { GPU_TASK_QUEUE, stageWorkflowId } from '../../workflows/messages.js';
 import { makeFixture, testPolicy, type Fixture } from '../helpers/fixture.js';
 import { rogueShards } from '../helpers/rogue-workflows.js';
 import { result, startPipeline, startStack, testAddress, uniqueId, type Stack } from '../helpers/temporal.js';
@@ -21,7 +23,7 @@ afterAll(async () => stack?.stop());
 
 const ATTACKS =
   '    - { id: fgsm, attack: fgsm, eps: 0.05 }\n    - { id: pgd, attack: pgd, eps: 0.1, steps: 3, restarts: 2 }';
-const policyWith = (shards: number) =>
+const policyWith = (shards: number | 'auto') =>
   testPolicy(fx, {
     stages: '  - name: evaluate\n    approval: false\n  - name: release\n    approval: false',
     model: EXAMPLE,
@@ -47,6 +49,53 @@ describe('sharded evaluation', () => {
       .filter(Boolean);
     expect(scheduled).toEqual(['evaluateShard', 'evaluateShard', 'evaluateShard', 'mergeEvaluation']);
     expect(three.stages[1].artifacts.attestation).toMatch(/^sha256:/);
+  }, 240_000);
+
+  test('shards: auto cuts one part per gpu worker polling the gpu queue', async () => {
+    // A second gpu worker under its own identity, as another host would be.
+    const native = await NativeConnection.connect({ address: testAddress() });
+    const [second] = await createWorkers({
+      connection: native,
+      namespace: 'default',
+      queues: ['gpu'],
+      identity: 'second-gpu-host',
+      artifactsDir: fx.artifacts,
+      releaseKeyPath: fx.key('release'),
+      trust: fx.trust,
+    });
+    const running = second.run();
+    try {
+      // The server lists a poller once it has polled; wait until both identities are there.
+      for (let i = 0; i < 100; i++) {
+        const r = await stack.client.workflowService.describeTaskQueue({
+          namespace: 'default',
+          taskQueue: { name: GPU_TASK_QUEUE },
+          taskQueueType: proto.temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+        });
+        if (new Set((r.pollers ?? []).map((p) => p.identity)).size >= 2) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const [one, auto] = await Promise.all([
+        result(await startPipeline(stack.client, await policyWith(1), uniqueId('shards-1'))),
+        result(await startPipeline(stack.client, await policyWith('auto'), uniqueId('shards-auto'))),
+      ]);
+      expect(auto.state).toBe('passed');
+      expect(auto.stages[0].metrics).toEqual(one.stages[0].metrics);
+      const history = await stack.client.workflow
+        .getHandle(stageWorkflowId(auto.workflowId, 'evaluate'))
+        .fetchHistory();
+      const scheduled = (history.events ?? [])
+        .map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name)
+        .filter(Boolean);
+      expect(scheduled[0]).toBe('countGpuWorkers');
+      const parts = scheduled.filter((n) => n === 'evaluateShard').length;
+      expect(parts).toBeGreaterThanOrEqual(2);
+      expect(scheduled).toEqual(['countGpuWorkers', ...Array<string>(parts).fill('evaluateShard'), 'mergeEvaluation']);
+    } finally {
+      second.shutdown();
+      await running.catch(() => undefined);
+      await native.close();
+    }
   }, 240_000);
 
   test('workflow code an attacker drives cannot merge parts of another suite, a repeated part or foreign parts', async () => {
