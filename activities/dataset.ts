@@ -80,8 +80,9 @@ export async function validateDataset(
         return actual;
       };
       const sums = { images: await digest(files.images), labels: await digest(files.labels) };
-      const key = [sums.images, sums.labels, input.classes, limits.maxBytes ?? ''].join(' ');
-      const known = checked.get(key);
+      const keyOf = (images: string, labels: string) =>
+        [images, labels, input.classes, limits.maxBytes ?? ''].join(' ');
+      const known = checked.get(keyOf(sums.images, sums.labels));
       if (known) {
         read.push({ path: files.images, sha256: sums.images }, { path: files.labels, sha256: sums.labels });
         reports.push({ split, ...known });
@@ -111,7 +112,7 @@ export async function validateDataset(
         pixelMax: px.max,
       };
       reports.push({ split, ...report });
-      remember([images.sha256, labels.sha256, input.classes, limits.maxBytes ?? ''].join(' '), report);
+      remember(keyOf(images.sha256, labels.sha256), report);
     } catch (e) {
       if (e instanceof DatasetDigestMismatch)
         throw ApplicationFailure.nonRetryable(`split ${split}: ${e.message}`, 'DatasetDigestMismatch');
