@@ -15,7 +15,8 @@ export function addStudyCommands(program: Command, client: () => Promise<Client>
     .option('--quick', 'a seconds-long variant (mlp, 1 epoch, 3,000 training and 200 test images)')
     .option('--out <dir>', 'where the results go (default experiments/<name>)')
     .option('--id <workflowId>', 'workflow ID')
-    .action(async (file: string, o: { quick?: boolean; out?: string; id?: string }) => {
+    .option('--resume', 'keep the cells already in <out>/results.json (same experiment) and run only the others')
+    .action(async (file: string, o: { quick?: boolean; out?: string; id?: string; resume?: boolean }) => {
       const { experimentCommand } = await import('./experiment-command.js');
       await experimentCommand(client, file, o);
     });

@@ -1,7 +1,7 @@
 // `secmlops experiment` as durable workflows: the grid runs one child workflow per cell, one after another (the
 // engine work of one cell fills the machine), and a cell's model comes from a cache shared by the cells that train
 // the same way. A crash anywhere resumes at the cell that was running.
-import { executeChild, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { executeChild, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { GpuActivities } from '../activities/index.js';
 import type { ExperimentModel } from '../activities/experiment.js';
 import type { ExperimentEvalResult } from '../engine/jobs/protocol.js';
@@ -48,20 +48,51 @@ export async function experimentCell(input: CellInput): Promise<CellResult> {
   return { ...result, defense: input.defense, attack: input.attack, model };
 }
 
-export async function experimentGrid(input: { spec: ExperimentSpec }): Promise<CellResult[]> {
-  const { spec } = input;
-  const status: ExperimentStatus = { cells: spec.defenses.length * spec.attacks.length, done: [] };
-  setHandler(experimentStatusQuery, () => status);
-  // Attacks outer: the cells of one training (clean or poisoned data) follow each other, while its model is cached.
-  for (const attack of spec.attacks)
+export interface GridInput {
+  spec: ExperimentSpec;
+  /** Cells measured by an earlier run of the same spec (`secmlops experiment --resume`): not run again. */
+  skip?: Array<{ defense: DefenseName; attack: AttackName }>;
+}
+
+/** The grid's cells in the order they run. */
+export function cellOrder(spec: ExperimentSpec, byModel: boolean): Array<{ defense: DefenseName; attack: AttackName }> {
+  const cells: Array<{ defense: DefenseName; attack: AttackName }> = [];
+  if (!byModel) {
+    for (const attack of spec.attacks) for (const defense of spec.defenses) cells.push({ defense, attack });
+    return cells;
+  }
+  // One model's cells back to back, clean data first: a run stopped between models (a session's end, a machine
+  // reclaimed) loses at most the model in training, and `--resume` carries the finished cells.
+  // On clean data the full policy deploys the ES+AT model (with its margin and guard), so its cells follow ES+AT's.
+  const pairFull = spec.defenses.includes('es-at') && spec.defenses.includes('full');
+  for (const poisoned of [false, true])
     for (const defense of spec.defenses) {
-      status.running = { defense, attack };
-      const r = await executeChild(experimentCell, {
-        workflowId: `${workflowInfo().workflowId}/${defense}/${attack}`,
-        args: [{ spec, defense, attack }],
-      });
-      status.done.push(r);
+      if (defense === 'full' && pairFull && !poisoned) continue;
+      const models: DefenseName[] = defense === 'es-at' && pairFull && !poisoned ? ['es-at', 'full'] : [defense];
+      for (const d of models)
+        for (const attack of spec.attacks)
+          if (attack.startsWith('poisoning') === poisoned) cells.push({ defense: d, attack });
     }
+  return cells;
+}
+
+export async function experimentGrid(input: GridInput): Promise<CellResult[]> {
+  const { spec } = input;
+  const skip = new Set((input.skip ?? []).map((c) => `${c.defense}/${c.attack}`));
+  // Runs started before the model order replay in the attacks-outer order they began with.
+  const order = cellOrder(spec, patched('experiment-cells-by-model')).filter(
+    (c) => !skip.has(`${c.defense}/${c.attack}`),
+  );
+  const status: ExperimentStatus = { cells: order.length, done: [] };
+  setHandler(experimentStatusQuery, () => status);
+  for (const { defense, attack } of order) {
+    status.running = { defense, attack };
+    const r = await executeChild(experimentCell, {
+      workflowId: `${workflowInfo().workflowId}/${defense}/${attack}`,
+      args: [{ spec, defense, attack }],
+    });
+    status.done.push(r);
+  }
   status.running = undefined;
   return status.done;
 }

@@ -6,12 +6,25 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { experimentCommand } from '../../cli/experiment-command.js';
-import type { CellResult } from '../../workflows/experiment.js';
+import { parseExperiment } from '../../experiment/spec.js';
+import { cellOrder, type CellResult } from '../../workflows/experiment.js';
 import { makeFixture, type Fixture } from '../helpers/fixture.js';
 import { startStack, type Stack } from '../helpers/temporal.js';
 
 let fx: Fixture;
 let stack: Stack;
+/** The quick run's results folder, which the --resume test continues. */
+let quickOut: string | undefined;
+
+async function quiet<T>(lines: string[], run: () => Promise<T>): Promise<T> {
+  const log = console.log;
+  console.log = (...a: unknown[]) => void lines.push(a.join(' '));
+  try {
+    return await run();
+  } finally {
+    console.log = log;
+  }
+}
 
 beforeAll(async () => {
   fx = await makeFixture();
@@ -24,14 +37,11 @@ afterAll(async () => {
 describe('secmlops experiment', () => {
   test('--quick runs the committed grid and writes results.json, the table and the chart', async () => {
     const out = await mkdtemp(join(tmpdir(), 'secmlops-experiment-'));
-    const log = console.log;
     const lines: string[] = [];
-    console.log = (...a: unknown[]) => void lines.push(a.join(' '));
-    try {
-      await experimentCommand(async () => stack.client, 'examples/fashion-mnist/experiment.yaml', { quick: true, out });
-    } finally {
-      console.log = log;
-    }
+    await quiet(lines, () =>
+      experimentCommand(async () => stack.client, 'examples/fashion-mnist/experiment.yaml', { quick: true, out }),
+    );
+    quickOut = out;
     const saved = JSON.parse(await readFile(join(out, 'results.json'), 'utf8')) as { results: CellResult[] };
     expect(saved.results).toHaveLength(25);
     for (const r of saved.results) {
@@ -57,6 +67,65 @@ describe('secmlops experiment', () => {
     expect(svg.match(/<rect x=/g)?.length).toBeGreaterThanOrEqual(50);
     expect(lines.some((l) => l.startsWith('[25/25]'))).toBe(true);
   }, 900_000);
+
+  test('--resume runs only the cells an interrupted run did not save; another experiment is refused', async () => {
+    const out = quickOut!;
+    const file = join(out, 'results.json');
+    const first = JSON.parse(await readFile(file, 'utf8')) as { complete: boolean; results: CellResult[] };
+    expect(first.complete).toBe(true);
+    // As a run stopped after 20 cells leaves it: the CutMix cells missing.
+    await writeFile(
+      file,
+      JSON.stringify({ ...first, complete: false, results: first.results.filter((r) => r.defense !== 'cutmix') }),
+    );
+    const lines: string[] = [];
+    const yaml = 'examples/fashion-mnist/experiment.yaml';
+    await quiet(lines, () => experimentCommand(async () => stack.client, yaml, { quick: true, out, resume: true }));
+    expect(lines[0]).toContain('20 kept from');
+    const ran = lines.filter((l) => /^\[\d+\/25\]/.test(l));
+    expect(ran.map((l) => l.slice(0, 9))).toEqual(['[21/25] c', '[22/25] c', '[23/25] c', '[24/25] c', '[25/25] c']);
+    const saved = JSON.parse(await readFile(file, 'utf8')) as {
+      complete: boolean;
+      runs: unknown[];
+      results: CellResult[];
+    };
+    expect(saved.complete).toBe(true);
+    expect(saved.runs).toHaveLength(2);
+    expect(saved.results).toHaveLength(25);
+    expect(new Set(saved.results.map((r) => `${r.defense}/${r.attack}`)).size).toBe(25);
+
+    const other = join(fx.dir, 'other-experiment.yaml');
+    await writeFile(other, (await readFile(yaml, 'utf8')).replace(/^eps: .*$/m, 'eps: 0.2'));
+    await expect(
+      experimentCommand(async () => stack.client, other, { quick: true, out, resume: true }),
+    ).rejects.toThrow(/measured another experiment \(eps differ\)/);
+  }, 600_000);
+
+  test('one model’s cells run back to back, clean data first, the full policy beside ES+AT on clean data', async () => {
+    const spec = parseExperiment(await readFile('examples/fashion-mnist/experiment.yaml', 'utf8'), 'x.yaml');
+    const order = cellOrder(spec, true).map((c) => `${c.defense}/${c.attack}`);
+    expect(order).toHaveLength(25);
+    expect(order.slice(0, 10)).toEqual([
+      'none/fgsm',
+      'none/deepfool',
+      'cutmix/fgsm',
+      'cutmix/deepfool',
+      'es-at/fgsm',
+      'es-at/deepfool',
+      'full/fgsm',
+      'full/deepfool',
+      'distillation/fgsm',
+      'distillation/deepfool',
+    ]);
+    expect(order.slice(10, 13)).toEqual(['none/poisoning', 'none/poisoning+fgsm', 'none/poisoning+deepfool']);
+    expect(order.slice(-3)).toEqual(['full/poisoning', 'full/poisoning+fgsm', 'full/poisoning+deepfool']);
+    // Runs begun before the order changed replay the attacks-outer order.
+    expect(
+      cellOrder(spec, false)
+        .slice(0, 2)
+        .map((c) => `${c.defense}/${c.attack}`),
+    ).toEqual(['none/poisoning', 'cutmix/poisoning']);
+  });
 
   test.each([
     ['defenses: [none, adversarial-dropout]', 'defenses[1]: expected one of none, cutmix, es-at, distillation, full'],
