@@ -42,6 +42,33 @@ describe('npm install on a fresh machine', () => {
     expect(narrower).toEqual([]);
   });
 
+  test('allowScripts names every locked package with an install script; onnxruntime-node is denied', async () => {
+    const pkg = JSON.parse(await readFile('package.json', 'utf8')) as { allowScripts: Record<string, boolean> };
+    const lock = JSON.parse(await readFile('package-lock.json', 'utf8')) as {
+      packages: Record<string, { hasInstallScript?: boolean }>;
+    };
+    const scripted = new Set(
+      Object.entries(lock.packages)
+        .filter(([, e]) => e.hasInstallScript)
+        .map(([k]) => k.slice(k.lastIndexOf('node_modules/') + 'node_modules/'.length)),
+    );
+    // npm ≥ 11.16 lists every dependency script not covered; npm 12 blocks them.
+    expect([...scripted].filter((name) => !(name in pkg.allowScripts))).toEqual([]);
+    expect(pkg.allowScripts['onnxruntime-node']).toBe(false);
+    expect(pkg.allowScripts['better-sqlite3']).toBe(true);
+  });
+
+  test('npm that reads allowScripts does not run onnxruntime-node’s download even when cuda12 is asked', async () => {
+    const { stdout: version } = await run('npm', ['--version'], { env: freshEnv() });
+    // Older npm ignores allowScripts; there the project .npmrc (next test) keeps the CPU build.
+    if (!semver.gte(version.trim(), '11.16.0')) return;
+    const { stdout } = await run('npm', ['rebuild', 'onnxruntime-node', '--foreground-scripts'], {
+      env: { ...freshEnv(), GLOBAL_AGENT_HTTPS_PROXY: 'http://127.0.0.1:9', ONNXRUNTIME_NODE_INSTALL: 'cuda12' },
+      timeout: 120_000,
+    });
+    expect(stdout).toContain('rebuilt dependencies successfully');
+  }, 150_000);
+
   test('the project config tells onnxruntime-node to keep its CPU build (no CUDA download)', async () => {
     const { stdout } = await run('npm', ['config', 'get', 'onnxruntime-node-install'], { env: freshEnv() });
     expect(stdout.trim()).toBe('skip');
