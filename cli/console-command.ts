@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { loadPrivateKey, loadPublicKey } from '../activities/keys.js';
 import { ConsoleMetrics } from '../console/metrics.js';
 import { createConsole } from '../console/server.js';
-import { connectClient } from '../worker/connection.js';
+import { connectClient, connectionConfigFromEnv } from '../worker/connection.js';
+import { clientTracingFromEnv, type ClientTracing } from '../worker/tracing.js';
 import { openOnceStore } from '../client/once-store.js';
 import { homePaths } from '../worker/paths.js';
 
@@ -16,7 +17,16 @@ export interface RunningConsole {
   url: string;
 }
 
-export async function startConsole(opts: { port: number; host: string; client?: Client }): Promise<RunningConsole> {
+export interface ConsoleStartOptions {
+  port: number;
+  host: string;
+  /** The client to use (npm start's, built with `tracing`'s interceptors); otherwise one from the environment. */
+  client?: Client;
+  /** npm start's tracing, shared with its workers; otherwise the OTEL variables decide (secmlops-console). */
+  tracing?: ClientTracing;
+}
+
+export async function startConsole(opts: ConsoleStartOptions): Promise<RunningConsole> {
   const keys = homePaths().keys;
   const env = process.env;
   const file = (envName: string, name: string) =>
@@ -26,9 +36,13 @@ export async function startConsole(opts: { port: number; host: string; client?: 
   const slackKey = file('SECMLOPS_SLACK_KEY', 'slack.key');
   const metricsAddress = env.SECMLOPS_CONSOLE_METRICS_ADDRESS;
   const metrics = metricsAddress ? new ConsoleMetrics() : undefined;
+  const ownTracing = opts.tracing || opts.client ? undefined : clientTracingFromEnv();
+  const tracing = opts.tracing ?? ownTracing;
   const app = createConsole({
     ...(metrics ? { metrics } : {}),
-    connect: async () => opts.client ?? (await connectClient()),
+    ...(tracing ? { tracer: tracing.tracer } : {}),
+    connect: async () =>
+      opts.client ?? (await connectClient(connectionConfigFromEnv(), ownTracing?.clientInterceptors)),
     tokenPublicKey: tokenPub ? await loadPublicKey(tokenPub) : undefined,
     consoleKey: consoleKey ? await loadPrivateKey(consoleKey) : undefined,
     slack: {
@@ -43,6 +57,7 @@ export async function startConsole(opts: { port: number; host: string; client?: 
       'SECMLOPS_CONSOLE_STATE',
     ),
   });
+  if (ownTracing) app.addHook('onClose', () => ownTracing.shutdown());
   if (metrics && metricsAddress) {
     const server = await metrics.serve(metricsAddress);
     app.addHook('onClose', async () => void server.close());

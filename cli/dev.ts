@@ -67,6 +67,8 @@ export async function dev(opts: DevOptions): Promise<void> {
   const native = await NativeConnection.connect({ address });
   // The dev stack trusts its own folder as policy source and the dev cli key for starts.
   const trust = trustFromEnv(process.env, { dev: true });
+  // OTEL_* variables turn on traces of workflows and activities, as for `secmlops worker`, and of the console.
+  const tracing = tracingFromEnv();
   const workers = await createWorkers({
     connection: native,
     namespace: 'default',
@@ -74,14 +76,18 @@ export async function dev(opts: DevOptions): Promise<void> {
     artifactsDir: paths.artifacts,
     releaseKeyPath: paths.releaseKey,
     trust,
-    // OTEL_* variables turn on traces of workflows and activities, as for `secmlops worker`.
-    tracing: tracingFromEnv(),
+    tracing,
   });
   const running = workers.map((w) => w.run());
   console.log(`Workers polling task queues ${TASK_QUEUE} (CPU) and gpu (CPU fallback).`);
   const connection = await Connection.connect({ address });
-  const client = new Client({ connection, dataConverter: dataConverter() });
-  const web = await startConsole({ port: opts.consolePort, host: '127.0.0.1', client }).catch((e: Error) => {
+  const client = new Client({
+    connection,
+    dataConverter: dataConverter(),
+    ...(tracing ? { interceptors: tracing.clientInterceptors } : {}),
+  });
+  const consoleOptions = { port: opts.consolePort, host: '127.0.0.1', client, ...(tracing ? { tracing } : {}) };
+  const web = await startConsole(consoleOptions).catch((e: Error) => {
     console.log(`The approvals console did not start: ${e.message}`);
     return undefined;
   });
@@ -97,6 +103,7 @@ export async function dev(opts: DevOptions): Promise<void> {
     console.log('\nStopping workers and the dev server…');
     await web?.app.close();
     await shutdown(workers, running);
+    await tracing?.shutdown();
     await connection.close();
     await native.close();
     await env?.teardown();

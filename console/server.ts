@@ -10,6 +10,8 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { createHmac, randomBytes, type KeyObject } from 'node:crypto';
 import { DecisionRefused, sendDecision } from '../client/decisions.js';
 import type { ConsoleMetrics } from './metrics.js';
+import { traceRequests } from './tracing.js';
+import type { Tracer } from '@opentelemetry/api';
 import type { Policy } from '../policy/index.js';
 import { TASK_QUEUE, policyQuery, statusQuery, type PipelineStatus } from '../workflows/messages.js';
 import { ourPipeline } from '../client/pipelines.js';
@@ -38,6 +40,8 @@ export interface ConsoleOptions {
   state: JtiStore;
   /** Counts requests and accepted decisions for Prometheus (console/metrics.ts); none: nothing is counted. */
   metrics?: ConsoleMetrics;
+  /** Traces each request (console/tracing.ts); the client from `connect` should carry the tracing interceptors. */
+  tracer?: Tracer;
 }
 
 const COOKIE = 'secmlops_session';
@@ -48,6 +52,7 @@ export function createConsole(o: ConsoleOptions): FastifyInstance {
   let client: Client | undefined;
   const temporal = async (): Promise<Client> => (client ??= await o.connect());
 
+  if (o.tracer) traceRequests(app, o.tracer);
   if (o.metrics) {
     const requests = o.metrics.requests;
     app.addHook('onResponse', async (req, reply) => {

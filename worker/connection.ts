@@ -1,6 +1,6 @@
 // Connection settings from the environment (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*,
 // or a TOML profile) through @temporalio/envconfig, shared by workers, the CLI and the actions.
-import { Client, Connection, type ConnectionOptions } from '@temporalio/client';
+import { Client, Connection, type ClientInterceptors, type ConnectionOptions } from '@temporalio/client';
 import { defaultPayloadConverter, type DataConverter, type Payload } from '@temporalio/common';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { AesGcmCodec } from './codec.js';
@@ -23,7 +23,10 @@ export function dataConverter(): DataConverter {
   return codec ? { payloadCodecs: [codec] } : {};
 }
 
-export async function connectClient(config: ConnectionConfig = connectionConfigFromEnv()): Promise<Client> {
+export async function connectClient(
+  config: ConnectionConfig = connectionConfigFromEnv(),
+  interceptors?: ClientInterceptors,
+): Promise<Client> {
   let connection: Connection;
   try {
     connection = await Connection.connect({ ...config.connectionOptions, connectTimeout: '5s' });
@@ -32,7 +35,12 @@ export async function connectClient(config: ConnectionConfig = connectionConfigF
       `cannot reach Temporal at ${config.connectionOptions.address} (${(e as Error).message}); is the server running? \`npm start\` runs a local one`,
     );
   }
-  return new Client({ connection, namespace: config.namespace, dataConverter: dataConverter() });
+  return new Client({
+    connection,
+    namespace: config.namespace,
+    dataConverter: dataConverter(),
+    ...(interceptors ? { interceptors } : {}),
+  });
 }
 
 /** Decodes raw payloads (heartbeat details from describe(), histories) the way this process's client would. */

@@ -2,53 +2,14 @@
 // workflow, its stage's child workflow and their activities arrive at an OTLP/HTTP receiver as one trace.
 import { afterAll, describe, expect, test } from '@jest/globals';
 import { Client, Connection } from '@temporalio/client';
-import { createServer, type IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { makeFixture, testPolicy } from '../helpers/fixture.js';
+import { collector } from '../helpers/otlp.js';
 import { spawnWorker, type WorkerProcess } from '../helpers/processes.js';
 import { result, startPipeline, testAddress, uniqueId } from '../helpers/temporal.js';
 
 const spawned: WorkerProcess[] = [];
 afterAll(() => spawned.forEach((w) => w.child.kill('SIGKILL')));
-
-interface OtlpSpan {
-  name: string;
-  traceId: string;
-  spanId: string;
-  parentSpanId?: string;
-}
-
-/** A stand-in collector: OTLP/HTTP JSON on /v1/traces, as the exporter sends it. */
-async function collector() {
-  const spans: OtlpSpan[] = [];
-  const services = new Set<string>();
-  const body = async (req: IncomingMessage) => {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    return Buffer.concat(chunks).toString('utf8');
-  };
-  const server = createServer((req, res) => {
-    void body(req).then((text) => {
-      if (req.url === '/v1/traces' && req.method === 'POST') {
-        const doc = JSON.parse(text) as {
-          resourceSpans: {
-            resource: { attributes: { key: string; value: { stringValue?: string } }[] };
-            scopeSpans: { spans: OtlpSpan[] }[];
-          }[];
-        };
-        for (const rs of doc.resourceSpans) {
-          const name = rs.resource.attributes.find((a) => a.key === 'service.name')?.value.stringValue;
-          if (name) services.add(name);
-          for (const ss of rs.scopeSpans) spans.push(...ss.spans);
-        }
-      }
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as { port: number };
-  return { url: `http://127.0.0.1:${port}`, spans, services, close: () => server.close() };
-}
 
 describe('worker tracing', () => {
   test('a pipeline, its data stage and their activities form one trace at the OTLP endpoint', async () => {
