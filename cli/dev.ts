@@ -8,6 +8,7 @@ import { mkdir } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { join, relative } from 'node:path';
 import { ensureDevKeys, loadPrivateKey } from '../activities/keys.js';
+import { pipelineStatus } from '../client/pipelines.js';
 import { startSigned } from '../client/start.js';
 import { federationStatus, renderRounds, startFederation } from '../client/federation.js';
 import { rolesOf, type Policy } from '../policy/index.js';
@@ -173,12 +174,7 @@ async function watch(
   const finished = result().then((r) => (done = r));
   for (;;) {
     const final = done;
-    const status =
-      final ??
-      (await client.workflow
-        .getHandle(workflowId)
-        .query<PipelineStatus>('status')
-        .catch(() => undefined));
+    const status = final ?? (await pipelineStatus(client, workflowId).catch(() => undefined));
     if (status) {
       for (const stage of status.stages) {
         let text = renderStage(stage).join('\n');

@@ -62,7 +62,7 @@ export async function sendCommentDecision(
 
 export async function sendDecision(client: Client, req: DecisionRequest): Promise<DecisionAccepted> {
   const key = req.key ?? (await loadPrivateKey(req.keyPath));
-  const subjectDigest = req.subjectDigest ?? (await currentSubjectDigest(client, req.workflowId));
+  const subjectDigest = req.subjectDigest ?? (await currentSubjectDigest(client, req.workflowId, `stage ${req.stage}`));
   const decision: Decision = {
     workflowId: req.workflowId,
     stage: req.stage,
@@ -110,14 +110,31 @@ async function refusalsNamed(
   }
 }
 
-/** The digest of the change the pipeline runs for, as its status shows it; undefined when it cannot be read. */
-export async function currentSubjectDigest(client: Client, workflowId: string): Promise<string | undefined> {
+/**
+ * The digest of the change the pipeline runs for, as its status shows it (undefined: no such pipeline, or one from
+ * before the trust boundary). A decision without one is refused by every stage since then, so a status that cannot
+ * be read is an error here, not a decision signed for no change. `stage` names the stage in the refusal.
+ */
+export async function currentSubjectDigest(
+  client: Client,
+  workflowId: string,
+  stage = 'any stage',
+): Promise<string | undefined> {
+  let s: PipelineStatus;
   try {
-    const s = (await client.workflow.getHandle(workflowId).query(statusQuery)) as PipelineStatus;
-    return s.subjectDigest;
-  } catch {
-    return undefined;
+    s = (await client.workflow.getHandle(workflowId).query(statusQuery)) as PipelineStatus;
+  } catch (e) {
+    if (e instanceof WorkflowNotFoundError) return undefined;
+    throw new Error(`could not read which change ${workflowId} runs for (${(e as Error).message}); nothing was sent`);
   }
+  // Not resolved yet (no policy name): no stage can wait, and a decision signed now would carry no change and be
+  // refused by a stage that starts waiting before it arrives. (Runs from before the trust boundary carry no digest
+  // but do name their policy.)
+  if (!s.subjectDigest && !s.policyName && s.state === 'running')
+    throw new DecisionRefused(
+      `${stage} of ${workflowId} is not waiting for approval (the pipeline has not resolved its start yet)`,
+    );
+  return s.subjectDigest;
 }
 
 function isAbortedUpdate(e: unknown): boolean {

@@ -1,7 +1,8 @@
 // Typed reads of a pipeline: its status and the policy it runs under, through the queries the workflow defines.
-import type { Client } from '@temporalio/client';
+import type { Client, WorkflowClient } from '@temporalio/client';
 import { TASK_QUEUE } from '../workflows/messages.js';
 import type { Policy } from '../policy/index.js';
+import { displayable } from '../workflows/stage-reports.js';
 import {
   policyQuery,
   statusQuery,
@@ -10,8 +11,36 @@ import {
   type StageResult,
 } from '../workflows/messages.js';
 
+/**
+ * A pipeline's status with its running stage's progress: the pipeline's own status names the stage's run, and that
+ * run is queried (stages no longer signal their progress to the pipeline). Every channel reads pipelines here.
+ */
 export async function pipelineStatus(client: Client, workflowId: string): Promise<PipelineStatus> {
-  return (await client.workflow.getHandle(workflowId).query(statusQuery)) as PipelineStatus;
+  return withRunningStage(
+    client.workflow,
+    (await client.workflow.getHandle(workflowId).query(statusQuery)) as PipelineStatus,
+  );
+}
+
+/**
+ * Overlays the running stage's own status and audit entries, queried from the run the pipeline started (a workflow
+ * someone else started under the stage's ID is another run, and is not asked). Display only: gates, verdicts and the
+ * release read the stages' results inside the pipeline. When the stage cannot answer (it just finished, the worker is
+ * busy), the pipeline's own view is returned.
+ */
+export async function withRunningStage(workflows: WorkflowClient, s: PipelineStatus): Promise<PipelineStatus> {
+  const i = s.stages.findIndex((st) => st.state === 'running' && st.runId);
+  if (i < 0) return s;
+  const { name, workflowId, runId } = s.stages[i];
+  let r: StageResult;
+  try {
+    r = (await workflows.getHandle(workflowId, runId).query(statusQuery)) as StageResult;
+  } catch {
+    return s;
+  }
+  if (r?.status?.name !== name || !displayable(r)) return s;
+  const stages = s.stages.map((st, j) => (j === i ? { ...r.status, workflowId, runId } : st));
+  return { ...s, stages, audit: [...s.audit, ...r.audit] };
 }
 
 export async function pipelinePolicy(client: Client, workflowId: string): Promise<Policy> {

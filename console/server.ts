@@ -14,7 +14,7 @@ import { traceRequests } from './tracing.js';
 import type { Tracer } from '@opentelemetry/api';
 import type { Policy } from '../policy/index.js';
 import { TASK_QUEUE, policyQuery, statusQuery, type PipelineStatus } from '../workflows/messages.js';
-import { ourPipeline } from '../client/pipelines.js';
+import { ourPipeline, withRunningStage } from '../client/pipelines.js';
 import { monitorRoutes } from './monitor-routes.js';
 import { pendingPage, pipelinePage, signInPage, type PendingItem } from './pages.js';
 import { checkSlackRequest, parseSlackAction, type SlackAction } from './slack.js';
@@ -180,7 +180,7 @@ export function createConsole(o: ConsoleOptions): FastifyInstance {
           try {
             const h = c.workflow.getHandle(wf.workflowId);
             const [status, policy] = await Promise.all([
-              h.query(statusQuery) as Promise<PipelineStatus>,
+              (h.query(statusQuery) as Promise<PipelineStatus>).then((st) => withRunningStage(c.workflow, st)),
               h.query(policyQuery),
             ]);
             const roles = rolesOf(policy, s.person);
@@ -221,9 +221,10 @@ export function createConsole(o: ConsoleOptions): FastifyInstance {
     ) => {
       try {
         await ourPipeline(await temporal(), id);
-        const h = (await temporal()).workflow.getHandle(id);
+        const c = await temporal();
+        const h = c.workflow.getHandle(id);
         const [status, policy] = await Promise.all([
-          h.query(statusQuery) as Promise<PipelineStatus>,
+          (h.query(statusQuery) as Promise<PipelineStatus>).then((st) => withRunningStage(c.workflow, st)),
           h.query(policyQuery),
         ]);
         return html(

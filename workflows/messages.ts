@@ -60,6 +60,8 @@ export interface EvaluationSummary {
 export interface StageStatus {
   name: StageName;
   workflowId: string;
+  /** The run the pipeline started, while it runs: readers query that run for the stage's progress. */
+  runId?: string;
   state: StageState;
   /** Grows with every report; signals sent in one workflow task may arrive in any order, so the parent keeps the newest. */
   revision: number;

@@ -17,16 +17,11 @@ import {
 // Type only: the pipeline starts the monitor, so a runtime import back would make the two modules a cycle.
 import type { secmlopsPipeline } from './pipeline.js';
 import type { CpuActivities } from '../activities/index.js';
-import {
-  AUDIT_LIMITS,
-  appendEntry,
-  bounded,
-  checkIncidentDecision,
-  genesisDigest,
-  retrainWorkflowId,
-  rolesOf,
-  type SignedDecision,
-} from '../policy/index.js';
+import type { SignedDecision } from '../policy/index.js';
+import { rolesOf } from '../policy/approvals.js';
+import { AUDIT_LIMITS, appendEntry, bounded, genesisDigest } from '../policy/audit.js';
+import { checkIncidentDecision } from '../policy/incident.js';
+import { retrainWorkflowId } from '../policy/start.js';
 import { monitorApproval } from '../policy/incident.js';
 import type { WindowMeasurement } from '../activities/monitor.js';
 import { TASK_QUEUE } from './messages.js';

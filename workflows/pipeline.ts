@@ -3,8 +3,9 @@
 // must be guarded with patched('<change-id>') and the histories under test/histories/ must keep replaying.
 //
 // Trust (runs since TRUSTED_PIPELINE): the pipeline is started with a start proof and a policy *reference*; a worker
-// resolves both (resolveStart) and signs what it found. Each stage's own result is kept; stage-update Signals only
-// refresh what the status query shows while a stage runs, and never reach a gate, the verdict or the release signer.
+// resolves both (resolveStart) and signs what it found. Each stage's own result is kept. A running stage's progress
+// is read by querying the run the status names (client/pipelines.ts); stage-update Signals, which stages of older
+// runs send, only refresh what the status query shows, and never reach a gate, the verdict or the release signer.
 import {
   CancellationScope,
   ParentClosePolicy,
@@ -17,16 +18,8 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { CpuActivities } from '../activities/index.js';
-import {
-  entryDigest,
-  genesisDigest,
-  appendEntry,
-  bounded,
-  type Evidence,
-  type PipelineInput,
-  type Policy,
-  type StageName,
-} from '../policy/index.js';
+import type { Evidence, PipelineInput, Policy, StageName } from '../policy/index.js';
+import { entryDigest, genesisDigest, appendEntry, bounded } from '../policy/audit.js';
 import {
   TASK_QUEUE,
   policyQuery,
@@ -42,7 +35,7 @@ import {
 import { dataStage, evaluateStage, planStage, releaseStage, trainStage } from './stages.js';
 import { TRUSTED_PIPELINE, causeMessage } from './swimlane.js';
 import { secmlopsMonitor } from './monitor.js';
-import { displayable, pendingStage, sanitisedSplit } from './stage-reports.js';
+import { pendingStage, sanitisedSplit } from './stage-reports.js';
 
 const github = proxyActivities<CpuActivities>({
   taskQueue: TASK_QUEUE,
@@ -77,26 +70,15 @@ async function trustedPipeline(input: PipelineInput, policyGiven: boolean): Prom
   };
   const resolvedPolicy: { current?: Policy } = {};
   const trail: AuditEntry[] = [];
-  /** Stages that finished: their own results, which Signals can no longer overwrite. */
-  const finished = new Set<string>();
   setHandler(statusQuery, () => status);
   setHandler(policyQuery, () => {
     if (!resolvedPolicy.current) throw new Error('the pipeline has not resolved its policy yet');
     return resolvedPolicy.current;
   });
-  /** The stage that runs now: the only one whose progress a Signal may show. */
-  let current: string | undefined;
-  // Display only: a running stage's progress. Anyone who can reach the namespace can send this Signal, so it must be
-  // for the stage that runs, well-formed, small, and a plausible next revision; the stage's own result replaces it.
-  setHandler(stageUpdateSignal, (r: StageResult) => {
-    const name = r?.status?.name;
-    const i = status.stages.findIndex((s) => s.name === name);
-    if (i < 0 || name !== current || finished.has(name) || !displayable(r)) return;
-    const revision = r.status.revision;
-    if (revision < status.stages[i].revision || revision > status.stages[i].revision + 1000) return;
-    status.stages[i] = { ...r.status, workflowId: status.stages[i].workflowId };
-    status.audit = [...trail, ...r.audit];
-  });
+  // Stage-update Signals are dropped: a running stage's progress is read by querying the run this status names
+  // (client/pipelines.ts), and stages started here send none. Anyone who can reach the namespace can send one, so
+  // none is believed, not even for display; the handler is kept so that such Signals are not buffered.
+  setHandler(stageUpdateSignal, () => undefined);
 
   const fail = (reason: string): PipelineResult => {
     status.state = 'failed';
@@ -198,7 +180,6 @@ async function trustedPipeline(input: PipelineInput, policyGiven: boolean): Prom
     status.github = { reported: false, error: `pending status: ${status.github.error ?? ''}` };
   try {
     for (const stage of policy.stages) {
-      current = stage.name;
       if (stage.name === 'monitor') {
         const why = await startMonitor();
         if (why) fail(`stage monitor failed: ${why}`);
@@ -222,15 +203,18 @@ async function trustedPipeline(input: PipelineInput, policyGiven: boolean): Prom
         ...(sanitised ? { sanitised } : {}),
       };
       const options = { workflowId: stageWorkflowId(pipelineId, stage.name) };
-      const result =
-        stage.name === 'release'
-          ? await executeChild(releaseStage, {
-              ...options,
-              args: [{ ...common, audit: [...trail], evidence: [...evidence] }],
-            })
-          : await executeChild(STAGES[stage.name], { ...options, args: [common] });
-      finished.add(stage.name);
       const i = status.stages.findIndex((s) => s.name === stage.name);
+      // The same StartChildWorkflowExecution command as executeChild; the handle names the run, which the status
+      // shows while the stage runs so that readers query its progress from that run and no other.
+      const child =
+        stage.name === 'release'
+          ? await startChild(releaseStage, {
+              ...options,
+              args: [{ ...common, progress: 'query', audit: [...trail], evidence: [...evidence] }],
+            })
+          : await startChild(STAGES[stage.name], { ...options, args: [{ ...common, progress: 'query' }] });
+      status.stages[i] = { ...status.stages[i], state: 'running', runId: child.firstExecutionRunId };
+      const result = await child.result();
       status.stages[i] = { ...result.status, workflowId: options.workflowId };
       trail.push(...result.audit);
       if (result.audit.length) head = entryDigest(result.audit[result.audit.length - 1]);

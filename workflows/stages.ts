@@ -2,18 +2,11 @@
 // Past the trust boundary every activity that measures something returns it signed (evidence), which the lane keeps
 // for the release signer; the lane's own metrics and gates are for display and for failing early.
 import { ApplicationFailure, isCancellation, proxyActivities } from '@temporalio/workflow';
-import {
-  dataMetrics,
-  describeCell,
-  evaluateGate,
-  formatMetric,
-  own,
-  pinnedPair,
-  threatMatrix,
-  type Dataset,
-  type DatasetSplit,
-  type Evidence,
-} from '../policy/index.js';
+import type { Dataset, DatasetSplit, Evidence } from '../policy/index.js';
+import { pinnedPair } from '../policy/evidence.js';
+import { dataMetrics, evaluateGate, formatMetric } from '../policy/gates.js';
+import { own } from '../policy/own.js';
+import { describeCell, threatMatrix } from '../policy/threat-model.js';
 import type { CpuActivities, GpuActivities } from '../activities/index.js';
 import type { ReleaseRequest } from '../activities/release.js';
 import { GPU_TASK_QUEUE, type AuditEntry, type ManifestEntry, type StageResult, type StageStatus } from './messages.js';

@@ -11,27 +11,23 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { CpuActivities } from '../activities/index.js';
-import {
-  AUDIT_LIMITS,
-  appendEntry,
-  bounded,
-  checkDecision,
-  DecisionVerifier,
-  describeGate,
-  own,
-  formatDuration,
-  missingRoles,
-  quorumMet,
-  rolesOf,
-  unmeetableApproval,
-  type AuditEntry as Entry,
-  type Evidence,
-  type GateResult,
-  type Policy,
-  type SignedDecision,
-  type Stage,
-  type Vote,
+// Values from their own modules, not the policy barrel: the barrel brings the YAML parser, which every workflow
+// would evaluate again at its start (module state is fresh per workflow).
+import type {
+  AuditEntry as Entry,
+  Evidence,
+  GateResult,
+  Policy,
+  SignedDecision,
+  Stage,
+  Vote,
 } from '../policy/index.js';
+import { checkDecision, missingRoles, quorumMet, rolesOf, unmeetableApproval } from '../policy/approvals.js';
+import { AUDIT_LIMITS, appendEntry, bounded } from '../policy/audit.js';
+import { DecisionVerifier } from '../policy/decision.js';
+import { formatDuration } from '../policy/duration.js';
+import { describeGate } from '../policy/gates.js';
+import { own } from '../policy/own.js';
 import {
   approveSignal,
   approveUpdate,
@@ -65,6 +61,11 @@ export interface StageInput {
   chainHead?: string;
   /** The pipeline's start evidence: what a worker needs to act for this pipeline (PR comments). */
   start?: Evidence;
+  /**
+   * 'query': the stage sends no progress Signals; readers query it while it runs (client/pipelines.ts). Pipelines
+   * started before this field replay their stages with Signals: it is part of the recorded input, so no patch marker.
+   */
+  progress?: 'query';
 }
 
 /**
@@ -200,11 +201,16 @@ export class Swimlane {
     return why ? this.fail(`the approval cannot be met: ${why}`) : undefined;
   }
 
-  /** Sends the current state to the parent pipeline; best effort, the parent also receives the final result. */
+  /**
+   * Marks a change of state. Stages of older pipelines also send it to the parent as a Signal (best effort; the parent
+   * also receives the final result); now readers query the running stage instead, which saves each pipeline a Signal,
+   * its events and a workflow task on each side per report.
+   */
   report(): void {
     const parent = workflowInfo().parent;
     if (!parent) return;
     this.status.revision++;
+    if (this.input.progress === 'query') return;
     getExternalWorkflowHandle(parent.workflowId, parent.runId)
       .signal(stageUpdateSignal, this.result())
       .catch((err: unknown) => log.warn('could not report stage status to the pipeline', { error: String(err) }));

@@ -9,7 +9,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { appCredentials } from '../../github/credentials.js';
-import type { PipelineStatus } from '../../workflows/messages.js';
 import type { GitHubStandIn } from '../helpers/github-api.js';
 import {
   basePolicy,
@@ -29,7 +28,7 @@ import {
 import { startGitHubStandIn } from '../helpers/github-api.js';
 import { recordHistories } from '../helpers/histories.js';
 import { waitUntil } from '../helpers/processes.js';
-import { uniqueId, type Stack } from '../helpers/temporal.js';
+import { status as pipelineStatusOf, uniqueId, type Stack } from '../helpers/temporal.js';
 
 useActionsHarness();
 let stack: Stack;
@@ -228,7 +227,7 @@ describe('approve', () => {
       key,
     );
     expect(ignored.outputs.outcome).toBe('ignored');
-    const status = await stack.client.workflow.getHandle('secmlops-acme-vision-pr102').query<PipelineStatus>('status');
+    const status = await pipelineStatusOf(stack.client.workflow.getHandle('secmlops-acme-vision-pr102'));
     expect(status.audit.filter((a) => a.kind === 'decision')).toEqual([]);
 
     const ok = await runAction(

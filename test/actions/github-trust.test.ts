@@ -26,7 +26,7 @@ import {
   type Json,
 } from '../helpers/actions.js';
 import { waitUntil } from '../helpers/processes.js';
-import { testAddress, uniqueId, type Stack } from '../helpers/temporal.js';
+import { status as pipelineStatusOf, testAddress, uniqueId, type Stack } from '../helpers/temporal.js';
 
 useActionsHarness();
 let fx: Fixture;
@@ -157,7 +157,7 @@ describe('GitHub starts are proven by the job’s OIDC token and confirmed throu
     expect(r.code).toBe(0);
     expect(r.stdout).not.toContain('attached to');
     expect(r.outputs['run-id']).not.toBe(squat.firstExecutionRunId);
-    const s = await stack.client.workflow.getHandle('secmlops-acme-vision-pr117').query<PipelineStatus>('status');
+    const s = await pipelineStatusOf(stack.client.workflow.getHandle('secmlops-acme-vision-pr117'));
     expect(s.subject).toMatchObject({ repo: 'acme/vision', pr: 117, headSha: sha, author: 'mia-ml', source: 'github' });
     await stack.client.workflow.getHandle('secmlops-acme-vision-pr117').terminate('test done');
   }, 60_000);
@@ -176,8 +176,8 @@ describe('PR-comment decisions are read and signed by a worker', () => {
     });
     expect((await runAction('start', 'pull_request', await event('pull_request.opened', 120), ws)).code).toBe(0);
     await waitUntil('plan to wait', async () =>
-      (await stack.client.workflow.getHandle('secmlops-acme-vision-pr120').query<PipelineStatus>('status')).stages[0]
-        ?.state === 'waiting'
+      (await pipelineStatusOf(stack.client.workflow.getHandle('secmlops-acme-vision-pr120'))).stages[0]?.state ===
+      'waiting'
         ? true
         : undefined,
     );
@@ -235,7 +235,7 @@ describe('PR-comment decisions are read and signed by a worker', () => {
       expect({ name, outcome: r.outputs.outcome }).toEqual({ name, outcome: 'refused' });
       expect(r.outputs.reason).toMatch(reason);
     }
-    const s = await stack.client.workflow.getHandle('secmlops-acme-vision-pr120').query<PipelineStatus>('status');
+    const s = await pipelineStatusOf(stack.client.workflow.getHandle('secmlops-acme-vision-pr120'));
     expect(s.audit.filter((a) => a.kind === 'decision')).toEqual([]);
     // A genuine comment is accepted, signed by the github channel key the worker holds.
     const ok = await runAction(
@@ -245,7 +245,7 @@ describe('PR-comment decisions are read and signed by a worker', () => {
       ws,
     );
     expect(ok.outputs.outcome).toBe('accepted');
-    const after = await stack.client.workflow.getHandle('secmlops-acme-vision-pr120').query<PipelineStatus>('status');
+    const after = await pipelineStatusOf(stack.client.workflow.getHandle('secmlops-acme-vision-pr120'));
     expect(after.audit.find((a) => a.kind === 'decision')).toMatchObject({
       person: 'alice',
       channel: 'github',

@@ -1,5 +1,6 @@
 // With SECMLOPS_RECORD_HISTORIES=1, tests save the histories of their runs under test/histories/ for the replay test,
-// in the Temporal CLI's JSON form (`temporal workflow show --output json`).
+// in the Temporal CLI's JSON form (`temporal workflow show --output json`). Any other value is a prefix for the file
+// names, which adds histories of today's code beside the older ones instead of replacing them.
 import type { Client } from '@temporalio/client';
 import { execFile } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -12,7 +13,8 @@ export const HISTORIES_DIR = join('test', 'histories');
 export const INDEX_FILE = join(HISTORIES_DIR, 'workflow-ids.json');
 
 export async function recordHistories(client: Client, scenario: string, workflowIds: string[]): Promise<void> {
-  if (!process.env.SECMLOPS_RECORD_HISTORIES) return;
+  const tag = process.env.SECMLOPS_RECORD_HISTORIES;
+  if (!tag) return;
   const cli = findTemporalCli();
   if (!cli) throw new Error('recording histories needs the Temporal CLI');
   await mkdir(HISTORIES_DIR, { recursive: true });
@@ -24,7 +26,7 @@ export async function recordHistories(client: Client, scenario: string, workflow
       { maxBuffer: 64 << 20 },
     );
     const name = /\/(plan|data|train|evaluate|release)$/.exec(id)?.[1] ?? 'pipeline';
-    const file = `${scenario}.${name}.json`;
+    const file = `${tag === '1' ? '' : `${tag}-`}${scenario}.${name}.json`;
     await writeFile(join(HISTORIES_DIR, file), stdout);
     const index = JSON.parse(await readFile(INDEX_FILE, 'utf8').catch(() => '{}')) as Record<string, string>;
     index[file] = id;

@@ -7,6 +7,7 @@ import { createServer } from 'node:net';
 import type { Policy } from '../../policy/index.js';
 import { createWorkers } from '../../worker/workers.js';
 import { loadPrivateKey } from '../../activities/keys.js';
+import { withRunningStage } from '../../client/pipelines.js';
 import { startSigned } from '../../client/start.js';
 import { sendDecision } from '../../client/decisions.js';
 import type {
@@ -121,8 +122,9 @@ export async function startPipeline(
   return handle;
 }
 
+/** The pipeline's status with its running stage's progress, as every channel reads it (client/pipelines.ts). */
 export async function status(handle: WorkflowHandle): Promise<PipelineStatus> {
-  return handle.query<PipelineStatus>('status');
+  return withRunningStage(handle.client, await handle.query<PipelineStatus>('status'));
 }
 
 /** Polls the pipeline's status until a stage reaches one of the states. */

@@ -17,6 +17,7 @@ import {
   stageWorkflowId,
   TASK_QUEUE,
   type PipelineResult,
+  type PipelineStatus,
   type StageResult,
 } from '../../workflows/messages.js';
 import {
@@ -98,6 +99,15 @@ describe('the release attests only what workers measured and people signed', () 
     const handle = await startPipeline(stack.client, policy, id);
     await waitForStage(handle, 'plan', ['waiting']);
     await handle.signal(stageUpdateSignal, forgedReport(id, 'plan'));
+    // Not even shown: the status reads the running stage from the run the pipeline started.
+    const raw = await handle.query<PipelineStatus>('status');
+    const plan = raw.stages.find((s) => s.name === 'plan')!;
+    expect(plan.state).toBe('running');
+    expect(plan.revision).toBeLessThan(1e9);
+    expect(plan.runId).toBe((await stack.client.workflow.getHandle(stageWorkflowId(id, 'plan')).describe()).runId);
+    const shown = await status(handle);
+    expect(shown.stages.find((s) => s.name === 'plan')).toMatchObject({ state: 'waiting', runId: plan.runId });
+    expect(JSON.stringify(shown)).not.toContain('FORGED-COMMENT');
     await decide(id, 'plan', 'alice');
     await waitForStage(handle, 'data', ['waiting']);
     // After plan finished, a forged plan report changes nothing; a forged data report is display only.
