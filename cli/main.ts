@@ -64,11 +64,12 @@ program
   )
   .action(async (out: string, o: { tracing?: boolean }) => {
     const { bundleWorkflowCode } = await import('@temporalio/worker');
-    const { WORKFLOWS_PATH } = await import('../worker/workers.js');
+    const { WORKFLOWS_PATH, WORKFLOW_PRELOADS } = await import('../worker/workers.js');
     const { WORKFLOW_TRACING_MODULE } = await import('../worker/tracing.js');
     const { writeFile } = await import('node:fs/promises');
     const { code } = await bundleWorkflowCode({
       workflowsPath: WORKFLOWS_PATH,
+      preloadModules: WORKFLOW_PRELOADS,
       ...(o.tracing ? { workflowInterceptorModules: [WORKFLOW_TRACING_MODULE] } : {}),
     });
     await writeFile(out, code);

@@ -25,6 +25,19 @@ import { verifyEd25519Native } from '../engine/io/native-ed25519.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
+/**
+ * Modules the workflow context evaluates once, before any workflow, instead of at every workflow's start (module
+ * state is otherwise fresh per workflow): Ed25519 arithmetic for verifying decisions. They hold no per-workflow
+ * state; their caches (noble's point tables) memoise pure functions, so sharing them cannot change what a workflow
+ * computes. The SDK deep-freezes them once loaded. Every bundle of ours is built with this list.
+ */
+export const WORKFLOW_PRELOADS = [
+  '@noble/hashes/sha2.js',
+  '@noble/curves/utils.js',
+  '@noble/curves/ed25519.js',
+  fileURLToPath(new URL('../policy/ed25519.ts', import.meta.url)),
+];
+
 /** cpu and gpu, or a federated client's own queue (its id, as the policy's train.federated.clients name it). */
 export type Queue = 'cpu' | 'gpu' | `client:${string}`;
 
@@ -90,7 +103,9 @@ export async function createWorkers(setup: WorkerSetup): Promise<Worker[]> {
       await Worker.create({
         ...common,
         taskQueue: TASK_QUEUE,
-        ...(bundle ? { workflowBundle: bundle } : { workflowsPath: WORKFLOWS_PATH }),
+        ...(bundle
+          ? { workflowBundle: bundle }
+          : { workflowsPath: WORKFLOWS_PATH, bundlerOptions: { preloadModules: WORKFLOW_PRELOADS } }),
         activities: createCpuActivities(config),
       }),
     );
