@@ -78,7 +78,8 @@ const all: Workload[] = [
 ];
 const wanted = arg('workloads')?.split(',');
 const unknown = wanted?.filter((w) => !all.some((x) => x.twin === w));
-if (unknown?.length) throw new Error(`--workloads: unknown ${unknown.join(', ')}; expected ${all.map((w) => w.twin)}`);
+if (unknown?.length)
+  throw new Error(`--workloads: unknown ${unknown.join(', ')}; expected ${all.map((w) => w.twin).join(', ')}`);
 const workloads = wanted ? all.filter((w) => wanted.includes(w.twin)) : all;
 
 /**
