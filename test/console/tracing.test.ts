@@ -9,8 +9,8 @@ import { createConsole } from '../../console/server.js';
 import { issueToken } from '../../console/tokens.js';
 import { clientTracingFromEnv } from '../../worker/tracing.js';
 import { makeFixture, testPolicy } from '../helpers/fixture.js';
-import { collector } from '../helpers/otlp.js';
-import { spawnWorker, type WorkerProcess } from '../helpers/processes.js';
+import { collector, spawnTracedWorker } from '../helpers/otlp.js';
+import type { WorkerProcess } from '../helpers/processes.js';
 import { startPipeline, testAddress, uniqueId, waitForStage } from '../helpers/temporal.js';
 
 const spawned: WorkerProcess[] = [];
@@ -22,15 +22,7 @@ describe('console tracing', () => {
   test('a console decision is one trace: the request, its Update, the workflow’s handler on the worker', async () => {
     const otlp = await collector();
     const fx = await makeFixture();
-    const worker = await spawnWorker({
-      TEMPORAL_ADDRESS: testAddress(),
-      SECMLOPS_HOME: join(fx.dir, 'home'),
-      ...fx.env,
-      SECMLOPS_WORKFLOW_BUNDLE: '',
-      OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
-      OTEL_SERVICE_NAME: 'worker-under-test',
-      OTEL_BSP_SCHEDULE_DELAY: '200',
-    });
+    const worker = await spawnTracedWorker(fx, otlp, 'worker-under-test');
     spawned.push(worker);
     // The exporter and batch processor read process.env, as in a console process started with these variables.
     const saved = { ...process.env };

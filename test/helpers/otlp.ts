@@ -1,5 +1,9 @@
 // A stand-in trace collector: OTLP/HTTP JSON on /v1/traces, as @opentelemetry/exporter-trace-otlp-http sends it.
 import { createServer, type IncomingMessage } from 'node:http';
+import { join } from 'node:path';
+import type { Fixture } from './fixture.js';
+import { spawnWorker, type WorkerProcess } from './processes.js';
+import { testAddress } from './temporal.js';
 
 export interface OtlpSpan {
   name: string;
@@ -60,4 +64,17 @@ export async function collector(): Promise<Collector> {
     },
     close: () => server.close(),
   };
+}
+
+/** A `secmlops worker` process tracing to `otlp` as `service`; with no prebuilt bundle it bundles the interceptors. */
+export async function spawnTracedWorker(fx: Fixture, otlp: Collector, service: string): Promise<WorkerProcess> {
+  return spawnWorker({
+    TEMPORAL_ADDRESS: testAddress(),
+    SECMLOPS_HOME: join(fx.dir, 'home'),
+    ...fx.env,
+    SECMLOPS_WORKFLOW_BUNDLE: '',
+    OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
+    OTEL_SERVICE_NAME: service,
+    OTEL_BSP_SCHEDULE_DELAY: '200',
+  });
 }

@@ -2,10 +2,9 @@
 // workflow, its stage's child workflow and their activities arrive at an OTLP/HTTP receiver as one trace.
 import { afterAll, describe, expect, test } from '@jest/globals';
 import { Client, Connection } from '@temporalio/client';
-import { join } from 'node:path';
 import { makeFixture, testPolicy } from '../helpers/fixture.js';
-import { collector } from '../helpers/otlp.js';
-import { spawnWorker, type WorkerProcess } from '../helpers/processes.js';
+import { collector, spawnTracedWorker } from '../helpers/otlp.js';
+import type { WorkerProcess } from '../helpers/processes.js';
 import { result, startPipeline, testAddress, uniqueId } from '../helpers/temporal.js';
 
 const spawned: WorkerProcess[] = [];
@@ -17,15 +16,7 @@ describe('worker tracing', () => {
     try {
       const fx = await makeFixture();
       // No prebuilt bundle: the worker bundles the workflows with the tracing interceptors at start.
-      const worker = await spawnWorker({
-        TEMPORAL_ADDRESS: testAddress(),
-        SECMLOPS_HOME: join(fx.dir, 'home'),
-        ...fx.env,
-        SECMLOPS_WORKFLOW_BUNDLE: '',
-        OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
-        OTEL_SERVICE_NAME: 'secmlops-worker-test',
-        OTEL_BSP_SCHEDULE_DELAY: '200',
-      });
+      const worker = await spawnTracedWorker(fx, otlp, 'secmlops-worker-test');
       spawned.push(worker);
       expect(worker.output()).toContain('OpenTelemetry traces on');
       const policy = await testPolicy(fx, { stages: '  - name: data\n    approval: false' });
