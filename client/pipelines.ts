@@ -2,14 +2,8 @@
 import type { Client, WorkflowClient } from '@temporalio/client';
 import { TASK_QUEUE } from '../workflows/messages.js';
 import type { Policy } from '../policy/index.js';
-import { displayable } from '../workflows/stage-reports.js';
-import {
-  policyQuery,
-  statusQuery,
-  stageWorkflowId,
-  type PipelineStatus,
-  type StageResult,
-} from '../workflows/messages.js';
+import { displayableAudit, displayableStatus } from '../workflows/stage-reports.js';
+import { policyQuery, statusQuery, type PipelineStatus, type StageResult } from '../workflows/messages.js';
 
 /**
  * A pipeline's status with its running stage's progress: the pipeline's own status names the stage's run, and that
@@ -25,8 +19,9 @@ export async function pipelineStatus(client: Client, workflowId: string): Promis
 /**
  * Overlays the running stage's own status and audit entries, queried from the run the pipeline started (a workflow
  * someone else started under the stage's ID is another run, and is not asked). Display only: gates, verdicts and the
- * release read the stages' results inside the pipeline. When the stage cannot answer (it just finished, the worker is
- * busy), the pipeline's own view is returned.
+ * release read the stages' results inside the pipeline. The status and the audit entries are checked apart: decisions
+ * anyone can send make the trail long, and a long trail is left out rather than hiding the status. When the stage
+ * cannot answer within 5 s (it just finished, its worker is busy or gone), the pipeline's own view is returned.
  */
 export async function withRunningStage(workflows: WorkflowClient, s: PipelineStatus): Promise<PipelineStatus> {
   const i = s.stages.findIndex((st) => st.state === 'running' && st.runId);
@@ -34,21 +29,19 @@ export async function withRunningStage(workflows: WorkflowClient, s: PipelineSta
   const { name, workflowId, runId } = s.stages[i];
   let r: StageResult;
   try {
-    r = (await workflows.getHandle(workflowId, runId).query(statusQuery)) as StageResult;
+    r = (await workflows.connection.withDeadline(Date.now() + 5000, () =>
+      workflows.getHandle(workflowId, runId).query(statusQuery),
+    )) as StageResult;
   } catch {
     return s;
   }
-  if (r?.status?.name !== name || !displayable(r)) return s;
+  if (r?.status?.name !== name || !displayableStatus(r.status)) return s;
   const stages = s.stages.map((st, j) => (j === i ? { ...r.status, workflowId, runId } : st));
-  return { ...s, stages, audit: [...s.audit, ...r.audit] };
+  return { ...s, stages, audit: displayableAudit(r.audit) ? [...s.audit, ...r.audit] : s.audit };
 }
 
 export async function pipelinePolicy(client: Client, workflowId: string): Promise<Policy> {
   return client.workflow.getHandle(workflowId).query(policyQuery);
-}
-
-export async function stageResult(client: Client, workflowId: string, stage: string): Promise<StageResult> {
-  return (await client.workflow.getHandle(stageWorkflowId(workflowId, stage)).query(statusQuery)) as StageResult;
 }
 
 /**

@@ -79,10 +79,10 @@ export function cellOrder(spec: ExperimentSpec, byModel: boolean): Array<{ defen
 export async function experimentGrid(input: GridInput): Promise<CellResult[]> {
   const { spec } = input;
   const skip = new Set((input.skip ?? []).map((c) => `${c.defense}/${c.attack}`));
-  // Runs started before the model order replay in the attacks-outer order they began with.
-  const order = cellOrder(spec, patched('experiment-cells-by-model')).filter(
-    (c) => !skip.has(`${c.defense}/${c.attack}`),
-  );
+  // Runs started before the model order (and the skip list) replay in the attacks-outer order they began with, every
+  // cell run: a worker that predates them ignored `skip`.
+  const byModel = patched('experiment-cells-by-model');
+  const order = cellOrder(spec, byModel).filter((c) => !byModel || !skip.has(`${c.defense}/${c.attack}`));
   const status: ExperimentStatus = { cells: order.length, done: [] };
   setHandler(experimentStatusQuery, () => status);
   for (const { defense, attack } of order) {

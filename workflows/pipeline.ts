@@ -5,7 +5,7 @@
 // Trust (runs since TRUSTED_PIPELINE): the pipeline is started with a start proof and a policy *reference*; a worker
 // resolves both (resolveStart) and signs what it found. Each stage's own result is kept. A running stage's progress
 // is read by querying the run the status names (client/pipelines.ts); stage-update Signals, which stages of older
-// runs send, only refresh what the status query shows, and never reach a gate, the verdict or the release signer.
+// runs send, are dropped and never reach the status, a gate, the verdict or the release signer.
 import {
   CancellationScope,
   ParentClosePolicy,

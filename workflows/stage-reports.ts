@@ -23,19 +23,15 @@ export function sanitisedSplit(
 const STATES = ['pending', 'running', 'waiting', 'blocked', 'passed', 'failed', 'rejected'];
 const strings = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'string');
 
-/** A stage report fit to show: the shape the console and the reports read, at most 64 KiB. */
-export function displayable(r: StageResult): boolean {
-  const s = r.status as Partial<StageStatus> | undefined;
+/**
+ * A stage status fit to show: the shape the console and the reports read, at most 64 KiB. Checked apart from the
+ * stage's audit trail, which decisions sent by anyone with namespace access make grow: a long trail must not hide
+ * the status (and with it the approval form) of a stage that waits.
+ */
+export function displayableStatus(status: StageStatus): boolean {
+  const s = status as Partial<StageStatus> | undefined;
   if (!s || typeof s !== 'object' || !Number.isInteger(s.revision) || !STATES.includes(String(s.state))) return false;
-  if (
-    !Array.isArray(s.tasks) ||
-    !strings(s.blockers) ||
-    !strings(s.findings) ||
-    !Array.isArray(s.gates) ||
-    !Array.isArray(r.audit) ||
-    r.audit.length > 200
-  )
-    return false;
+  if (!Array.isArray(s.tasks) || !strings(s.blockers) || !strings(s.findings) || !Array.isArray(s.gates)) return false;
   if (!s.metrics || typeof s.metrics !== 'object' || !Object.values(s.metrics).every((v) => typeof v === 'number'))
     return false;
   if (
@@ -46,7 +42,12 @@ export function displayable(r: StageResult): boolean {
     return false;
   const a = s.approval;
   if (a !== undefined && (!a || !strings(a.roles) || !strings(a.missingRoles) || !strings(a.approvers))) return false;
-  return JSON.stringify(r).length <= 64 * 1024;
+  return JSON.stringify(s).length <= 64 * 1024;
+}
+
+/** A running stage's audit entries fit to show after the pipeline's: at most 200 entries and 256 KiB. */
+export function displayableAudit(audit: unknown): audit is StageResult['audit'] {
+  return Array.isArray(audit) && audit.length <= 200 && JSON.stringify(audit).length <= 256 * 1024;
 }
 
 export function pendingStage(name: StageName, workflowId: string): StageStatus {

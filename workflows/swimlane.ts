@@ -62,8 +62,8 @@ export interface StageInput {
   /** The pipeline's start evidence: what a worker needs to act for this pipeline (PR comments). */
   start?: Evidence;
   /**
-   * 'query': the stage sends no progress Signals; readers query it while it runs (client/pipelines.ts). Pipelines
-   * started before this field replay their stages with Signals: it is part of the recorded input, so no patch marker.
+   * 'query': the stage sends no progress Signals; readers query it while it runs (client/pipelines.ts). Stages of
+   * pipelines started before this field, or begun by a worker that predates it, replay with their Signals.
    */
   progress?: 'query';
 }
@@ -73,6 +73,9 @@ export interface StageInput {
  * release approving before it signs). Histories recorded before it replay the old behaviour.
  */
 export const TRUSTED_PIPELINE = 'secmlops-trusted-pipeline-v2';
+
+/** Stages whose progress is read by query (StageInput.progress) send no progress Signals. */
+export const PROGRESS_BY_QUERY = 'secmlops-stage-progress-by-query';
 
 /** An activity failure wraps the activity's own error; its message is what a person needs. */
 export function causeMessage(err: unknown): string {
@@ -210,7 +213,9 @@ export class Swimlane {
     const parent = workflowInfo().parent;
     if (!parent) return;
     this.status.revision++;
-    if (this.input.progress === 'query') return;
+    // Marked in the history as well as asked for in the input: a stage that an older worker began (and signalled
+    // from) replays its Signals on a newer one.
+    if (this.input.progress === 'query' && patched(PROGRESS_BY_QUERY)) return;
     getExternalWorkflowHandle(parent.workflowId, parent.runId)
       .signal(stageUpdateSignal, this.result())
       .catch((err: unknown) => log.warn('could not report stage status to the pipeline', { error: String(err) }));

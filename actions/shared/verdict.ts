@@ -1,5 +1,6 @@
 // Waiting for a pipeline's verdict and reporting it in the job: outputs, the job summary (the same tables as the PR
 // comment), and a failed step that names the failed gates.
+import { withRunningStage } from '../../client/pipelines.js';
 import * as core from '@actions/core';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { failedGates, renderReport, type Verdict } from '../../github/report.js';
@@ -30,7 +31,11 @@ export async function awaitOutcome(handle: WorkflowHandle, timeoutMs: number): P
   try {
     const r = await Promise.race([handle.result() as Promise<PipelineStatus>, timedOut]);
     if (r !== 'timeout') return { status: r, verdict: r.state === 'passed' ? 'passed' : 'failed' };
-    return { status: await handle.query<PipelineStatus>('status'), verdict: 'running' };
+    // The running stage's own progress (waiting for which roles) comes from its run, as every channel reads it.
+    return {
+      status: await withRunningStage(handle.client, await handle.query<PipelineStatus>('status')),
+      verdict: 'running',
+    };
   } catch (e) {
     if (!(e instanceof WorkflowFailedError)) throw e;
     // Cancelled (superseded by a newer commit) or terminated: the status query still answers from history.

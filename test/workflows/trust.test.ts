@@ -15,6 +15,7 @@ import {
   approveUpdate,
   stageUpdateSignal,
   stageWorkflowId,
+  statusQuery,
   TASK_QUEUE,
   type PipelineResult,
   type PipelineStatus,
@@ -296,6 +297,35 @@ describe('hardened decision handlers', () => {
     expect(refused[19].reason).toMatch(/further refusals of stage plan are counted, not stored$/);
     expect(r.stages[0].refusalsNotStored).toBe(13);
     expect(JSON.stringify(r).length).toBeLessThan(100_000);
+  }, 60_000);
+
+  test('refusals that swell the stage’s trail do not hide that it waits for approval', async () => {
+    const policy = await testPolicy(fx, { stages: '  - plan' });
+    const id = uniqueId('swollen');
+    const handle = await startPipeline(stack.client, policy, id);
+    await waitForStage(handle, 'plan', ['waiting']);
+    const plan = stack.client.workflow.getHandle(stageWorkflowId(id, 'plan'));
+    // Control characters are cut by count but take six bytes each in JSON: twenty refusals pass 64 KiB.
+    const noise = '\u0001'.repeat(10_000);
+    for (let i = 0; i < 20; i++)
+      await plan.signal(approveSignal, {
+        workflowId: id,
+        stage: 'plan',
+        person: noise,
+        channel: noise,
+        decision: noise,
+        comment: '',
+        issuedAt: new Date().toISOString(),
+        signature: 'AAAA',
+      } as unknown as SignedDecision);
+    const own = (await plan.query(statusQuery)) as StageResult;
+    expect(own.audit.filter((a) => a.kind === 'refused')).toHaveLength(20);
+    expect(JSON.stringify(own).length).toBeGreaterThan(64 * 1024);
+    // The status every channel reads still shows the stage waiting (its trail left out), so it can be approved.
+    const shown = await status(handle);
+    expect(shown.stages.find((st) => st.name === 'plan')?.state).toBe('waiting');
+    await expect(decide(id, 'plan', 'alice')).resolves.toMatchObject({ outcome: 'approved' });
+    expect((await result(handle)).state).toBe('passed');
   }, 60_000);
 });
 
