@@ -61,18 +61,22 @@ export function cellOrder(spec: ExperimentSpec, byModel: boolean): Array<{ defen
     for (const attack of spec.attacks) for (const defense of spec.defenses) cells.push({ defense, attack });
     return cells;
   }
-  // One model's cells back to back, clean data first: a run stopped between models (a session's end, a machine
-  // reclaimed) loses at most the model in training, and `--resume` carries the finished cells.
-  // On clean data the full policy deploys the ES+AT model (with its margin and guard), so its cells follow ES+AT's.
+  // One model's cells back to back: a run stopped between models (a session's end, a machine reclaimed) loses at
+  // most the model in training, and `--resume` carries the finished cells. The models without adversarial training
+  // (minutes each) come first, clean data before poisoned, then the adversarially trained ones (the better part of
+  // an hour each on the wide CNN). On clean data the full policy deploys the ES+AT model (with its margin and
+  // guard), so its cells follow ES+AT's.
   const pairFull = spec.defenses.includes('es-at') && spec.defenses.includes('full');
-  for (const poisoned of [false, true])
-    for (const defense of spec.defenses) {
-      if (defense === 'full' && pairFull && !poisoned) continue;
-      const models: DefenseName[] = defense === 'es-at' && pairFull && !poisoned ? ['es-at', 'full'] : [defense];
-      for (const d of models)
-        for (const attack of spec.attacks)
-          if (attack.startsWith('poisoning') === poisoned) cells.push({ defense: d, attack });
-    }
+  const adversarial = (d: DefenseName) => d === 'es-at' || d === 'full';
+  for (const slow of [false, true])
+    for (const poisoned of [false, true])
+      for (const defense of spec.defenses) {
+        if (adversarial(defense) !== slow || (defense === 'full' && pairFull && !poisoned)) continue;
+        const models: DefenseName[] = defense === 'es-at' && pairFull && !poisoned ? ['es-at', 'full'] : [defense];
+        for (const d of models)
+          for (const attack of spec.attacks)
+            if (attack.startsWith('poisoning') === poisoned) cells.push({ defense: d, attack });
+      }
   return cells;
 }
 
