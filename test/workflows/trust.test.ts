@@ -252,12 +252,17 @@ describe('stages whose approval can never be met fail at once', () => {
 });
 
 describe('hardened decision handlers', () => {
-  test('prototype keys are refused cleanly, refusals are bounded, and the stage still takes a valid decision', async () => {
+  /** A one-stage pipeline whose plan waits for approval, and a handle on the plan stage itself. */
+  async function waitingPlan(name: string) {
     const policy = await testPolicy(fx, { stages: '  - plan' });
-    const id = uniqueId('handlers');
+    const id = uniqueId(name);
     const handle = await startPipeline(stack.client, policy, id);
     await waitForStage(handle, 'plan', ['waiting']);
-    const plan = stack.client.workflow.getHandle(stageWorkflowId(id, 'plan'));
+    return { id, handle, plan: stack.client.workflow.getHandle(stageWorkflowId(id, 'plan')) };
+  }
+
+  test('prototype keys are refused cleanly, refusals are bounded, and the stage still takes a valid decision', async () => {
+    const { id, handle, plan } = await waitingPlan('handlers');
     const key = await loadPrivateKey(fx.key('cli'));
     const subjectDigest = (await status(handle)).subjectDigest;
     const base = {
@@ -300,11 +305,7 @@ describe('hardened decision handlers', () => {
   }, 60_000);
 
   test('refusals that swell the stage’s trail do not hide that it waits for approval', async () => {
-    const policy = await testPolicy(fx, { stages: '  - plan' });
-    const id = uniqueId('swollen');
-    const handle = await startPipeline(stack.client, policy, id);
-    await waitForStage(handle, 'plan', ['waiting']);
-    const plan = stack.client.workflow.getHandle(stageWorkflowId(id, 'plan'));
+    const { id, handle, plan } = await waitingPlan('swollen');
     // Control characters are cut by count but take six bytes each in JSON: twenty refusals pass 64 KiB.
     const noise = '\u0001'.repeat(10_000);
     for (let i = 0; i < 20; i++)
