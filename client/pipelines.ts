@@ -1,9 +1,8 @@
 // Typed reads of a pipeline: its status and the policy it runs under, through the queries the workflow defines.
 import type { Client, WorkflowClient } from '@temporalio/client';
-import { TASK_QUEUE } from '../workflows/messages.js';
 import type { Policy } from '../policy/index.js';
 import { displayableAudit, displayableStatus } from '../workflows/stage-reports.js';
-import { policyQuery, statusQuery, type PipelineStatus, type StageResult } from '../workflows/messages.js';
+import { TASK_QUEUE, policyQuery, statusQuery, type PipelineStatus, type StageResult } from '../workflows/messages.js';
 
 /**
  * A pipeline's status with its running stage's progress: the pipeline's own status names the stage's run, and that
